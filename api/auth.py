@@ -1,0 +1,78 @@
+"""Bearer-token authorization.
+
+Admin endpoints take an admin token (viewer tokens may only read). Device endpoints take the
+device's own token: a device token is valid for ``/devices/<its uuid>/...`` and nothing else.
+Missing or unknown token: 401. Valid token, wrong resource or role: 403.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+
+from flask import current_app, g, request
+from flask_smorest import abort
+
+from dispatcher.tokens import Principal, authenticate
+
+log = logging.getLogger(__name__)
+
+ANONYMOUS_ADMIN = Principal(kind="admin", name="anonymous (AUTH_DISABLED)")
+
+
+def current_principal() -> Principal:
+    """The caller of this request (resolved once, then cached on ``g``)."""
+    principal = g.get("principal")
+    if principal is not None:
+        return principal
+    settings = current_app.config["SETTINGS"]
+    if settings.auth_disabled:
+        principal = ANONYMOUS_ADMIN
+    else:
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            abort(401, message="Missing bearer token")
+        principal = authenticate(token.strip(), settings.admin_token)
+        if principal is None:
+            abort(401, message="Invalid or revoked token")
+    g.principal = principal
+    return principal
+
+
+def actor() -> str:
+    """The name recorded in the audit trail for this request."""
+    principal = current_principal()
+    return f"{principal.kind}:{principal.name}"
+
+
+def require(*kinds: str) -> Callable:
+    """Allow principals of ``kinds``: "admin", "viewer", "device".
+
+    A device principal is only allowed when the route's ``uuid`` argument is its own uuid;
+    with AUTH_DISABLED every call is allowed.
+    """
+
+    def decorator(view: Callable) -> Callable:
+        @functools.wraps(view)
+        def wrapper(*args, **kwargs):
+            principal = current_principal()
+            if principal is ANONYMOUS_ADMIN:
+                return view(*args, **kwargs)
+            if principal.kind not in kinds:
+                if principal.kind == "viewer" and "admin" in kinds:
+                    abort(403, message="Viewer tokens may only read")
+                abort(403, message=f"A {principal.kind} token may not call this endpoint")
+            if principal.kind == "device" and kwargs.get("uuid") != principal.device_uuid:
+                abort(403, message="A device token is valid only for its own device")
+            return view(*args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+read_access = require("admin", "viewer")
+write_access = require("admin")
+device_access = require("device")

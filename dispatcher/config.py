@@ -1,0 +1,63 @@
+"""Configuration read from environment variables, with working local defaults."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+def _env_bool(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return default
+    try:
+        return int(value)
+    except ValueError as exc:
+        raise ValueError(f"environment variable {name} must be an integer, got {value!r}") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/device_jobs"
+    celery_broker_url: str = "redis://127.0.0.1:6379/0"
+    # Prefix for every broker key, so several deployments (or test runs) can share one Redis.
+    celery_key_prefix: str = ""
+    redis_url: str = "redis://127.0.0.1:6379/1"
+    mqtt_url: str = ""
+    admin_token: str = ""
+    auth_disabled: bool = False
+    max_body_bytes: int = 1024 * 1024
+    max_document_bytes: int = 32 * 1024
+    output_cap_bytes: int = 64 * 1024
+    list_limit_max: int = 500
+    poll_after_s: int = 30
+    fanout_chunk_size: int = 10_000
+    db_pool_min_size: int = 1
+    db_pool_max_size: int = 10
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        return cls(
+            database_url=os.environ.get("DATABASE_URL") or cls.database_url,
+            celery_broker_url=os.environ.get("CELERY_BROKER_URL") or cls.celery_broker_url,
+            celery_key_prefix=os.environ.get("CELERY_KEY_PREFIX", ""),
+            redis_url=os.environ.get("REDIS_URL") or cls.redis_url,
+            mqtt_url=os.environ.get("MQTT_URL", ""),
+            admin_token=os.environ.get("ADMIN_TOKEN", ""),
+            auth_disabled=_env_bool("AUTH_DISABLED"),
+            max_body_bytes=_env_int("MAX_BODY_BYTES", cls.max_body_bytes),
+            max_document_bytes=_env_int("MAX_DOCUMENT_BYTES", cls.max_document_bytes),
+            output_cap_bytes=_env_int("OUTPUT_CAP_BYTES", cls.output_cap_bytes),
+            list_limit_max=_env_int("LIST_LIMIT_MAX", cls.list_limit_max),
+            poll_after_s=_env_int("POLL_AFTER_S", cls.poll_after_s),
+            fanout_chunk_size=_env_int("FANOUT_CHUNK_SIZE", cls.fanout_chunk_size),
+            db_pool_min_size=_env_int("DB_POOL_MIN_SIZE", cls.db_pool_min_size),
+            db_pool_max_size=_env_int("DB_POOL_MAX_SIZE", cls.db_pool_max_size),
+        )

@@ -1,0 +1,157 @@
+"""Database access: the connection pool, the named queries, and a thin connector.
+
+Every SQL statement lives in ``dispatcher/sql/*.sql`` under a ``-- name: <query_name>`` header
+and is loaded once at import. Python code calls ``db.one("query_name", **params)``; no SQL is
+assembled from strings anywhere else.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+from psycopg_pool import ConnectionPool
+
+from dispatcher.config import Settings
+from dispatcher.errors import Conflict, InvalidInput
+
+SQL_DIR = Path(__file__).parent / "sql"
+_HEADER = re.compile(r"^--\s*name:\s*([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
+
+
+def load_queries(directory: Path = SQL_DIR) -> dict[str, str]:
+    """Read every ``-- name: x`` section of every .sql file in ``directory``."""
+    queries: dict[str, str] = {}
+    for path in sorted(directory.glob("*.sql")):
+        text = path.read_text()
+        marks = list(_HEADER.finditer(text))
+        for i, mark in enumerate(marks):
+            end = marks[i + 1].start() if i + 1 < len(marks) else len(text)
+            name = mark.group(1)
+            if name in queries:
+                raise RuntimeError(f"query {name!r} is defined twice (second time in {path.name})")
+            body = text[mark.end() : end].strip()
+            queries[name] = body
+    return queries
+
+
+QUERIES = load_queries()
+
+_pool: ConnectionPool | None = None
+_pool_lock = threading.Lock()
+
+
+def configure(settings: Settings) -> ConnectionPool:
+    """Open (or reopen) the process-wide pool for ``settings.database_url``."""
+    global _pool
+    with _pool_lock:
+        if _pool is not None:
+            _pool.close()
+        _pool = ConnectionPool(
+            settings.database_url,
+            min_size=settings.db_pool_min_size,
+            max_size=settings.db_pool_max_size,
+            kwargs={"row_factory": dict_row, "autocommit": True},
+            open=True,
+            name="device-jobs",
+        )
+        return _pool
+
+
+def pool() -> ConnectionPool:
+    global _pool
+    if _pool is None:
+        configure(Settings.from_env())
+    assert _pool is not None
+    return _pool
+
+
+def close() -> None:
+    global _pool
+    with _pool_lock:
+        if _pool is not None:
+            _pool.close()
+            _pool = None
+
+
+def jsonb(value: Any) -> Jsonb | None:
+    return None if value is None else Jsonb(value)
+
+
+@contextmanager
+def translate_errors() -> Iterator[None]:
+    """Turn driver errors caused by the caller's data into domain errors."""
+    try:
+        yield
+    except pg_errors.UniqueViolation as exc:
+        raise Conflict(_constraint_message(exc, "already exists")) from exc
+    except pg_errors.ForeignKeyViolation as exc:
+        message = _constraint_message(exc, "refers to something that does not exist")
+        raise InvalidInput(message) from exc
+    except (pg_errors.CheckViolation, pg_errors.InvalidTextRepresentation,
+            pg_errors.NumericValueOutOfRange, pg_errors.StringDataRightTruncation) as exc:
+        raise InvalidInput(_constraint_message(exc, "is not valid")) from exc
+
+
+def _constraint_message(exc: psycopg.Error, what: str) -> str:
+    diag = exc.diag
+    if diag.message_detail:
+        return diag.message_detail
+    return f"{diag.constraint_name or 'value'} {what}"
+
+
+class Connector:
+    """Runs named queries on one connection (inside a transaction when one is open)."""
+
+    def __init__(self, conn: psycopg.Connection) -> None:
+        self.conn = conn
+
+    def execute(self, query: str, /, **params: Any) -> int:
+        with translate_errors():
+            cur = self.conn.execute(QUERIES[query], params or None)
+        return cur.rowcount
+
+    def one(self, query: str, /, **params: Any) -> dict | None:
+        with translate_errors():
+            return self.conn.execute(QUERIES[query], params or None).fetchone()
+
+    def all(self, query: str, /, **params: Any) -> list[dict]:
+        with translate_errors():
+            return self.conn.execute(QUERIES[query], params or None).fetchall()
+
+
+@contextmanager
+def connect() -> Iterator[Connector]:
+    """A pooled connection in autocommit mode: each statement is its own transaction."""
+    with pool().connection() as conn:
+        yield Connector(conn)
+
+
+@contextmanager
+def transaction() -> Iterator[Connector]:
+    """A pooled connection with one transaction around the block."""
+    with pool().connection() as conn, conn.transaction():
+        yield Connector(conn)
+
+
+def execute(query: str, /, **params: Any) -> int:
+    with connect() as c:
+        return c.execute(query, **params)
+
+
+def one(query: str, /, **params: Any) -> dict | None:
+    with connect() as c:
+        return c.one(query, **params)
+
+
+def all(query: str, /, **params: Any) -> list[dict]:  # noqa: A001 - mirrors Connector.all
+    with connect() as c:
+        return c.all(query, **params)

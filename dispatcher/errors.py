@@ -1,0 +1,33 @@
+"""One exception hierarchy for the domain; the API maps each class to one HTTP status."""
+
+from __future__ import annotations
+
+
+class DispatcherError(Exception):
+    """Base of every error the domain raises on purpose."""
+
+    http_status = 500
+
+    def __init__(self, message: str, errors: dict | None = None, **details: object) -> None:
+        super().__init__(message)
+        self.message = message
+        self.errors = errors or {}
+        self.details = details
+
+
+class InvalidInput(DispatcherError):
+    http_status = 400
+
+
+class NotFound(DispatcherError):
+    http_status = 404
+
+
+class Conflict(DispatcherError):
+    """The request clashes with the current state (duplicate name, refused transition)."""
+
+    http_status = 409
+
+
+class Unavailable(DispatcherError):
+    http_status = 503

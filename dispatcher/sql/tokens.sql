@@ -1,0 +1,23 @@
+-- name: insert_api_token
+-- A new admin or viewer token; only its hash is kept.
+INSERT INTO api_tokens (name, role, token_hash, created_by)
+VALUES (%(name)s, %(role)s, %(token_hash)s, %(created_by)s)
+RETURNING id, name, role, created_by, created_at, last_used_at, revoked_at;
+
+-- name: list_api_tokens
+-- Every token, newest first, without hashes.
+SELECT id, name, role, created_by, created_at, last_used_at, revoked_at
+  FROM api_tokens ORDER BY id DESC;
+
+-- name: revoke_api_token
+-- Revoke by id; revoking twice keeps the first time.
+UPDATE api_tokens SET revoked_at = coalesce(revoked_at, now())
+ WHERE id = %(id)s RETURNING id, name, role, revoked_at;
+
+-- name: find_principal
+-- Who owns this token hash: a device, or a live admin/viewer token. One round trip per request.
+SELECT 'device' AS kind, uuid::text AS name, uuid AS device_uuid
+  FROM devices WHERE token_hash = %(token_hash)s
+UNION ALL
+SELECT role, name, NULL FROM api_tokens WHERE token_hash = %(token_hash)s AND revoked_at IS NULL
+LIMIT 1;

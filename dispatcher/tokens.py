@@ -1,0 +1,71 @@
+"""Admin, viewer and device bearer tokens. Only SHA-256 hashes are ever stored."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from dataclasses import dataclass
+
+from dispatcher import db
+from dispatcher.errors import NotFound
+
+ROLES = ("admin", "viewer")
+BOOTSTRAP_TOKEN_NAME = "bootstrap (ADMIN_TOKEN)"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a request acts as: an admin/viewer token, or one device."""
+
+    kind: str  # "admin", "viewer" or "device"
+    name: str
+    device_uuid: uuid.UUID | None = None
+
+    @property
+    def can_write(self) -> bool:
+        return self.kind == "admin"
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def create_api_token(role: str, name: str, created_by: str | None = None) -> tuple[str, dict]:
+    """Create a token; return the plain token (shown once) and its record."""
+    token = new_token()
+    record = db.one(
+        "insert_api_token", name=name, role=role, token_hash=hash_token(token),
+        created_by=created_by,
+    )
+    assert record is not None
+    return token, record
+
+
+def list_api_tokens() -> list[dict]:
+    return db.all("list_api_tokens")
+
+
+def revoke_api_token(token_id: int) -> dict:
+    record = db.one("revoke_api_token", id=token_id)
+    if record is None:
+        raise NotFound(f"token {token_id} not found")
+    return record
+
+
+def authenticate(token: str, bootstrap_admin_token: str = "") -> Principal | None:
+    """The principal a bearer token stands for, or None when it is unknown or revoked.
+
+    ``bootstrap_admin_token`` (the ``ADMIN_TOKEN`` setting) is an admin token that needs no row.
+    """
+    if bootstrap_admin_token and hmac.compare_digest(token, bootstrap_admin_token):
+        return Principal(kind="admin", name=BOOTSTRAP_TOKEN_NAME)
+    row = db.one("find_principal", token_hash=hash_token(token))
+    if row is None:
+        return None
+    return Principal(kind=row["kind"], name=row["name"], device_uuid=row["device_uuid"])

@@ -1,0 +1,93 @@
+"""Shared fixtures: a real PostgreSQL database per test, cloned from a migrated template.
+
+The template is migrated once per test session; each test gets ``CREATE DATABASE … TEMPLATE``,
+which is fast and fully isolated. Names carry the process id, so several test runs can share
+one PostgreSQL server.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from dispatcher import db
+from dispatcher.config import Settings
+from dispatcher.migrate import migrate
+
+PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+TEST_ADMIN_TOKEN = "test-admin-token"
+_counter = itertools.count()
+
+
+def _db_url(name: str) -> str:
+    return psycopg.conninfo.make_conninfo(PG_ADMIN_URL, dbname=name)
+
+
+def _drop_database(name: str) -> None:
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def template_database() -> Iterator[str]:
+    name = f"djtest_tpl_{os.getpid()}"
+    _drop_database(name)
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    migrate(_db_url(name))
+    yield name
+    db.close()
+    _drop_database(name)
+
+
+@pytest.fixture
+def database_url(template_database: str) -> Iterator[str]:
+    name = f"djtest_{os.getpid()}_{next(_counter)}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
+    yield _db_url(name)
+    db.close()
+    _drop_database(name)
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    unique = f"djtest{os.getpid()}x{next(_counter)}"
+    return Settings(
+        database_url=database_url,
+        celery_key_prefix=f"{unique}:",
+        admin_token=TEST_ADMIN_TOKEN,
+        auth_disabled=False,
+        mqtt_url="",
+    )
+
+
+@pytest.fixture
+def app(settings: Settings):
+    from api.app import create_app
+
+    application = create_app(settings)
+    application.config["TESTING"] = True
+    return application
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def admin_headers() -> dict[str, str]:
+    return {"Authorization": f"Bearer {TEST_ADMIN_TOKEN}"}
+
+
+@pytest.fixture
+def viewer_headers(app) -> dict[str, str]:
+    from dispatcher.tokens import create_api_token
+
+    token, _ = create_api_token("viewer", "test viewer")
+    return {"Authorization": f"Bearer {token}"}
