@@ -1,0 +1,14 @@
+-- name: insert_job_event
+-- One audit-trail row: who did what to which thing.
+INSERT INTO job_events (actor, action, target_type, target_id, job_id, device_uuid, details)
+VALUES (%(actor)s, %(action)s, %(target_type)s, %(target_id)s, %(job_id)s, %(device_uuid)s,
+        coalesce(%(details)s, '{}'::jsonb));
+
+-- name: list_target_events
+-- The audit trail of one thing, oldest first, paged.
+SELECT id, occurred_at, actor, action, target_type, target_id, job_id, device_uuid, details,
+       count(*) OVER () AS total
+  FROM job_events
+ WHERE target_type = %(target_type)s AND target_id = %(target_id)s
+ ORDER BY id
+ LIMIT %(limit)s OFFSET %(offset)s;
