@@ -1,0 +1,77 @@
+"""The device execution state table of DESIGN.md "Statuses", as data.
+
+Every status change of a ``device_job_status`` row is checked against ``TRANSITIONS``. The SQL
+that applies a change takes the allowed source statuses from ``sources_for`` as a parameter, so
+the table is written once, here, and the database enforces it under concurrency (a conditional
+UPDATE matches only rows still in an allowed source status).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Actor(StrEnum):
+    """Who asks for a transition: the device itself, or the server (an admin or a worker)."""
+
+    DEVICE = "device"
+    SERVER = "server"
+
+
+QUEUED = "QUEUED"
+IN_PROGRESS = "IN_PROGRESS"
+SUCCEEDED = "SUCCEEDED"
+FAILED = "FAILED"
+TIMED_OUT = "TIMED_OUT"
+REJECTED = "REJECTED"
+CANCELED = "CANCELED"
+REMOVED = "REMOVED"
+
+PENDING = frozenset({QUEUED, IN_PROGRESS})
+TERMINAL = frozenset({SUCCEEDED, FAILED, TIMED_OUT, REJECTED, CANCELED, REMOVED})
+ALL_STATUSES = PENDING | TERMINAL
+# Terminal statuses that make a job FAILED and that a retry queues again.
+FAILURES = frozenset({FAILED, TIMED_OUT, REJECTED})
+
+
+@dataclass(frozen=True)
+class Transition:
+    source: str
+    target: str
+    actor: Actor
+    needs_force: bool = False
+
+
+def _rows(source: str, targets: tuple[str, ...], actor: Actor, needs_force: bool = False):
+    return [Transition(source, target, actor, needs_force) for target in targets]
+
+
+TRANSITIONS: tuple[Transition, ...] = (
+    *_rows(QUEUED, (IN_PROGRESS, SUCCEEDED, FAILED, REJECTED), Actor.DEVICE),
+    *_rows(QUEUED, (CANCELED, REMOVED, TIMED_OUT), Actor.SERVER),
+    *_rows(IN_PROGRESS, (IN_PROGRESS, SUCCEEDED, FAILED, REJECTED), Actor.DEVICE),
+    *_rows(IN_PROGRESS, (TIMED_OUT,), Actor.SERVER),
+    *_rows(IN_PROGRESS, (CANCELED,), Actor.SERVER, needs_force=True),
+)
+
+# The statuses a device may ever report (the schema refuses the rest with 400).
+DEVICE_REPORTABLE = frozenset(t.target for t in TRANSITIONS if t.actor is Actor.DEVICE)
+
+
+def is_allowed(source: str, target: str, actor: Actor, force: bool = False) -> bool:
+    """Whether the table lets ``actor`` move a row from ``source`` to ``target``."""
+    return any(
+        t.source == source and t.target == target and t.actor is actor
+        and (force or not t.needs_force)
+        for t in TRANSITIONS
+    )
+
+
+def sources_for(target: str, actor: Actor, force: bool = False) -> list[str]:
+    """The statuses from which ``actor`` may move a row to ``target``, in table order."""
+    sources = [
+        t.source for t in TRANSITIONS
+        if t.target == target and t.actor is actor and (force or not t.needs_force)
+    ]
+    return list(dict.fromkeys(sources))
