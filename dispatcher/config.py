@@ -39,6 +39,9 @@ class Settings:
     list_limit_max: int = 500
     poll_after_s: int = 30
     fanout_chunk_size: int = 10_000
+    # The sweeper re-enqueues a fan-out with no enqueue or committed chunk for this long.
+    fanout_stalled_after_s: int = 60
+    fanout_sweep_interval_s: int = 30
     db_pool_min_size: int = 1
     db_pool_max_size: int = 10
 
@@ -58,6 +61,12 @@ class Settings:
             list_limit_max=_env_int("LIST_LIMIT_MAX", cls.list_limit_max),
             poll_after_s=_env_int("POLL_AFTER_S", cls.poll_after_s),
             fanout_chunk_size=_env_int("FANOUT_CHUNK_SIZE", cls.fanout_chunk_size),
+            fanout_stalled_after_s=_env_int(
+                "FANOUT_STALLED_AFTER_S", cls.fanout_stalled_after_s
+            ),
+            fanout_sweep_interval_s=_env_int(
+                "FANOUT_SWEEP_INTERVAL_S", cls.fanout_sweep_interval_s
+            ),
             db_pool_min_size=_env_int("DB_POOL_MIN_SIZE", cls.db_pool_min_size),
             db_pool_max_size=_env_int("DB_POOL_MAX_SIZE", cls.db_pool_max_size),
         )
