@@ -16,6 +16,7 @@ log = logging.getLogger(__name__)
 
 # One blueprint per resource; each module exposes ``blp``.
 RESOURCE_BLUEPRINTS = (
+    "api.devices",
 )
 
 

@@ -1,10 +1,19 @@
-"""Devices: registration, attributes and their bearer tokens."""
+"""Devices: registration, attributes, group filters and their bearer tokens.
+
+A device token is shown once, when it is made (registration or rotation); only its SHA-256 is
+stored, and neither the token nor its hash ever reaches a log or the audit trail.
+"""
 
 from __future__ import annotations
 
 import uuid as uuid_mod
+from typing import Any
 
 from dispatcher import audit, db, tokens
+from dispatcher.errors import InvalidInput, NotFound
+
+DEVICE_TYPE_KEY = "device_type"
+EDITABLE_FIELDS = ("device_name", "device_type", "attributes")
 
 
 def register_device(
@@ -31,3 +40,111 @@ def register_device(
             details={"device_name": device_name, "device_type": device_type},
         )
     return device, token
+
+
+def device_filter_params(target_filter: dict, field: str = "filter") -> dict[str, Any]:
+    """Query parameters ``device_type`` and ``attributes`` for a group filter.
+
+    A filter such as ``{"device_type": "raspberry-pi", "environment": "production"}`` matches
+    devices whose ``device_type`` column equals the ``device_type`` key (any type when the key is
+    absent) and whose attributes contain every other key (``attributes @> rest``, served by the
+    GIN index). Use in SQL as
+    ``(%(device_type)s::text IS NULL OR device_type = %(device_type)s)
+    AND attributes @> %(attributes)s``. ``field`` names the request field in errors.
+    """
+    if not isinstance(target_filter, dict):
+        raise InvalidInput(f"{field} must be a JSON object", errors={field: ["Must be an object."]})
+    attributes = dict(target_filter)
+    device_type = attributes.pop(DEVICE_TYPE_KEY, None)
+    if device_type is not None and not isinstance(device_type, str):
+        raise InvalidInput(
+            f"{field}.device_type must be a string",
+            errors={field: {DEVICE_TYPE_KEY: ["Must be a string."]}},
+        )
+    return {"device_type": device_type, "attributes": db.jsonb(attributes)}
+
+
+def get_device(device_uuid: uuid_mod.UUID) -> dict:
+    device = db.one("get_device", uuid=device_uuid)
+    if device is None:
+        raise NotFound(f"Device {device_uuid} not found")
+    return device
+
+
+def list_devices(target_filter: dict, limit: int, offset: int) -> dict:
+    """A page of the devices a group filter matches (see ``device_filter_params``)."""
+    params = device_filter_params(target_filter)
+    rows = db.all("list_devices", **params, limit=limit, offset=offset)
+    for row in rows:
+        total = row.pop("total")
+    if not rows:
+        # A page past the end has no row to carry the count.
+        total = db.one("count_devices", **params)["n"] if offset else 0
+    return {"devices": rows, "total": total, "limit": limit, "offset": offset}
+
+
+def update_device(
+    device_uuid: uuid_mod.UUID, changes: dict, actor: str
+) -> tuple[dict, dict[str, dict]]:
+    """Apply ``changes`` (device_name, device_type, attributes); return the device and the diff.
+
+    ``attributes`` is merged key by key into the current attributes, and a key set to null is
+    removed, so an operator can change one attribute without resending the others. The diff
+    maps each field that really changed to ``{"from": old, "to": new}``; nothing is written or
+    audited when nothing changed.
+    """
+    with db.transaction() as c:
+        current = c.one("lock_device", uuid=device_uuid)
+        if current is None:
+            raise NotFound(f"Device {device_uuid} not found")
+        wanted = {name: current[name] for name in EDITABLE_FIELDS}
+        for name in ("device_name", "device_type"):
+            if name in changes:
+                wanted[name] = changes[name]
+        if "attributes" in changes:
+            merged = {**current["attributes"], **changes["attributes"]}
+            wanted["attributes"] = {k: v for k, v in merged.items() if v is not None}
+        diff = {
+            name: {"from": current[name], "to": wanted[name]}
+            for name in EDITABLE_FIELDS
+            if wanted[name] != current[name]
+        }
+        if not diff:
+            return current, diff
+        device = c.one(
+            "update_device", uuid=device_uuid, device_name=wanted["device_name"],
+            device_type=wanted["device_type"], attributes=db.jsonb(wanted["attributes"]),
+        )
+        audit.record_event(
+            c, actor, "device.updated", "device", device_uuid, device_uuid=device_uuid,
+            details={"changed": diff},
+        )
+    return device, diff
+
+
+def delete_device(device_uuid: uuid_mod.UUID, actor: str) -> tuple[dict, int]:
+    """Delete a device and its job status rows; return the device as it was and that row count."""
+    with db.transaction() as c:
+        device = c.one("lock_device", uuid=device_uuid)
+        if device is None:
+            raise NotFound(f"Device {device_uuid} not found")
+        removed = c.one("count_device_job_statuses", uuid=device_uuid)["n"]
+        c.execute("delete_device", uuid=device_uuid)
+        audit.record_event(
+            c, actor, "device.deleted", "device", device_uuid, device_uuid=device_uuid,
+            details={"device_name": device["device_name"], "device_type": device["device_type"],
+                     "attributes": device["attributes"], "removed_job_statuses": removed},
+        )
+    return device, removed
+
+
+def rotate_device_token(device_uuid: uuid_mod.UUID, actor: str) -> str:
+    """Give a device a new token (returned, shown once); the old one stops working at once."""
+    token = tokens.new_token()
+    with db.transaction() as c:
+        if c.one("set_device_token", uuid=device_uuid, token_hash=tokens.hash_token(token)) is None:
+            raise NotFound(f"Device {device_uuid} not found")
+        audit.record_event(
+            c, actor, "device.token_rotated", "device", device_uuid, device_uuid=device_uuid,
+        )
+    return token

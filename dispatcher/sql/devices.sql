@@ -3,3 +3,52 @@
 INSERT INTO devices (uuid, device_name, device_type, attributes, token_hash)
 VALUES (%(uuid)s, %(device_name)s, %(device_type)s, %(attributes)s, %(token_hash)s)
 RETURNING uuid, device_name, device_type, attributes, created_at, updated_at, last_seen_at;
+
+-- name: get_device
+-- One device, without its token hash.
+SELECT uuid, device_name, device_type, attributes, created_at, updated_at, last_seen_at
+  FROM devices WHERE uuid = %(uuid)s;
+
+-- name: lock_device
+-- One device, locked until the end of the transaction so a change can compare before and after.
+SELECT uuid, device_name, device_type, attributes, created_at, updated_at, last_seen_at
+  FROM devices WHERE uuid = %(uuid)s FOR UPDATE;
+
+-- name: list_devices
+-- A page of devices of one type (or any) whose attributes contain a JSON object, by uuid.
+SELECT uuid, device_name, device_type, attributes, created_at, updated_at, last_seen_at,
+       count(*) OVER () AS total
+  FROM devices
+ WHERE (%(device_type)s::text IS NULL OR device_type = %(device_type)s)
+   AND attributes @> %(attributes)s
+ ORDER BY uuid
+ LIMIT %(limit)s OFFSET %(offset)s;
+
+-- name: update_device
+-- Replace a device's name, type and attributes.
+UPDATE devices
+   SET device_name = %(device_name)s, device_type = %(device_type)s,
+       attributes = %(attributes)s, updated_at = now()
+ WHERE uuid = %(uuid)s
+RETURNING uuid, device_name, device_type, attributes, created_at, updated_at, last_seen_at;
+
+-- name: count_device_job_statuses
+-- How many job status rows (all executions) a device has; deleting the device removes them.
+SELECT count(*) AS n FROM device_job_status WHERE device_uuid = %(uuid)s;
+
+-- name: delete_device
+-- Remove a device; its job status rows go with it (ON DELETE CASCADE).
+DELETE FROM devices WHERE uuid = %(uuid)s;
+
+-- name: set_device_token
+-- Replace a device's token hash: the old token stops working at commit.
+UPDATE devices SET token_hash = %(token_hash)s, updated_at = now()
+ WHERE uuid = %(uuid)s
+RETURNING uuid;
+
+-- name: count_devices
+-- How many devices list_devices would page through (used when a page lands past the end).
+SELECT count(*) AS n
+  FROM devices
+ WHERE (%(device_type)s::text IS NULL OR device_type = %(device_type)s)
+   AND attributes @> %(attributes)s;

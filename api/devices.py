@@ -1,0 +1,79 @@
+"""Devices: registration, listing by group filter, edits and token rotation (admin)."""
+
+from __future__ import annotations
+
+import uuid as uuid_mod
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from api.auth import actor, read_access, write_access
+from api.nesting import refuse_deeply_nested_json
+from dispatcher import devices
+from schemas.devices import (
+    DeviceCreate,
+    DeviceCreated,
+    DeviceDeleted,
+    DeviceList,
+    DeviceListQuery,
+    DevicePatch,
+    DeviceSchema,
+    DeviceToken,
+    DeviceUpdated,
+)
+
+blp = Blueprint("devices", __name__, description="Devices of the fleet and their tokens")
+refuse_deeply_nested_json(blp)
+
+
+@blp.route("/devices")
+class Devices(MethodView):
+    @blp.arguments(DeviceListQuery, location="query")
+    @blp.response(200, DeviceList)
+    @read_access
+    def get(self, query: dict):
+        """Devices matching a type and an attribute filter, by uuid."""
+        return devices.list_devices(query["target_filter"], query["limit"], query["offset"])
+
+    @blp.arguments(DeviceCreate)
+    @blp.response(201, DeviceCreated)
+    @write_access
+    def post(self, body: dict):
+        """Register a device; the answer carries its token, shown only this once."""
+        device, token = devices.register_device(
+            body["device_name"], body["device_type"], body["attributes"],
+            device_uuid=body.get("uuid"), actor=actor(),
+        )
+        return {**device, "device_token": token}
+
+
+@blp.route("/devices/<uuid:uuid>")
+class Device(MethodView):
+    @blp.response(200, DeviceSchema)
+    @read_access
+    def get(self, uuid: uuid_mod.UUID):
+        return devices.get_device(uuid)
+
+    @blp.arguments(DevicePatch)
+    @blp.response(200, DeviceUpdated)
+    @write_access
+    def patch(self, body: dict, uuid: uuid_mod.UUID):
+        """Change name, type or attributes (merged; null removes one); answers what changed."""
+        device, changed = devices.update_device(uuid, body, actor())
+        return {**device, "changed": changed}
+
+    @blp.response(200, DeviceDeleted)
+    @write_access
+    def delete(self, uuid: uuid_mod.UUID):
+        """Delete a device and its job history; answers the device as it was."""
+        device, removed = devices.delete_device(uuid, actor())
+        return {**device, "removed_job_statuses": removed}
+
+
+@blp.route("/devices/<uuid:uuid>/token")
+class DeviceTokenRotation(MethodView):
+    @blp.response(200, DeviceToken)
+    @write_access
+    def post(self, uuid: uuid_mod.UUID):
+        """Issue a new device token; the old one stops working at once."""
+        return {"uuid": uuid, "device_token": devices.rotate_device_token(uuid, actor())}
