@@ -53,6 +53,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     from api.health import blp as health_blp
 
     app.register_blueprint(health_blp)
+    from api.metrics import install_metrics
+
+    install_metrics(app)
     for module_name in RESOURCE_BLUEPRINTS:
         module = importlib.import_module(module_name)
         api.register_blueprint(module.blp, url_prefix="/api/v1")

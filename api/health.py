@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, current_app, jsonify
 
 from dispatcher import health
 
@@ -16,7 +16,7 @@ def healthz():
 
 @blp.get("/readyz")
 def readyz():
-    checks = health.check_dependencies()
+    checks = health.check_dependencies(current_app.config["SETTINGS"])
     ready = all(c["ok"] for c in checks.values())
     return jsonify({"status": "ready" if ready else "unavailable", "checks": checks}), (
         200 if ready else 503

@@ -5,10 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import shlex
 import sys
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 
+from dispatcher import stack
 from dispatcher.config import Settings
+from dispatcher.logs import configure_logging
 
 Command = Callable[[argparse.Namespace, Settings], int]
 
@@ -50,16 +56,88 @@ def cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="dispatcher", description="device-jobs server: API, workers and administration."
+def cmd_device_register(args: argparse.Namespace, settings: Settings) -> int:
+    from dispatcher import db
+    from dispatcher.devices import register_device
+
+    db.configure(settings)
+    device, token = register_device(
+        args.name, args.type, dict(args.attr), actor="cli:device register"
     )
-    parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    if args.json:
+        print(json.dumps({**device, "token": token}, default=str))
+        return 0
+    print(f"device registered name={device['device_name']} type={device['device_type']}")
+    # In the agent's own variable names, ready to paste into its environment file.
+    print(f"JOBS_AGENT_DEVICE_UUID={device['uuid']}")
+    print(f"JOBS_AGENT_TOKEN={token}")
+    return 0
 
-    p = sub.add_parser("migrate", help="create the database if needed and apply migrations")
-    p.set_defaults(func=cmd_migrate)
 
+def _exec(argv: list[str], env: dict[str, str] | None = None) -> int:
+    """Replace this process, so signals from a supervisor reach the server directly."""
+    logging.getLogger(__name__).debug("exec %s", shlex.join(argv))
+    sys.stdout.flush()
+    os.execvpe(argv[0], argv, os.environ if env is None else env)
+    return 1  # not reached
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    return _exec(stack.gunicorn_command(args.bind, args.workers, args.threads, args.gunicorn_args))
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    env = dict(os.environ)
+    if args.metrics_port:
+        env["WORKER_METRICS_PORT"] = str(args.metrics_port)
+    return _exec(stack.worker_command(args.log_level, args.queues, args.concurrency,
+                                      args.hostname, args.celery_args), env)
+
+
+def cmd_beat(args: argparse.Namespace, settings: Settings) -> int:
+    return _exec(stack.beat_command(args.log_level, args.schedule_file, args.celery_args))
+
+
+def cmd_flower(args: argparse.Namespace, settings: Settings) -> int:
+    return _exec(stack.flower_command(args.address, args.port, args.flower_args))
+
+
+def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
+    from honcho.manager import Manager
+
+    cmd_migrate(args, settings)
+    with tempfile.TemporaryDirectory(prefix="device-jobs-dev-") as run_dir:
+        env = stack.local_stack_environment(Path(run_dir))
+        commands = stack.local_stack_commands(
+            Path(run_dir), args.api_port, args.flower_port, args.log_level.upper()
+        )
+        manager = Manager()
+        for name, argv in commands.items():
+            manager.add_process(name, "exec " + shlex.join(argv), env=env)
+        print(f"API      http://127.0.0.1:{args.api_port}/api/v1/docs", flush=True)
+        print(f"Flower   http://127.0.0.1:{args.flower_port}/", flush=True)
+        print(f"metrics  http://127.0.0.1:{args.api_port}/metrics", flush=True)
+        manager.loop()
+        return manager.returncode or 0
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from dispatcher.demo import DemoOptions, run_demo
+
+    return run_demo(settings, DemoOptions(
+        devices=args.devices, keep_running=args.keep_running, timeout_s=args.timeout_s,
+        database_name=args.database_name,
+    ))
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
+    return key, value
+
+
+def _add_token_commands(sub: argparse._SubParsersAction) -> None:
     token = sub.add_parser("token", help="manage admin and viewer API tokens")
     token_sub = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
     p = token_sub.add_parser("create", help="create a token and print it once")
@@ -71,15 +149,98 @@ def build_parser() -> argparse.ArgumentParser:
     p = token_sub.add_parser("revoke", help="revoke a token by id")
     p.add_argument("id", type=int)
     p.set_defaults(func=cmd_token_revoke)
+
+
+def _add_device_commands(sub: argparse._SubParsersAction) -> None:
+    device = sub.add_parser("device", help="manage devices")
+    device_sub = device.add_subparsers(dest="device_command", required=True, metavar="ACTION")
+    p = device_sub.add_parser(
+        "register", help="register a device and print its uuid and token (shown once)"
+    )
+    p.add_argument("--name", required=True, help="device name")
+    p.add_argument("--type", default="generic", help="device type, e.g. raspberry-pi")
+    p.add_argument("--attr", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
+                   help="an attribute used by group filters (repeatable)")
+    p.add_argument("--json", action="store_true", help="print the device and token as JSON")
+    p.set_defaults(func=cmd_device_register)
+
+
+def _add_server_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="run the API with gunicorn")
+    p.add_argument("--bind", default="127.0.0.1:8000", help="address:port (default %(default)s)")
+    p.add_argument("--workers", type=int, help="gunicorn worker processes (default: config file)")
+    p.add_argument("--threads", type=int, help="threads per worker (default: config file)")
+    p.add_argument("gunicorn_args", nargs=argparse.REMAINDER,
+                   help="further gunicorn options, after --")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("worker", help="run a Celery worker (fan-out, nudges, maintenance)")
+    p.add_argument("--queues", help="comma-separated queues (default: all of them)")
+    p.add_argument("--concurrency", type=int, help="worker processes (default: CPU count)")
+    p.add_argument("--hostname", help="node name, e.g. worker1@%%h")
+    p.add_argument("--metrics-port", type=int,
+                   help="serve this worker's Prometheus metrics on this port")
+    p.add_argument("celery_args", nargs=argparse.REMAINDER, help="further celery options")
+    p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("beat", help="run Celery beat (periodic sweeps and schedules)")
+    p.add_argument("--schedule-file", help="where beat keeps its last-run times")
+    p.add_argument("celery_args", nargs=argparse.REMAINDER, help="further celery options")
+    p.set_defaults(func=cmd_beat)
+
+    p = sub.add_parser("flower", help="run Flower, the Celery monitor, against the broker")
+    p.add_argument("--address", default="127.0.0.1", help="listen address (default %(default)s)")
+    p.add_argument("--port", type=int, default=5555, help="listen port (default %(default)s)")
+    p.add_argument("flower_args", nargs=argparse.REMAINDER,
+                   help="further Flower options, e.g. --basic-auth=user:password")
+    p.set_defaults(func=cmd_flower)
+
+    p = sub.add_parser(
+        "dev", help="migrate, then run API, worker, beat and Flower in the foreground; Ctrl-C "
+        "stops them all"
+    )
+    p.add_argument("--api-port", type=int, default=8000, help="default %(default)s")
+    p.add_argument("--flower-port", type=int, default=5555, help="default %(default)s")
+    p.set_defaults(func=cmd_dev)
+
+    p = sub.add_parser(
+        "demo", help="start a whole stack with simulated devices, run jobs on them, summarize"
+    )
+    p.add_argument("--devices", type=int, default=20, help="simulated devices (default 20)")
+    p.add_argument("--keep-running", action="store_true",
+                   help="leave the stack up after the summary until Ctrl-C")
+    p.add_argument("--timeout-s", type=float, default=180.0,
+                   help="give up waiting for the jobs after this long (default %(default)s)")
+    p.add_argument("--database-name", default="device_jobs_demo",
+                   help="database recreated for the demo, on DATABASE_URL's server "
+                        "(default %(default)s)")
+    p.set_defaults(func=cmd_demo)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dispatcher", description="device-jobs server: API, workers and administration."
+    )
+    parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("migrate", help="create the database if needed and apply migrations")
+    p.set_defaults(func=cmd_migrate)
+    _add_token_commands(sub)
+    _add_device_commands(sub)
+    _add_server_commands(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    for name in ("gunicorn_args", "celery_args", "flower_args"):
+        # REMAINDER keeps the "--" that separates our options from the server's.
+        extra = getattr(args, name, None)
+        if extra and extra[0] == "--":
+            setattr(args, name, extra[1:])
+    configure_logging(args.log_level)
     try:
         return args.func(args, Settings.from_env())
     except Exception as exc:  # a clear one-line error for the operator, not a traceback

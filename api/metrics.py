@@ -1,0 +1,63 @@
+"""``/metrics`` for Prometheus, and the request hooks that feed it and the log context.
+
+Requests are counted by URL rule (``/api/v1/devices/<uuid:uuid>/jobs/next``), never by raw path,
+so a fleet of devices is a handful of series, not one per device. No auth, like the health
+probes: keep the port off the public network (see README, "Production deployment").
+"""
+
+from __future__ import annotations
+
+import time
+
+from flask import Blueprint, Flask, Response, g, request
+
+from dispatcher import metrics
+from dispatcher.logs import reset_log_context, set_log_context
+
+POLL_RULE_SUFFIX = "/jobs/next"
+UNMATCHED_ENDPOINT = "unmatched"
+
+blp = Blueprint("metrics", __name__)
+
+
+@blp.get("/metrics")
+def prometheus_metrics() -> Response:
+    body, content_type = metrics.exposition()
+    return Response(body, content_type=content_type)
+
+
+def _request_started() -> None:
+    g.request_started = time.perf_counter()
+    args = request.view_args or {}
+    g.log_context_token = set_log_context(
+        job_id=args.get("job_id") or args.get("jobId"),
+        device_uuid=args.get("uuid") or args.get("device_uuid"),
+    )
+
+
+def _request_finished(response: Response) -> Response:
+    started = g.pop("request_started", None)
+    rule = request.url_rule.rule if request.url_rule is not None else UNMATCHED_ENDPOINT
+    metrics.HTTP_REQUESTS.labels(request.method, rule, str(response.status_code)).inc()
+    if started is not None:
+        metrics.HTTP_REQUEST_DURATION.labels(request.method, rule).observe(
+            time.perf_counter() - started
+        )
+    if rule.endswith(POLL_RULE_SUFFIX) and response.status_code == 200:
+        answer = response.get_json(silent=True) or {}
+        metrics.record_poll(handed_out_job="jobId" in answer)
+    return response
+
+
+def _request_torn_down(exc: BaseException | None) -> None:
+    token = g.pop("log_context_token", None)
+    if token is not None:
+        reset_log_context(token)
+
+
+def install_metrics(app: Flask) -> None:
+    """Serve /metrics and measure every request of ``app``."""
+    app.register_blueprint(blp)
+    app.before_request(_request_started)
+    app.after_request(_request_finished)
+    app.teardown_request(_request_torn_down)
