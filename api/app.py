@@ -17,6 +17,8 @@ log = logging.getLogger(__name__)
 # One blueprint per resource; each module exposes ``blp``.
 RESOURCE_BLUEPRINTS = (
     "api.devices",
+    "api.templates",
+    "api.handlers",
 )
 
 

@@ -10,6 +10,7 @@ import uuid as uuid_mod
 from typing import Any
 
 from dispatcher import audit, db, tokens
+from dispatcher.changes import field_changes
 from dispatcher.errors import InvalidInput, NotFound
 
 DEVICE_TYPE_KEY = "device_type"
@@ -104,11 +105,7 @@ def update_device(
         if "attributes" in changes:
             merged = {**current["attributes"], **changes["attributes"]}
             wanted["attributes"] = {k: v for k, v in merged.items() if v is not None}
-        diff = {
-            name: {"from": current[name], "to": wanted[name]}
-            for name in EDITABLE_FIELDS
-            if wanted[name] != current[name]
-        }
+        diff = field_changes(current, wanted, EDITABLE_FIELDS)
         if not diff:
             return current, diff
         device = c.one(

@@ -17,8 +17,10 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from marshmallow import ValidationError
+
 from dispatcher.errors import InvalidInput
-from schemas.job_document import escape_command_argument
+from schemas.job_document import escape_command_argument, validate_job_document
 
 PLACEHOLDER = re.compile(r"\{\{([A-Za-z_][A-Za-z0-9_]*)\}\}")
 PARAMETER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -30,6 +32,18 @@ def find_placeholders(document: object) -> set[str]:
     for text, _ in _string_values(document):
         names.update(PLACEHOLDER.findall(text))
     return names
+
+
+def checked_job_document(document: object, max_bytes: int, field: str = "job_document") -> dict:
+    """The canonical form of ``document``; its problems become InvalidInput under ``field``.
+
+    Use it on every document before it is stored or sent: a template's, a custom job's, and a
+    rendered one (``max_bytes`` is ``Settings.max_document_bytes``).
+    """
+    try:
+        return validate_job_document(document, max_bytes)
+    except ValidationError as exc:
+        raise InvalidInput(f"Invalid {field}", errors={field: exc.messages}) from None
 
 
 def render_job_document(

@@ -189,16 +189,8 @@ def document_size_bytes(document: object) -> int:
     return len(json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode())
 
 
-def validate_job_document(document: object, max_bytes: int = MAX_DOCUMENT_BYTES) -> dict:
-    """The canonical form of a v1.0 job document, or ValidationError naming every problem.
-
-    The canonical document has ``version``, ``includeStdOut``, flat ``steps`` and, when given,
-    ``finalStep``; each step has ``name``, ``type``, ``input``, ``allowStdErr``,
-    ``ignoreStepFailure`` and, when given, ``runAsUser`` and ``timeoutSeconds``. A
-    ``runHandler`` input always has ``args``. Validating a canonical document returns it as is.
-    """
-    if not isinstance(document, dict):
-        raise ValidationError({"_schema": ["Must be a job document object."]})
+def check_document_size(document: object, max_bytes: int) -> None:
+    """Raise ValidationError when ``document`` serializes to more than ``max_bytes``."""
     try:
         size = document_size_bytes(document)
     except (TypeError, ValueError) as exc:
@@ -207,6 +199,22 @@ def validate_job_document(document: object, max_bytes: int = MAX_DOCUMENT_BYTES)
         raise ValidationError(
             {"_schema": [f"Job document is {size} bytes; the limit is {max_bytes} bytes."]}
         )
+
+
+def validate_job_document(document: object, max_bytes: int | None = MAX_DOCUMENT_BYTES) -> dict:
+    """The canonical form of a v1.0 job document, or ValidationError naming every problem.
+
+    The canonical document has ``version``, ``includeStdOut``, flat ``steps`` and, when given,
+    ``finalStep``; each step has ``name``, ``type``, ``input``, ``allowStdErr``,
+    ``ignoreStepFailure`` and, when given, ``runAsUser`` and ``timeoutSeconds``. A
+    ``runHandler`` input always has ``args``. Validating a canonical document returns it as is.
+    ``max_bytes=None`` leaves the size to the caller (a request schema that cannot know the
+    configured limit).
+    """
+    if not isinstance(document, dict):
+        raise ValidationError({"_schema": ["Must be a job document object."]})
+    if max_bytes is not None:
+        check_document_size(document, max_bytes)
     try:
         loaded = _JOB_DOCUMENT.load(document)
     except ValidationError as exc:

@@ -1,0 +1,72 @@
+"""Job handlers (admin), and the device's own fetch of a handler script."""
+
+from __future__ import annotations
+
+import uuid as uuid_mod
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from api.auth import actor, device_access, read_access, write_access
+from api.nesting import refuse_deeply_nested_json
+from dispatcher import handlers
+from schemas.common import PaginationQuery
+from schemas.handlers import (
+    DeviceHandler,
+    HandlerCreate,
+    HandlerList,
+    HandlerSchema,
+    HandlerUpdate,
+    HandlerUpdated,
+)
+
+blp = Blueprint("handlers", __name__, description="Scripts that runHandler steps run")
+refuse_deeply_nested_json(blp)
+
+
+@blp.route("/jobs/handlers")
+class Handlers(MethodView):
+    @blp.arguments(PaginationQuery, location="query")
+    @blp.response(200, HandlerList)
+    @read_access
+    def get(self, query: dict):
+        """Handlers by name, without their scripts (GET one handler for its script)."""
+        return handlers.list_handlers(query["limit"], query["offset"])
+
+    @blp.arguments(HandlerCreate)
+    @blp.response(201, HandlerSchema)
+    @write_access
+    def post(self, body: dict):
+        """Create a handler; the answer carries the script's sha256."""
+        return handlers.create_handler(body, actor())
+
+
+@blp.route("/jobs/handlers/<name>")
+class Handler(MethodView):
+    @blp.response(200, HandlerSchema)
+    @read_access
+    def get(self, name: str):
+        return handlers.get_handler(name)
+
+    @blp.arguments(HandlerUpdate)
+    @blp.response(200, HandlerUpdated)
+    @write_access
+    def put(self, body: dict, name: str):
+        """Change any subset of the fields; answers the handler and what changed."""
+        handler, changed = handlers.update_handler(name, body, actor())
+        return {**handler, "changed": changed}
+
+    @blp.response(200, HandlerSchema)
+    @write_access
+    def delete(self, name: str):
+        """Delete a handler; answers it as it was."""
+        return handlers.delete_handler(name, actor())
+
+
+@blp.route("/devices/<uuid:uuid>/handlers/<name>")
+class DeviceHandlerFetch(MethodView):
+    @blp.response(200, DeviceHandler)
+    @device_access
+    def get(self, uuid: uuid_mod.UUID, name: str):
+        """A handler's script and sha256, for the device whose token this is."""
+        return handlers.get_handler(name)

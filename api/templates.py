@@ -1,0 +1,69 @@
+"""Job templates, exactly as the product guide lists them."""
+
+from __future__ import annotations
+
+from flask import current_app
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from api.auth import actor, read_access, write_access
+from api.nesting import refuse_deeply_nested_json
+from dispatcher import templates
+from schemas.templates import (
+    TemplateCreate,
+    TemplateList,
+    TemplateQuery,
+    TemplateSchema,
+    TemplateUpdate,
+    TemplateUpdated,
+)
+
+blp = Blueprint("templates", __name__, description="Reusable job documents")
+refuse_deeply_nested_json(blp)
+
+
+def _max_document_bytes() -> int:
+    return current_app.config["SETTINGS"].max_document_bytes
+
+
+@blp.route("/jobs/templates")
+class Templates(MethodView):
+    @blp.arguments(TemplateQuery, location="query")
+    @blp.response(200, TemplateList)
+    @read_access
+    def get(self, query: dict):
+        """Templates, oldest first; filter by ``category`` and ``active``."""
+        return templates.list_templates(
+            query.get("category"), query.get("active"), query["limit"], query["offset"]
+        )
+
+    @blp.arguments(TemplateCreate)
+    @blp.response(201, TemplateSchema)
+    @write_access
+    def post(self, body: dict):
+        """Create a template; its name is unique (409 on a duplicate)."""
+        return templates.create_template(body, actor(), _max_document_bytes())
+
+
+@blp.route("/jobs/templates/<int:template_id>")
+class Template(MethodView):
+    @blp.response(200, TemplateSchema)
+    @read_access
+    def get(self, template_id: int):
+        return templates.get_template(template_id)
+
+    @blp.arguments(TemplateUpdate)
+    @blp.response(200, TemplateUpdated)
+    @write_access
+    def put(self, body: dict, template_id: int):
+        """Change any subset of the fields; answers the template and what changed."""
+        template, changed = templates.update_template(
+            template_id, body, actor(), _max_document_bytes()
+        )
+        return {**template, "changed": changed}
+
+    @blp.response(200, TemplateSchema)
+    @write_access
+    def delete(self, template_id: int):
+        """Delete a template; executions made from it are kept. Answers it as it was."""
+        return templates.delete_template(template_id, actor())

@@ -1,0 +1,99 @@
+"""Job handlers: named scripts that runHandler steps run on devices.
+
+Each handler carries the sha256 of its script, computed here whenever the script is stored, so
+a device can check the script it fetched before running it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from dispatcher import audit, db
+from dispatcher.changes import field_changes
+from dispatcher.errors import NotFound
+
+EDITABLE_FIELDS = (
+    "description", "script_type", "script_content", "script_sha256", "permissions", "default_args",
+)
+
+
+def script_sha256(script_content: str) -> str:
+    """Hex sha256 of the script as UTF-8, the bytes the device receives and writes."""
+    return hashlib.sha256(script_content.encode()).hexdigest()
+
+
+def create_handler(fields: dict, actor: str) -> dict:
+    """Store a new handler from validated request ``fields``; a duplicate name is a Conflict."""
+    with db.transaction() as c:
+        handler = c.one(
+            "insert_job_handler",
+            name=fields["name"],
+            description=fields.get("description"),
+            script_type=fields["script_type"],
+            script_content=fields["script_content"],
+            script_sha256=script_sha256(fields["script_content"]),
+            permissions=fields["permissions"],
+            default_args=db.jsonb(fields["default_args"]),
+            created_by=fields.get("created_by") or actor,
+        )
+        audit.record_event(
+            c, actor, "handler.created", "job_handler", handler["name"],
+            details=_identity(handler),
+        )
+    return handler
+
+
+def _identity(handler: dict) -> dict:
+    """Enough to tell which script an audit event was about, without copying the script."""
+    return {"script_type": handler["script_type"], "script_sha256": handler["script_sha256"]}
+
+
+def get_handler(name: str) -> dict:
+    handler = db.one("get_job_handler", name=name)
+    if handler is None:
+        raise NotFound(f"Job handler {name!r} not found")
+    return handler
+
+
+def list_handlers(limit: int, offset: int) -> dict:
+    """A page of handlers by name, without their scripts."""
+    rows = db.all("list_job_handlers", limit=limit, offset=offset)
+    total = db.one("count_job_handlers")["n"]
+    return {"handlers": rows, "total": total, "limit": limit, "offset": offset}
+
+
+def update_handler(name: str, changes: dict, actor: str) -> tuple[dict, dict]:
+    """Apply any subset of the editable fields; return the handler and what changed."""
+    with db.transaction() as c:
+        current = c.one("lock_job_handler", name=name)
+        if current is None:
+            raise NotFound(f"Job handler {name!r} not found")
+        wanted = {field: changes.get(field, current[field]) for field in EDITABLE_FIELDS}
+        wanted["script_sha256"] = script_sha256(wanted["script_content"])
+        diff = field_changes(current, wanted, EDITABLE_FIELDS, summarized=("script_content",))
+        if not diff:
+            return current, diff
+        handler = c.one(
+            "update_job_handler", name=name, description=wanted["description"],
+            script_type=wanted["script_type"], script_content=wanted["script_content"],
+            script_sha256=wanted["script_sha256"], permissions=wanted["permissions"],
+            default_args=db.jsonb(wanted["default_args"]),
+        )
+        audit.record_event(
+            c, actor, "handler.updated", "job_handler", name, details={"changed": diff}
+        )
+    return handler, diff
+
+
+def delete_handler(name: str, actor: str) -> dict:
+    """Delete a handler; returns it as it was. Steps naming it fail on the device from now on."""
+    with db.transaction() as c:
+        handler = c.one("lock_job_handler", name=name)
+        if handler is None:
+            raise NotFound(f"Job handler {name!r} not found")
+        c.execute("delete_job_handler", name=name)
+        audit.record_event(
+            c, actor, "handler.deleted", "job_handler", name,
+            details=_identity(handler),
+        )
+    return handler

@@ -1,0 +1,46 @@
+-- name: insert_job_handler
+-- A new handler script with the sha256 of its content; the name is unique.
+INSERT INTO job_handlers (name, description, script_type, script_content, script_sha256,
+                          permissions, default_args, created_by)
+VALUES (%(name)s, %(description)s, %(script_type)s, %(script_content)s, %(script_sha256)s,
+        %(permissions)s, %(default_args)s, %(created_by)s)
+RETURNING id, name, description, script_type, script_content, script_sha256, permissions,
+          default_args, created_by, created_at, updated_at;
+
+-- name: get_job_handler
+-- One handler by name, with its script.
+SELECT id, name, description, script_type, script_content, script_sha256, permissions,
+       default_args, created_by, created_at, updated_at
+  FROM job_handlers WHERE name = %(name)s;
+
+-- name: lock_job_handler
+-- One handler, locked until the end of the transaction for an update or delete.
+SELECT id, name, description, script_type, script_content, script_sha256, permissions,
+       default_args, created_by, created_at, updated_at
+  FROM job_handlers WHERE name = %(name)s FOR UPDATE;
+
+-- name: list_job_handlers
+-- A page of handlers by name, without their scripts (fetch one handler for its content).
+SELECT id, name, description, script_type, script_sha256, permissions, default_args,
+       created_by, created_at, updated_at
+  FROM job_handlers
+ ORDER BY name
+ LIMIT %(limit)s OFFSET %(offset)s;
+
+-- name: count_job_handlers
+-- How many handlers there are.
+SELECT count(*) AS n FROM job_handlers;
+
+-- name: update_job_handler
+-- Replace every editable field of a handler.
+UPDATE job_handlers
+   SET description = %(description)s, script_type = %(script_type)s,
+       script_content = %(script_content)s, script_sha256 = %(script_sha256)s,
+       permissions = %(permissions)s, default_args = %(default_args)s, updated_at = now()
+ WHERE name = %(name)s
+RETURNING id, name, description, script_type, script_content, script_sha256, permissions,
+          default_args, created_by, created_at, updated_at;
+
+-- name: delete_job_handler
+-- Remove a handler.
+DELETE FROM job_handlers WHERE name = %(name)s;
