@@ -1,0 +1,54 @@
+-- name: job_status_counts_by_status
+-- Live device counts of one job by status: the shards of job_status_counts summed.
+SELECT status, sum(n)::bigint AS n
+  FROM job_status_counts
+ WHERE job_id = %(job_id)s
+ GROUP BY status;
+
+-- name: job_status_counts_for_jobs
+-- Live device counts by status for several jobs at once (a page of the executions list).
+SELECT job_id, status, sum(n)::bigint AS n
+  FROM job_status_counts
+ WHERE job_id = ANY(%(job_ids)s)
+ GROUP BY job_id, status;
+
+-- name: mark_job_started
+-- QUEUED -> IN_PROGRESS when a first device starts; matches nothing (and locks nothing) after.
+UPDATE job_executions
+   SET status = 'IN_PROGRESS', started_at = coalesce(started_at, now())
+ WHERE job_id = %(job_id)s AND status = 'QUEUED'
+RETURNING job_id, status, started_at;
+
+-- name: job_pending_devices
+-- How many latest rows of a job are still QUEUED or IN_PROGRESS.
+SELECT pending FROM job_status_totals(%(job_id)s);
+
+-- name: lock_job_execution
+-- One execution, locked: completion, cancel and retry of a job take their turns on this row.
+SELECT job_id, status, started_at, fanout_status
+  FROM job_executions
+ WHERE job_id = %(job_id)s
+   FOR UPDATE;
+
+-- name: finalize_job_if_complete
+-- SUCCEEDED or FAILED once the fan-out is done and no latest row is pending, with a snapshot of
+-- the counters. Run with the job row locked, so the counts it reads are after any retry.
+UPDATE job_executions e
+   SET status = CASE WHEN t.failures > 0 THEN 'FAILED' ELSE 'SUCCEEDED' END,
+       started_at = coalesce(e.started_at, now()),
+       completed_at = now(),
+       succeeded_devices = t.succeeded,
+       failed_devices = t.failures
+  FROM job_status_totals(%(job_id)s) t
+ WHERE e.job_id = %(job_id)s
+   AND e.status IN ('QUEUED', 'IN_PROGRESS')
+   AND e.fanout_status = 'DONE'
+   AND t.pending = 0
+RETURNING e.job_id, e.status, e.completed_at, e.succeeded_devices, e.failed_devices;
+
+-- name: snapshot_job_counters
+-- Write the seed's succeeded/failed counters of a job from the live counts.
+UPDATE job_executions e
+   SET succeeded_devices = t.succeeded, failed_devices = t.failures
+  FROM job_status_totals(%(job_id)s) t
+ WHERE e.job_id = %(job_id)s;
