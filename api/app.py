@@ -19,6 +19,7 @@ RESOURCE_BLUEPRINTS = (
     "api.devices",
     "api.templates",
     "api.handlers",
+    "api.device_jobs",
 )
 
 

@@ -1,0 +1,85 @@
+-- name: next_device_job
+-- The poll: the device's IN_PROGRESS row first (resume), else its oldest QUEUED row that a
+-- rollout has released, of a job not canceled and inside its maintenance window if it has one.
+SELECT d.job_id, e.job_name, e.job_document, d.device_uuid, d.queued_at,
+       d.execution_number, d.version_number, d.status
+  FROM device_job_status d
+  JOIN job_executions e ON e.job_id = d.job_id
+ WHERE d.device_uuid = %(device_uuid)s
+   AND d.status IN ('QUEUED', 'IN_PROGRESS')
+   AND (d.status = 'IN_PROGRESS'
+        OR (d.released_at IS NOT NULL
+            AND e.status <> 'CANCELED'
+            AND (e.window_closes_at IS NULL
+                 OR (e.window_opens_at <= now() AND now() < e.window_closes_at))))
+ ORDER BY d.status = 'IN_PROGRESS' DESC, d.queued_at, d.id
+ LIMIT 1;
+
+-- name: list_device_jobs
+-- A device's history, every execution number, newest first, with job names; paged.
+SELECT d.job_id, e.job_name, d.device_uuid, d.status, d.execution_number, d.version_number,
+       d.is_latest, d.queued_at, d.started_at, d.completed_at, d.last_updated_at, d.exit_code,
+       d.stdout, d.stderr, d.stdout_truncated, d.stderr_truncated, d.reason, d.executed_steps,
+       d.failed_step, d.status_details, count(*) OVER () AS total
+  FROM device_job_status d
+  JOIN job_executions e ON e.job_id = d.job_id
+ WHERE d.device_uuid = %(device_uuid)s
+   AND (%(status)s::text IS NULL OR d.status = %(status)s)
+ ORDER BY d.id DESC
+ LIMIT %(limit)s OFFSET %(offset)s;
+
+-- name: device_exists
+-- Whether a device is registered.
+SELECT EXISTS (SELECT 1 FROM devices WHERE uuid = %(device_uuid)s) AS found;
+
+-- name: get_device_job
+-- The latest row of one device for one job, with the job and device names.
+SELECT d.job_id, e.job_name, d.device_uuid, v.device_name, d.status, d.execution_number,
+       d.version_number, d.is_latest, d.queued_at, d.started_at, d.completed_at,
+       d.last_updated_at, d.exit_code, d.stdout, d.stderr, d.stdout_truncated,
+       d.stderr_truncated, d.reason, d.executed_steps, d.failed_step, d.status_details
+  FROM device_job_status d
+  JOIN job_executions e ON e.job_id = d.job_id
+  JOIN devices v ON v.uuid = d.device_uuid
+ WHERE d.job_id = %(job_id)s AND d.device_uuid = %(device_uuid)s AND d.is_latest;
+
+-- name: transition_device_job
+-- Move a device's latest row to a status when it is still in one of the allowed sources (and at
+-- the expected version, if one is given); answer with the status it had either way, or nothing
+-- when the device has no row for the job. Output fields left NULL keep their stored value.
+WITH current AS (
+    SELECT id, status, version_number
+      FROM device_job_status
+     WHERE job_id = %(job_id)s AND device_uuid = %(device_uuid)s AND is_latest
+       FOR UPDATE
+), changed AS (
+    UPDATE device_job_status d
+       SET status = %(status)s,
+           version_number = d.version_number + 1,
+           started_at = CASE WHEN %(starts)s THEN coalesce(d.started_at, now())
+                             ELSE d.started_at END,
+           completed_at = CASE WHEN %(terminal)s THEN now() END,
+           last_updated_at = now(),
+           exit_code = coalesce(%(exit_code)s, d.exit_code),
+           stdout = coalesce(%(stdout)s, d.stdout),
+           stdout_truncated = coalesce(%(stdout_truncated)s, d.stdout_truncated),
+           stderr = coalesce(%(stderr)s, d.stderr),
+           stderr_truncated = coalesce(%(stderr_truncated)s, d.stderr_truncated),
+           reason = coalesce(%(reason)s, d.reason),
+           executed_steps = coalesce(%(executed_steps)s, d.executed_steps),
+           failed_step = coalesce(%(failed_step)s, d.failed_step),
+           status_details = coalesce(%(status_details)s, d.status_details)
+      FROM current c
+     WHERE d.id = c.id
+       AND c.status = ANY(%(sources)s)
+       AND (%(expected_version)s::integer IS NULL OR c.version_number = %(expected_version)s)
+    RETURNING d.id, d.status, d.version_number, d.execution_number
+)
+SELECT c.status AS previous_status, c.version_number AS previous_version,
+       changed.status, changed.version_number, changed.execution_number,
+       changed.id IS NOT NULL AS applied
+  FROM current c LEFT JOIN changed ON changed.id = c.id;
+
+-- name: touch_device_last_seen
+-- Record that a device was heard from.
+UPDATE devices SET last_seen_at = now() WHERE uuid = %(device_uuid)s;
