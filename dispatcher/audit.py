@@ -44,3 +44,12 @@ def list_target_events(target_type: str, target_id: object, limit: int, offset: 
     for row in rows:
         del row["total"]
     return {"events": rows, "total": total, "limit": limit, "offset": offset}
+
+
+def list_job_events(job_id: uuid.UUID, limit: int, offset: int) -> dict:
+    """A page of one job's audit trail: its own events and those of its devices' executions."""
+    rows = db.all("list_job_events", job_id=job_id, limit=limit, offset=offset)
+    total = rows[0]["total"] if rows else 0
+    for row in rows:
+        del row["total"]
+    return {"events": rows, "total": total, "limit": limit, "offset": offset}

@@ -42,6 +42,10 @@ class Settings:
     # The sweeper re-enqueues a fan-out with no enqueue or committed chunk for this long.
     fanout_stalled_after_s: int = 60
     fanout_sweep_interval_s: int = 30
+    # Beat period of the execution-policy sweeps (rollout, timeouts, schedules, abort, retry);
+    # the full continuous reconcile is slower, device changes reconcile at once.
+    policy_sweep_interval_s: int = 5
+    continuous_reconcile_interval_s: int = 30
     db_pool_min_size: int = 1
     db_pool_max_size: int = 10
 
@@ -66,6 +70,12 @@ class Settings:
             ),
             fanout_sweep_interval_s=_env_int(
                 "FANOUT_SWEEP_INTERVAL_S", cls.fanout_sweep_interval_s
+            ),
+            policy_sweep_interval_s=_env_int(
+                "POLICY_SWEEP_INTERVAL_S", cls.policy_sweep_interval_s
+            ),
+            continuous_reconcile_interval_s=_env_int(
+                "CONTINUOUS_RECONCILE_INTERVAL_S", cls.continuous_reconcile_interval_s
             ),
             db_pool_min_size=_env_int("DB_POOL_MIN_SIZE", cls.db_pool_min_size),
             db_pool_max_size=_env_int("DB_POOL_MAX_SIZE", cls.db_pool_max_size),

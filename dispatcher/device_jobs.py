@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from dispatcher import audit, db, rollup, states
+from dispatcher import audit, db, policies, rollup, states
 from dispatcher.errors import Conflict, NotFound
 from dispatcher.states import Actor
 
@@ -99,6 +99,9 @@ def report_status(
             )
             if result.previous_status == states.QUEUED:
                 rollup.mark_job_started(c, job_id, actor)
+            if target == states.IN_PROGRESS:
+                policies.set_execution_timeout(
+                    c, job_id, device_uuid, report.get("step_timeout_minutes"))
     if result.applied and target in states.TERMINAL:
         rollup.finalize_if_complete(job_id)
     return get_device_job(job_id, device_uuid)

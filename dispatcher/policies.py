@@ -102,3 +102,12 @@ def apply_execution_policies(
     row = c.one("policy_set_columns", job_id=job_id, **policy_columns(values, now, status))
     assert row is not None
     return row["status"]
+
+
+def set_execution_timeout(
+    c: db.Connector, job_id: uuid.UUID, device_uuid: uuid.UUID, step_timeout_minutes: int | None
+) -> None:
+    """After an IN_PROGRESS report, in its transaction: when the row times out (see
+    ``timeout_config`` and the report's ``step_timeout_minutes``, -1 clearing it)."""
+    c.execute("policy_set_timeout", job_id=job_id, device_uuid=device_uuid,
+              step_timeout_minutes=step_timeout_minutes)

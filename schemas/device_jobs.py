@@ -6,6 +6,7 @@ from marshmallow import Schema, fields, validate
 
 from schemas.common import ListMeta, PaginationQuery
 from schemas.fields import JsonObject, Text
+from schemas.policies import validate_step_timeout
 
 DEVICE_STATUSES = ("QUEUED", "IN_PROGRESS", "SUCCEEDED", "FAILED", "TIMED_OUT", "REJECTED",
                    "CANCELED", "REMOVED")
@@ -42,6 +43,11 @@ class StatusReport(Schema):
     executed_steps = fields.Integer(allow_none=True, validate=validate.Range(0, 10_000))
     failed_step = Text(allow_none=True, validate=validate.Length(max=REASON_MAX_CHARS))
     status_details = JsonObject(allow_none=True)
+    step_timeout_minutes = fields.Integer(
+        allow_none=True, validate=validate_step_timeout,
+        metadata={"description": "With IN_PROGRESS: time out unless the device reports again "
+                                 "within this many minutes; -1 clears it."},
+    )
     expected_version = fields.Integer(
         allow_none=True, validate=validate.Range(1, 2**31 - 1),
         metadata={"description": "Refuse the report (409) unless the row is at this version."},

@@ -31,6 +31,14 @@ POLICY_FIELDS = (
 )
 
 
+def validate_step_timeout(minutes: int) -> None:
+    """A device's ``step_timeout_minutes``: 1 to 7 days, or -1 to clear it."""
+    if minutes != -1 and not 1 <= minutes <= MAX_IN_PROGRESS_TIMEOUT_MINUTES:
+        raise ValidationError(
+            f"Must be between 1 and {MAX_IN_PROGRESS_TIMEOUT_MINUTES}, or -1 to clear it."
+        )
+
+
 def validate_cron(expression: str) -> None:
     if len(expression.split()) not in (5, 6) or not croniter.is_valid(expression):
         raise ValidationError(

@@ -12,3 +12,12 @@ SELECT id, occurred_at, actor, action, target_type, target_id, job_id, device_uu
  WHERE target_type = %(target_type)s AND target_id = %(target_id)s
  ORDER BY id
  LIMIT %(limit)s OFFSET %(offset)s;
+
+-- name: list_job_events
+-- The audit trail of one job (the job and each of its devices), oldest first, paged.
+SELECT id, occurred_at, actor, action, target_type, target_id, job_id, device_uuid, details,
+       count(*) OVER () AS total
+  FROM job_events
+ WHERE job_id = %(job_id)s
+ ORDER BY id
+ LIMIT %(limit)s OFFSET %(offset)s;

@@ -102,7 +102,7 @@ WITH overdue AS (
     RETURNING d.job_id, d.device_uuid, d.execution_number, d.timeout_at, overdue.status AS source
 ), events AS (
     INSERT INTO job_events (actor, action, target_type, target_id, job_id, device_uuid, details)
-    SELECT %(actor)s, 'device_job.timed_out', 'device_job', job_id || ':' || device_uuid,
+    SELECT %(actor)s, 'device_job.timed_out', 'device_job', job_id || '/' || device_uuid,
            job_id, device_uuid,
            jsonb_build_object('from', source, 'to', 'TIMED_OUT', 'reason', %(reason)s,
                               'execution_number', execution_number, 'timeout_at', timeout_at)
@@ -114,13 +114,18 @@ SELECT job_id, count(*)::integer AS n FROM timed_out GROUP BY job_id;
 -- Live jobs whose end time has passed, locked so one sweep handles each.
 SELECT job_id, execution_type, status, end_behavior, end_at
   FROM job_executions
- WHERE end_at IS NOT NULL AND end_at <= %(now)s
+ WHERE end_at IS NOT NULL AND end_at <= %(now)s AND end_applied_at IS NULL
    AND status IN ('SCHEDULED', 'QUEUED', 'IN_PROGRESS')
  ORDER BY end_at LIMIT %(limit)s
    FOR NO KEY UPDATE SKIP LOCKED;
 
+-- name: policy_mark_end_applied
+-- The job's end behavior has been applied.
+UPDATE job_executions SET end_applied_at = %(now)s WHERE job_id = %(job_id)s;
+
 -- name: policy_ended_jobs_holding_rows
--- Jobs past their end that stopped their rollout and still hold back rows.
+-- Jobs past their end that stopped their rollout and still hold back rows (a fan-out that
+-- was still running at the end time added them).
 SELECT DISTINCT e.job_id
   FROM job_executions e
   JOIN device_job_status d ON d.job_id = e.job_id AND d.released_at IS NULL AND d.status = 'QUEUED'
@@ -153,7 +158,7 @@ WITH canceled AS (
     RETURNING d.job_id, d.device_uuid, d.execution_number, d.released_at
 ), events AS (
     INSERT INTO job_events (actor, action, target_type, target_id, job_id, device_uuid, details)
-    SELECT %(actor)s, 'device_job.canceled', 'device_job', job_id || ':' || device_uuid,
+    SELECT %(actor)s, 'device_job.canceled', 'device_job', job_id || '/' || device_uuid,
            job_id, device_uuid,
            jsonb_build_object('to', 'CANCELED', 'reason', %(reason)s,
                               'execution_number', execution_number)
@@ -171,7 +176,7 @@ WITH removed AS (
     RETURNING d.job_id, d.device_uuid, d.execution_number
 ), events AS (
     INSERT INTO job_events (actor, action, target_type, target_id, job_id, device_uuid, details)
-    SELECT %(actor)s, 'device_job.removed', 'device_job', job_id || ':' || device_uuid,
+    SELECT %(actor)s, 'device_job.removed', 'device_job', job_id || '/' || device_uuid,
            job_id, device_uuid,
            jsonb_build_object('from', 'QUEUED', 'to', 'REMOVED', 'reason', %(reason)s,
                               'execution_number', execution_number)
@@ -268,7 +273,7 @@ WITH added AS (
      WHERE e.job_id = a.job_id
 ), events AS (
     INSERT INTO job_events (actor, action, target_type, target_id, job_id, device_uuid, details)
-    SELECT %(actor)s, 'device_job.queued', 'device_job', job_id || ':' || device_uuid,
+    SELECT %(actor)s, 'device_job.queued', 'device_job', job_id || '/' || device_uuid,
            job_id, device_uuid,
            jsonb_build_object('to', 'QUEUED', 'reason', 'device matches a continuous job',
                               'execution_number', 1)
@@ -294,7 +299,7 @@ WITH removed AS (
     RETURNING s.job_id, s.device_uuid, s.execution_number, s.released_at
 ), events AS (
     INSERT INTO job_events (actor, action, target_type, target_id, job_id, device_uuid, details)
-    SELECT %(actor)s, 'device_job.removed', 'device_job', job_id || ':' || device_uuid,
+    SELECT %(actor)s, 'device_job.removed', 'device_job', job_id || '/' || device_uuid,
            job_id, device_uuid,
            jsonb_build_object('from', 'QUEUED', 'to', 'REMOVED',
                               'reason', 'device no longer matches the target',
@@ -320,19 +325,14 @@ SELECT s.id
    FOR UPDATE OF s SKIP LOCKED;
 
 -- name: policy_retryable_rows
--- Current FAILED/TIMED_OUT rows of live jobs with attempts left under their retry_config: the
--- criterion for the exact failure type wins over ALL; execution_number counts attempts so far.
+-- Current FAILED/TIMED_OUT rows of live jobs with attempts left under their retry_config
+-- (execution_number counts the attempts so far).
 SELECT d.id
   FROM job_executions e
   JOIN device_job_status d ON d.job_id = e.job_id
  WHERE e.retry_config IS NOT NULL AND e.status IN ('QUEUED', 'IN_PROGRESS')
    AND d.is_latest AND d.status IN ('FAILED', 'TIMED_OUT')
-   AND d.execution_number <= (
-        SELECT (c ->> 'number_of_retries')::integer
-          FROM jsonb_array_elements(e.retry_config -> 'criteria_list') c
-         WHERE c ->> 'failure_type' IN (d.status, 'ALL')
-         ORDER BY c ->> 'failure_type' = 'ALL'
-         LIMIT 1)
+   AND retry_allowed(e.retry_config, d.status, d.execution_number)
  ORDER BY d.id LIMIT %(limit)s
    FOR UPDATE OF d SKIP LOCKED;
 
@@ -353,7 +353,7 @@ WITH attempts AS (
     RETURNING job_id, device_uuid, execution_number
 ), events AS (
     INSERT INTO job_events (actor, action, target_type, target_id, job_id, device_uuid, details)
-    SELECT %(actor)s, %(action)s, 'device_job', a.job_id || ':' || a.device_uuid,
+    SELECT %(actor)s, %(action)s, 'device_job', a.job_id || '/' || a.device_uuid,
            a.job_id, a.device_uuid,
            jsonb_build_object('to', 'QUEUED', 'execution_number', a.execution_number,
                               'previous_status', r.previous_status)
@@ -379,3 +379,24 @@ SELECT e.job_id, e.abort_config,
 SELECT job_id, status FROM job_executions
  WHERE job_id = %(job_id)s AND status IN ('SCHEDULED', 'QUEUED', 'IN_PROGRESS')
    FOR NO KEY UPDATE SKIP LOCKED;
+
+-- name: policy_set_timeout
+-- An IN_PROGRESS report sets the row's deadline: the job's in_progress_timeout_minutes from the
+-- start, shortened by the report's step_timeout_minutes from now; -1 drops the step deadline,
+-- no step value keeps the deadline the row has.
+UPDATE device_job_status d
+   SET timeout_at = CASE
+           WHEN %(step_timeout_minutes)s::integer = -1 THEN t.job_deadline
+           WHEN %(step_timeout_minutes)s::integer > 0
+               THEN least(t.job_deadline,
+                          now() + make_interval(mins => %(step_timeout_minutes)s::integer))
+           ELSE coalesce(d.timeout_at, t.job_deadline)
+       END
+  FROM (SELECT s.id,
+               s.started_at + make_interval(
+                   mins => (e.timeout_config ->> 'in_progress_timeout_minutes')::integer)
+                   AS job_deadline
+          FROM device_job_status s JOIN job_executions e ON e.job_id = s.job_id
+         WHERE s.job_id = %(job_id)s AND s.device_uuid = %(device_uuid)s AND s.is_latest
+           AND s.status = 'IN_PROGRESS') t
+ WHERE d.id = t.id;

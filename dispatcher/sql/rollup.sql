@@ -44,6 +44,7 @@ UPDATE job_executions e
    AND e.status IN ('QUEUED', 'IN_PROGRESS')
    AND e.fanout_status = 'DONE'
    AND t.pending = 0
+   AND NOT job_held_open(e.job_id)
 RETURNING e.job_id, e.status, e.completed_at, e.succeeded_devices, e.failed_devices;
 
 -- name: snapshot_job_counters
