@@ -90,6 +90,9 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     env = dict(os.environ)
     if args.metrics_port:
         env["WORKER_METRICS_PORT"] = str(args.metrics_port)
+        if not env.get(stack.METRICS_DIR_ENV):
+            # The exporter in the main process adds up what the pool processes write here.
+            env[stack.METRICS_DIR_ENV] = tempfile.mkdtemp(prefix="device-jobs-worker-metrics-")
     return _exec(stack.worker_command(args.log_level, args.queues, args.concurrency,
                                       args.hostname, args.celery_args), env)
 

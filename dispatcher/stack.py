@@ -7,9 +7,12 @@ the environment (see dispatcher/config.py), so one environment describes the who
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from pathlib import Path
+
+from dispatcher.config import Settings
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 # Present in a source checkout (and the container image); absent from a wheel install, where
@@ -94,4 +97,13 @@ def local_stack_environment(run_dir: Path, base: dict[str, str] | None = None) -
     env[METRICS_DIR_ENV] = str(metrics_dir)
     env["FLOWER_UNAUTHENTICATED_API"] = "1"
     env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def settings_environment(settings: Settings, base: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment under which ``Settings.from_env()`` gives back ``settings``."""
+    env = dict(os.environ if base is None else base)
+    for field in dataclasses.fields(settings):
+        value = getattr(settings, field.name)
+        env[field.name.upper()] = ("1" if value else "0") if isinstance(value, bool) else str(value)
     return env
