@@ -1,0 +1,76 @@
+"""The long-running agent: every part wired together from one AgentConfig."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from agent import __version__
+from agent.client import DeviceApi
+from agent.config import AgentConfig
+from agent.engine import EngineSettings, JobEngine
+from agent.handlers import HandlerStore
+from agent.mqtt_listener import NotifyListener
+from agent.outbox import Outbox
+from agent.poller import Poller
+from agent.reporter import Reporter
+from agent.runner import JobRunner
+from agent.state import JobState
+
+log = logging.getLogger(__name__)
+
+
+def engine_settings(config: AgentConfig) -> EngineSettings:
+    return EngineSettings(config.output_cap_bytes, config.step_timeout_s, config.reboot_wait_s)
+
+
+def handler_store(config: AgentConfig, api: DeviceApi | None) -> HandlerStore:
+    return HandlerStore(Path(config.handler_dir), Path(config.state_dir) / "handlers", api)
+
+
+def device_api(config: AgentConfig) -> DeviceApi:
+    return DeviceApi(config.server_url, config.device_uuid, config.token, config.ca_file)
+
+
+class Agent:
+    def __init__(self, config: AgentConfig) -> None:
+        config.require_server()
+        self.config = config
+        state_dir = Path(config.state_dir)
+        api = device_api(config)
+        reporter = Reporter(api, Outbox(state_dir / "outbox"))
+        engine = JobEngine(engine_settings(config), handler_store(config, api))
+        self.runner = JobRunner(api, engine, JobState(state_dir), reporter, self._cancel_check_s)
+        self.poller = Poller(api, self.runner, reporter, config.poll_interval_s)
+        self.listener = (
+            NotifyListener(config.mqtt_url, config.device_uuid, self._nudged)
+            if config.mqtt_url else None
+        )
+
+    def run(self) -> None:
+        log.info("jobs-agent starting version=%s device_uuid=%s server=%s mqtt=%s",
+                 __version__, self.config.device_uuid, self.config.server_url,
+                 bool(self.listener))
+        if self.listener is not None:
+            self.listener.start()
+        try:
+            self.poller.run()
+        finally:
+            if self.listener is not None:
+                self.listener.stop()
+
+    def stop(self) -> None:
+        """Stop polling and any running step; a cut job is settled at the next start."""
+        self.poller.stop()
+
+    def _nudged(self, event: str, job_id: str | None) -> None:
+        log.debug("nudge event=%s job_id=%s", event, job_id)
+        if event == "canceled" and job_id:
+            self.runner.notify_canceled(job_id)
+        self.poller.nudge()
+
+    def _cancel_check_s(self) -> float:
+        # With MQTT up, cancels arrive as nudges; the periodic check is only a safety net.
+        if self.listener is not None and self.listener.connected:
+            return max(self.config.poll_interval_s, self.config.cancel_check_s)
+        return self.config.cancel_check_s

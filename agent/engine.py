@@ -1,0 +1,266 @@
+"""The job engine: runs a job document v1.0 step by step and says how it went.
+
+Semantics, close to the AWS IoT Device Client where that is sensible:
+
+- steps run in order; a failing step stops the job unless it has ``ignoreStepFailure``;
+- a step fails when it cannot start, exits non-zero, times out, or writes to stderr while
+  ``allowStdErr`` is false;
+- ``finalStep`` always runs last, also after a failure (it is for cleanup);
+- ``runHandler`` scripts get ``runAsUser`` (or "") as their first argument and then ``args``
+  (the handler's ``default_args`` when the step gives none), as AWS handlers expect;
+- a reboot command that succeeds ends the run here: the agent waits for the system to go
+  down, and the job resumes after the next start (see ``agent.recovery``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Protocol
+
+from marshmallow import ValidationError
+
+from agent.client import AgentError
+from agent.handlers import HandlerStore, runnable_by
+from agent.output import OutputTail
+from agent.process import ProcessOutcome, StepSetupError, resolve_user, run_process
+from schemas.job_document import RUN_COMMAND, split_command, validate_job_document
+
+log = logging.getLogger(__name__)
+
+SUCCEEDED, FAILED, REJECTED = "SUCCEEDED", "FAILED", "REJECTED"
+
+
+class JobInterrupted(AgentError):
+    """The run was stopped from outside (job canceled, agent stopping); there is no result."""
+
+
+@dataclass
+class JobResult:
+    status: str
+    executed_steps: int = 0
+    exit_code: int | None = None
+    failed_step: str | None = None
+    reason: str | None = None
+    stdout: str | None = None
+    stderr: str | None = None
+    status_details: dict = field(default_factory=dict)
+
+    def report_body(self) -> dict:
+        """The PATCH .../status body (snake_case, as in the product guide)."""
+        return {key: value for key, value in asdict(self).items() if value is not None}
+
+
+@dataclass
+class Progress:
+    """Where a run stands. Saved after every step, so a run can resume after a reboot."""
+
+    next_index: int = 0  # position in steps + [finalStep]
+    executed_steps: int = 0
+    failure: dict | None = None  # {"step", "exit_code", "reason"} of the first failing step
+    steps: list[dict] = field(default_factory=list)
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> Progress:
+        return cls(
+            int(data.get("next_index", 0)), int(data.get("executed_steps", 0)),
+            data.get("failure"), list(data.get("steps") or []),
+        )
+
+
+class StepListener(Protocol):
+    def step_starting(self, progress: Progress, step: dict, reboot: bool) -> None: ...
+
+    def step_finished(self, progress: Progress) -> None: ...
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    output_cap_bytes: int = 64 * 1024
+    step_timeout_s: float = 3600.0
+    reboot_wait_s: float = 300.0
+
+
+def is_reboot_command(argv: list[str]) -> bool:
+    program, args = os.path.basename(argv[0]), argv[1:]
+    if program == "reboot":
+        return True
+    if program == "shutdown":
+        return any(a in ("-r", "--reboot") or (a[:1] == "-" and a[1:2] != "-" and "r" in a)
+                   for a in args)
+    if program == "systemctl":
+        return "reboot" in args
+    return program in ("init", "telinit") and args == ["6"]
+
+
+def step_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The agent's environment without its own settings: steps never see the device token."""
+    environ = os.environ if environ is None else environ
+    return {k: v for k, v in environ.items() if not k.startswith("JOBS_AGENT_")}
+
+
+def describe_errors(messages: object, prefix: str = "") -> list[str]:
+    """marshmallow's nested messages as 'steps.0.input.command: Missing data …' lines."""
+    if isinstance(messages, dict):
+        lines = []
+        for key, value in messages.items():
+            path = prefix if key == "_schema" else f"{prefix}.{key}" if prefix else str(key)
+            lines.extend(describe_errors(value, path))
+        return lines
+    if isinstance(messages, list) and all(isinstance(m, str) for m in messages):
+        return [f"{prefix}: {' '.join(messages)}" if prefix else " ".join(messages)]
+    return [f"{prefix}: {messages}"]
+
+
+def load_plan(document: object) -> tuple[dict, list[tuple[dict, bool]]]:
+    """The canonical document and its steps in running order, each with "is finalStep"."""
+    doc = validate_job_document(document)
+    plan = [(step, False) for step in doc["steps"]]
+    if "finalStep" in doc:
+        plan.append((doc["finalStep"], True))
+    return doc, plan
+
+
+def rejection(exc: ValidationError) -> JobResult:
+    reason = "invalid job document: " + "; ".join(describe_errors(exc.messages))
+    return JobResult(REJECTED, reason=reason[:4000])
+
+
+class JobEngine:
+    def __init__(
+        self,
+        settings: EngineSettings,
+        handlers: HandlerStore,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.handlers = handlers
+        self.env = step_environment(env)
+
+    def run(
+        self,
+        document: object,
+        interrupt: threading.Event,
+        listener: StepListener | None = None,
+        progress: Progress | None = None,
+    ) -> JobResult:
+        """Run ``document`` (from ``progress`` when resuming); JobInterrupted if stopped."""
+        try:
+            doc, plan = load_plan(document)
+        except ValidationError as exc:
+            return rejection(exc)
+        progress = progress or Progress()
+        stdout = OutputTail(self.settings.output_cap_bytes)
+        stderr = OutputTail(self.settings.output_cap_bytes)
+        for index in range(progress.next_index, len(plan)):
+            step, is_final = plan[index]
+            if progress.failure is not None and not is_final:
+                continue
+            if interrupt.is_set():
+                raise JobInterrupted("stopped before step " + step["name"])
+            progress.next_index = index
+            self._run_step(step, progress, listener, stdout, stderr, interrupt)
+        details = {"total_steps": len(plan), "steps": progress.steps,
+                   "stdout_truncated": stdout.truncated, "stderr_truncated": stderr.truncated}
+        result = JobResult(
+            SUCCEEDED, progress.executed_steps, exit_code=0, status_details=details,
+            stdout=stdout.text() if doc["includeStdOut"] else None,
+            stderr=stderr.text() or None,
+        )
+        if progress.failure is not None:
+            result.status = FAILED
+            result.exit_code = progress.failure.get("exit_code")
+            result.failed_step = progress.failure["step"]
+            result.reason = progress.failure["reason"]
+        return result
+
+    def _run_step(
+        self,
+        step: dict,
+        progress: Progress,
+        listener: StepListener | None,
+        stdout: OutputTail,
+        stderr: OutputTail,
+        interrupt: threading.Event,
+    ) -> None:
+        name = step["name"]
+        argv = split_command(step["input"]["command"]) if step["type"] == RUN_COMMAND else None
+        reboot = argv is not None and is_reboot_command(argv)
+        if listener is not None:
+            listener.step_starting(progress, step, reboot)
+        log.info("step starting name=%r index=%d", name, progress.next_index)
+        stderr_before = stderr.total_bytes
+        timeout_s = step.get("timeoutSeconds") or self.settings.step_timeout_s
+        try:
+            outcome = self._start(step, argv, stdout, stderr, timeout_s, interrupt)
+        except StepSetupError as exc:
+            outcome = ProcessOutcome(None, 0.0, error=str(exc))
+        if outcome.interrupted:
+            raise JobInterrupted(f"step {name!r} was stopped")
+        if reboot and outcome.exit_code == 0:
+            outcome = self._await_reboot(name, outcome, interrupt)
+        reason = _failure_reason(step, outcome, timeout_s, stderr.total_bytes > stderr_before)
+        ignored = reason is not None and step["ignoreStepFailure"]
+        verdict = "succeeded" if reason is None else "failed (ignored)" if ignored else "failed"
+        progress.steps.append({
+            "name": name, "exit_code": outcome.exit_code,
+            "duration_ms": round(outcome.duration_s * 1000), "outcome": verdict,
+        })
+        progress.executed_steps += 1
+        progress.next_index += 1
+        if reason is not None:
+            log.warning("step failed name=%r ignored=%s reason=%s", name, ignored, reason)
+            if not ignored and progress.failure is None:
+                progress.failure = {"step": name, "exit_code": outcome.exit_code, "reason": reason}
+        if listener is not None:
+            listener.step_finished(progress)
+
+    def _start(
+        self,
+        step: dict,
+        argv: list[str] | None,
+        stdout: OutputTail,
+        stderr: OutputTail,
+        timeout_s: float,
+        interrupt: threading.Event,
+    ) -> ProcessOutcome:
+        user = step.get("runAsUser")
+        run_as = resolve_user(user) if user else None
+        streams = {"stdout": stdout, "stderr": stderr, "timeout_s": timeout_s,
+                   "interrupt": interrupt, "env": self.env, "run_as": run_as}
+        if argv is not None:
+            return run_process(argv, **streams)
+        handler = self.handlers.resolve(step["input"]["handler"], step["input"].get("path"))
+        args = step["input"].get("args") or list(handler.default_args)
+        with runnable_by(handler, run_as) as command:
+            return run_process([*command, user or "", *args], **streams)
+
+    def _await_reboot(
+        self, name: str, outcome: ProcessOutcome, interrupt: threading.Event
+    ) -> ProcessOutcome:
+        """A reboot command returned: wait to be stopped by the shutdown it started."""
+        log.info("reboot step done, waiting for the system to go down name=%r", name)
+        if interrupt.wait(self.settings.reboot_wait_s):
+            raise JobInterrupted(f"system going down after step {name!r}")
+        return ProcessOutcome(
+            None, outcome.duration_s + self.settings.reboot_wait_s,
+            error=f"the system did not reboot within {self.settings.reboot_wait_s:g} s",
+        )
+
+
+def _failure_reason(
+    step: dict, outcome: ProcessOutcome, timeout_s: float, wrote_stderr: bool
+) -> str | None:
+    name = step["name"]
+    if outcome.error:
+        return f"step {name!r}: {outcome.error}"
+    if outcome.timed_out:
+        return f"step {name!r} timed out after {timeout_s:g} s; its process group was killed"
+    if outcome.exit_code != 0:
+        return f"step {name!r} exited with code {outcome.exit_code}"
+    if wrote_stderr and not step["allowStdErr"]:
+        return f"step {name!r} wrote to stderr and allowStdErr is false"
+    return None

@@ -1,0 +1,89 @@
+"""MQTT nudges: ``devices/{uuid}/jobs/notify`` says a job was queued or canceled.
+
+A nudge is only a hint to poll now; the poll loop delivers every job without it. The client
+keeps a persistent session (fixed client id, clean_session off), so QoS 1 nudges sent while
+the link was down arrive when it comes back, and paho reconnects on its own.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import ssl
+from collections.abc import Callable
+from urllib.parse import unquote, urlsplit
+
+import paho.mqtt.client as mqtt
+
+log = logging.getLogger(__name__)
+
+RECONNECT_MIN_S = 1
+RECONNECT_MAX_S = 60
+KEEPALIVE_S = 60
+
+NudgeCallback = Callable[[str, "str | None"], None]
+
+
+def notify_topic(device_uuid: str) -> str:
+    return f"devices/{device_uuid}/jobs/notify"
+
+
+class NotifyListener:
+    """Calls ``on_nudge(event, job_id)`` for every message on the device's notify topic."""
+
+    def __init__(self, mqtt_url: str, device_uuid: str, on_nudge: NudgeCallback) -> None:
+        url = urlsplit(mqtt_url)
+        self.topic = notify_topic(device_uuid)
+        self._on_nudge = on_nudge
+        self._host = url.hostname or "127.0.0.1"
+        tls = url.scheme in ("mqtts", "ssl")
+        self._port = url.port or (8883 if tls else 1883)
+        self._client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=f"jobs-agent-{device_uuid}",
+            clean_session=False,
+        )
+        if url.username:
+            self._client.username_pw_set(unquote(url.username), unquote(url.password or ""))
+        if tls:
+            self._client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
+        self._client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
+        self._client.on_connect = self._connected
+        self._client.on_disconnect = self._disconnected
+        self._client.on_message = self._message
+
+    @property
+    def connected(self) -> bool:
+        return self._client.is_connected()
+
+    def start(self) -> None:
+        self._client.connect_async(self._host, self._port, keepalive=KEEPALIVE_S)
+        self._client.loop_start()
+
+    def stop(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    def _connected(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            log.warning("mqtt connect refused host=%s reason=%s", self._host, reason_code)
+            return
+        log.info("mqtt connected host=%s topic=%s", self._host, self.topic)
+        client.subscribe(self.topic, qos=1)
+        # Something may have been queued while we were away: poll once.
+        self._on_nudge("connected", None)
+
+    def _disconnected(self, client, userdata, flags, reason_code, properties) -> None:
+        log.warning("mqtt disconnected host=%s reason=%s", self._host, reason_code)
+
+    def _message(self, client, userdata, message) -> None:
+        event, job_id = "unknown", None
+        try:
+            payload = json.loads(message.payload)
+            event = str(payload.get("event") or "unknown")
+            job_id = str(payload["jobId"]) if payload.get("jobId") else None
+        except (ValueError, AttributeError, TypeError):
+            log.warning("unreadable mqtt nudge topic=%s", message.topic)
+        try:
+            self._on_nudge(event, job_id)
+        except Exception:
+            log.exception("nudge handling failed event=%s job_id=%s", event, job_id)

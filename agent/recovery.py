@@ -1,0 +1,42 @@
+"""What to do with a run that an agent restart cut short.
+
+Never run a step twice by accident. A run resumes only where no step was cut: after a reboot
+step that really rebooted the system (the kernel's boot id changed), or when every step had
+already finished. Anything else is reported FAILED with a reason that says the agent restarted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from agent.engine import FAILED, JobResult, Progress
+
+AGENT_RESTARTED = "agent restarted while the job was running"
+
+
+def recovery_plan(
+    record: Mapping, boot_id: str | None, total_steps: int
+) -> tuple[Progress | None, JobResult | None]:
+    """(progress to resume from, None) or (None, the result to report)."""
+    progress = Progress.from_dict(record.get("progress") or {})
+    running = record.get("running")
+    if running is None:
+        if progress.next_index >= total_steps:
+            return progress, None
+        reason = f"{AGENT_RESTARTED} (between steps; {progress.executed_steps} done)"
+    elif running.get("reboot"):
+        before = running.get("boot_id")
+        if before is None or boot_id is None or before != boot_id:
+            progress.steps.append({"name": running["name"], "exit_code": 0,
+                                   "outcome": "succeeded (system rebooted)"})
+            progress.executed_steps += 1
+            progress.next_index += 1
+            return progress, None
+        reason = (f"{AGENT_RESTARTED}: reboot step {running['name']!r} was started "
+                  "but the system did not reboot")
+    else:
+        reason = f"{AGENT_RESTARTED} (step {running['name']!r} was interrupted)"
+    failed_step = running["name"] if running else None
+    details = {"total_steps": total_steps, "steps": progress.steps, "agent_restarted": True}
+    return None, JobResult(FAILED, progress.executed_steps, failed_step=failed_step,
+                           reason=reason, status_details=details)

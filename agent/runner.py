@@ -1,0 +1,211 @@
+"""One job's life on the device: record it, report it, run it, make its result durable.
+
+Order matters for crash safety: the job is recorded in the state directory before any step
+runs, and that record is removed only after the final report is in the outbox. Whatever
+moment the power goes, the next start finds either the record or the report.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from marshmallow import ValidationError
+
+from agent.cancel_watch import CancelWatch, JobControl
+from agent.client import DeviceApi, ProtocolError
+from agent.engine import JobEngine, JobInterrupted, JobResult, Progress, load_plan, rejection
+from agent.recovery import AGENT_RESTARTED, recovery_plan
+from agent.reporter import Reporter
+from agent.state import JobState, current_boot_id
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Job:
+    job_id: str
+    execution_number: int
+    job_name: str
+    document: object
+    status: str = "QUEUED"
+
+    @classmethod
+    def from_answer(cls, body: Mapping) -> Job:
+        """The job in a ``jobs/next`` answer; ProtocolError if it is not one."""
+        try:
+            job_id = str(uuid.UUID(str(body["jobId"])))
+            execution_number = int(body.get("executionNumber") or 1)
+        except (KeyError, TypeError, ValueError):
+            raise ProtocolError(f"jobs/next answer has no usable jobId: {body!r:.200}") from None
+        document = body.get("jobDocument")
+        if isinstance(document, str):
+            # Not JSON: left as text, which the engine rejects with a readable reason.
+            with contextlib.suppress(ValueError):
+                document = json.loads(document)
+        return cls(job_id, execution_number, str(body.get("jobName") or ""), document,
+                   str(body.get("status") or "QUEUED"))
+
+    @classmethod
+    def from_record(cls, record: Mapping) -> Job:
+        return cls(record["job_id"], int(record["execution_number"]),
+                   record.get("job_name", ""), record.get("document"), "IN_PROGRESS")
+
+
+class JobRunner:
+    def __init__(
+        self,
+        api: DeviceApi,
+        engine: JobEngine,
+        state: JobState,
+        reporter: Reporter,
+        cancel_check_s: Callable[[], float],
+    ) -> None:
+        self.api = api
+        self.engine = engine
+        self.state = state
+        self.reporter = reporter
+        self._cancel_check_s = cancel_check_s
+        self._current: tuple[str, JobControl, CancelWatch] | None = None
+        self._stopping = False
+
+    def handle(self, job: Job) -> bool:
+        """A job the server handed us: run it, unless it ran here already.
+
+        Returns whether anything was done, i.e. whether polling again at once makes sense.
+        """
+        if self.state.load() is not None:
+            self.recover()
+        outbox = self.reporter.outbox
+        if outbox.has(job.job_id, job.execution_number):
+            log.info("job already finished here, delivering its result job_id=%s", job.job_id)
+            self.reporter.flush()
+            return False
+        if outbox.settled(job.job_id, job.execution_number):
+            log.error("server handed out a job already finished here; not running it again "
+                      "job_id=%s execution_number=%d", job.job_id, job.execution_number)
+            return False
+        if job.status == "IN_PROGRESS":
+            # We record every job before reporting it IN_PROGRESS; no record means our state
+            # was lost, and the steps may have run already.
+            reason = f"{AGENT_RESTARTED}; its local record was lost, so it is not run again"
+            self._finish(job, JobResult("FAILED", reason=reason))
+            return True
+        self.run(job)
+        return True
+
+    def recover(self) -> None:
+        """Settle a run that an agent restart cut short (see agent.recovery)."""
+        record = self.state.load()
+        if record is None:
+            return
+        job = Job.from_record(record)
+        log.warning("found unfinished job job_id=%s", job.job_id)
+        if self.reporter.outbox.has(job.job_id, job.execution_number):
+            self.state.clear()
+            return
+        try:
+            _, plan = load_plan(job.document)
+        except ValidationError as exc:
+            self._finish(job, rejection(exc))
+            return
+        progress, result = recovery_plan(record, current_boot_id(), len(plan))
+        if result is not None:
+            log.warning("reporting cut-short job job_id=%s reason=%s", job.job_id, result.reason)
+            self._finish(job, result)
+        else:
+            log.info("resuming job job_id=%s at_step=%d", job.job_id, progress.next_index)
+            self.run(job, progress)
+
+    def run(self, job: Job, progress: Progress | None = None) -> None:
+        try:
+            _, plan = load_plan(job.document)
+        except ValidationError as exc:
+            self._finish(job, rejection(exc))
+            return
+        if self._stopping:
+            return
+        progress = progress or Progress()
+        control = JobControl()
+        log.info("job starting job_id=%s name=%r steps=%d", job.job_id, job.job_name, len(plan))
+        self.state.begin(job.job_id, job.execution_number, job.job_name, job.document, progress)
+        listener = _Listener(self, job, control, len(plan))
+        ended_as = self.reporter.progress(job.job_id, listener.progress_body(progress))
+        if ended_as is not None:
+            self.state.clear()
+            return
+        watch = CancelWatch(self.api, self.reporter, job.job_id, job.execution_number, control,
+                            self._cancel_check_s, lambda: listener.last_body)
+        self._current = (job.job_id, control, watch)
+        if self._stopping:
+            control.stop()
+        watch.start()
+        try:
+            result = self.engine.run(job.document, control.interrupt, listener, progress)
+        except JobInterrupted:
+            result = None
+        finally:
+            watch.close()
+            self._current = None
+        if control.ended_as is not None:
+            log.info("job stopped, ended on the server job_id=%s status=%s",
+                     job.job_id, control.ended_as)
+            self.state.clear()
+        elif result is None:
+            log.warning("agent stopping mid-job; it is settled at the next start job_id=%s",
+                        job.job_id)
+        else:
+            self._finish(job, result)
+
+    def notify_canceled(self, job_id: str) -> None:
+        current = self._current
+        if current is not None and current[0] == job_id:
+            current[2].notify_canceled()
+
+    def stop(self) -> None:
+        """Stop the running step now; the job stays recorded for the next start."""
+        self._stopping = True
+        current = self._current
+        if current is not None:
+            current[1].stop()
+
+    def _finish(self, job: Job, result: JobResult) -> None:
+        log.info("job finished job_id=%s status=%s reason=%s",
+                 job.job_id, result.status, result.reason)
+        self.reporter.submit(job.job_id, job.execution_number, result.report_body())
+        self.state.clear()
+        self.reporter.flush()
+
+
+class _Listener:
+    """Saves progress before and after each step, and reports it after each step."""
+
+    def __init__(self, runner: JobRunner, job: Job, control: JobControl, total_steps: int):
+        self._runner = runner
+        self._job = job
+        self._control = control
+        self._total_steps = total_steps
+        self.last_body: dict = {}
+
+    def progress_body(self, progress: Progress) -> dict:
+        self.last_body = {
+            "executed_steps": progress.executed_steps,
+            "status_details": {
+                "progress": f"{progress.executed_steps}/{self._total_steps}",
+                "total_steps": self._total_steps, "steps": list(progress.steps),
+            },
+        }
+        return self.last_body
+
+    def step_starting(self, progress: Progress, step: dict, reboot: bool) -> None:
+        self._runner.state.step_starting(progress, step, reboot)
+
+    def step_finished(self, progress: Progress) -> None:
+        self._runner.state.step_finished(progress)
+        ended_as = self._runner.reporter.progress(self._job.job_id, self.progress_body(progress))
+        if ended_as is not None:
+            self._control.end(ended_as)

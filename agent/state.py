@@ -1,0 +1,62 @@
+"""The job in progress, recorded on disk before anything runs (reboot and crash safety).
+
+``current-job.json`` holds the job, its document, its progress and the step that is running.
+It exists from before the first step until the final report is safely in the outbox, so an
+agent that starts and finds it knows a run was cut short, and where.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from agent.engine import Progress
+from agent.storage import atomic_write_json, ensure_private_dir, read_json, remove
+
+BOOT_ID_PATH = Path("/proc/sys/kernel/random/boot_id")
+
+
+def current_boot_id() -> str | None:
+    """Changes at every boot; None where the kernel does not provide it."""
+    try:
+        return BOOT_ID_PATH.read_text().strip() or None
+    except OSError:
+        return None
+
+
+class JobState:
+    def __init__(self, state_dir: Path) -> None:
+        self.path = ensure_private_dir(state_dir) / "current-job.json"
+        self._record: dict | None = None
+
+    def load(self) -> dict | None:
+        self._record = read_json(self.path)
+        return self._record
+
+    def begin(
+        self, job_id: str, execution_number: int, job_name: str, document: object,
+        progress: Progress,
+    ) -> None:
+        self._record = {
+            "job_id": job_id, "execution_number": execution_number, "job_name": job_name,
+            "document": document, "started_at": time.time(), "boot_id": current_boot_id(),
+            "progress": vars(progress), "running": None,
+        }
+        atomic_write_json(self.path, self._record)
+
+    def step_starting(self, progress: Progress, step: dict, reboot: bool) -> None:
+        assert self._record is not None
+        self._record["progress"] = vars(progress)
+        self._record["running"] = {"name": step["name"], "reboot": reboot,
+                                   "boot_id": current_boot_id()}
+        atomic_write_json(self.path, self._record)
+
+    def step_finished(self, progress: Progress) -> None:
+        assert self._record is not None
+        self._record["progress"] = vars(progress)
+        self._record["running"] = None
+        atomic_write_json(self.path, self._record)
+
+    def clear(self) -> None:
+        self._record = None
+        remove(self.path)
