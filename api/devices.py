@@ -5,10 +5,9 @@ from __future__ import annotations
 import uuid as uuid_mod
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from api.auth import actor, read_access, write_access
-from api.nesting import refuse_deeply_nested_json
+from api.json_body import ResourceBlueprint
 from dispatcher import devices
 from schemas.devices import (
     DeviceCreate,
@@ -22,8 +21,7 @@ from schemas.devices import (
     DeviceUpdated,
 )
 
-blp = Blueprint("devices", __name__, description="Devices of the fleet and their tokens")
-refuse_deeply_nested_json(blp)
+blp = ResourceBlueprint("devices", __name__, description="Devices of the fleet and their tokens")
 
 
 @blp.route("/devices")

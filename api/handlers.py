@@ -5,10 +5,9 @@ from __future__ import annotations
 import uuid as uuid_mod
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from api.auth import actor, device_access, read_access, write_access
-from api.nesting import refuse_deeply_nested_json
+from api.json_body import ResourceBlueprint
 from dispatcher import handlers
 from schemas.common import PaginationQuery
 from schemas.handlers import (
@@ -20,8 +19,7 @@ from schemas.handlers import (
     HandlerUpdated,
 )
 
-blp = Blueprint("handlers", __name__, description="Scripts that runHandler steps run")
-refuse_deeply_nested_json(blp)
+blp = ResourceBlueprint("handlers", __name__, description="Scripts that runHandler steps run")
 
 
 @blp.route("/jobs/handlers")

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from flask import current_app
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from api.auth import actor, read_access, write_access
-from api.nesting import refuse_deeply_nested_json
+from api.json_body import ResourceBlueprint
 from dispatcher import templates
 from schemas.templates import (
     TemplateCreate,
@@ -18,8 +17,7 @@ from schemas.templates import (
     TemplateUpdated,
 )
 
-blp = Blueprint("templates", __name__, description="Reusable job documents")
-refuse_deeply_nested_json(blp)
+blp = ResourceBlueprint("templates", __name__, description="Reusable job documents")
 
 
 def _max_document_bytes() -> int:

@@ -11,6 +11,7 @@ import hashlib
 from dispatcher import audit, db
 from dispatcher.changes import field_changes
 from dispatcher.errors import NotFound
+from schemas.handlers import HANDLER_NAME_PATTERN
 
 EDITABLE_FIELDS = (
     "description", "script_type", "script_content", "script_sha256", "permissions", "default_args",
@@ -48,10 +49,22 @@ def _identity(handler: dict) -> dict:
     return {"script_type": handler["script_type"], "script_sha256": handler["script_sha256"]}
 
 
-def get_handler(name: str) -> dict:
-    handler = db.one("get_job_handler", name=name)
+def _not_found(name: str) -> NotFound:
+    return NotFound(f"Job handler {name!r} not found")
+
+
+def _lock_handler(c: db.Connector, name: str) -> dict:
+    # A name no handler can have (a NUL byte, a slash) is simply not found.
+    handler = c.one("lock_job_handler", name=name) if HANDLER_NAME_PATTERN.match(name) else None
     if handler is None:
-        raise NotFound(f"Job handler {name!r} not found")
+        raise _not_found(name)
+    return handler
+
+
+def get_handler(name: str) -> dict:
+    handler = db.one("get_job_handler", name=name) if HANDLER_NAME_PATTERN.match(name) else None
+    if handler is None:
+        raise _not_found(name)
     return handler
 
 
@@ -65,9 +78,7 @@ def list_handlers(limit: int, offset: int) -> dict:
 def update_handler(name: str, changes: dict, actor: str) -> tuple[dict, dict]:
     """Apply any subset of the editable fields; return the handler and what changed."""
     with db.transaction() as c:
-        current = c.one("lock_job_handler", name=name)
-        if current is None:
-            raise NotFound(f"Job handler {name!r} not found")
+        current = _lock_handler(c, name)
         wanted = {field: changes.get(field, current[field]) for field in EDITABLE_FIELDS}
         wanted["script_sha256"] = script_sha256(wanted["script_content"])
         diff = field_changes(current, wanted, EDITABLE_FIELDS, summarized=("script_content",))
@@ -88,9 +99,7 @@ def update_handler(name: str, changes: dict, actor: str) -> tuple[dict, dict]:
 def delete_handler(name: str, actor: str) -> dict:
     """Delete a handler; returns it as it was. Steps naming it fail on the device from now on."""
     with db.transaction() as c:
-        handler = c.one("lock_job_handler", name=name)
-        if handler is None:
-            raise NotFound(f"Job handler {name!r} not found")
+        handler = _lock_handler(c, name)
         c.execute("delete_job_handler", name=name)
         audit.record_event(
             c, actor, "handler.deleted", "job_handler", name,

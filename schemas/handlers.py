@@ -11,8 +11,9 @@ from schemas.fields import Text
 
 SCRIPT_TYPES = ("bash", "python", "node")
 # A handler is stored on the device under its name: no path separators, no leading dot.
+HANDLER_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
 HANDLER_NAME = validate.Regexp(
-    r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$",
+    HANDLER_NAME_PATTERN,
     error="Must be 1-128 letters, digits, '.', '_' or '-', not starting with '.' or '-'.",
 )
 
