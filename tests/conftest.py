@@ -91,3 +91,32 @@ def viewer_headers(app) -> dict[str, str]:
 
     token, _ = create_api_token("viewer", "test viewer")
     return {"Authorization": f"Bearer {token}"}
+
+
+# Real server processes (tests/processes.py): each started with the test's Settings, so they
+# share its database and Celery key prefix; all are stopped, and the test's broker keys
+# deleted, when the test ends.
+@pytest.fixture
+def server_processes(settings: Settings, tmp_path) -> Iterator:
+    from processes import ServerProcesses, purge_broker_keys
+
+    with ServerProcesses(tmp_path / "processes") as servers:
+        yield servers
+    purge_broker_keys(settings)
+
+
+@pytest.fixture
+def celery_worker(settings: Settings, server_processes):
+    """A Celery worker (prefork, one child) consuming every queue."""
+    return server_processes.start_worker(settings)
+
+
+@pytest.fixture
+def celery_beat(settings: Settings, server_processes):
+    return server_processes.start_beat(settings)
+
+
+@pytest.fixture
+def api_server(settings: Settings, server_processes):
+    """The API under gunicorn; ``api_server.url`` is its base URL."""
+    return server_processes.start_api(settings)

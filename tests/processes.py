@@ -1,0 +1,205 @@
+"""Real server processes for end-to-end tests: Celery worker, Celery beat, the API under gunicorn.
+
+Each process is started with the command line production uses (``dispatcher.stack``) and its
+configuration as environment variables made from a Settings, so a test's processes share its
+database and its Celery key prefix and nothing else. Processes run in their own session: ``kill``
+SIGKILLs the whole process group (a worker and its pool children), as a crash would.
+
+    with ServerProcesses(tmp_path) as servers:
+        worker = servers.start_worker(settings)
+        api = servers.start_api(settings)
+        requests.post(f"{api.url}/api/v1/jobs/execute", ...)
+        worker.kill()
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import redis
+
+from dispatcher import stack
+from dispatcher.config import Settings
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+START_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 15.0
+# Startup handshakes that only matter for a cluster of long-lived workers.
+FAST_WORKER_START = ["--without-mingle", "--without-gossip", "--without-heartbeat"]
+
+
+def settings_environment(settings: Settings, base: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment under which ``Settings.from_env()`` gives back ``settings``."""
+    env = dict(os.environ if base is None else base)
+    for field in dataclasses.fields(settings):
+        value = getattr(settings, field.name)
+        if isinstance(value, bool):
+            value = "1" if value else "0"
+        env[field.name.upper()] = str(value)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ServerProcess:
+    """One started server process, its log file, and how to tell it is ready."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_path: Path,
+                 is_ready: Callable[[ServerProcess], bool]) -> None:
+        self.name = name
+        self.argv = argv
+        self.env = env
+        self.log_path = log_path
+        self._is_ready = is_ready
+        self.popen: subprocess.Popen | None = None
+
+    def start(self, timeout_s: float = START_TIMEOUT_S) -> ServerProcess:
+        with self.log_path.open("ab") as log_file:
+            self.popen = subprocess.Popen(
+                self.argv, env=self.env, cwd=PROJECT_DIR, stdout=log_file,
+                stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout_s
+        while not self._is_ready(self):
+            if self.popen.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.popen.returncode}:\n"
+                                   f"{self.log_text()[-4000:]}")
+            if time.monotonic() > deadline:
+                self.kill()
+                raise RuntimeError(f"{self.name} not ready after {timeout_s}s:\n"
+                                   f"{self.log_text()[-4000:]}")
+            time.sleep(0.1)
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.popen is not None
+        return self.popen.pid
+
+    def is_running(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def kill(self) -> None:
+        """SIGKILL the process and its children at once, as a crash or OOM kill would."""
+        self._signal_group(signal.SIGKILL)
+        if self.popen is not None:
+            self.popen.wait(STOP_TIMEOUT_S)
+
+    def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
+        """SIGTERM (a warm shutdown), then SIGKILL whatever is left after ``timeout_s``."""
+        if not self.is_running():
+            self._signal_group(signal.SIGKILL)  # orphaned children of a dead parent
+            return
+        self._signal_group(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(timeout_s)
+        self.kill()
+
+    def _signal_group(self, signum: int) -> None:
+        if self.popen is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.popen.pid, signum)
+
+
+class ApiServer(ServerProcess):
+    def __init__(self, port: int, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+
+
+def _log_contains(marker: str) -> Callable[[ServerProcess], bool]:
+    return lambda process: marker in process.log_text()
+
+
+def _answers_healthz(process: ServerProcess) -> bool:
+    try:
+        with urllib.request.urlopen(f"{process.url}/healthz", timeout=1) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+class ServerProcesses:
+    """Starts server processes for a test and stops every one of them at the end."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.started: list[ServerProcess] = []
+
+    def __enter__(self) -> ServerProcesses:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop_all()
+
+    def _log_path(self, name: str) -> Path:
+        return self.directory / f"{name}-{len(self.started)}.log"
+
+    def _start(self, process: ServerProcess) -> ServerProcess:
+        self.started.append(process)
+        return process.start()
+
+    def start_worker(self, settings: Settings, queues: str | None = None, concurrency: int = 1,
+                     pool: str = "prefork", extra: list[str] | None = None) -> ServerProcess:
+        """A Celery worker consuming every queue (or ``queues``, comma-separated)."""
+        hostname = f"test-{uuid.uuid4().hex[:8]}@%h"
+        argv = stack.worker_command("INFO", queues, concurrency, hostname,
+                                    [f"--pool={pool}", *FAST_WORKER_START, *(extra or [])])
+        return self._start(ServerProcess(
+            "celery worker", argv, settings_environment(settings), self._log_path("worker"),
+            _log_contains(" ready."),
+        ))
+
+    def start_beat(self, settings: Settings) -> ServerProcess:
+        schedule_file = self.directory / f"beat-schedule-{len(self.started)}"
+        argv = stack.beat_command("INFO", str(schedule_file))
+        return self._start(ServerProcess(
+            "celery beat", argv, settings_environment(settings), self._log_path("beat"),
+            _log_contains("beat: Starting..."),
+        ))
+
+    def start_api(self, settings: Settings, workers: int = 1, threads: int = 4) -> ApiServer:
+        """The API under gunicorn, as deployed; ``.url`` is its base URL."""
+        port = free_port()
+        argv = stack.gunicorn_command(f"127.0.0.1:{port}", workers, threads)
+        return self._start(ApiServer(
+            port, name="api", argv=argv, env=settings_environment(settings),
+            log_path=self._log_path("api"), is_ready=_answers_healthz,
+        ))
+
+    def stop_all(self) -> None:
+        for process in reversed(self.started):
+            process.stop()
+
+
+def purge_broker_keys(settings: Settings) -> int:
+    """Delete every broker key under the settings' key prefix (queues a test left behind)."""
+    if not settings.celery_key_prefix:
+        return 0
+    client = redis.Redis.from_url(settings.celery_broker_url)
+    try:
+        keys = list(client.scan_iter(match=f"{settings.celery_key_prefix}*", count=1000))
+        return client.delete(*keys) if keys else 0
+    finally:
+        client.close()

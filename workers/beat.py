@@ -1,0 +1,15 @@
+"""The beat schedule: every periodic task, declared here and nowhere else."""
+
+from __future__ import annotations
+
+from dispatcher.config import Settings
+from dispatcher.enqueue import RESUME_FANOUTS_TASK
+
+
+def beat_schedule(settings: Settings) -> dict:
+    return {
+        "resume-stalled-fanouts": {
+            "task": RESUME_FANOUTS_TASK,
+            "schedule": float(settings.fanout_sweep_interval_s),
+        },
+    }
