@@ -1,0 +1,91 @@
+"""Agent configuration: sources, precedence, files, and errors that name the problem."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from agent.cli import build_parser
+from agent.config import ConfigError, load_config
+
+UUID = "8479359e-dbeb-4858-813c-e8a9008dde04"
+
+
+def test_defaults_are_usable_for_a_device():
+    config = load_config({}, environ={}, config_file=None)
+    assert config.poll_interval_s == 30.0
+    assert config.state_dir == "/var/lib/jobs-agent"
+    assert config.mqtt_url == ""
+    assert not config.has_server
+
+
+def test_flags_beat_environment_which_beats_the_config_file(tmp_path):
+    ini = tmp_path / "agent.conf"
+    ini.write_text(f"[agent]\nserver_url = http://file:8000\ndevice_uuid = {UUID}\n"
+                   "poll_interval_s = 60\nmqtt_url = mqtt://broker\n")
+    env = {"JOBS_AGENT_SERVER_URL": "http://env:8000", "JOBS_AGENT_POLL_INTERVAL_S": "45"}
+    config = load_config({"poll_interval_s": 5.0}, environ=env, config_file=str(ini))
+    assert config.server_url == "http://env:8000"
+    assert config.poll_interval_s == 5.0
+    assert config.mqtt_url == "mqtt://broker"
+    assert config.device_uuid == UUID
+
+
+def test_a_json_config_file_and_a_token_file(tmp_path):
+    token_file = tmp_path / "token"
+    token_file.write_text("s3cret\n")
+    conf = tmp_path / "agent.json"
+    conf.write_text(json.dumps({"server_url": "https://jobs.example.com", "device_uuid": UUID,
+                                "token_file": str(token_file), "output_cap_bytes": 8192}))
+    config = load_config({}, environ={"JOBS_AGENT_CONFIG": str(conf)})
+    assert config.token == "s3cret"
+    assert config.output_cap_bytes == 8192
+    assert config.require_server() is config
+
+
+@pytest.mark.parametrize(("env", "named"), [
+    ({"JOBS_AGENT_POLL_INTERVAL_S": "soon"}, "poll_interval_s: expected a float"),
+    ({"JOBS_AGENT_POLL_INTERVAL_S": "0"}, "poll_interval_s: must be greater than 0"),
+    ({"JOBS_AGENT_SERVER_URL": "ftp://x"}, "server_url: must be an http"),
+    ({"JOBS_AGENT_DEVICE_UUID": "device-1"}, "device_uuid: not a UUID"),
+    ({"JOBS_AGENT_MQTT_URL": "http://broker"}, "mqtt_url"),
+    ({"JOBS_AGENT_TOKEN_FILE": "/nonexistent/token"}, "token_file: cannot read"),
+    ({"JOBS_AGENT_OUTPUT_CAP_BYTES": "10"}, "output_cap_bytes: must be at least 1024"),
+    ({"JOBS_AGENT_LOG_LEVEL": "LOUD"}, "log_level"),
+])
+def test_bad_values_are_refused_with_the_setting_named(env, named):
+    with pytest.raises(ConfigError, match=named):
+        load_config({}, environ=env)
+
+
+def test_unknown_keys_in_a_config_file_are_refused(tmp_path):
+    conf = tmp_path / "agent.conf"
+    conf.write_text("[agent]\npoll_intervall_s = 10\n")
+    with pytest.raises(ConfigError, match="unknown keys poll_intervall_s"):
+        load_config({}, environ={}, config_file=str(conf))
+
+
+def test_running_needs_a_server_a_device_and_a_token():
+    with pytest.raises(ConfigError) as error:
+        load_config({}, environ={}).require_server()
+    for name in ("server_url", "device_uuid", "token"):
+        assert name in str(error.value)
+
+
+def test_the_command_line_accepts_every_setting_as_a_flag():
+    args = build_parser().parse_args(
+        ["run", "--server-url", "http://x", "--poll-interval-s", "2.5", "--state-dir", "/s"])
+    config = load_config(vars(args), environ={})
+    assert (config.server_url, config.poll_interval_s, config.state_dir) == ("http://x", 2.5, "/s")
+
+
+def test_jobs_agent_run_without_configuration_exits_2_and_says_what_is_missing(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "agent", "run", "--state-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=30, env={"PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 2
+    assert "server_url is required" in result.stderr
