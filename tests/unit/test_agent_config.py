@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from agent.cli import build_parser
-from agent.config import ConfigError, load_config
+from agent.config import FIELDS, ConfigError, load_config
 
 UUID = "8479359e-dbeb-4858-813c-e8a9008dde04"
 
@@ -89,3 +90,23 @@ def test_jobs_agent_run_without_configuration_exits_2_and_says_what_is_missing(t
     )
     assert result.returncode == 2
     assert "server_url is required" in result.stderr
+
+
+def test_the_example_config_file_loads_and_documents_every_setting(tmp_path):
+    example = Path(__file__).resolve().parents[2] / "deploy" / "agent.conf.example"
+    token = tmp_path / "token"
+    token.write_text("t")
+    config = load_config({"token_file": str(token)}, environ={}, config_file=str(example))
+    assert config.require_server().server_url == "https://jobs.example.com"
+    text = example.read_text()
+    for name in FIELDS:
+        assert f"\n{name} =" in text or f"\n# {name} =" in text, f"{name} is not in the example"
+
+
+def test_the_agent_imports_nothing_from_the_server_side():
+    code = ("import sys, agent.cli, agent.daemon; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "{'flask', 'celery', 'psycopg', 'redis', 'dispatcher', 'api', 'workers'}))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=30, check=True)
+    assert result.stdout.strip() == "[]"
