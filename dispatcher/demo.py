@@ -321,9 +321,12 @@ class Demo:
         say("the stack stays up until Ctrl-C; try:")
         print(f"    curl -H 'Authorization: Bearer {self.settings.admin_token}' "
               f"{self.api.base_url}/api/v1/jobs/executions", flush=True)
-        while True:
-            self.processes.check_alive()
-            time.sleep(1)
+        try:
+            while True:
+                self.processes.check_alive()
+                time.sleep(1)
+        except KeyboardInterrupt:  # the way out of --keep-running, not a failure
+            print(flush=True)
 
 
 def _free_port() -> int:
