@@ -20,6 +20,7 @@ RESOURCE_BLUEPRINTS = (
     "api.templates",
     "api.handlers",
     "api.device_jobs",
+    "api.executions",
     "api.execute",
 )
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import uuid
 from collections.abc import Callable
 
 from flask import current_app, g, request
@@ -30,15 +31,22 @@ def current_principal() -> Principal:
     if settings.auth_disabled:
         principal = ANONYMOUS_ADMIN
     else:
-        header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        token = bearer_token()
+        if token is None:
             abort(401, message="Missing bearer token")
-        principal = authenticate(token.strip(), settings.admin_token)
+        principal = authenticate(token, settings.admin_token)
         if principal is None:
             abort(401, message="Invalid or revoked token")
     g.principal = principal
     return principal
+
+
+def bearer_token() -> str | None:
+    """The request's bearer token, or None when it carries none."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
 
 
 def actor() -> str:
@@ -57,20 +65,27 @@ def require(*kinds: str) -> Callable:
     def decorator(view: Callable) -> Callable:
         @functools.wraps(view)
         def wrapper(*args, **kwargs):
-            principal = current_principal()
-            if principal is ANONYMOUS_ADMIN:
-                return view(*args, **kwargs)
-            if principal.kind not in kinds:
-                if principal.kind == "viewer" and "admin" in kinds:
-                    abort(403, message="Viewer tokens may only read")
-                abort(403, message=f"A {principal.kind} token may not call this endpoint")
-            if principal.kind == "device" and kwargs.get("uuid") != principal.device_uuid:
-                abort(403, message="A device token is valid only for its own device")
+            authorize(kinds, kwargs.get("uuid"))
             return view(*args, **kwargs)
 
         return wrapper
 
     return decorator
+
+
+def authorize(kinds: tuple[str, ...], device_uuid: uuid.UUID | None) -> Principal:
+    """The caller, when it is one of ``kinds`` (a device only for ``device_uuid``); else the
+    request ends with 401 or 403."""
+    principal = current_principal()
+    if principal is ANONYMOUS_ADMIN:
+        return principal
+    if principal.kind not in kinds:
+        if principal.kind == "viewer" and "admin" in kinds:
+            abort(403, message="Viewer tokens may only read")
+        abort(403, message=f"A {principal.kind} token may not call this endpoint")
+    if principal.kind == "device" and device_uuid != principal.device_uuid:
+        abort(403, message="A device token is valid only for its own device")
+    return principal
 
 
 read_access = require("admin", "viewer")

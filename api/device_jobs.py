@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import uuid as uuid_mod
 
-from flask import current_app
+from flask import current_app, jsonify
 from flask.views import MethodView
-from flask_smorest import Blueprint
+from flask_smorest import abort
 
-from api.auth import actor, device_access, require
-from api.nesting import refuse_deeply_nested_json
+from api.auth import actor, authorize, bearer_token, device_access, require
+from api.json_body import ResourceBlueprint
 from dispatcher import device_jobs
+from dispatcher.tokens import hash_token
 from schemas.device_jobs import (
     DeviceJobList,
     DeviceJobListQuery,
@@ -19,8 +20,7 @@ from schemas.device_jobs import (
     StatusReport,
 )
 
-blp = Blueprint("device_jobs", __name__, description="Jobs as a device sees them")
-refuse_deeply_nested_json(blp)
+blp = ResourceBlueprint("device_jobs", __name__, description="Jobs as a device sees them")
 
 NO_PENDING_JOBS = "No pending jobs"
 
@@ -28,14 +28,39 @@ NO_PENDING_JOBS = "No pending jobs"
 @blp.route("/devices/<uuid:uuid>/jobs/next")
 class NextDeviceJob(MethodView):
     @blp.response(200, NextJob)
-    @device_access
+    @blp.alt_response(401, description="No token, or an unknown one")
+    @blp.alt_response(403, description="Not this device's token")
     def get(self, uuid: uuid_mod.UUID):
-        """The job this device should run now: its IN_PROGRESS one, else its oldest QUEUED."""
-        poll_after_s = current_app.config["SETTINGS"].poll_after_s
-        job = device_jobs.next_job(uuid)
-        if job is None:
-            return {"message": NO_PENDING_JOBS, "poll_after_seconds": poll_after_s}
-        return {**job, "poll_after_seconds": poll_after_s}
+        """The job this device should run now: its IN_PROGRESS one, else its oldest QUEUED.
+
+        The device's own token only. The hottest path of the product: checking the token and
+        finding the job are one query, and the answer is built without a schema dump.
+        """
+        settings = current_app.config["SETTINGS"]
+        token_hash = None if settings.auth_disabled else hash_token(bearer_token() or "")
+        polled = device_jobs.poll_next_job(uuid, token_hash)
+        if polled is None:
+            # Not this device's token: the general check answers 401 or 403.
+            authorize(("device",), uuid)
+            abort(404, message=f"Device {uuid} not found")
+        return jsonify(_poll_answer(polled, settings.poll_after_s))
+
+
+def _poll_answer(polled: dict, poll_after_s: int) -> dict:
+    """The seed's camelCase poll answer (the shape of ``schemas.device_jobs.NextJob``)."""
+    if polled["job_id"] is None:
+        return {"message": NO_PENDING_JOBS, "pollAfterSeconds": poll_after_s}
+    return {
+        "jobId": str(polled["job_id"]),
+        "jobName": polled["job_name"],
+        "jobDocument": polled["job_document"],
+        "deviceUuid": str(polled["device_uuid"]),
+        "queuedAt": polled["queued_at"].isoformat(),
+        "executionNumber": polled["execution_number"],
+        "versionNumber": polled["version_number"],
+        "status": polled["status"],
+        "pollAfterSeconds": poll_after_s,
+    }
 
 
 @blp.route("/devices/<uuid:uuid>/jobs")

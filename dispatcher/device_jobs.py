@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from dispatcher import audit, db, policies, rollup, states
+from dispatcher import audit, db, policies, presence, rollup, states
 from dispatcher.errors import Conflict, NotFound
 from dispatcher.states import Actor
 
@@ -31,8 +31,23 @@ class TransitionResult:
 
 
 def next_job(device_uuid: uuid.UUID) -> dict | None:
-    """The job a device should run now: its IN_PROGRESS one, else its oldest QUEUED one."""
-    return db.one("next_device_job", device_uuid=device_uuid)
+    """The job a device should run now: its IN_PROGRESS one, else its oldest released QUEUED
+    one (None when there is none)."""
+    polled = db.one("poll_device_job", device_uuid=device_uuid, token_hash=None)
+    return polled if polled is not None and polled["job_id"] is not None else None
+
+
+def poll_next_job(device_uuid: uuid.UUID, token_hash: bytes | None) -> dict | None:
+    """A device's poll: authentication and the lookup of its next job in one query.
+
+    Answers None when ``token_hash`` is not the device's (or the device does not exist); else
+    the device's next job (its IN_PROGRESS one, else its oldest released QUEUED one) with
+    ``job_id`` None when there is none. ``token_hash`` None skips the token check.
+    """
+    polled = db.one("poll_device_job", device_uuid=device_uuid, token_hash=token_hash)
+    if polled is not None:
+        presence.poll_sightings.note(device_uuid)
+    return polled
 
 
 def list_device_jobs(

@@ -1,19 +1,39 @@
--- name: next_device_job
--- The poll: the device's IN_PROGRESS row first (resume), else its oldest QUEUED row that a
--- rollout has released, of a job not canceled and inside its maintenance window if it has one.
-SELECT d.job_id, e.job_name, e.job_document, d.device_uuid, d.queued_at,
-       d.execution_number, d.version_number, d.status
-  FROM device_job_status d
-  JOIN job_executions e ON e.job_id = d.job_id
- WHERE d.device_uuid = %(device_uuid)s
-   AND d.status IN ('QUEUED', 'IN_PROGRESS')
-   AND (d.status = 'IN_PROGRESS'
-        OR (d.released_at IS NOT NULL
-            AND e.status <> 'CANCELED'
-            AND (e.window_closes_at IS NULL
-                 OR (e.window_opens_at <= now() AND now() < e.window_closes_at))))
- ORDER BY d.status = 'IN_PROGRESS' DESC, d.queued_at, d.id
- LIMIT 1;
+-- name: poll_device_job
+-- The poll in one round trip: the device, when the token hash is its own (any token when the
+-- hash is NULL), with its next job: its IN_PROGRESS row first (resume), else its oldest QUEUED
+-- row that a rollout has released, of a job not canceled and inside its maintenance window if
+-- it has one. Job columns are NULL when there is none; no row at all when the token is not the
+-- device's.
+SELECT v.uuid AS device_uuid, n.job_id, n.job_name, n.job_document, n.queued_at,
+       n.execution_number, n.version_number, n.status
+  FROM devices v
+  LEFT JOIN LATERAL (
+        SELECT d.job_id, e.job_name, e.job_document, d.queued_at, d.execution_number,
+               d.version_number, d.status
+          FROM device_job_status d
+          JOIN job_executions e ON e.job_id = d.job_id
+         WHERE d.device_uuid = v.uuid
+           AND d.status IN ('QUEUED', 'IN_PROGRESS')
+           AND (d.status = 'IN_PROGRESS'
+                OR (d.released_at IS NOT NULL
+                    AND e.status <> 'CANCELED'
+                    AND (e.window_closes_at IS NULL
+                         OR (e.window_opens_at <= now() AND now() < e.window_closes_at))))
+         ORDER BY d.status = 'IN_PROGRESS' DESC, d.queued_at, d.id
+         LIMIT 1
+       ) n ON true
+ WHERE v.uuid = %(device_uuid)s
+   AND (%(token_hash)s::bytea IS NULL OR v.token_hash = %(token_hash)s);
+
+-- name: record_polls
+-- Polls seen by one API process: last_seen_at for these devices, writing only rows older than
+-- the resolution, so a device's row is written at most once per resolution however often it
+-- polls.
+UPDATE devices
+   SET last_seen_at = now()
+ WHERE uuid = ANY(%(device_uuids)s)
+   AND (last_seen_at IS NULL
+        OR last_seen_at < now() - make_interval(secs => %(resolution_s)s));
 
 -- name: list_device_jobs
 -- A device's history, every execution number, newest first, with job names; paged.

@@ -1,0 +1,106 @@
+"""Executions for operators: progress with live counters, cancel and retry."""
+
+from __future__ import annotations
+
+import uuid as uuid_mod
+
+from flask import current_app
+from flask.views import MethodView
+
+from api.auth import actor, read_access, write_access
+from api.json_body import ResourceBlueprint
+from dispatcher import execution_control, progress
+from schemas.device_jobs import DeviceJobStatus
+from schemas.executions import (
+    CancelRequest,
+    ExecutionCanceled,
+    ExecutionDetail,
+    ExecutionDeviceList,
+    ExecutionDevicesQuery,
+    ExecutionList,
+    ExecutionListQuery,
+    ExecutionRetried,
+)
+
+blp = ResourceBlueprint(
+    "executions", __name__, description="Job executions: progress, cancel, retry"
+)
+
+
+def _settings():
+    return current_app.config["SETTINGS"]
+
+
+@blp.route("/jobs/executions")
+class Executions(MethodView):
+    @blp.arguments(ExecutionListQuery, location="query")
+    @blp.response(200, ExecutionList)
+    @read_access
+    def get(self, query: dict):
+        """Executions, newest first, each with live device counters."""
+        return progress.list_executions(query.get("status"), query["limit"], query["offset"])
+
+
+@blp.route("/jobs/executions/<uuid:job_id>")
+class Execution(MethodView):
+    @blp.response(200, ExecutionDetail)
+    @read_access
+    def get(self, job_id: uuid_mod.UUID):
+        """One execution with live counters and its first devices."""
+        return progress.execution_detail(job_id)
+
+
+@blp.route("/jobs/executions/<uuid:job_id>/devices")
+class ExecutionDevices(MethodView):
+    @blp.arguments(ExecutionDevicesQuery, location="query")
+    @blp.response(200, ExecutionDeviceList)
+    @read_access
+    def get(self, query: dict, job_id: uuid_mod.UUID):
+        """Every device of an execution (its latest execution number), by device uuid."""
+        return progress.list_execution_devices(
+            job_id, query.get("status"), query["limit"], query["offset"]
+        )
+
+
+@blp.route("/jobs/executions/<uuid:job_id>/cancel")
+class ExecutionCancel(MethodView):
+    @blp.arguments(CancelRequest)
+    @blp.response(200, ExecutionCanceled)
+    @write_access
+    def post(self, body: dict, job_id: uuid_mod.UUID):
+        """Cancel: QUEUED devices are canceled; IN_PROGRESS ones too with force."""
+        result = execution_control.cancel_execution(
+            job_id, actor(), _settings(), force=body["force"], reason=body.get("reason"),
+        )
+        return {**result, "message": f"Job canceled for {result['canceled_devices']} device(s)"}
+
+
+@blp.route("/jobs/executions/<uuid:job_id>/retry")
+class ExecutionRetry(MethodView):
+    @blp.response(200, ExecutionRetried)
+    @write_access
+    def post(self, job_id: uuid_mod.UUID):
+        """Queue again every device whose execution failed, timed out or was rejected."""
+        result = execution_control.retry_execution(job_id, actor(), _settings())
+        return {**result, "message": f"Job queued again for {result['retried_devices']} device(s)"}
+
+
+@blp.route("/devices/<uuid:uuid>/jobs/<uuid:job_id>/cancel")
+class DeviceJobCancel(MethodView):
+    @blp.arguments(CancelRequest)
+    @blp.response(200, DeviceJobStatus)
+    @write_access
+    def post(self, body: dict, uuid: uuid_mod.UUID, job_id: uuid_mod.UUID):
+        """Cancel one device's execution (IN_PROGRESS only with force)."""
+        return execution_control.cancel_device_job(
+            job_id, uuid, actor(), _settings(), force=body["force"], reason=body.get("reason"),
+        )
+
+
+@blp.route("/devices/<uuid:uuid>/jobs/<uuid:job_id>/retry")
+class DeviceJobRetry(MethodView):
+    @blp.response(200, DeviceJobStatus)
+    @write_access
+    def post(self, uuid: uuid_mod.UUID, job_id: uuid_mod.UUID):
+        """Queue one device's failed execution again, with the next execution number."""
+        return execution_control.retry_device_job(job_id, uuid, actor(), _settings())

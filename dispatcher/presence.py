@@ -1,0 +1,65 @@
+"""When each device was last heard from: ``devices.last_seen_at``.
+
+A status report sets it in its own transaction. A poll does not write at all: 100,000 devices
+polling every 30 s would otherwise be thousands of row writes, each waiting for a WAL flush,
+every second, on the hottest path of the product. Instead each API process notes which devices
+polled and, at most every ``FLUSH_INTERVAL_S``, writes them in one statement that touches only
+rows older than ``LAST_SEEN_RESOLUTION_S``. So after a poll, last_seen_at is at most
+``FLUSH_INTERVAL_S`` late, a row is written at most once per resolution however often its
+device polls, and a process that dies loses at most one interval of sightings.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+
+from dispatcher import db
+
+log = logging.getLogger(__name__)
+
+FLUSH_INTERVAL_S = 10.0
+LAST_SEEN_RESOLUTION_S = 60
+
+
+class PollSightings:
+    """The devices that polled this process since the last flush (thread-safe)."""
+
+    def __init__(self, flush_interval_s: float = FLUSH_INTERVAL_S) -> None:
+        self.flush_interval_s = flush_interval_s
+        self._lock = threading.Lock()
+        self._seen: set[uuid.UUID] = set()
+        self._flushed_at = time.monotonic()
+
+    def note(self, device_uuid: uuid.UUID) -> None:
+        """Record a poll; the request that finds the interval over writes the batch."""
+        now = time.monotonic()
+        with self._lock:
+            self._seen.add(device_uuid)
+            if now - self._flushed_at < self.flush_interval_s:
+                return
+            batch, self._seen, self._flushed_at = self._seen, set(), now
+        self._write(batch)
+
+    def flush(self) -> int:
+        """Write every pending sighting now; answer how many rows changed."""
+        with self._lock:
+            batch, self._seen, self._flushed_at = self._seen, set(), time.monotonic()
+        return self._write(batch)
+
+    @staticmethod
+    def _write(batch: set[uuid.UUID]) -> int:
+        if not batch:
+            return 0
+        try:
+            return db.execute(
+                "record_polls", device_uuids=list(batch), resolution_s=LAST_SEEN_RESOLUTION_S
+            )
+        except Exception as exc:  # presence is best effort: a poll never fails for it
+            log.warning("last_seen_at not recorded devices=%d error=%s", len(batch), exc)
+            return 0
+
+
+poll_sightings = PollSightings()
