@@ -22,6 +22,7 @@ RESOURCE_BLUEPRINTS = (
     "api.device_jobs",
     "api.executions",
     "api.execute",
+    "api.job_events",
 )
 
 

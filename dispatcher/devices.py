@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid as uuid_mod
 from typing import Any
 
-from dispatcher import audit, db, tokens
+from dispatcher import audit, db, policy_sweeps, tokens
 from dispatcher.changes import field_changes
 from dispatcher.errors import InvalidInput, NotFound
 
@@ -40,6 +40,7 @@ def register_device(
             c, actor, "device.created", "device", device["uuid"], device_uuid=device["uuid"],
             details={"device_name": device_name, "device_type": device_type},
         )
+    policy_sweeps.reconcile_device(device["uuid"])
     return device, token
 
 
@@ -116,6 +117,7 @@ def update_device(
             c, actor, "device.updated", "device", device_uuid, device_uuid=device_uuid,
             details={"changed": diff},
         )
+    policy_sweeps.reconcile_device(device_uuid)
     return device, diff
 
 

@@ -13,7 +13,7 @@ import uuid
 
 from marshmallow import ValidationError
 
-from dispatcher import audit, db
+from dispatcher import audit, db, policies
 from dispatcher.config import Settings
 from dispatcher.enqueue import enqueue_fan_out
 from dispatcher.errors import Conflict, InvalidInput
@@ -37,6 +37,8 @@ def create_execution(body: dict, actor: str, settings: Settings) -> dict:
     document = _job_document(template, body, settings.max_document_bytes)
     target = parse_target(body["target_type"], body.get("target_devices"),
                           body.get("target_filter"))
+    execution_policies = policies.merged_policies(template, body)
+    policies.check_policies(execution_policies, target.target_type)
     job_id = uuid.uuid4()
     with db.transaction() as c:
         c.execute("use_custom_plans")
@@ -62,9 +64,11 @@ def create_execution(body: dict, actor: str, settings: Settings) -> dict:
             details={"job_name": job["job_name"], "template_id": job["template_id"],
                      "target_type": target.target_type, "total_devices": total},
         )
-    log.info("job created job_id=%s target_type=%s total_devices=%d", job_id,
-             target.target_type, total)
-    enqueue_fan_out(settings, job_id)
+        job.update(policies.apply_execution_policies(c, job_id, execution_policies))
+    log.info("job created job_id=%s target_type=%s total_devices=%d status=%s", job_id,
+             target.target_type, total, job["status"])
+    if job["status"] != policies.SCHEDULED:
+        enqueue_fan_out(settings, job_id)
     return job
 
 

@@ -11,7 +11,7 @@ SCHEDULED: it is not fanned out until beat starts it (or fires a run).
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from marshmallow import ValidationError
@@ -21,6 +21,7 @@ from dispatcher.errors import InvalidInput
 from schemas.policies import POLICY_FIELDS, ExecutionPolicies, policy_combination_errors
 
 _SCHEMA = ExecutionPolicies()
+SCHEDULED = "SCHEDULED"
 
 
 def stored_policies(values: dict) -> dict[str, Any]:
@@ -72,9 +73,9 @@ def policy_columns(values: dict, now: datetime, status: str) -> dict[str, Any]:
                 "The schedule has no run before its end time",
                 errors={"schedule": ["No cron slot falls before the end time."]},
             )
-        status = "SCHEDULED"
+        status = SCHEDULED
     elif start and start > now:
-        status = "SCHEDULED"
+        status = SCHEDULED
     window = None
     if scheduling.get("maintenance_windows"):
         window = schedules.current_or_next_window(
@@ -95,13 +96,15 @@ def policy_columns(values: dict, now: datetime, status: str) -> dict[str, Any]:
 
 
 def apply_execution_policies(
-    c: db.Connector, job_id: uuid.UUID, values: dict, now: datetime, status: str = "QUEUED"
-) -> str:
-    """Store the policies on a just-inserted execution; return its status (QUEUED or
-    SCHEDULED: a SCHEDULED job must not be fanned out now)."""
-    row = c.one("policy_set_columns", job_id=job_id, **policy_columns(values, now, status))
+    c: db.Connector, job_id: uuid.UUID, values: dict, now: datetime | None = None,
+    status: str = "QUEUED",
+) -> dict[str, Any]:
+    """Store the policies on a just-inserted execution, in its transaction; return its
+    ``status`` (QUEUED, or SCHEDULED: not to be fanned out now) and ``execution_type``."""
+    columns = policy_columns(values, now or datetime.now(UTC), status)
+    row = c.one("policy_set_columns", job_id=job_id, **columns)
     assert row is not None
-    return row["status"]
+    return row
 
 
 def set_execution_timeout(

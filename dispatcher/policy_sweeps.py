@@ -15,9 +15,11 @@ import logging
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
-from dispatcher import abort, db, rollout, schedules
+from dispatcher import abort, db, rollout, rollup, schedules
+from dispatcher.config import Settings
+from dispatcher.enqueue import enqueue_fan_out, enqueue_nudge
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +51,16 @@ class Outcome:
         self.touched_jobs |= other.touched_jobs
         self.moved_rows += other.moved_rows
         return self
+
+
+def carry_out(outcome: Outcome, settings: Settings) -> None:
+    """After a sweep has committed: nudge devices, enqueue fan-outs, roll up touched jobs."""
+    for (job_id, event), devices in outcome.nudges.items():
+        enqueue_nudge(settings, job_id, event, devices)
+    for job_id in outcome.fan_outs:
+        enqueue_fan_out(settings, job_id)
+    for job_id in outcome.touched_jobs:
+        rollup.finalize_if_complete(job_id)
 
 
 def start_due_jobs(now: datetime, limit: int = BATCH_SIZE) -> Outcome:
@@ -126,6 +138,7 @@ def end_jobs_past_end_time(now: datetime, limit: int = BATCH_SIZE) -> Outcome:
     with db.transaction() as c:
         for job in c.all("policy_jobs_past_end", now=now, limit=limit):
             outcome.merge(_end_job(c, job, now))
+            c.execute("policy_mark_end_applied", job_id=job["job_id"], now=now)
     for row in db.all("policy_ended_jobs_holding_rows", now=now):
         with db.transaction() as c:
             outcome.merge(_stop_rollout(c, row["job_id"], now))
@@ -245,6 +258,14 @@ def reconcile_continuous(
     if outcome.moved_rows:
         log.info("continuous reconcile added=%d removed=%d requeued=%d device_uuid=%s",
                  len(added), len(removed), len(again), device_uuid)
+    return outcome
+
+
+def reconcile_device(device_uuid: uuid.UUID, settings: Settings | None = None) -> Outcome:
+    """A device was registered or changed: bring it in line with every continuous job now."""
+    outcome = reconcile_continuous(datetime.now(UTC), device_uuid=device_uuid)
+    if settings is not None:
+        carry_out(outcome, settings)
     return outcome
 
 

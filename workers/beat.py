@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dispatcher.config import Settings
 from dispatcher.enqueue import RESUME_FANOUTS_TASK
+from workers.policy_schedule import policy_beat_schedule
 
 
 def beat_schedule(settings: Settings) -> dict:
@@ -12,4 +13,5 @@ def beat_schedule(settings: Settings) -> dict:
             "task": RESUME_FANOUTS_TASK,
             "schedule": float(settings.fanout_sweep_interval_s),
         },
+        **policy_beat_schedule(settings),
     }

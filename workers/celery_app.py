@@ -31,7 +31,7 @@ def build_celery_app(settings: Settings) -> Celery:
     celery_app = Celery("device-jobs")
     celery_app.conf.update(celery_config(settings))
     celery_app.conf.beat_schedule = beat_schedule(settings)
-    celery_app.conf.imports = ("workers.tasks",)
+    celery_app.conf.imports = ("workers.tasks", "workers.policy_tasks")
     return celery_app
 
 

@@ -18,7 +18,9 @@ SELECT job_id, status, target_type, target_devices, target_filter, fanout_status
 -- name: fanout_insert_chunk
 -- The next keyset page of target devices after the cursor becomes QUEUED rows of the job.
 -- A NULL filter parameter means "no such condition"; devices that already have a row are
--- skipped, so a chunk that runs twice adds nothing.
+-- skipped, so a chunk that runs twice adds nothing. A job with a rollout_config gets its rows
+-- held back (released_at NULL, released in waves by beat); ``inserted`` lists the new rows
+-- released now, the devices to nudge.
 WITH page AS (
     SELECT d.uuid
       FROM devices d
@@ -29,14 +31,16 @@ WITH page AS (
      ORDER BY d.uuid
      LIMIT %(chunk_size)s
 ), inserted AS (
-    INSERT INTO device_job_status (job_id, device_uuid)
-    SELECT %(job_id)s, uuid FROM page
+    INSERT INTO device_job_status (job_id, device_uuid, released_at)
+    SELECT %(job_id)s, page.uuid, CASE WHEN e.rollout_config IS NULL THEN now() END
+      FROM page, job_executions e
+     WHERE e.job_id = %(job_id)s
     ON CONFLICT DO NOTHING
-    RETURNING device_uuid
+    RETURNING device_uuid, released_at
 )
 SELECT (SELECT count(*) FROM page) AS selected,
        (SELECT uuid FROM page ORDER BY uuid DESC LIMIT 1) AS last_uuid,
-       ARRAY(SELECT device_uuid FROM inserted) AS inserted;
+       ARRAY(SELECT device_uuid FROM inserted WHERE released_at IS NOT NULL) AS inserted;
 
 -- name: fanout_advance
 -- Record a committed chunk: the cursor moves past it, in the chunk's own transaction.

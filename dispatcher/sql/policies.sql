@@ -11,9 +11,12 @@ UPDATE job_executions
        retry_config = %(retry_config)s, start_at = %(start_at)s, end_at = %(end_at)s,
        end_behavior = %(end_behavior)s, next_run_at = %(next_run_at)s,
        window_opens_at = %(window_opens_at)s, window_closes_at = %(window_closes_at)s,
-       status = %(status)s
+       status = %(status)s,
+       -- A recurring parent is never fanned out itself: each of its runs is.
+       fanout_status = CASE WHEN %(execution_type)s = 'recurring' THEN 'DONE'
+                            ELSE fanout_status END
  WHERE job_id = %(job_id)s
-RETURNING job_id, status;
+RETURNING status, execution_type;
 
 -- name: policy_start_due_jobs
 -- SCHEDULED jobs whose start time has come become QUEUED (their fan-out follows).
@@ -400,3 +403,12 @@ UPDATE device_job_status d
          WHERE s.job_id = %(job_id)s AND s.device_uuid = %(device_uuid)s AND s.is_latest
            AND s.status = 'IN_PROGRESS') t
  WHERE d.id = t.id;
+
+-- name: policy_job_state
+-- One execution's status and policy state: what the sweeps have done with it so far.
+SELECT job_id, status, reason, execution_type, total_devices, parent_job_id, scheduled_for,
+       schedule, scheduling_config, rollout_config, abort_config, timeout_config, retry_config,
+       start_at, end_at, end_behavior, next_run_at, run_count, window_opens_at,
+       window_closes_at, released_devices
+  FROM job_executions
+ WHERE job_id = %(job_id)s;

@@ -1,0 +1,361 @@
+"""Execution policy sweeps driven directly, with the clock passed in instead of waited for.
+
+Jobs are created through ``create_execution`` and fanned out by calling the fan-out itself, so
+every test runs the same path as production up to the sweep under test.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+
+from dispatcher import db, device_jobs, policy_sweeps, recurring
+from dispatcher.devices import register_device, update_device
+from dispatcher.executions import create_execution
+from dispatcher.fanout import fan_out_job
+from schemas.policies import ExecutionPolicies
+
+DOCUMENT = {"version": "1.0", "steps": [
+    {"name": "uptime", "type": "runCommand", "input": {"command": "uptime"}}]}
+ACTOR = "admin:test"
+
+
+@pytest.fixture(autouse=True)
+def _database(settings) -> None:
+    db.configure(settings)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def fleet(n: int, device_type: str = "raspberry-pi", **attributes) -> list:
+    return [register_device(f"{device_type}-{i}", device_type, attributes)[0]["uuid"]
+            for i in range(n)]
+
+
+def execute(settings, policies: dict | None = None, *, target_filter=None,
+            devices=None) -> dict:
+    body = {"job_name": "policy test", "job_document": DOCUMENT,
+            **ExecutionPolicies().load(policies or {})}
+    if devices is not None:
+        body.update(target_type="device", target_devices=devices)
+    elif target_filter is not None:
+        body.update(target_type="group", target_filter=target_filter)
+    else:
+        body.update(target_type="all")
+    job = create_execution(body, ACTOR, settings)
+    if job["status"] != "SCHEDULED":
+        fan_out_job(job["job_id"], settings)
+    return job
+
+
+def job_row(job_id) -> dict:
+    return db.one("policy_job_state", job_id=job_id)
+
+
+def rows(job_id) -> dict:
+    """The latest row of each device of a job, by device uuid."""
+    found = db.all("list_execution_device_statuses", job_id=job_id, status=None, limit=500,
+                   offset=0)
+    return {r["device_uuid"]: r for r in found}
+
+
+def events(job_id, action: str) -> list[dict]:
+    trail = db.all("list_job_events", job_id=job_id, limit=500, offset=0)
+    return [e for e in trail if e["action"] == action]
+
+
+def report(device, job_id, status: str, **extra) -> dict:
+    return device_jobs.report_status(device, job_id, {"status": status, **extra}, 65536, ACTOR)
+
+
+def delivered(device) -> bool:
+    return device_jobs.next_job(device) is not None
+
+
+# --- rollout -------------------------------------------------------------------------------
+
+def test_rollout_releases_no_more_than_the_rate_per_sliding_minute(settings):
+    devices = fleet(8)
+    job = execute(settings, {"rollout_config": {"maximum_per_minute": 3}})
+    assert not any(delivered(d) for d in devices)
+    t0 = now()
+    assert policy_sweeps.release_waves(t0).moved_rows == 3
+    assert policy_sweeps.release_waves(t0 + timedelta(seconds=30)).moved_rows == 0
+    assert policy_sweeps.release_waves(t0 + timedelta(seconds=59)).moved_rows == 0
+    assert policy_sweeps.release_waves(t0 + timedelta(seconds=61)).moved_rows == 3
+    assert sum(delivered(d) for d in devices) == 6
+    waves = events(job["job_id"], "job.rollout_wave")
+    assert [w["details"]["released"] for w in waves] == [3, 3]
+
+
+def test_two_sweeps_at_once_release_one_wave(settings):
+    fleet(20)
+    job = execute(settings, {"rollout_config": {"maximum_per_minute": 5}})
+    t0 = now()
+    results: list[int] = []
+    threads = [threading.Thread(target=lambda: results.append(
+        policy_sweeps.release_waves(t0).moved_rows)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(results) == 5
+    assert job_row(job["job_id"])["released_devices"] == 5
+
+
+# --- timeouts ------------------------------------------------------------------------------
+
+def test_silent_devices_time_out_in_chunks_and_are_audited(settings):
+    devices = fleet(5)
+    job = execute(settings, {"timeout_config": {"in_progress_timeout_minutes": 10}})
+    for device in devices:
+        report(device, job["job_id"], "IN_PROGRESS")
+    assert policy_sweeps.time_out_overdue(now() + timedelta(minutes=9)).moved_rows == 0
+    outcome = policy_sweeps.time_out_overdue(now() + timedelta(minutes=11), chunk_size=2)
+    assert outcome.moved_rows == 5
+    assert {r["status"] for r in rows(job["job_id"]).values()} == {"TIMED_OUT"}
+    assert len(events(job["job_id"], "device_job.timed_out")) == 5
+    policy_sweeps.carry_out(outcome, settings)
+    assert job_row(job["job_id"])["status"] == "FAILED"
+
+
+def test_step_timeout_shortens_the_deadline_and_minus_one_clears_it(settings):
+    first, second = fleet(2)
+    job = execute(settings, {"timeout_config": {"in_progress_timeout_minutes": 60}})
+    report(first, job["job_id"], "IN_PROGRESS", step_timeout_minutes=5)
+    report(second, job["job_id"], "IN_PROGRESS", step_timeout_minutes=5)
+    report(second, job["job_id"], "IN_PROGRESS", step_timeout_minutes=-1)
+    policy_sweeps.time_out_overdue(now() + timedelta(minutes=6))
+    statuses = {d: r["status"] for d, r in rows(job["job_id"]).items()}
+    assert statuses == {first: "TIMED_OUT", second: "IN_PROGRESS"}
+    policy_sweeps.time_out_overdue(now() + timedelta(minutes=61))
+    assert rows(job["job_id"])[second]["status"] == "TIMED_OUT"
+
+
+def test_timeout_sweep_skips_a_row_a_report_holds_instead_of_waiting(settings, database_url):
+    held, free = fleet(2)
+    job = execute(settings, {"timeout_config": {"in_progress_timeout_minutes": 1}})
+    report(held, job["job_id"], "IN_PROGRESS")
+    report(free, job["job_id"], "IN_PROGRESS")
+    with psycopg.connect(database_url) as other:
+        other.execute("SELECT 1 FROM device_job_status WHERE device_uuid = %s FOR UPDATE",
+                      (held,))
+        started = now()
+        moved = policy_sweeps.time_out_overdue(now() + timedelta(minutes=2)).moved_rows
+        assert (now() - started).total_seconds() < 2
+        assert moved == 1
+    assert policy_sweeps.time_out_overdue(now() + timedelta(minutes=2)).moved_rows == 1
+
+
+# --- auto-retry ----------------------------------------------------------------------------
+
+def test_failed_device_is_retried_up_to_the_limit_and_the_job_waits_for_it(settings):
+    (device,) = fleet(1)
+    job = execute(settings, {"retry_config": {"criteria_list": [
+        {"failure_type": "FAILED", "number_of_retries": 2}]}})
+    for attempt in (1, 2, 3):
+        report(device, job["job_id"], "FAILED")
+        row = rows(job["job_id"])[device]
+        assert row["execution_number"] == attempt
+        if attempt < 3:
+            assert job_row(job["job_id"])["status"] != "FAILED"
+            assert policy_sweeps.retry_failed_rows(now()).moved_rows == 1
+            assert delivered(device)
+    assert policy_sweeps.retry_failed_rows(now()).moved_rows == 0
+    assert job_row(job["job_id"])["status"] == "FAILED"
+    assert len(events(job["job_id"], "device_job.retried")) == 2
+
+
+def test_timed_out_device_is_requeued_by_a_timed_out_criterion(settings):
+    (device,) = fleet(1)
+    job = execute(settings, {
+        "timeout_config": {"in_progress_timeout_minutes": 1},
+        "retry_config": {"criteria_list": [{"failure_type": "TIMED_OUT", "number_of_retries": 1}]},
+    })
+    report(device, job["job_id"], "IN_PROGRESS")
+    policy_sweeps.carry_out(policy_sweeps.time_out_overdue(now() + timedelta(minutes=2)), settings)
+    assert job_row(job["job_id"])["status"] == "IN_PROGRESS"
+    policy_sweeps.retry_failed_rows(now())
+    row = rows(job["job_id"])[device]
+    assert (row["status"], row["execution_number"]) == ("QUEUED", 2)
+
+
+# --- abort ---------------------------------------------------------------------------------
+
+def test_abort_threshold_cancels_the_queued_rest_with_the_reason(settings):
+    devices = fleet(10)
+    job = execute(settings, {"abort_config": {"criteria_list": [{
+        "failure_type": "FAILED", "action": "CANCEL", "threshold_percentage": 50,
+        "min_number_of_executed_devices": 4}]}})
+    for device in devices[:3]:
+        report(device, job["job_id"], "FAILED")
+    report(devices[3], job["job_id"], "IN_PROGRESS")
+    assert policy_sweeps.apply_abort_criteria(now()).moved_rows == 0  # 3 executed < 4
+    report(devices[3], job["job_id"], "SUCCEEDED")
+    report(devices[4], job["job_id"], "IN_PROGRESS")
+    outcome = policy_sweeps.apply_abort_criteria(now())
+    assert outcome.moved_rows == 5
+    after = job_row(job["job_id"])
+    assert after["status"] == "CANCELED"
+    assert "75.0% of 4" in after["reason"]
+    statuses = [r["status"] for r in rows(job["job_id"]).values()]
+    assert statuses.count("CANCELED") == 5 and statuses.count("IN_PROGRESS") == 1
+    assert len(events(job["job_id"], "job.aborted")) == 1
+    assert len(events(job["job_id"], "device_job.canceled")) == 5
+
+
+# --- scheduling ----------------------------------------------------------------------------
+
+def test_job_starting_later_is_scheduled_and_fanned_out_at_its_start(settings):
+    (device,) = fleet(1)
+    start = now() + timedelta(hours=1)
+    job = execute(settings, {"scheduling_config": {"start_time": start.isoformat()}})
+    assert job["status"] == "SCHEDULED"
+    assert policy_sweeps.start_due_jobs(now()).fan_outs == []
+    assert policy_sweeps.start_due_jobs(start).fan_outs == [job["job_id"]]
+    fan_out_job(job["job_id"], settings)
+    assert job_row(job["job_id"])["status"] == "QUEUED"
+    assert delivered(device)
+    assert len(events(job["job_id"], "job.started")) == 1
+
+
+@pytest.mark.parametrize(
+    ("behavior", "queued_becomes", "running_becomes", "job_becomes"),
+    [("CANCEL", "CANCELED", "IN_PROGRESS", "CANCELED"),
+     ("FORCE_CANCEL", "CANCELED", "CANCELED", "CANCELED")],
+)
+def test_end_behavior_at_the_end_time(settings, behavior, queued_becomes, running_becomes,
+                                      job_becomes):
+    queued, running = fleet(2)
+    end = now() + timedelta(hours=1)
+    job = execute(settings, {"scheduling_config": {"end_time": end.isoformat(),
+                                                   "end_behavior": behavior}})
+    report(running, job["job_id"], "IN_PROGRESS")
+    assert policy_sweeps.end_jobs_past_end_time(now()).moved_rows == 0
+    policy_sweeps.end_jobs_past_end_time(end + timedelta(seconds=1))
+    latest = rows(job["job_id"])
+    assert (latest[queued]["status"], latest[running]["status"]) == (queued_becomes,
+                                                                    running_becomes)
+    assert job_row(job["job_id"])["status"] == job_becomes
+
+
+def test_stop_rollout_removes_rows_never_released_and_lets_released_ones_run(settings):
+    devices = fleet(4)
+    end = now() + timedelta(hours=1)
+    job = execute(settings, {"rollout_config": {"maximum_per_minute": 1},
+                             "scheduling_config": {"end_time": end.isoformat()}})
+    policy_sweeps.release_waves(now())
+    outcome = policy_sweeps.end_jobs_past_end_time(end)
+    assert outcome.moved_rows == 3
+    assert policy_sweeps.release_waves(end + timedelta(minutes=5)).moved_rows == 0
+    assert sum(delivered(d) for d in devices) == 1
+    assert len(events(job["job_id"], "device_job.removed")) == 3
+
+
+def test_maintenance_window_gates_delivery(settings):
+    inside, outside = fleet(2)
+    opened = now() - timedelta(minutes=1)
+    later = now() + timedelta(minutes=30)
+    open_now = [{"start": f"{opened.minute} {opened.hour} * * *", "duration_minutes": 5}]
+    closed_now = [{"start": f"{later.minute} {later.hour} * * *", "duration_minutes": 5}]
+    execute(settings, {"scheduling_config": {"maintenance_windows": open_now}},
+            devices=[inside])
+    late = execute(settings, {"scheduling_config": {"maintenance_windows": closed_now}},
+                   devices=[outside])
+    assert delivered(inside)
+    assert not delivered(outside)
+    row = job_row(late["job_id"])
+    assert row["window_opens_at"] > now()
+    # After its window closes, the sweep moves a job on to its next window (tomorrow).
+    assert policy_sweeps.advance_maintenance_windows(row["window_opens_at"]) == 1  # the open one
+    assert policy_sweeps.advance_maintenance_windows(row["window_closes_at"]) == 1
+    assert job_row(late["job_id"])["window_opens_at"] > row["window_opens_at"]
+
+
+# --- recurring -----------------------------------------------------------------------------
+
+def recurring_job(settings, schedule: dict) -> dict:
+    fleet(2)
+    return execute(settings, {"execution_type": "recurring", "schedule": schedule})
+
+
+def test_recurring_job_fires_once_per_slot_even_with_concurrent_beats(settings):
+    parent = recurring_job(settings, {"cron": "* * * * * */5"})
+    assert parent["status"] == "SCHEDULED"
+    first = job_row(parent["job_id"])["next_run_at"]
+    fired: list = []
+
+    def beat(at):
+        fired.extend(recurring.fire_due_runs(at).fan_outs)
+
+    for tick in (0, 1, 2, 5, 6, 10):
+        at = first + timedelta(seconds=tick)
+        threads = [threading.Thread(target=beat, args=(at,)) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    runs = recurring.list_runs(parent["job_id"], 50, 0)
+    assert runs["total"] == len(fired) == 3
+    assert sorted(r["scheduled_for"] for r in runs["runs"]) == [
+        first, first + timedelta(seconds=5), first + timedelta(seconds=10)]
+    assert len(events(parent["job_id"], "job.run_fired")) == 3
+    for run_job_id in fired:
+        fan_out_job(run_job_id, settings)
+        assert job_row(run_job_id)["total_devices"] == 2
+
+
+def test_catch_up_after_an_outage_fires_once_and_max_runs_ends_the_schedule(settings):
+    parent = recurring_job(settings, {"cron": "* * * * * */5", "max_runs": 2})
+    first = job_row(parent["job_id"])["next_run_at"]
+    assert len(recurring.fire_due_runs(first + timedelta(minutes=5)).fan_outs) == 1
+    fired = events(parent["job_id"], "job.run_fired")
+    assert fired[0]["details"]["skipped_slots"] == 60
+    assert len(recurring.fire_due_runs(first + timedelta(minutes=6)).fan_outs) == 1
+    assert recurring.fire_due_runs(first + timedelta(minutes=7)).fan_outs == []
+    ended = job_row(parent["job_id"])
+    assert (ended["status"], ended["run_count"], ended["next_run_at"]) == ("SUCCEEDED", 2, None)
+
+
+# --- continuous ----------------------------------------------------------------------------
+
+def test_continuous_job_follows_the_group(settings):
+    fleet(1, environment="production")
+    job = execute(settings, {"execution_type": "continuous"},
+                  target_filter={"environment": "production"})
+    # Registration and attribute changes reconcile the device at once, no beat needed.
+    newcomer = fleet(1, environment="production")[0]
+    assert delivered(newcomer)
+    assert job_row(job["job_id"])["total_devices"] == 2
+
+    update_device(newcomer, {"attributes": {"environment": "staging"}}, ACTOR)
+    assert rows(job["job_id"])[newcomer]["status"] == "REMOVED"
+    assert not delivered(newcomer)
+
+    update_device(newcomer, {"attributes": {"environment": "production"}}, ACTOR)
+    row = rows(job["job_id"])[newcomer]
+    assert (row["status"], row["execution_number"]) == ("QUEUED", 2)
+    assert len(events(job["job_id"], "device_job.removed")) == 1
+    assert len(events(job["job_id"], "device_job.requeued")) == 1
+
+
+def test_continuous_job_stays_open_when_every_device_is_done(settings):
+    (device,) = fleet(1, environment="production")
+    job = execute(settings, {"execution_type": "continuous"},
+                  target_filter={"environment": "production"})
+    report(device, job["job_id"], "SUCCEEDED")
+    assert job_row(job["job_id"])["status"] == "IN_PROGRESS"
+
+
+def test_continuous_needs_a_group_or_all(settings):
+    from dispatcher.errors import InvalidInput
+
+    devices = fleet(1)
+    with pytest.raises(InvalidInput) as info:
+        execute(settings, {"execution_type": "continuous"}, devices=devices)
+    assert "execution_type" in info.value.errors
