@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 
@@ -10,6 +11,16 @@ import pytest
 
 from dispatcher import tokens
 from dispatcher.cli import build_parser, main
+
+
+@pytest.fixture(autouse=True)
+def keep_logging_as_it_was():
+    """main() configures the root logger; give pytest's back afterwards."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture
