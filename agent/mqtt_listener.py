@@ -50,6 +50,7 @@ class NotifyListener:
         self._client.on_connect = self._connected
         self._client.on_disconnect = self._disconnected
         self._client.on_message = self._message
+        self._client.on_subscribe = self._subscribed
 
     @property
     def connected(self) -> bool:
@@ -71,6 +72,12 @@ class NotifyListener:
         client.subscribe(self.topic, qos=1)
         # Something may have been queued while we were away: poll once.
         self._on_nudge("connected", None)
+
+    def _subscribed(self, client, userdata, mid, reason_codes, properties) -> None:
+        if any(code.is_failure for code in reason_codes):
+            log.error("mqtt subscription refused topic=%s reason=%s", self.topic, reason_codes)
+        else:
+            log.info("mqtt subscribed topic=%s", self.topic)
 
     def _disconnected(self, client, userdata, flags, reason_code, properties) -> None:
         log.warning("mqtt disconnected host=%s reason=%s", self._host, reason_code)
