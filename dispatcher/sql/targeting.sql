@@ -19,3 +19,10 @@ SELECT u.uuid
   FROM unnest(%(device_uuids)s::uuid[]) WITH ORDINALITY AS u (uuid, position)
  WHERE NOT EXISTS (SELECT 1 FROM devices d WHERE d.uuid = u.uuid)
  ORDER BY u.position;
+
+-- name: count_devices_with_attribute
+-- Devices with one scalar attribute value, optionally of one device_type, from maintained counts.
+SELECT coalesce(sum(n), 0)::bigint AS n
+  FROM device_attribute_counts
+ WHERE attribute = %(attribute)s AND value = %(value)s::jsonb
+   AND (%(device_type)s::text IS NULL OR device_type = %(device_type)s::text);
