@@ -74,6 +74,8 @@ class Progress:
 class StepListener(Protocol):
     def step_starting(self, progress: Progress, step: dict, reboot: bool) -> None: ...
 
+    def step_process_started(self, pid: int) -> None: ...
+
     def step_finished(self, progress: Progress) -> None: ...
 
 
@@ -195,7 +197,7 @@ class JobEngine:
         stderr_before = stderr.total_bytes
         timeout_s = step.get("timeoutSeconds") or self.settings.step_timeout_s
         try:
-            outcome = self._start(step, argv, stdout, stderr, timeout_s, interrupt)
+            outcome = self._start(step, argv, stdout, stderr, timeout_s, interrupt, listener)
         except StepSetupError as exc:
             outcome = ProcessOutcome(None, 0.0, error=str(exc))
         if outcome.interrupted:
@@ -226,11 +228,13 @@ class JobEngine:
         stderr: OutputTail,
         timeout_s: float,
         interrupt: threading.Event,
+        listener: StepListener | None,
     ) -> ProcessOutcome:
         user = step.get("runAsUser")
         run_as = resolve_user(user) if user else None
         streams = {"stdout": stdout, "stderr": stderr, "timeout_s": timeout_s,
-                   "interrupt": interrupt, "env": self.env, "run_as": run_as}
+                   "interrupt": interrupt, "env": self.env, "run_as": run_as,
+                   "on_started": listener.step_process_started if listener else None}
         if argv is not None:
             return run_process(argv, **streams)
         handler = self.handlers.resolve(step["input"]["handler"], step["input"].get("path"))

@@ -16,8 +16,9 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from agent.client import AgentError
 from agent.output import OutputTail
@@ -78,8 +79,12 @@ def run_process(
     interrupt: threading.Event,
     env: Mapping[str, str],
     run_as: RunAs | None = None,
+    on_started: Callable[[int], None] | None = None,
 ) -> ProcessOutcome:
-    """Run ``argv`` to its end, its deadline, or ``interrupt``; output goes to the tails."""
+    """Run ``argv`` to its end, its deadline, or ``interrupt``; output goes to the tails.
+
+    ``on_started(pid)`` is called once the process runs (to record it for crash recovery).
+    """
     started = time.monotonic()
     env = dict(env)
     user_args: dict = {}
@@ -98,6 +103,13 @@ def run_process(
     except (OSError, subprocess.SubprocessError) as exc:
         return ProcessOutcome(126, 0.0, error=f"cannot start {argv[0]}: {exc}")
     log.debug("step process started pid=%d argv0=%s", proc.pid, argv[0])
+    if on_started is not None:
+        try:
+            on_started(proc.pid)
+        except BaseException:
+            _signal_group(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            raise
     outcome = _supervise(proc, stdout, stderr, started + timeout_s, interrupt)
     return ProcessOutcome(
         _exit_code(proc.returncode), time.monotonic() - started,
@@ -152,6 +164,23 @@ def _supervise(
             pipe.close()  # type: ignore[union-attr]
         proc.wait()
     return stopped_for
+
+
+def process_start_ticks(pid: int) -> int | None:
+    """When ``pid`` started (clock ticks since boot): tells it from a later process with its pid."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return int(fields[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def kill_process_group(pgid: int, start_ticks: int | None) -> bool:
+    """SIGKILL the group led by ``pgid`` if its leader is still the process that started then."""
+    if start_ticks is None or process_start_ticks(pgid) != start_ticks:
+        return False
+    _signal_group(pgid, signal.SIGKILL)
+    return True
 
 
 def _pump(selector: selectors.BaseSelector, key: selectors.SelectorKey) -> None:

@@ -7,11 +7,25 @@ already finished. Anything else is reported FAILED with a reason that says the a
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 
 from agent.engine import FAILED, JobResult, Progress
+from agent.process import kill_process_group
+
+log = logging.getLogger(__name__)
 
 AGENT_RESTARTED = "agent restarted while the job was running"
+
+
+def stop_leftover_step(record: Mapping, boot_id: str | None) -> None:
+    """Kill the cut step's process group if it outlived the agent (no systemd to clean up)."""
+    running = record.get("running") or {}
+    if "pid" not in running or boot_id is None or running.get("boot_id") != boot_id:
+        return
+    if kill_process_group(int(running["pid"]), running.get("pid_start")):
+        log.warning("killed the step the previous agent left running pid=%s step=%r",
+                    running["pid"], running.get("name"))
 
 
 def recovery_plan(

@@ -19,7 +19,7 @@ from marshmallow import ValidationError
 from agent.cancel_watch import CancelWatch, JobControl
 from agent.client import DeviceApi, ProtocolError
 from agent.engine import JobEngine, JobInterrupted, JobResult, Progress, load_plan, rejection
-from agent.recovery import AGENT_RESTARTED, recovery_plan
+from agent.recovery import AGENT_RESTARTED, recovery_plan, stop_leftover_step
 from agent.reporter import Reporter
 from agent.state import JobState, current_boot_id
 
@@ -113,7 +113,9 @@ class JobRunner:
         except ValidationError as exc:
             self._finish(job, rejection(exc))
             return
-        progress, result = recovery_plan(record, current_boot_id(), len(plan))
+        boot_id = current_boot_id()
+        stop_leftover_step(record, boot_id)
+        progress, result = recovery_plan(record, boot_id, len(plan))
         if result is not None:
             log.warning("reporting cut-short job job_id=%s reason=%s", job.job_id, result.reason)
             self._finish(job, result)
@@ -203,6 +205,9 @@ class _Listener:
 
     def step_starting(self, progress: Progress, step: dict, reboot: bool) -> None:
         self._runner.state.step_starting(progress, step, reboot)
+
+    def step_process_started(self, pid: int) -> None:
+        self._runner.state.step_process_started(pid)
 
     def step_finished(self, progress: Progress) -> None:
         self._runner.state.step_finished(progress)

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from agent.engine import Progress
+from agent.process import process_start_ticks
 from agent.storage import atomic_write_json, ensure_private_dir, read_json, remove
 
 BOOT_ID_PATH = Path("/proc/sys/kernel/random/boot_id")
@@ -49,6 +50,12 @@ class JobState:
         self._record["progress"] = vars(progress)
         self._record["running"] = {"name": step["name"], "reboot": reboot,
                                    "boot_id": current_boot_id()}
+        atomic_write_json(self.path, self._record)
+
+    def step_process_started(self, pid: int) -> None:
+        """The running step's process (and process group), to stop it if we die first."""
+        assert self._record is not None and self._record["running"] is not None
+        self._record["running"].update(pid=pid, pid_start=process_start_ticks(pid))
         atomic_write_json(self.path, self._record)
 
     def step_finished(self, progress: Progress) -> None:

@@ -7,6 +7,8 @@ The same scenarios run against the real API in tests/integration and tests/e2e.
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -16,6 +18,7 @@ from agent_fakes import DEVICE_UUID, TOKEN, FakeDeviceServer, fake_server
 
 from agent.config import AgentConfig
 from agent.daemon import Agent
+from agent.process import kill_process_group, process_start_ticks
 from agent.recovery import AGENT_RESTARTED
 from agent.state import JobState, current_boot_id
 
@@ -261,3 +264,26 @@ def test_stop_interrupts_a_running_step_and_keeps_the_job_for_the_next_start(fak
     restarted.runner.recover()
     assert fake.statuses(job_id)[-1] == "FAILED"
     assert "'long' was interrupted" in fake.reports_for(job_id)[-1]["reason"]
+
+
+def test_a_step_left_running_by_a_dead_agent_is_killed_on_restart(fake, tmp_path):
+    doc = touch_document(tmp_path / "never")
+    job_id = fake.add_job(doc, status="IN_PROGRESS")
+    _cut_short(tmp_path, job_id, doc, {"name": "touch never", "reboot": False,
+                                        "boot_id": current_boot_id()}, done=0)
+    leftover = subprocess.Popen(["sleep", "300"], start_new_session=True)
+    other = subprocess.Popen(["sleep", "300"], start_new_session=True)
+    try:
+        state = JobState(tmp_path / "state")
+        state.load()
+        state.step_process_started(leftover.pid)
+        make_agent(fake, tmp_path).runner.recover()
+        assert leftover.wait(5) == -signal.SIGKILL
+        assert fake.statuses(job_id) == ["FAILED"]
+        # A pid that now belongs to a process started later is left alone.
+        assert not kill_process_group(other.pid, process_start_ticks(other.pid) - 1)
+        assert other.poll() is None
+    finally:
+        for process in (leftover, other):
+            process.kill()
+            process.wait()
