@@ -17,6 +17,7 @@ from typing import Any
 from marshmallow import ValidationError
 
 from dispatcher import db, schedules
+from dispatcher.changes import field_changes
 from dispatcher.errors import InvalidInput
 from schemas.policies import POLICY_FIELDS, ExecutionPolicies, policy_combination_errors
 
@@ -114,3 +115,18 @@ def set_execution_timeout(
     ``timeout_config`` and the report's ``step_timeout_minutes``, -1 clearing it)."""
     c.execute("policy_set_timeout", job_id=job_id, device_uuid=device_uuid,
               step_timeout_minutes=step_timeout_minutes)
+
+
+def store_template_policies(
+    c: db.Connector, template: dict, changes: dict
+) -> tuple[dict[str, Any], dict[str, dict]]:
+    """Set the policy fields given in ``changes`` as ``template``'s defaults, keeping the others;
+    return the template's policies now and what changed (for the audit trail)."""
+    current = {name: template.get(name) for name in POLICY_FIELDS}
+    wanted = {**current, **stored_policies(changes)}
+    diff = field_changes(current, wanted, POLICY_FIELDS)
+    if diff:
+        c.execute("policy_set_template_policies", id=template["id"], execution_type=wanted[
+            "execution_type"], **{name: db.jsonb(wanted[name]) for name in POLICY_FIELDS
+                                 if name != "execution_type"})
+    return wanted, diff

@@ -8,7 +8,7 @@ does not exist yet.
 
 from __future__ import annotations
 
-from dispatcher import audit, db
+from dispatcher import audit, db, policies
 from dispatcher.changes import field_changes
 from dispatcher.errors import InvalidInput, NotFound
 from dispatcher.templating import checked_job_document, find_placeholders
@@ -46,6 +46,7 @@ def create_template(fields: dict, actor: str, max_document_bytes: int) -> dict:
             created_by=fields.get("created_by") or actor,
             is_active=fields["is_active"],
         )
+        template.update(policies.store_template_policies(c, template, fields)[0])
         audit.record_event(
             c, actor, "template.created", "job_template", template["id"],
             details={"name": template["name"], "category": template["category"]},
@@ -91,6 +92,7 @@ def update_template(
         if "job_document" in changes or "parameters" in changes:
             check_parameter_declaration(wanted["job_document"], wanted["parameters"])
         diff = field_changes(current, wanted, EDITABLE_FIELDS, summarized=("job_document",))
+        diff.update(policies.store_template_policies(c, current, changes)[1])
         if not diff:
             return current, diff
         template = c.one(

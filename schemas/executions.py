@@ -7,6 +7,7 @@ from marshmallow import Schema, fields, validate
 from schemas.common import ListMeta, PaginationQuery
 from schemas.device_jobs import DEVICE_STATUSES, REASON_MAX_CHARS, DeviceJobStatus
 from schemas.fields import Text
+from schemas.policies import StoredPolicies
 
 JOB_STATUSES = ("SCHEDULED", "QUEUED", "IN_PROGRESS", "SUCCEEDED", "FAILED", "CANCELED")
 
@@ -15,8 +16,9 @@ def _count(description: str) -> fields.Integer:
     return fields.Integer(metadata={"description": description})
 
 
-class JobExecution(Schema):
-    """An execution with live per-status device counters (exact at the moment of the read)."""
+class JobExecution(StoredPolicies):
+    """An execution with live per-status device counters (exact at the moment of the read),
+    and its execution policies (as given, or taken from its template)."""
 
     job_id = fields.UUID()
     job_name = fields.String()
@@ -45,6 +47,17 @@ class JobExecution(Schema):
     started_at = fields.DateTime(allow_none=True)
     completed_at = fields.DateTime(allow_none=True)
     created_by = fields.String(allow_none=True)
+    parent_job_id = fields.UUID(
+        allow_none=True, metadata={"description": "The recurring job this execution is a run of."}
+    )
+    scheduled_for = fields.DateTime(allow_none=True, metadata={"description": "Its cron slot."})
+    next_run_at = fields.DateTime(
+        allow_none=True, metadata={"description": "A recurring job's next run."}
+    )
+    run_count = fields.Integer(metadata={"description": "Runs a recurring job has fired."})
+    released_devices = fields.Integer(
+        metadata={"description": "Devices a rollout has released (notified) so far."}
+    )
 
 
 class JobExecutionSummary(JobExecution):

@@ -213,3 +213,15 @@ def policy_combination_errors(values: dict, target_type: str | None = None) -> d
     if start and schedule.get("end_time") and schedule["end_time"] <= start:
         errors["schedule"] = ["end_time must be after scheduling_config.start_time."]
     return errors
+
+
+class StoredPolicies(Schema):
+    """The policy fields as an execution or a template shows them."""
+
+    execution_type = fields.String(allow_none=True)
+    schedule = fields.Dict(allow_none=True)
+    scheduling_config = fields.Dict(allow_none=True)
+    rollout_config = fields.Dict(allow_none=True)
+    abort_config = fields.Dict(allow_none=True)
+    timeout_config = fields.Dict(allow_none=True)
+    retry_config = fields.Dict(allow_none=True)

@@ -8,11 +8,12 @@ document never uses is refused (it is almost always a typo).
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from marshmallow import fields, validate
 
 from schemas.common import ListMeta, PaginationQuery
 from schemas.fields import Text
 from schemas.job_document import validate_job_document
+from schemas.policies import ExecutionPolicies, StoredPolicies
 
 CATEGORIES = ("system", "maintenance", "deployment", "custom")
 PARAMETER_NAME = validate.Regexp(
@@ -40,7 +41,9 @@ def parameter_declaration(**kwargs) -> fields.Dict:
     )
 
 
-class _TemplateFields(Schema):
+class _TemplateFields(ExecutionPolicies):
+    """Policy fields included: a template's policies are defaults for its executions."""
+
     name = Text(validate=validate.Length(min=1, max=128))
     description = Text(allow_none=True, validate=validate.Length(max=4096))
     category = fields.String(validate=validate.OneOf(CATEGORIES))
@@ -67,7 +70,7 @@ class TemplateQuery(PaginationQuery):
     active = fields.Boolean()
 
 
-class TemplateSchema(Schema):
+class TemplateSchema(StoredPolicies):
     id = fields.Integer(required=True)
     name = fields.String(required=True)
     description = fields.String(allow_none=True)

@@ -9,10 +9,12 @@ SELECT job_id, job_name, template_id, target_type, target_filter, execution_type
  LIMIT %(limit)s OFFSET %(offset)s;
 
 -- name: get_job_execution
--- One execution with its document and targets.
+-- One execution with its document, targets and execution policies.
 SELECT job_id, job_name, template_id, job_document, parameters, target_type, target_devices,
        target_filter, execution_type, status, total_devices, fanout_status, reason, queued_at,
-       started_at, completed_at, created_by
+       started_at, completed_at, created_by, parent_job_id, scheduled_for, schedule,
+       scheduling_config, rollout_config, abort_config, timeout_config, retry_config,
+       next_run_at, run_count, released_devices
   FROM job_executions
  WHERE job_id = %(job_id)s;
 

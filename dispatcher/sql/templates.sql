@@ -5,24 +5,28 @@ INSERT INTO job_templates (name, description, category, job_document, parameters
 VALUES (%(name)s, %(description)s, %(category)s, %(job_document)s, %(parameters)s,
         %(created_by)s, %(is_active)s)
 RETURNING id, name, description, category, job_document, parameters, created_by, is_active,
-          created_at, updated_at;
+          created_at, updated_at, execution_type, schedule,
+       scheduling_config, rollout_config, abort_config, timeout_config, retry_config;
 
 -- name: get_job_template
 -- One template by id.
 SELECT id, name, description, category, job_document, parameters, created_by, is_active,
-       created_at, updated_at
+       created_at, updated_at, execution_type, schedule,
+       scheduling_config, rollout_config, abort_config, timeout_config, retry_config
   FROM job_templates WHERE id = %(id)s;
 
 -- name: lock_job_template
 -- One template, locked until the end of the transaction for an update or delete.
 SELECT id, name, description, category, job_document, parameters, created_by, is_active,
-       created_at, updated_at
+       created_at, updated_at, execution_type, schedule,
+       scheduling_config, rollout_config, abort_config, timeout_config, retry_config
   FROM job_templates WHERE id = %(id)s FOR UPDATE;
 
 -- name: list_job_templates
 -- A page of templates, optionally of one category and/or activity, oldest first.
 SELECT id, name, description, category, job_document, parameters, created_by, is_active,
-       created_at, updated_at
+       created_at, updated_at, execution_type, schedule,
+       scheduling_config, rollout_config, abort_config, timeout_config, retry_config
   FROM job_templates
  WHERE (%(category)s::text IS NULL OR category = %(category)s)
    AND (%(is_active)s::boolean IS NULL OR is_active = %(is_active)s)
@@ -44,7 +48,8 @@ UPDATE job_templates
        updated_at = now()
  WHERE id = %(id)s
 RETURNING id, name, description, category, job_document, parameters, created_by, is_active,
-          created_at, updated_at;
+          created_at, updated_at, execution_type, schedule,
+       scheduling_config, rollout_config, abort_config, timeout_config, retry_config;
 
 -- name: delete_job_template
 -- Remove a template; executions made from it keep their own copy of the document.
