@@ -41,7 +41,6 @@ def create_execution(body: dict, actor: str, settings: Settings) -> dict:
     policies.check_policies(execution_policies, target.target_type)
     job_id = uuid.uuid4()
     with db.transaction() as c:
-        c.execute("use_custom_plans")
         total = count_target_devices(c, target)
         if total == 0:
             raise _no_devices(target)
