@@ -35,6 +35,7 @@ NUDGE_QOS = 1
 PUBLISH_BATCH_SIZE = 500
 MAX_INFLIGHT_MESSAGES = PUBLISH_BATCH_SIZE
 CONNECT_TIMEOUT_S = 3.0
+RECONNECT_WAIT_S = 0.5
 BATCH_ACK_TIMEOUT_S = 10.0
 KEEPALIVE_S = 60
 RECONNECT_DELAY_MAX_S = 30
@@ -95,11 +96,15 @@ class NudgePublisher:
             log.warning("mqtt disconnected host=%s reason=%s", self._host, reason_code)
         self._connected.clear()
 
-    def wait_until_connected(self, timeout_s: float = CONNECT_TIMEOUT_S) -> bool:
+    def wait_until_connected(self) -> bool:
+        """Connected now, or soon: the first connection gets CONNECT_TIMEOUT_S, later calls
+        only RECONNECT_WAIT_S, so a broker that stays down costs each task a moment, not
+        seconds (paho keeps reconnecting in the background)."""
         with self._lock:
-            if self._client is None:
+            first = self._client is None
+            if first:
                 self._client = self._start()
-        return self._connected.wait(timeout_s)
+        return self._connected.wait(CONNECT_TIMEOUT_S if first else RECONNECT_WAIT_S)
 
     def publish(self, job_id: uuid.UUID | str, event: str,
                 device_uuids: Iterable[uuid.UUID | str]) -> int:
