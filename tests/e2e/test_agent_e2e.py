@@ -1,20 +1,18 @@
 """Real `jobs-agent` processes against the real API (gunicorn) and a real Celery worker.
 
-Each agent runs as a separate process with its own state directory, as on a device. Its job
-steps find their device's directory in $DEVICE_HOME (steps inherit the agent's environment,
-minus the agent's own JOBS_AGENT_* settings).
+Each agent runs as a separate process with its own state directory, as on a device
+(``agent_processes.start_agent``); its job steps write into their device's $DEVICE_HOME.
 """
 
 from __future__ import annotations
 
-import os
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from agent_processes import start_agent
 from conftest import TEST_ADMIN_TOKEN
 from json_http import JsonHttp
 from processes import ServerProcess
@@ -66,23 +64,9 @@ class Fleet:
 
     def start_agent(self, device: dict, poll_interval_s: float = 1.0,
                     mqtt: bool = False) -> ServerProcess:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "DEVICE_HOME": str(device["home"]),
-               "JOBS_AGENT_SERVER_URL": self.api.url,
-               "JOBS_AGENT_DEVICE_UUID": str(device["uuid"]),
-               "JOBS_AGENT_TOKEN": device["device_token"],
-               "JOBS_AGENT_POLL_INTERVAL_S": str(poll_interval_s),
-               "JOBS_AGENT_CANCEL_CHECK_S": "1",
-               "JOBS_AGENT_STATE_DIR": str(device["home"] / "state"),
-               "JOBS_AGENT_HANDLER_DIR": str(device["home"] / "handlers"),
-               "JOBS_AGENT_MQTT_URL": self.settings.mqtt_url if mqtt else "",
-               "JOBS_AGENT_LOG_LEVEL": "DEBUG"}
-        marker = "mqtt subscribed" if mqtt else "jobs-agent starting"
-        agent = ServerProcess(
-            f"agent {device['device_name']}", [sys.executable, "-m", "agent", "run"], env,
-            self.tmp_path / f"agent-{device['device_name']}-{len(self.processes.started)}.log",
-            lambda process: marker in process.log_text())
-        self.processes.started.append(agent)
-        return agent.start()
+        return start_agent(self.processes, self.api.url, device, device["home"],
+                           poll_interval_s, self.settings.mqtt_url if mqtt else "",
+                           cancel_check_s="1", log_level="DEBUG")
 
     def execute(self, body: dict) -> str:
         answer = self.call("POST", "/jobs/execute", {"job_name": "e2e", **body}, expect=201)
@@ -226,6 +210,8 @@ def test_an_agent_killed_mid_job_and_restarted_ends_the_job_with_a_reason(
     fleet.wait_for_status(job_id, "IN_PROGRESS")
     pid = int(wait_until(lambda: (device["home"] / "pid").exists()
                          and (device["home"] / "pid").read_text().strip(), what="pid file"))
+    state_file = device["home"] / "state" / "current-job.json"
+    wait_until(lambda: f'"pid": {pid}' in state_file.read_text(), what="the step on record")
     agent.kill()  # the step runs in its own session: it outlives the agent
     assert pid_alive(pid)
     fleet.start_agent(device)
