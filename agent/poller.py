@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from agent.client import AgentError, DeviceApi, ServerUnavailable
+from agent.client import DeviceApi, ServerUnavailable
 from agent.reporter import Reporter
 from agent.runner import Job, JobRunner
 
@@ -80,7 +80,7 @@ class Poller:
     def run(self) -> None:
         try:
             self.runner.recover()
-        except (AgentError, OSError):
+        except Exception:
             log.exception("could not settle the unfinished job; retrying at the next poll")
         while not self._stopped.is_set():
             self._sleep(self.poll_once())

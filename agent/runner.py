@@ -52,8 +52,8 @@ class Job:
 
     @classmethod
     def from_record(cls, record: Mapping) -> Job:
-        return cls(record["job_id"], int(record["execution_number"]),
-                   record.get("job_name", ""), record.get("document"), "IN_PROGRESS")
+        return cls(str(uuid.UUID(record["job_id"])), int(record["execution_number"]),
+                   str(record.get("job_name", "")), record.get("document"), "IN_PROGRESS")
 
 
 class JobRunner:
@@ -103,7 +103,13 @@ class JobRunner:
         record = self.state.load()
         if record is None:
             return
-        job = Job.from_record(record)
+        try:
+            job = Job.from_record(record)
+        except (KeyError, TypeError, ValueError):
+            # Not a record this agent wrote: keep it for a human, never loop on it.
+            log.error("job record unreadable, set aside path=%s", self.state.path)
+            self.state.set_aside()
+            return
         log.warning("found unfinished job job_id=%s", job.job_id)
         if self.reporter.outbox.has(job.job_id, job.execution_number):
             self.state.clear()
@@ -114,8 +120,12 @@ class JobRunner:
             self._finish(job, rejection(exc))
             return
         boot_id = current_boot_id()
-        stop_leftover_step(record, boot_id)
-        progress, result = recovery_plan(record, boot_id, len(plan))
+        try:
+            stop_leftover_step(record, boot_id)
+            progress, result = recovery_plan(record, boot_id, len(plan))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            reason = f"{AGENT_RESTARTED} (its progress record was unreadable: {exc!r})"
+            progress, result = None, JobResult("FAILED", reason=reason)
         if result is not None:
             log.warning("reporting cut-short job job_id=%s reason=%s", job.job_id, result.reason)
             self._finish(job, result)

@@ -64,6 +64,10 @@ class JobState:
         self._record["running"] = None
         atomic_write_json(self.path, self._record)
 
+    def set_aside(self) -> None:
+        self._record = None
+        self.path.rename(self.path.with_name(self.path.name + ".corrupt"))
+
     def clear(self) -> None:
         self._record = None
         remove(self.path)

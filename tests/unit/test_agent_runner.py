@@ -287,3 +287,24 @@ def test_a_step_left_running_by_a_dead_agent_is_killed_on_restart(fake, tmp_path
         for process in (leftover, other):
             process.kill()
             process.wait()
+
+
+def test_an_unreadable_job_record_is_set_aside_and_the_agent_goes_on(fake, tmp_path):
+    state_dir = tmp_path / "state"
+    state_dir.mkdir()
+    (state_dir / "current-job.json").write_text('{"written": "by something else"}')
+    job_id = fake.add_job(touch_document(tmp_path / "ran"))
+    make_agent(fake, tmp_path).poller.poll_once()
+    assert (state_dir / "current-job.json.corrupt").exists()
+    assert fake.statuses(job_id)[-1] == "SUCCEEDED"
+
+
+def test_a_record_with_unreadable_progress_fails_its_job_with_a_reason(fake, tmp_path):
+    doc = touch_document(tmp_path / "never")
+    job_id = fake.add_job(doc, status="IN_PROGRESS")
+    _cut_short(tmp_path, job_id, doc, None, done=0)
+    path = tmp_path / "state" / "current-job.json"
+    path.write_text(path.read_text().replace('"next_index": 0', '"next_index": "zero"'))
+    make_agent(fake, tmp_path).runner.recover()
+    assert fake.statuses(job_id) == ["FAILED"]
+    assert "progress record was unreadable" in fake.reports_for(job_id)[0]["reason"]
