@@ -62,11 +62,11 @@ class Fleet:
         device["home"].mkdir()
         return device
 
-    def start_agent(self, device: dict, poll_interval_s: float = 1.0,
-                    mqtt: bool = False) -> ServerProcess:
+    def start_agent(self, device: dict, poll_interval_s: float = 1.0, mqtt: bool = False,
+                    cancel_check_s: float = 1.0) -> ServerProcess:
         return start_agent(self.processes, self.api.url, device, device["home"],
                            poll_interval_s, self.settings.mqtt_url if mqtt else "",
-                           cancel_check_s="1", log_level="DEBUG")
+                           cancel_check_s=str(cancel_check_s), log_level="DEBUG")
 
     def execute(self, body: dict) -> str:
         answer = self.call("POST", "/jobs/execute", {"job_name": "e2e", **body}, expect=201)
@@ -152,12 +152,16 @@ def test_a_template_on_three_devices_runs_on_each_agent_and_counts_right(
         assert row["executed_steps"] == 3
 
 
+@pytest.mark.parametrize("mqtt", [False, True], ids=["polling", "mqtt"])
 def test_a_forced_cancel_kills_the_running_step_within_seconds(
-    settings, server_processes, tmp_path
+    settings, server_processes, tmp_path, mqtt
 ):
-    fleet = Fleet(settings, server_processes, tmp_path)
+    fleet = Fleet(settings, server_processes, tmp_path, mqtt=mqtt)
     device = fleet.register("pi-cancel")
-    fleet.start_agent(device)
+    if mqtt:  # no periodic check for a minute: only the "canceled" nudge can stop it in time
+        fleet.start_agent(device, poll_interval_s=300, mqtt=True, cancel_check_s=60)
+    else:
+        fleet.start_agent(device, cancel_check_s=1)
     job_id = fleet.execute_on(device, long_step_document())
     fleet.wait_for_status(job_id, "IN_PROGRESS")
     pid = int(wait_until(lambda: (device["home"] / "pid").exists()
