@@ -24,7 +24,8 @@ log = logging.getLogger(__name__)
 BACKOFF_INITIAL_S = 1.0
 BACKOFF_MAX_S = 300.0
 POLL_JITTER = 0.2  # ±20 %
-NUDGE_MIN_INTERVAL_S = 0.5
+# Nudged polls are at least this far apart, so a flood of nudges cannot flood the server.
+NUDGE_MIN_INTERVAL_S = 0.25
 POLL_AFTER_MAX_S = 24 * 3600
 
 
@@ -75,7 +76,7 @@ class Poller:
         self._rng = rng
         self._nudged = threading.Event()
         self._stopped = threading.Event()
-        self._last_poll = 0.0
+        self._last_nudged_poll = 0.0
 
     def run(self) -> None:
         try:
@@ -91,7 +92,6 @@ class Poller:
         try:
             if not self.reporter.flush():
                 return self.backoff.next_delay()
-            self._last_poll = time.monotonic()
             answer = self.api.next_job()
             if not answer.ok:
                 log.error("poll refused http=%d message=%s", answer.status,
@@ -126,6 +126,7 @@ class Poller:
         if delay_s <= 0 or self._stopped.is_set():
             return
         if self._nudged.wait(delay_s) and not self._stopped.is_set():
-            # Fold a burst of nudges into one poll.
-            self._stopped.wait(self._last_poll + NUDGE_MIN_INTERVAL_S - time.monotonic())
+            # A burst of nudges makes one poll: those arriving meanwhile are cleared below.
+            self._stopped.wait(self._last_nudged_poll + NUDGE_MIN_INTERVAL_S - time.monotonic())
+            self._last_nudged_poll = time.monotonic()
         self._nudged.clear()

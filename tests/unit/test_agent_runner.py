@@ -308,3 +308,31 @@ def test_a_record_with_unreadable_progress_fails_its_job_with_a_reason(fake, tmp
     make_agent(fake, tmp_path).runner.recover()
     assert fake.statuses(job_id) == ["FAILED"]
     assert "progress record was unreadable" in fake.reports_for(job_id)[0]["reason"]
+
+
+def test_a_nudge_polls_at_once_and_a_flood_of_nudges_does_not_flood_the_server(fake, tmp_path):
+    agent = make_agent(fake, tmp_path)  # polls every 30 s on its own
+    loop = threading.Thread(target=agent.run)
+    loop.start()
+    try:
+        wait = time.monotonic() + 5
+        while fake.polls < 1 and time.monotonic() < wait:
+            time.sleep(0.01)
+        time.sleep(0.3)
+        job_id = fake.add_job(touch_document(tmp_path / "nudged"))
+        agent.poller.nudge()
+        deadline = time.monotonic() + 0.5
+        while not (tmp_path / "nudged").exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert (tmp_path / "nudged").exists(), "a nudge did not make the agent poll at once"
+        time.sleep(0.3)
+        polls_before = fake.polls
+        for _ in range(100):  # 100 nudges over a second
+            agent.poller.nudge()
+            time.sleep(0.01)
+        time.sleep(0.3)
+        assert 2 <= fake.polls - polls_before <= 7
+        assert fake.statuses(job_id)[-1] == "SUCCEEDED"
+    finally:
+        agent.stop()
+        loop.join(5)
