@@ -8,6 +8,7 @@ import logging
 from flask import Flask
 from flask_smorest import Api
 
+from api.auth import authenticate_before_body
 from api.errors import register_error_handlers
 from dispatcher import db
 from dispatcher.config import Settings
@@ -56,6 +57,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     api = Api(app)
     # After Api(app): ours replaces flask-smorest's handler, so every error has one shape.
     register_error_handlers(app)
+    app.before_request(authenticate_before_body)
     from api.health import blp as health_blp
 
     app.register_blueprint(health_blp)

@@ -41,6 +41,24 @@ def current_principal() -> Principal:
     return principal
 
 
+UNAUTHENTICATED_BLUEPRINTS = frozenset({"health", "api-docs"})
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def authenticate_before_body() -> None:
+    """Answer 401 before a request body is parsed, so no one learns anything without a token.
+
+    Only for requests that carry a body; reads need no early check, and the poll keeps its
+    single query. The principal is cached on ``g``, so the route's own check costs nothing.
+    """
+    if (
+        request.method in BODY_METHODS
+        and request.url_rule is not None
+        and request.blueprint not in UNAUTHENTICATED_BLUEPRINTS
+    ):
+        current_principal()
+
+
 def bearer_token() -> str | None:
     """The request's bearer token, or None when it carries none."""
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")

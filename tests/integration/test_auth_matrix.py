@@ -112,3 +112,14 @@ def test_admin_may_call_every_endpoint(client, world, admin_headers):
     for method, path, body in admin_endpoints(world):
         response = call(client, method, path, body, admin_headers)
         assert response.status_code in (200, 201), (method, path, response.get_json())
+
+
+def test_a_write_without_a_token_is_refused_before_its_body_is_read(client):
+    """No token: 401, whatever the body, so an anonymous caller learns nothing of validation."""
+    response = client.post("/api/v1/jobs/templates", json={"name": 42, "category": "nope"})
+    assert response.status_code == 401
+    assert response.get_json()["errors"] == {}
+    response = client.post(
+        "/api/v1/jobs/execute", data="{not json", content_type="application/json"
+    )
+    assert response.status_code == 401
