@@ -127,6 +127,20 @@ class Connector:
         with translate_errors():
             return self.conn.execute(QUERIES[query], params or None).fetchall()
 
+    # psycopg prepares a query after a few runs, and PostgreSQL may then reuse one generic
+    # plan. A query whose best plan depends on which optional filters are NULL (a keyset page
+    # by target kind) is never prepared, so it is planned for its actual values every time.
+    # (plan_cache_mode = force_custom_plan would do the same, but also re-plans every foreign
+    # key check, which costs more than the query.)
+
+    def one_unprepared(self, query: str, /, **params: Any) -> dict | None:
+        with translate_errors():
+            return self.conn.execute(QUERIES[query], params or None, prepare=False).fetchone()
+
+    def all_unprepared(self, query: str, /, **params: Any) -> list[dict]:
+        with translate_errors():
+            return self.conn.execute(QUERIES[query], params or None, prepare=False).fetchall()
+
 
 @contextmanager
 def connect() -> Iterator[Connector]:

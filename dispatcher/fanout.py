@@ -64,7 +64,6 @@ def _fan_out_chunk(job_id: uuid.UUID | str, chunk_size: int) -> tuple[list, bool
     """One chunk in one transaction: (device uuids inserted, fan-out finished), or None when
     there is nothing to do (unknown job, not started yet, or already done)."""
     with db.transaction() as c:
-        c.execute("use_custom_plans")
         job = c.one("fanout_lock_job", job_id=job_id)
         if job is None:
             log.warning("fanout skipped job_id=%s reason=unknown job", job_id)
@@ -74,7 +73,7 @@ def _fan_out_chunk(job_id: uuid.UUID | str, chunk_size: int) -> tuple[list, bool
         if job["status"] in STOPPED_JOB_STATUSES:
             _finish(c, job_id, cursor=None, stopped_by=job["status"])
             return [], True
-        chunk = c.one(
+        chunk = c.one_unprepared(
             "fanout_insert_chunk", job_id=job_id, cursor=job["fanout_cursor"],
             chunk_size=chunk_size, **target_of_execution(job).page_filter(),
         )

@@ -206,8 +206,9 @@ def nudge_devices(
 def _job_devices(job_id: uuid.UUID | str, status: str) -> Iterator[uuid.UUID]:
     after = None
     while True:
-        rows = db.all("nudge_job_devices_page", job_id=job_id, status=status, after=after,
-                      page_size=DEVICE_PAGE_SIZE)
+        with db.connect() as c:
+            rows = c.all_unprepared("nudge_job_devices_page", job_id=job_id, status=status,
+                                    after=after, page_size=DEVICE_PAGE_SIZE)
         yield from (row["device_uuid"] for row in rows)
         if len(rows) < DEVICE_PAGE_SIZE:
             return

@@ -1,8 +1,3 @@
--- name: use_custom_plans
--- Plan each statement of this transaction for its actual parameters: which filter applies and
--- whether a cursor is given fold away, so every keyset page uses the index that fits it.
-SET LOCAL plan_cache_mode = force_custom_plan;
-
 -- name: mark_fanout_enqueued
 -- A fan-out task for this execution was handed to the broker just now.
 UPDATE job_executions SET fanout_enqueued_at = now() WHERE job_id = %(job_id)s;
@@ -17,7 +12,8 @@ SELECT job_id, status, target_type, target_devices, target_filter, fanout_status
 
 -- name: fanout_insert_chunk
 -- The next keyset page of target devices after the cursor becomes QUEUED rows of the job.
--- A NULL filter parameter means "no such condition"; devices that already have a row are
+-- A NULL filter parameter means "no such condition" (run unprepared, so each page is planned
+-- for the filters it has and uses the index that fits); devices that already have a row are
 -- skipped, so a chunk that runs twice adds nothing. A job with a rollout_config gets its rows
 -- held back (released_at NULL, released in waves by beat); ``inserted`` lists the new rows
 -- released now, the devices to nudge.

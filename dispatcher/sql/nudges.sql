@@ -1,5 +1,6 @@
 -- name: nudge_job_devices_page
--- One keyset page of the devices whose latest row of a job is in a status.
+-- One keyset page of the devices whose latest row of a job is in a status (run unprepared:
+-- the first page has no cursor).
 SELECT device_uuid
   FROM device_job_status
  WHERE job_id = %(job_id)s AND is_latest AND status = %(status)s
