@@ -1,9 +1,12 @@
 """The device side of a job: the poll for the next job, a device's history, and status reports.
 
-A status report is one conditional UPDATE (``transition_device_job``) that applies the change
-only while the row is in a source status the state table (``dispatcher.states``) allows, so two
-reports racing on one row cannot both win. Counting is left to the database triggers; the job's
-own status follows through ``dispatcher.rollup``.
+A status change locks the device's latest row, checks the state table (``dispatcher.states``),
+writes its side effects (audit event, job started, last_seen_at) and only then applies the
+change with one conditional UPDATE. That UPDATE is what moves the job's shared status counters
+(the triggers behind ``job_status_counts``), so going last means their row locks are held only
+for the commit that follows, not for every other statement of the report: thousands of devices
+of one job reporting at once then queue on those rows for the shortest time possible.
+Counting is left to the triggers; the job's own status follows through ``dispatcher.rollup``.
 """
 
 from __future__ import annotations
@@ -21,13 +24,19 @@ REPORT_FIELDS = ("exit_code", "reason", "executed_steps", "failed_step")
 
 
 @dataclass(frozen=True)
-class TransitionResult:
-    """What happened to a device's row: moved (``applied``) or already in the target status."""
+class LockedRow:
+    """A device's latest row for a job, locked, with the transition asked of it."""
 
-    previous_status: str
+    id: int
     status: str
     version_number: int
-    applied: bool
+    job_status: str
+    target: str
+
+    @property
+    def is_repeat(self) -> bool:
+        """The terminal status the row already has: nothing to do, and not an error."""
+        return self.status == self.target and self.target in states.TERMINAL
 
 
 def next_job(device_uuid: uuid.UUID) -> dict | None:
@@ -100,64 +109,89 @@ def report_status(
         fields[name], fields[f"{name}_truncated"] = keep_tail(report.get(name), output_cap_bytes)
     fields["status_details"] = db.jsonb(report.get("status_details"))
     with db.transaction() as c:
-        result = transition(
+        row = lock_for_transition(
             c, job_id, device_uuid, target, Actor.DEVICE,
-            expected_version=report.get("expected_version"), **fields,
+            expected_version=report.get("expected_version"),
         )
-        c.execute("touch_device_last_seen", device_uuid=device_uuid)
-        if result.applied:
+        if not row.is_repeat:
             audit.record_event(
                 c, actor, "device_job.status_changed", "device_job",
                 device_job_target(job_id, device_uuid), job_id=job_id, device_uuid=device_uuid,
-                details={"from": result.previous_status, "to": target,
-                         "version_number": result.version_number},
+                details={"from": row.status, "to": target,
+                         "version_number": row.version_number + 1},
             )
-            if result.previous_status == states.QUEUED:
+            if row.job_status == states.QUEUED:
                 rollup.mark_job_started(c, job_id, actor)
+            stored = apply_transition(c, row, Actor.DEVICE, **fields)
             if target == states.IN_PROGRESS:
                 policies.set_execution_timeout(
                     c, job_id, device_uuid, report.get("step_timeout_minutes"))
-    if result.applied and target in states.TERMINAL:
+    if row.is_repeat:
+        return get_device_job(job_id, device_uuid)
+    if target in states.TERMINAL:
         rollup.finalize_if_complete(job_id)
-    return get_device_job(job_id, device_uuid)
+    return stored
 
 
-def transition(
+def lock_for_transition(
     conn: db.Connector, job_id: uuid.UUID, device_uuid: uuid.UUID, target: str, actor: Actor,
-    *, force: bool = False, expected_version: int | None = None, **fields: Any,
-) -> TransitionResult:
-    """Move a device's latest row for a job to ``target`` in the caller's transaction.
+    *, force: bool = False, expected_version: int | None = None,
+) -> LockedRow:
+    """Lock a device's latest row for a job and check that ``actor`` may move it to ``target``.
 
-    ``fields`` are the report's output columns (exit_code, stdout, …); those not given keep
-    their stored value. See ``report_status`` for the errors.
+    Raises NotFound when the device has no such job, Conflict (with ``current_status`` and
+    ``version_number``) when the state table refuses the change or ``expected_version`` does
+    not match. A repeat of the terminal status the row has is allowed (``is_repeat``). A
+    device asking is recorded as heard from (last_seen_at).
+    """
+    found = conn.one(
+        "lock_device_job", job_id=job_id, device_uuid=device_uuid,
+        heard_from=actor is Actor.DEVICE,
+    )
+    if found is None:
+        raise NotFound(f"Device {device_uuid} has no job {job_id}")
+    row = LockedRow(
+        found["id"], found["status"], found["version_number"], found["job_status"], target
+    )
+    if row.is_repeat:
+        return row
+    conflict = {"current_status": row.status, "version_number": row.version_number}
+    if not states.is_allowed(row.status, target, actor, force):
+        if actor is Actor.SERVER and states.is_allowed(row.status, target, actor, force=True):
+            raise Conflict(f"The device's job is {row.status}; use force to {target} it",
+                           **conflict)
+        raise Conflict(f"Cannot change status from {row.status} to {target}", **conflict)
+    if expected_version is not None and expected_version != row.version_number:
+        raise Conflict(
+            f"Version mismatch: expected {expected_version}, current is {row.version_number}",
+            **conflict,
+        )
+    return row
+
+
+def apply_transition(
+    conn: db.Connector, row: LockedRow, actor: Actor, *, force: bool = False, **fields: Any
+) -> dict:
+    """Move a row locked by ``lock_for_transition`` to its target, in the same transaction;
+    answer the row as stored (the shape of ``get_device_job``).
+
+    ``fields`` are output columns (exit_code, stdout, …, reason); those not given keep their
+    stored value. Call it last before the commit (see the module docstring).
     """
     columns = {
         name: fields.get(name)
         for name in (*REPORT_FIELDS, *OUTPUT_FIELDS, "stdout_truncated", "stderr_truncated",
                      "status_details")
     }
-    row = conn.one(
-        "transition_device_job", job_id=job_id, device_uuid=device_uuid, status=target,
-        sources=states.sources_for(target, actor, force), expected_version=expected_version,
-        starts=target != states.REJECTED and actor is Actor.DEVICE,
-        terminal=target in states.TERMINAL, **columns,
+    stored = conn.one(
+        "apply_device_job_transition", id=row.id, status=row.target,
+        sources=states.sources_for(row.target, actor, force),
+        starts=row.target != states.REJECTED and actor is Actor.DEVICE,
+        terminal=row.target in states.TERMINAL, **columns,
     )
-    if row is None:
-        raise NotFound(f"Device {device_uuid} has no job {job_id}")
-    current = row["previous_status"]
-    if row["applied"]:
-        return TransitionResult(current, row["status"], row["version_number"], applied=True)
-    if current == target and target in states.TERMINAL:
-        return TransitionResult(current, current, row["previous_version"], applied=False)
-    conflict = {"current_status": current, "version_number": row["previous_version"]}
-    if states.is_allowed(current, target, actor, force):
-        raise Conflict(
-            f"Version mismatch: expected {expected_version}, "
-            f"current is {row['previous_version']}", **conflict,
-        )
-    if actor is Actor.SERVER and states.is_allowed(current, target, actor, force=True):
-        raise Conflict(f"The device's job is {current}; use force to {target} it", **conflict)
-    raise Conflict(f"Cannot change status from {current} to {target}", **conflict)
+    # The row is locked and was checked against the same table: the UPDATE cannot miss it.
+    assert stored is not None, f"device job row {row.id} did not move to {row.target}"
+    return stored
 
 
 def device_job_target(job_id: uuid.UUID, device_uuid: uuid.UUID) -> str:

@@ -81,20 +81,24 @@ def cancel_device_job(
 ) -> dict:
     """Cancel one device's execution of a job (IN_PROGRESS only with force)."""
     with db.transaction() as c:
-        result = device_jobs.transition(
-            c, job_id, device_uuid, states.CANCELED, Actor.SERVER, force=force, reason=reason,
+        row = device_jobs.lock_for_transition(
+            c, job_id, device_uuid, states.CANCELED, Actor.SERVER, force=force,
         )
-        if result.applied:
+        if not row.is_repeat:
             audit.record_event(
                 c, actor, "device_job.canceled", "device_job",
                 device_jobs.device_job_target(job_id, device_uuid), job_id=job_id,
                 device_uuid=device_uuid,
-                details={"from": result.previous_status, "force": force, "reason": reason},
+                details={"from": row.status, "force": force, "reason": reason},
             )
-    if result.applied:
-        rollup.finalize_if_complete(job_id)
-        enqueue.enqueue_nudge(settings, job_id, "canceled", [device_uuid])
-    return device_jobs.get_device_job(job_id, device_uuid)
+            stored = device_jobs.apply_transition(
+                c, row, Actor.SERVER, force=force, reason=reason
+            )
+    if row.is_repeat:
+        return device_jobs.get_device_job(job_id, device_uuid)
+    rollup.finalize_if_complete(job_id)
+    enqueue.enqueue_nudge(settings, job_id, "canceled", [device_uuid])
+    return stored
 
 
 def retry_execution(job_id: uuid.UUID, actor: str, settings: Settings) -> dict:

@@ -63,43 +63,42 @@ SELECT d.job_id, e.job_name, d.device_uuid, v.device_name, d.status, d.execution
   JOIN devices v ON v.uuid = d.device_uuid
  WHERE d.job_id = %(job_id)s AND d.device_uuid = %(device_uuid)s AND d.is_latest;
 
--- name: transition_device_job
--- Move a device's latest row to a status when it is still in one of the allowed sources (and at
--- the expected version, if one is given); answer with the status it had either way, or nothing
--- when the device has no row for the job. Output fields left NULL keep their stored value.
-WITH current AS (
-    SELECT id, status, version_number
-      FROM device_job_status
-     WHERE job_id = %(job_id)s AND device_uuid = %(device_uuid)s AND is_latest
-       FOR UPDATE
-), changed AS (
-    UPDATE device_job_status d
-       SET status = %(status)s,
-           version_number = d.version_number + 1,
-           started_at = CASE WHEN %(starts)s THEN coalesce(d.started_at, now())
-                             ELSE d.started_at END,
-           completed_at = CASE WHEN %(terminal)s THEN now() END,
-           last_updated_at = now(),
-           exit_code = coalesce(%(exit_code)s, d.exit_code),
-           stdout = coalesce(%(stdout)s, d.stdout),
-           stdout_truncated = coalesce(%(stdout_truncated)s, d.stdout_truncated),
-           stderr = coalesce(%(stderr)s, d.stderr),
-           stderr_truncated = coalesce(%(stderr_truncated)s, d.stderr_truncated),
-           reason = coalesce(%(reason)s, d.reason),
-           executed_steps = coalesce(%(executed_steps)s, d.executed_steps),
-           failed_step = coalesce(%(failed_step)s, d.failed_step),
-           status_details = coalesce(%(status_details)s, d.status_details)
-      FROM current c
-     WHERE d.id = c.id
-       AND c.status = ANY(%(sources)s)
-       AND (%(expected_version)s::integer IS NULL OR c.version_number = %(expected_version)s)
-    RETURNING d.id, d.status, d.version_number, d.execution_number
+-- name: lock_device_job
+-- A device's latest row for a job, locked for a status change, with its job's status; when the
+-- device itself is reporting, its last_seen_at is set in the same round trip.
+WITH heard_from AS (
+    UPDATE devices SET last_seen_at = now()
+     WHERE uuid = %(device_uuid)s AND %(heard_from)s
 )
-SELECT c.status AS previous_status, c.version_number AS previous_version,
-       changed.status, changed.version_number, changed.execution_number,
-       changed.id IS NOT NULL AS applied
-  FROM current c LEFT JOIN changed ON changed.id = c.id;
+SELECT d.id, d.status, d.version_number, e.status AS job_status
+  FROM device_job_status d
+  JOIN job_executions e ON e.job_id = d.job_id
+ WHERE d.job_id = %(job_id)s AND d.device_uuid = %(device_uuid)s AND d.is_latest
+   FOR UPDATE OF d;
 
--- name: touch_device_last_seen
--- Record that a device was heard from.
-UPDATE devices SET last_seen_at = now() WHERE uuid = %(device_uuid)s;
+-- name: apply_device_job_transition
+-- Move a locked row to a status, if it is still in an allowed source status; answer the row as
+-- get_device_job does. Output fields left NULL keep their stored value.
+UPDATE device_job_status d
+   SET status = %(status)s,
+       version_number = d.version_number + 1,
+       started_at = CASE WHEN %(starts)s THEN coalesce(d.started_at, now())
+                         ELSE d.started_at END,
+       completed_at = CASE WHEN %(terminal)s THEN now() END,
+       last_updated_at = now(),
+       exit_code = coalesce(%(exit_code)s, d.exit_code),
+       stdout = coalesce(%(stdout)s, d.stdout),
+       stdout_truncated = coalesce(%(stdout_truncated)s, d.stdout_truncated),
+       stderr = coalesce(%(stderr)s, d.stderr),
+       stderr_truncated = coalesce(%(stderr_truncated)s, d.stderr_truncated),
+       reason = coalesce(%(reason)s, d.reason),
+       executed_steps = coalesce(%(executed_steps)s, d.executed_steps),
+       failed_step = coalesce(%(failed_step)s, d.failed_step),
+       status_details = coalesce(%(status_details)s, d.status_details)
+ WHERE d.id = %(id)s AND d.status = ANY(%(sources)s)
+RETURNING d.job_id, (SELECT job_name FROM job_executions e WHERE e.job_id = d.job_id) AS job_name,
+          d.device_uuid, (SELECT device_name FROM devices v WHERE v.uuid = d.device_uuid)
+          AS device_name, d.status, d.execution_number, d.version_number, d.is_latest,
+          d.queued_at, d.started_at, d.completed_at, d.last_updated_at, d.exit_code, d.stdout,
+          d.stderr, d.stdout_truncated, d.stderr_truncated, d.reason, d.executed_steps,
+          d.failed_step, d.status_details;

@@ -1,0 +1,119 @@
+"""Polling benchmark: ``GET /api/v1/devices/<uuid>/jobs/next`` for random devices of a
+100,000-device fleet with 1,000,000 execution rows (most of them terminal), served by gunicorn
+as deployed and loaded by wrk from its own process. The floor is the trivial ``/healthz`` on
+the same server in the same run; the target is at least 0.8x its requests/s.
+
+    .venv/bin/python tests/bench/bench_poll.py [--devices 100000] [--jobs 10] [--duration 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+import urllib.request
+import uuid
+
+import psycopg
+from bench_support import (
+    bench_database,
+    device_token,
+    device_uuid,
+    gunicorn,
+    insert_job,
+    register_fleet,
+    temp_path,
+    vacuum_analyze,
+    write_device_list,
+    wrk,
+)
+
+TARGET_RATIO = 0.8
+# The newest job is still running: every 10th device has it QUEUED, every 50th IN_PROGRESS;
+# the older jobs are finished (a few devices failed them).
+INSERT_ROWS_SQL = """
+INSERT INTO device_job_status (job_id, device_uuid, status, queued_at, started_at, completed_at,
+                               last_updated_at, exit_code, stdout, executed_steps, version_number)
+SELECT %(job_id)s, md5('bench-device-' || i)::uuid, s.status,
+       now() - make_interval(hours => %(age_h)s), now() - make_interval(hours => %(age_h)s),
+       CASE WHEN s.status IN ('QUEUED', 'IN_PROGRESS') THEN NULL ELSE now() END, now(),
+       CASE s.status WHEN 'SUCCEEDED' THEN 0 WHEN 'FAILED' THEN 1 END,
+       CASE WHEN s.status IN ('SUCCEEDED', 'FAILED') THEN 'Filesystem  Size  Used' END,
+       CASE WHEN s.status IN ('SUCCEEDED', 'FAILED') THEN 1 END,
+       CASE WHEN s.status = 'QUEUED' THEN 1 ELSE 3 END
+  FROM generate_series(1, %(devices)s) AS i,
+       LATERAL (SELECT CASE WHEN %(running)s AND i %% 50 = 0 THEN 'IN_PROGRESS'
+                            WHEN %(running)s AND i %% 10 = 0 THEN 'QUEUED'
+                            WHEN i %% 97 = 0 THEN 'FAILED'
+                            ELSE 'SUCCEEDED' END AS status) AS s
+"""
+
+
+def build_fleet(url: str, devices: int, jobs: int) -> None:
+    started = time.monotonic()
+    register_fleet(url, devices)
+    for j in range(jobs):
+        running = j == jobs - 1
+        job_id = uuid.uuid5(uuid.NAMESPACE_URL, f"bench-job-{j}")
+        insert_job(url, job_id, f"bench job {j}", "IN_PROGRESS" if running else "SUCCEEDED",
+                   devices)
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(INSERT_ROWS_SQL, {"job_id": job_id, "devices": devices,
+                                           "running": running, "age_h": jobs - j})
+    vacuum_analyze(url)
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("SELECT count(*) FROM device_job_status").fetchone()[0]
+    print(f"data: {devices} devices, {rows} execution rows in {time.monotonic() - started:.0f} s")
+
+
+def check_answers(base_url: str) -> None:
+    """The server answers a pending job for device 10 and none for device 1."""
+    for i, expect_job in ((10, True), (1, False)):
+        request = urllib.request.Request(
+            f"{base_url}/api/v1/devices/{device_uuid(i)}/jobs/next",
+            headers={"Authorization": f"Bearer {device_token(i)}"},
+        )
+        with urllib.request.urlopen(request) as response:
+            body = response.read().decode()
+        assert ("jobId" in body) is expect_job, body
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--devices", type=int, default=100_000)
+    parser.add_argument("--jobs", type=int, default=10)
+    parser.add_argument("--duration", type=int, default=15, help="seconds per measured run")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--port", type=int, default=18431)
+    args = parser.parse_args()
+
+    devices_file = temp_path("devices.txt")
+    write_device_list(args.devices, devices_file)
+    with bench_database("djbench_poll") as url:
+        build_fleet(url, args.devices, args.jobs)
+        with gunicorn(url, args.port) as base_url:
+            check_answers(base_url)
+            for kind in ("healthz", "next"):  # warm-up: imports, pools, caches
+                wrk(base_url, kind, devices_file, 5, args.connections)
+            results: dict[str, list[dict]] = {"healthz": [], "next": []}
+            for _ in range(args.rounds):
+                for kind in results:
+                    results[kind].append(
+                        wrk(base_url, kind, devices_file, args.duration, args.connections)
+                    )
+    print(f"{'endpoint':<28}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>9}")
+    for kind, label in (("healthz", "GET /healthz (floor)"), ("next", "GET /jobs/next")):
+        for run in results[kind]:
+            print(f"{label:<28}{run['rps']:>10.0f}{run['p50_ms']:>10.2f}{run['p99_ms']:>10.2f}"
+                  f"{run['errors']:>9}")
+    floor = statistics.mean(r["rps"] for r in results["healthz"])
+    poll = statistics.mean(r["rps"] for r in results["next"])
+    ratio = poll / floor
+    verdict = "meets" if ratio >= TARGET_RATIO else "BELOW"
+    print(f"poll/healthz = {ratio:.2f} ({verdict} the {TARGET_RATIO}x target); "
+          f"at 100,000 devices polling every 30 s the fleet needs {100_000 / 30:.0f} req/s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,153 @@
+"""What the device-side benchmarks share: a fresh database, a fleet made in SQL, the API served
+by gunicorn as deployed (deploy/gunicorn.conf.py), and wrk runs with a Lua script.
+
+Run by hand; nothing here is collected by pytest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import tempfile
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+
+from dispatcher import stack
+from dispatcher.migrate import migrate
+
+PG_ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+ADMIN_TOKEN = "bench-admin-token"
+WRK_SCRIPT = Path(__file__).with_name("wrk_devices.lua")
+SERVER_START_TIMEOUT_S = 60
+
+
+def device_uuid(i: int) -> uuid.UUID:
+    """The uuid of bench device ``i``; the SQL below makes the same one with md5()::uuid."""
+    return uuid.UUID(hashlib.md5(f"bench-device-{i}".encode()).hexdigest())
+
+
+def device_token(i: int) -> str:
+    return f"bench-token-{i}"
+
+
+REGISTER_FLEET_SQL = """
+INSERT INTO devices (uuid, device_name, device_type, attributes, token_hash)
+SELECT md5('bench-device-' || i)::uuid, 'bench-' || i, 'raspberry-pi',
+       jsonb_build_object('rack', 'r' || (i %% 100)),
+       sha256(convert_to('bench-token-' || i, 'UTF8'))
+  FROM generate_series(1, %(devices)s) AS i
+"""
+
+INSERT_JOB_SQL = """
+INSERT INTO job_executions (job_id, job_name, job_document, target_type, status, total_devices,
+                            fanout_status, started_at)
+VALUES (%(job_id)s, %(job_name)s, %(job_document)s, 'all', %(status)s, %(devices)s, 'DONE',
+        CASE WHEN %(status)s = 'QUEUED' THEN NULL ELSE now() END)
+"""
+
+JOB_DOCUMENT = json.dumps({
+    "version": "1.0", "includeStdOut": True,
+    "steps": [{"name": "Check disk space", "type": "runCommand", "input": {"command": "df,-h"}}],
+})
+
+
+@contextmanager
+def bench_database(name: str) -> Iterator[str]:
+    """A freshly migrated database, dropped afterwards."""
+    url = psycopg.conninfo.make_conninfo(PG_ADMIN_URL, dbname=name)
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    migrate(url)
+    try:
+        yield url
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def register_fleet(url: str, devices: int) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(REGISTER_FLEET_SQL, {"devices": devices})
+
+
+def insert_job(url: str, job_id: uuid.UUID, name: str, status: str, devices: int) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(INSERT_JOB_SQL, {"job_id": job_id, "job_name": name, "status": status,
+                                      "job_document": JOB_DOCUMENT, "devices": devices})
+
+
+def vacuum_analyze(url: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE")
+
+
+@contextmanager
+def gunicorn(database_url: str, port: int, **env: str) -> Iterator[str]:
+    """The API under gunicorn with the deployed config; yields its base URL."""
+    environment = {
+        **os.environ, "DATABASE_URL": database_url, "ADMIN_TOKEN": ADMIN_TOKEN,
+        "LOG_LEVEL": "WARNING", "MQTT_URL": "", **env,
+    }
+    argv = stack.gunicorn_command(f"127.0.0.1:{port}", None, None)
+    process = subprocess.Popen(argv, env=environment, cwd=stack.PROJECT_DIR)
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_up(base_url, process)
+        yield base_url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def _wait_until_up(base_url: str, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"gunicorn exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(f"{base_url}/healthz", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError("gunicorn did not come up")
+
+
+def write_device_list(devices: int, path: Path) -> None:
+    """One ``uuid token`` line per device, for the wrk script."""
+    with path.open("w") as out:
+        for i in range(1, devices + 1):
+            out.write(f"{device_uuid(i)} {device_token(i)}\n")
+
+
+def wrk(base_url: str, path_kind: str, devices_file: Path | None, duration_s: int,
+        connections: int, threads: int = 2) -> dict:
+    """Run wrk for ``duration_s``; answer requests/s, p50/p99 in ms and the error count.
+
+    ``path_kind`` is "healthz" (the trivial endpoint) or "next" (a random device's poll).
+    """
+    argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration_s}s", "--timeout", "10s",
+            "-s", str(WRK_SCRIPT), base_url, "--", path_kind, str(devices_file or "-")]
+    output = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
+    line = next(x for x in output.splitlines() if x.startswith("RESULT "))
+    result = json.loads(line.removeprefix("RESULT "))
+    return {
+        "rps": result["requests"] / (result["duration_us"] / 1e6),
+        "p50_ms": result["p50_us"] / 1000,
+        "p99_ms": result["p99_us"] / 1000,
+        "errors": result["errors"],
+        "requests": result["requests"],
+    }
+
+
+def temp_path(name: str) -> Path:
+    return Path(tempfile.mkdtemp(prefix="device-jobs-bench-")) / name
