@@ -30,7 +30,7 @@ ONE_TIME = "oneTime"
 def create_execution(body: dict, actor: str, settings: Settings) -> dict:
     """Create an execution from a validated execute request and enqueue its fan-out.
 
-    ``body`` holds the execute request's fields (``schemas.execute.ExecuteJobSchema``). Returns
+    ``body`` holds the execute request's fields (``schemas.execute.ExecuteJobRequest``). Returns
     the job row, with ``total_devices`` the number of devices targeted at this moment.
     """
     template = _active_template(body["template_id"]) if body.get("template_id") else None
