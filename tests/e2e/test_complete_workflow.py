@@ -1,0 +1,126 @@
+"""The guide's "Complete Workflow Example", end to end through real processes: a template is
+created, executed on a group of 12 production Raspberry Pis, fanned out by a Celery worker,
+polled and reported on by every device over HTTP against the API under gunicorn, and the
+execution shows 12/12 devices succeeded and the job complete."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from json_http import JsonHttp
+
+pytestmark = pytest.mark.slow
+
+FANOUT_TIMEOUT_S = 60.0
+TEMPLATE = {
+    "name": "update-nginx-config",
+    "category": "deployment",
+    "job_document": {
+        "version": "1.0",
+        "includeStdOut": True,
+        "steps": [
+            {"name": "Backup current config", "type": "runCommand",
+             "input": {"command": "cp,/etc/nginx/nginx.conf,/etc/nginx/nginx.conf.backup"}},
+            {"name": "Download new config", "type": "runHandler",
+             "input": {"handler": "download-file",
+                       "args": ["https://config.example.com/nginx.conf",
+                                "/etc/nginx/nginx.conf"]}},
+            {"name": "Test config", "type": "runCommand", "input": {"command": "nginx,-t"},
+             "runAsUser": "root"},
+            {"name": "Reload nginx", "type": "runCommand",
+             "input": {"command": "systemctl,reload,nginx"}, "runAsUser": "root"},
+        ],
+    },
+}
+PRODUCTION_PIS = {"device_type": "raspberry-pi", "environment": "production"}
+
+
+def register(http: JsonHttp, admin: dict, name: str, device_type: str, environment: str):
+    status, device = http.request("POST", "/api/v1/devices", {
+        "device_name": name, "device_type": device_type,
+        "attributes": {"environment": environment},
+    }, admin)
+    assert status == 201, device
+    return device["uuid"], {"Authorization": f"Bearer {device['device_token']}"}
+
+
+def poll_until_job(http: JsonHttp, device_uuid: str, headers: dict) -> dict:
+    deadline = time.monotonic() + FANOUT_TIMEOUT_S
+    while True:
+        status, answer = http.request("GET", f"/api/v1/devices/{device_uuid}/jobs/next",
+                                      headers=headers)
+        assert status == 200, answer
+        if "jobId" in answer:
+            return answer
+        assert answer == {"message": "No pending jobs", "pollAfterSeconds": 30}
+        if time.monotonic() > deadline:
+            raise AssertionError(f"device {device_uuid} got no job in {FANOUT_TIMEOUT_S}s")
+        time.sleep(0.1)
+
+
+def test_complete_workflow_on_twelve_production_pis(
+    settings, celery_worker, api_server, admin_headers
+):
+    http = JsonHttp(api_server.url)
+    fleet = [register(http, admin_headers, f"pi-prod-{i:02d}", "raspberry-pi", "production")
+             for i in range(12)]
+    bystanders = [register(http, admin_headers, "pi-staging", "raspberry-pi", "staging"),
+                  register(http, admin_headers, "nuc-prod", "intel-nuc", "production")]
+
+    # 1. Create a job template.
+    status, template = http.request("POST", "/api/v1/jobs/templates", TEMPLATE, admin_headers)
+    assert status == 201, template
+
+    # 2. Execute it on the group.
+    status, created = http.request("POST", "/api/v1/jobs/execute", {
+        "job_name": "Update nginx config - Production", "template_id": template["id"],
+        "target_type": "group", "target_filter": PRODUCTION_PIS,
+        "created_by": "john@example.com",
+    }, admin_headers)
+    assert status == 201, created
+    job = created["job"]
+    assert created["message"] == "Job created and queued for 12 device(s)"
+    assert (job["job_name"], job["status"], job["total_devices"]) == (
+        "Update nginx config - Production", "QUEUED", 12)
+    job_id = job["job_id"]
+
+    for device_uuid, headers in fleet:
+        # 3. The device polls and gets the job, in the seed's camelCase shape.
+        answer = poll_until_job(http, device_uuid, headers)
+        assert answer["jobId"] == job_id
+        assert answer["jobName"] == "Update nginx config - Production"
+        assert answer["jobDocument"]["steps"][1]["input"]["handler"] == "download-file"
+        assert answer["deviceUuid"] == device_uuid and answer["queuedAt"]
+        # 4-5. It runs the job and reports progress...
+        status, progress = http.request(
+            "PATCH", f"/api/v1/devices/{device_uuid}/jobs/{job_id}/status",
+            {"status": "IN_PROGRESS", "executed_steps": 2,
+             "stdout": "Config backed up\nNew config downloaded"}, headers)
+        assert (status, progress["status"]) == (200, "IN_PROGRESS"), progress
+        # 6. ...and completion.
+        status, done = http.request(
+            "PATCH", f"/api/v1/devices/{device_uuid}/jobs/{job_id}/status",
+            {"status": "SUCCEEDED", "exit_code": 0, "executed_steps": 4,
+             "stdout": "All steps completed successfully\nnginx reloaded"}, headers)
+        assert (status, done["status"], done["executed_steps"]) == (200, "SUCCEEDED", 4), done
+
+    for device_uuid, headers in bystanders:
+        status, answer = http.request("GET", f"/api/v1/devices/{device_uuid}/jobs/next",
+                                      headers=headers)
+        assert answer["message"] == "No pending jobs"
+
+    # 7. The portal shows 12/12 devices succeeded and the job complete.
+    status, detail = http.request("GET", f"/api/v1/jobs/executions/{job_id}",
+                                  headers=admin_headers)
+    assert status == 200, detail
+    job = detail["job"]
+    assert job["status"] == "SUCCEEDED" and job["completed_at"]
+    assert (job["total_devices"], job["succeeded_devices"], job["failed_devices"],
+            job["in_progress_devices"], job["queued_devices"]) == (12, 12, 0, 0, 0)
+    assert detail["device_statuses_total"] == 12
+    assert {d["device_name"] for d in detail["device_statuses"]} == {
+        f"pi-prod-{i:02d}" for i in range(12)}
+    assert {(d["status"], d["exit_code"], d["stdout"]) for d in detail["device_statuses"]} == {
+        ("SUCCEEDED", 0, "All steps completed successfully\nnginx reloaded")}
+    http.close()
