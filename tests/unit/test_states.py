@@ -54,3 +54,10 @@ def test_sources_match_the_table():
 
 def test_devices_report_only_their_own_statuses():
     assert {"IN_PROGRESS", "SUCCEEDED", "FAILED", "REJECTED"} == states.DEVICE_REPORTABLE
+
+
+def test_the_api_schemas_name_the_same_statuses():
+    from schemas.device_jobs import DEVICE_REPORTED_STATUSES, DEVICE_STATUSES
+
+    assert set(DEVICE_REPORTED_STATUSES) == states.DEVICE_REPORTABLE
+    assert set(DEVICE_STATUSES) == states.ALL_STATUSES
