@@ -50,6 +50,20 @@ def settings_environment(settings: Settings, base: dict[str, str] | None = None)
     return env
 
 
+def wait_until(condition: Callable[[], object], timeout_s: float = 30.0,
+               what: str = "condition", interval_s: float = 0.1) -> object:
+    """Poll ``condition`` until it returns something truthy, and return that; fail the test
+    with ``what`` in the message when ``timeout_s`` passes first."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+        time.sleep(interval_s)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

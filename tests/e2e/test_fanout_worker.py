@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import time
 import urllib.request
-from collections.abc import Callable
 from dataclasses import replace
 
 import psycopg
 import pytest
+from processes import wait_until
 
 from dispatcher import db
 from dispatcher.executions import create_execution
@@ -25,18 +24,6 @@ DIAGNOSTIC = {
 CUSTOM_JOB = {"job_name": "Custom diagnostic", "job_document": DIAGNOSTIC, "target_type": "all"}
 CLOSED_PORT_BROKER = "redis://127.0.0.1:1/0"
 FANOUT_TIMEOUT_S = 60.0
-
-
-def wait_until(condition: Callable[[], object], timeout_s: float = FANOUT_TIMEOUT_S,
-               what: str = "condition") -> object:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-        time.sleep(0.1)
 
 
 def fanout_state(job_id) -> dict:
@@ -68,7 +55,7 @@ def test_a_job_executed_on_the_live_api_is_fanned_out_by_the_worker(
         assert response.status == 201
         answer = json.load(response)
     assert answer["message"] == "Job created and queued for 12 device(s)"
-    state = wait_until(lambda: fanned_out(answer["job"]["job_id"]), what="fan-out")
+    state = wait_until(lambda: fanned_out(answer["job"]["job_id"]), FANOUT_TIMEOUT_S, "fan-out")
     assert state["rows"] == state["devices"] == state["total_devices"] == 12
 
 
@@ -86,7 +73,8 @@ def test_a_worker_killed_mid_fan_out_is_finished_by_another(
         blocker.execute("SELECT 1 FROM devices WHERE uuid = %s FOR UPDATE", (held,))
         first_worker = server_processes.start_worker(small_chunks)
         job_id = create_execution(CUSTOM_JOB, "admin:test", small_chunks)["job_id"]
-        wait_until(lambda: fanout_state(job_id)["rows"] == 15 * chunk, what="15 chunks")
+        wait_until(lambda: fanout_state(job_id)["rows"] == 15 * chunk, FANOUT_TIMEOUT_S,
+                   "15 chunks")
         first_worker.kill()
         blocker.rollback()
     cut_short = fanout_state(job_id)
@@ -95,7 +83,7 @@ def test_a_worker_killed_mid_fan_out_is_finished_by_another(
 
     server_processes.start_worker(small_chunks)
     assert resume_stalled_fanouts(small_chunks, stalled_after_s=0) == [job_id]
-    state = wait_until(lambda: fanned_out(job_id), what="the resumed fan-out")
+    state = wait_until(lambda: fanned_out(job_id), FANOUT_TIMEOUT_S, "the resumed fan-out")
     assert state["rows"] == state["devices"] == state["total_devices"] == total
 
 
@@ -113,5 +101,5 @@ def test_a_job_executed_while_the_broker_was_down_is_fanned_out_by_the_beat_swee
                                               headers=admin_headers)
     assert response.status_code == 201
     job_id = response.get_json()["job"]["job_id"]
-    state = wait_until(lambda: fanned_out(job_id), what="the sweeper's fan-out")
+    state = wait_until(lambda: fanned_out(job_id), FANOUT_TIMEOUT_S, "the sweeper's fan-out")
     assert state["rows"] == state["devices"] == 20
