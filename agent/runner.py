@@ -18,7 +18,15 @@ from marshmallow import ValidationError
 
 from agent.cancel_watch import CancelWatch, JobControl
 from agent.client import DeviceApi, ProtocolError
-from agent.engine import JobEngine, JobInterrupted, JobResult, Progress, load_plan, rejection
+from agent.engine import (
+    FAILED,
+    JobEngine,
+    JobInterrupted,
+    JobResult,
+    Progress,
+    load_plan,
+    rejection,
+)
 from agent.recovery import AGENT_RESTARTED, recovery_plan, stop_leftover_step
 from agent.reporter import Reporter
 from agent.state import JobState, current_boot_id
@@ -93,7 +101,7 @@ class JobRunner:
             # We record every job before reporting it IN_PROGRESS; no record means our state
             # was lost, and the steps may have run already.
             reason = f"{AGENT_RESTARTED}; its local record was lost, so it is not run again"
-            self._finish(job, JobResult("FAILED", reason=reason))
+            self._finish(job, JobResult(FAILED, reason=reason))
             return True
         self.run(job)
         return True
@@ -125,7 +133,7 @@ class JobRunner:
             progress, result = recovery_plan(record, boot_id, len(plan))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             reason = f"{AGENT_RESTARTED} (its progress record was unreadable: {exc!r})"
-            progress, result = None, JobResult("FAILED", reason=reason)
+            progress, result = None, JobResult(FAILED, reason=reason)
         if result is not None:
             log.warning("reporting cut-short job job_id=%s reason=%s", job.job_id, result.reason)
             self._finish(job, result)

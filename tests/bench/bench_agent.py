@@ -124,7 +124,7 @@ class Bench:
     def agent(self, name: str, poll_interval_s: float, mqtt_url: str) -> tuple[dict, ServerProcess]:
         device = self.call("POST", "/devices", {"device_name": name}, 201)
         process = start_agent(self.servers, self.api.url, device, self.home / name,
-                              poll_interval_s, mqtt_url)
+                              poll_interval_s, mqtt_url, log_level="DEBUG")
         return device, process
 
     def execute(self, device: dict, document: dict) -> str:
@@ -176,6 +176,11 @@ def main() -> None:
         with ServerProcesses(Path(tmp) / "processes") as servers:
             try:
                 run(args, Bench(settings, servers, Path(tmp)))
+            except BaseException:
+                for process in servers.started:
+                    print(f"--- {process.name}: last lines of its log", file=sys.stderr)
+                    print("\n".join(process.log_text().splitlines()[-40:]), file=sys.stderr)
+                raise
             finally:
                 purge_broker_keys(settings)
 
