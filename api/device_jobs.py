@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import uuid as uuid_mod
 
-from flask import current_app, jsonify
+from flask import current_app
 from flask.views import MethodView
 from flask_smorest import abort
 
@@ -25,25 +26,26 @@ blp = ResourceBlueprint("device_jobs", __name__, description="Jobs as a device s
 NO_PENDING_JOBS = "No pending jobs"
 
 
-@blp.route("/devices/<uuid:uuid>/jobs/next")
-class NextDeviceJob(MethodView):
-    @blp.response(200, NextJob)
-    @blp.alt_response(401, description="No token, or an unknown one")
-    @blp.alt_response(403, description="Not this device's token")
-    def get(self, uuid: uuid_mod.UUID):
-        """The job this device should run now: its IN_PROGRESS one, else its oldest QUEUED.
+@blp.route("/devices/<uuid:uuid>/jobs/next", methods=["GET"])
+@blp.response(200, NextJob)
+@blp.alt_response(401, description="No token, or an unknown one")
+@blp.alt_response(403, description="Not this device's token")
+def next_device_job(uuid: uuid_mod.UUID):
+    """The job this device should run now: its IN_PROGRESS one, else its oldest QUEUED.
 
-        The device's own token only. The hottest path of the product: checking the token and
-        finding the job are one query, and the answer is built without a schema dump.
-        """
-        settings = current_app.config["SETTINGS"]
-        token_hash = None if settings.auth_disabled else hash_token(bearer_token() or "")
-        polled = device_jobs.poll_next_job(uuid, token_hash)
-        if polled is None:
-            # Not this device's token: the general check answers 401 or 403.
-            authorize(("device",), uuid)
-            abort(404, message=f"Device {uuid} not found")
-        return jsonify(_poll_answer(polled, settings.poll_after_s))
+    The device's own token only. The hottest path of the product, so it is kept lean: checking
+    the token and finding the job are one query, and the answer is built without a schema dump.
+    """
+    settings = current_app.config["SETTINGS"]
+    token_hash = None if settings.auth_disabled else hash_token(bearer_token() or "")
+    polled = device_jobs.poll_next_job(uuid, token_hash)
+    if polled is None:
+        # Not this device's token: the general check answers 401 or 403.
+        authorize(("device",), uuid)
+        abort(404, message=f"Device {uuid} not found")
+    return current_app.response_class(
+        json.dumps(_poll_answer(polled, settings.poll_after_s)), mimetype="application/json"
+    )
 
 
 def _poll_answer(polled: dict, poll_after_s: int) -> dict:
