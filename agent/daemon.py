@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agent import __version__
 from agent.client import DeviceApi
 from agent.config import AgentConfig
 from agent.engine import EngineSettings, JobEngine
 from agent.handlers import HandlerStore
-from agent.mqtt_listener import NotifyListener
 from agent.outbox import Outbox
 from agent.poller import Poller
 from agent.reporter import Reporter
 from agent.runner import JobRunner
 from agent.state import JobState
+
+if TYPE_CHECKING:
+    from agent.mqtt_listener import NotifyListener
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +45,12 @@ class Agent:
         engine = JobEngine(engine_settings(config), handler_store(config, api))
         self.runner = JobRunner(api, engine, JobState(state_dir), reporter, self._cancel_check_s)
         self.poller = Poller(api, self.runner, reporter, config.poll_interval_s)
-        self.listener = (
-            NotifyListener(config.mqtt_url, config.device_uuid, self._nudged)
-            if config.mqtt_url else None
-        )
+        self.listener: NotifyListener | None = None
+        if config.mqtt_url:
+            # Imported only here: without MQTT the agent does not need paho-mqtt at all.
+            from agent.mqtt_listener import NotifyListener
+
+            self.listener = NotifyListener(config.mqtt_url, config.device_uuid, self._nudged)
 
     def run(self) -> None:
         log.info("jobs-agent starting version=%s device_uuid=%s server=%s mqtt=%s",

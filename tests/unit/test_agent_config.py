@@ -103,10 +103,10 @@ def test_the_example_config_file_loads_and_documents_every_setting(tmp_path):
         assert f"\n{name} =" in text or f"\n# {name} =" in text, f"{name} is not in the example"
 
 
-def test_the_agent_imports_nothing_from_the_server_side():
+def test_the_agent_imports_nothing_from_the_server_side_nor_paho_without_mqtt():
     code = ("import sys, agent.cli, agent.daemon; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in "
-            "{'flask', 'celery', 'psycopg', 'redis', 'dispatcher', 'api', 'workers'}))")
+            "{'flask', 'celery', 'psycopg', 'redis', 'dispatcher', 'api', 'workers', 'paho'}))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=30, check=True)
     assert result.stdout.strip() == "[]"
