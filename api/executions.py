@@ -64,7 +64,7 @@ class ExecutionDevices(MethodView):
 
 @blp.route("/jobs/executions/<uuid:job_id>/cancel")
 class ExecutionCancel(MethodView):
-    @blp.arguments(CancelRequest)
+    @blp.arguments(CancelRequest, required=False)
     @blp.response(200, ExecutionCanceled)
     @write_access
     def post(self, body: dict, job_id: uuid_mod.UUID):
@@ -87,7 +87,7 @@ class ExecutionRetry(MethodView):
 
 @blp.route("/devices/<uuid:uuid>/jobs/<uuid:job_id>/cancel")
 class DeviceJobCancel(MethodView):
-    @blp.arguments(CancelRequest)
+    @blp.arguments(CancelRequest, required=False)
     @blp.response(200, DeviceJobStatus)
     @write_access
     def post(self, body: dict, uuid: uuid_mod.UUID, job_id: uuid_mod.UUID):
