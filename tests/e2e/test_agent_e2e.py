@@ -7,7 +7,6 @@ Each agent runs as a separate process with its own state directory, as on a devi
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import pytest
 from agent_processes import start_agent
 from conftest import TEST_ADMIN_TOKEN
 from json_http import JsonHttp
-from processes import ServerProcess
+from processes import ServerProcess, wait_until
 
 from dispatcher import db
 
@@ -23,18 +22,6 @@ pytestmark = pytest.mark.slow
 
 ADMIN = {"Authorization": f"Bearer {TEST_ADMIN_TOKEN}"}
 AGENT_RESTARTED = "agent restarted while the job was running"
-
-
-def wait_until(condition: Callable[[], object], timeout_s: float = 30.0,
-               what: str = "condition") -> object:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-        time.sleep(0.05)
 
 
 class Fleet:
