@@ -11,6 +11,7 @@ from flask_smorest import abort
 
 from api.auth import actor, authorize, bearer_token, device_access, require
 from api.json_body import ResourceBlueprint
+from api.metrics import mark_poll
 from dispatcher import device_jobs
 from dispatcher.tokens import hash_token
 from schemas.device_jobs import (
@@ -43,6 +44,7 @@ def next_device_job(uuid: uuid_mod.UUID):
         # Not this device's token: the general check answers 401 or 403.
         authorize(("device",), uuid)
         abort(404, message=f"Device {uuid} not found")
+    mark_poll(handed_out_job=polled["job_id"] is not None)
     return current_app.response_class(
         json.dumps(_poll_answer(polled, settings.poll_after_s)), mimetype="application/json"
     )

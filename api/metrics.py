@@ -14,7 +14,6 @@ from flask import Blueprint, Flask, Response, g, request
 from dispatcher import metrics
 from dispatcher.logs import reset_log_context, set_log_context
 
-POLL_RULE_SUFFIX = "/jobs/next"
 UNMATCHED_ENDPOINT = "unmatched"
 
 blp = Blueprint("metrics", __name__)
@@ -24,6 +23,12 @@ blp = Blueprint("metrics", __name__)
 def prometheus_metrics() -> Response:
     body, content_type = metrics.exposition()
     return Response(body, content_type=content_type)
+
+
+def mark_poll(handed_out_job: bool) -> None:
+    """Called by the poll view: count this request among the polls (when it answers 200),
+    as one that handed out a job or one that did not. The view knows; no answer is re-read."""
+    g.poll_handed_out_job = handed_out_job
 
 
 def _request_started() -> None:
@@ -43,9 +48,9 @@ def _request_finished(response: Response) -> Response:
         metrics.HTTP_REQUEST_DURATION.labels(request.method, rule).observe(
             time.perf_counter() - started
         )
-    if rule.endswith(POLL_RULE_SUFFIX) and response.status_code == 200:
-        answer = response.get_json(silent=True) or {}
-        metrics.record_poll(handed_out_job="jobId" in answer)
+    handed_out_job = g.pop("poll_handed_out_job", None)
+    if handed_out_job is not None and response.status_code == 200:
+        metrics.record_poll(handed_out_job)
     return response
 
 

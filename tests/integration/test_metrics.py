@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from job_rows import insert_job, next_url, register_fleet
 from prometheus_client.parser import text_string_to_metric_families
 
 
@@ -68,3 +69,19 @@ def test_readyz_fails_when_redis_is_unreachable(settings):
     assert body["status"] == "unavailable"
     assert body["checks"]["redis"]["ok"] is False
     assert body["checks"]["postgres"]["ok"] is True
+
+
+def polls_total(samples, result: str) -> float:
+    return samples.get(("device_jobs_polls_total", (("result", result),)), 0.0)
+
+
+def test_polls_are_counted_by_whether_a_job_was_handed_out(client):
+    busy, idle = register_fleet(2)
+    insert_job([busy])
+    before = scrape(client)
+    assert "jobId" in client.get(next_url(busy), headers=busy.headers).get_json()
+    assert "jobId" not in client.get(next_url(idle), headers=idle.headers).get_json()
+    assert client.get(next_url(idle), headers=busy.headers).status_code == 403
+    after = scrape(client)
+    assert polls_total(after, "job") - polls_total(before, "job") == 1
+    assert polls_total(after, "no_job") - polls_total(before, "no_job") == 1
