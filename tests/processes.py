@@ -15,7 +15,6 @@ SIGKILLs the whole process group (a worker and its pool children), as a crash wo
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import signal
 import socket
@@ -40,12 +39,7 @@ FAST_WORKER_START = ["--without-mingle", "--without-gossip", "--without-heartbea
 
 def settings_environment(settings: Settings, base: dict[str, str] | None = None) -> dict[str, str]:
     """The environment under which ``Settings.from_env()`` gives back ``settings``."""
-    env = dict(os.environ if base is None else base)
-    for field in dataclasses.fields(settings):
-        value = getattr(settings, field.name)
-        if isinstance(value, bool):
-            value = "1" if value else "0"
-        env[field.name.upper()] = str(value)
+    env = stack.settings_environment(settings, base)
     env["PYTHONUNBUFFERED"] = "1"
     return env
 

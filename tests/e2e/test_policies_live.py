@@ -7,11 +7,11 @@ broker prefix; the worker fans them out and the beats drive every policy sweep.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import replace
 
 import psycopg
 import pytest
+from processes import wait_until
 
 from dispatcher import db, device_jobs
 from dispatcher.devices import register_device
@@ -23,18 +23,6 @@ pytestmark = pytest.mark.slow
 DOCUMENT = {"version": "1.0", "steps": [
     {"name": "uptime", "type": "runCommand", "input": {"command": "uptime"}}]}
 ACTOR = "admin:test"
-
-
-def wait_until(condition: Callable[[], object], timeout_s: float = 30.0,
-               what: str = "condition") -> object:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-        time.sleep(0.2)
 
 
 @pytest.fixture
