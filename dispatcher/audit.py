@@ -10,6 +10,7 @@ import uuid
 from typing import Any
 
 from dispatcher import db
+from dispatcher.errors import NotFound
 
 
 def record_event(
@@ -36,20 +37,18 @@ def record_event(
 
 
 def list_target_events(target_type: str, target_id: object, limit: int, offset: int) -> dict:
-    rows = db.all(
-        "list_target_events", target_type=target_type, target_id=str(target_id),
-        limit=limit, offset=offset,
+    """A page of the audit trail of one thing, oldest first."""
+    return db.page(
+        "list_target_events", "events", "count_target_events", limit=limit, offset=offset,
+        target_type=target_type, target_id=str(target_id),
     )
-    total = rows[0]["total"] if rows else 0
-    for row in rows:
-        del row["total"]
-    return {"events": rows, "total": total, "limit": limit, "offset": offset}
 
 
 def list_job_events(job_id: uuid.UUID, limit: int, offset: int) -> dict:
     """A page of one job's audit trail: its own events and those of its devices' executions."""
-    rows = db.all("list_job_events", job_id=job_id, limit=limit, offset=offset)
-    total = rows[0]["total"] if rows else 0
-    for row in rows:
-        del row["total"]
-    return {"events": rows, "total": total, "limit": limit, "offset": offset}
+    if db.one("get_job_execution", job_id=job_id) is None:
+        raise NotFound(f"Job execution {job_id} not found")
+    return db.page(
+        "list_job_events", "events", "count_job_events", limit=limit, offset=offset,
+        job_id=job_id,
+    )

@@ -75,14 +75,10 @@ def get_device(device_uuid: uuid_mod.UUID) -> dict:
 
 def list_devices(target_filter: dict, limit: int, offset: int) -> dict:
     """A page of the devices a group filter matches (see ``device_filter_params``)."""
-    params = device_filter_params(target_filter)
-    rows = db.all("list_devices", **params, limit=limit, offset=offset)
-    for row in rows:
-        total = row.pop("total")
-    if not rows:
-        # A page past the end has no row to carry the count.
-        total = db.one("count_devices", **params)["n"] if offset else 0
-    return {"devices": rows, "total": total, "limit": limit, "offset": offset}
+    return db.page(
+        "list_devices", "devices", "count_devices", limit=limit, offset=offset,
+        **device_filter_params(target_filter),
+    )
 
 
 def update_device(

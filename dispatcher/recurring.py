@@ -13,6 +13,7 @@ import uuid
 from datetime import datetime
 
 from dispatcher import audit, db, schedules
+from dispatcher.errors import NotFound
 from dispatcher.policy_sweeps import BATCH_SIZE, POLICY_ACTOR, Outcome
 
 log = logging.getLogger(__name__)
@@ -88,8 +89,9 @@ def _window_at(scheduling_config: dict | None, now: datetime) -> schedules.Windo
 
 def list_runs(parent_job_id: uuid.UUID, limit: int, offset: int) -> dict:
     """A page of the runs of a recurring parent, newest slot first."""
-    rows = db.all("policy_list_runs", parent_job_id=parent_job_id, limit=limit, offset=offset)
-    total = rows[0]["total"] if rows else 0
-    for row in rows:
-        del row["total"]
-    return {"runs": rows, "total": total, "limit": limit, "offset": offset}
+    if db.one("get_job_execution", job_id=parent_job_id) is None:
+        raise NotFound(f"Job execution {parent_job_id} not found")
+    return db.page(
+        "policy_list_runs", "runs", "policy_count_runs", limit=limit, offset=offset,
+        parent_job_id=parent_job_id,
+    )

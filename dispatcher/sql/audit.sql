@@ -13,6 +13,15 @@ SELECT id, occurred_at, actor, action, target_type, target_id, job_id, device_uu
  ORDER BY id
  LIMIT %(limit)s OFFSET %(offset)s;
 
+-- name: count_target_events
+-- How many events list_target_events pages through.
+SELECT count(*) AS n FROM job_events
+ WHERE target_type = %(target_type)s AND target_id = %(target_id)s;
+
+-- name: count_job_events
+-- How many events list_job_events pages through.
+SELECT count(*) AS n FROM job_events WHERE job_id = %(job_id)s;
+
 -- name: list_job_events
 -- The audit trail of one job (the job and each of its devices), oldest first, paged.
 SELECT id, occurred_at, actor, action, target_type, target_id, job_id, device_uuid, details,

@@ -42,6 +42,10 @@ UPDATE job_executions
  WHERE job_id = %(job_id)s
 RETURNING job_id, status, run_count, next_run_at;
 
+-- name: policy_count_runs
+-- How many runs policy_list_runs pages through.
+SELECT count(*) AS n FROM job_executions WHERE parent_job_id = %(parent_job_id)s;
+
 -- name: policy_list_runs
 -- The runs of a recurring parent, newest slot first, paged.
 SELECT job_id, job_name, status, scheduled_for, total_devices, queued_at, started_at,

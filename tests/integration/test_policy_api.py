@@ -102,6 +102,9 @@ def test_a_later_start_is_scheduled_and_the_trail_says_so(client, admin_headers,
                        headers=viewer_headers).get_json()
     assert [e["action"] for e in trail["events"]] == ["job.created"]
     assert trail["total"] == 1
+    past_the_end = client.get(f"/api/v1/jobs/executions/{job['job_id']}/events?offset=5",
+                              headers=viewer_headers).get_json()
+    assert past_the_end["events"] == [] and past_the_end["total"] == 1
 
 
 def test_runs_of_a_recurring_job_are_listed(client, admin_headers, devices):
@@ -116,3 +119,11 @@ def test_runs_of_a_recurring_job_are_listed(client, admin_headers, devices):
     run = execution(client, admin_headers, runs["runs"][0]["job_id"])
     assert run["parent_job_id"] == job["job_id"]
     assert run["scheduled_for"] == parent["next_run_at"]
+
+
+def test_events_and_runs_of_an_unknown_job_are_404(client, admin_headers):
+    unknown = "00000000-0000-4000-8000-000000000000"
+    for what in ("events", "runs"):
+        response = client.get(f"/api/v1/jobs/executions/{unknown}/{what}", headers=admin_headers)
+        assert response.status_code == 404
+        assert response.get_json()["message"] == f"Job execution {unknown} not found"
