@@ -44,25 +44,25 @@ def next_device_job(uuid: uuid_mod.UUID):
         # Not this device's token: the general check answers 401 or 403.
         authorize(("device",), uuid)
         abort(404, message=f"Device {uuid} not found")
-    mark_poll(handed_out_job=polled["job_id"] is not None)
+    mark_poll(handed_out_job=polled.job_id is not None)
     return current_app.response_class(
         json.dumps(_poll_answer(polled, settings.poll_after_s)), mimetype="application/json"
     )
 
 
-def _poll_answer(polled: dict, poll_after_s: int) -> dict:
+def _poll_answer(polled: device_jobs.PolledJob, poll_after_s: int) -> dict:
     """The seed's camelCase poll answer (the shape of ``schemas.device_jobs.NextJob``)."""
-    if polled["job_id"] is None:
+    if polled.job_id is None:
         return {"message": NO_PENDING_JOBS, "pollAfterSeconds": poll_after_s}
     return {
-        "jobId": str(polled["job_id"]),
-        "jobName": polled["job_name"],
-        "jobDocument": polled["job_document"],
-        "deviceUuid": str(polled["device_uuid"]),
-        "queuedAt": polled["queued_at"].isoformat(),
-        "executionNumber": polled["execution_number"],
-        "versionNumber": polled["version_number"],
-        "status": polled["status"],
+        "jobId": str(polled.job_id),
+        "jobName": polled.job_name,
+        "jobDocument": polled.job_document,
+        "deviceUuid": str(polled.device_uuid),
+        "queuedAt": polled.queued_at.isoformat(),
+        "executionNumber": polled.execution_number,
+        "versionNumber": polled.version_number,
+        "status": polled.status,
         "pollAfterSeconds": poll_after_s,
     }
 

@@ -11,9 +11,12 @@ Counting is left to the triggers; the job's own status follows through ``dispatc
 
 from __future__ import annotations
 
+import datetime
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
+
+from psycopg.rows import args_row
 
 from dispatcher import audit, db, policies, presence, rollup, states
 from dispatcher.errors import Conflict, NotFound
@@ -39,6 +42,23 @@ class LockedRow:
         return self.status == self.target and self.target in states.TERMINAL
 
 
+class PolledJob(NamedTuple):
+    """A device's poll answered by ``poll_device_job``: the job columns are None when the
+    device has nothing to do."""
+
+    device_uuid: uuid.UUID
+    job_id: uuid.UUID | None
+    job_name: str | None
+    job_document: dict | None
+    queued_at: datetime.datetime | None
+    execution_number: int | None
+    version_number: int | None
+    status: str | None
+
+
+_polled_job_row = args_row(PolledJob)
+
+
 def next_job(device_uuid: uuid.UUID) -> dict | None:
     """The job a device should run now: its IN_PROGRESS one, else its oldest released QUEUED
     one (None when there is none)."""
@@ -46,14 +66,16 @@ def next_job(device_uuid: uuid.UUID) -> dict | None:
     return polled if polled is not None and polled["job_id"] is not None else None
 
 
-def poll_next_job(device_uuid: uuid.UUID, token_hash: bytes | None) -> dict | None:
+def poll_next_job(device_uuid: uuid.UUID, token_hash: bytes | None) -> PolledJob | None:
     """A device's poll: authentication and the lookup of its next job in one query.
 
     Answers None when ``token_hash`` is not the device's (or the device does not exist); else
     the device's next job (its IN_PROGRESS one, else its oldest released QUEUED one) with
     ``job_id`` None when there is none. ``token_hash`` None skips the token check.
     """
-    polled = db.one("poll_device_job", device_uuid=device_uuid, token_hash=token_hash)
+    polled = db.own_one(
+        "poll_device_job", _polled_job_row, device_uuid=device_uuid, token_hash=token_hash
+    )
     if polled is not None:
         presence.poll_sightings.note(device_uuid)
     return polled

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import uuid
 
+import psycopg
 import pytest
 from job_rows import (
     events,
@@ -234,6 +235,18 @@ def test_history_lists_every_execution_with_job_names_and_filters(
     assert [j["job_id"] for j in queued["jobs"]] == [str(second)]
     assert client.get(f"{url}?status=WHATEVER", headers=pi.headers).status_code == 400
     assert client.get(f"{url}?limit=0", headers=pi.headers).status_code == 400
+
+
+def test_polls_answer_after_postgres_dropped_their_connections(client, database_url):
+    [pi] = register_fleet(1)
+    assert client.get(next_url(pi), headers=pi.headers).get_json()["message"]
+    job_id = insert_job([pi])
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                     " WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    response = client.get(next_url(pi), headers=pi.headers)
+    assert response.status_code == 200
+    assert response.get_json()["jobId"] == str(job_id)
 
 
 def test_polls_record_last_seen_at_most_once_per_resolution(client):
