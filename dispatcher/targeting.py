@@ -4,12 +4,11 @@ A group filter such as ``{"device_type": "raspberry-pi", "environment": "product
 ``device_type`` against the column and every other key by JSON containment on ``attributes``
 (``dispatcher.devices.device_filter_params``, the same rule the device list uses).
 
-Counting is cheap whatever the fleet size. Triggers keep exact counts per device_type
-(``device_type_counts``) and per device_type and scalar attribute value
-(``device_attribute_counts``), so the whole fleet, a device_type group and a one-attribute group
-are read from a few rows. A filter with several attributes, or an object or array value, is
-counted with the GIN index, which visits every match (about 0.1 s per 100,000 on two cores).
-A device list is checked against the primary key.
+Counting is cheap whatever the fleet size: triggers keep ``device_signatures``, the number of
+devices per distinct (device_type, attributes), exact, and any target is counted by summing the
+signatures that match it (GIN containment on their attributes). The cost grows with the number
+of matching signatures, not devices; only a fleet whose devices each carry a unique attribute
+has as many signatures as devices. A device list is checked against the primary key.
 """
 
 from __future__ import annotations
@@ -122,14 +121,5 @@ def count_target_devices(conn: db.Connector, target: Target) -> int:
                 unknown_devices=[str(u) for u in unknown],
             )
         return len(device_uuids)
-    if target.target_type == TARGET_ALL:
-        return conn.one("count_all_devices")["n"]
-    if target.attributes is None:
-        return conn.one("count_devices_of_type", device_type=target.device_type)["n"]
-    if len(target.attributes) == 1:
-        [(attribute, value)] = target.attributes.items()
-        if isinstance(value, str | int | float | bool):
-            return conn.one("count_devices_with_attribute", attribute=attribute,
-                            value=db.jsonb(value), device_type=target.device_type)["n"]
-    return conn.one("count_devices_matching", attributes=db.jsonb(target.attributes),
-                    device_type=target.device_type)["n"]
+    return conn.one_unprepared("count_matching_devices", device_type=target.device_type,
+                               attributes=db.jsonb(target.attributes))["n"]
