@@ -4,9 +4,10 @@ For each fleet size, in a fresh database, with the API under gunicorn and one Ce
 (prefork, one child) as deployed, nudges off:
 
 1. ``POST /api/v1/jobs/execute`` latency with no worker running (so nothing competes), for
-   targets that each reach the whole fleet: ``all``, a device_type group and a one-attribute
-   group (all three counted from maintained counts) and a two-attribute group (counted with
-   the GIN index, which visits every match: the slow case).
+   targets that each reach the whole fleet: ``all``, a device_type group, groups of one, two
+   and three attributes and one with a nested object value. All are counted from the
+   maintained device signatures; the fleet is registered in ``--racks`` batches that differ
+   in one attribute, so it has that many signatures to sum.
 2. Fan-out wall time from sending the execute request until the execution is marked DONE
    with every row in place (polled every 50 ms), while a small job is executed every half
    second to show the API is not blocked (its latency is printed too).
@@ -16,6 +17,7 @@ For each fleet size, in a fresh database, with the API under gunicorn and one Ce
    Target: fan-out within 2x of the floor.
 
     .venv/bin/python tests/bench/bench_fanout.py [--sizes 100000 1000000] [--samples 20]
+        [--racks 100]
 """
 
 from __future__ import annotations
@@ -48,7 +50,8 @@ DIAGNOSTIC = {
     "version": "1.0",
     "steps": [{"name": "Check disk space", "type": "runCommand", "input": {"command": "df,-h"}}],
 }
-FLEET_ATTRIBUTES = {"environment": "production", "site": "berlin"}
+FLEET_ATTRIBUTES = {"environment": "production", "site": "berlin",
+                    "location": {"city": "berlin", "building": "b2"}}
 # Every target reaches the whole fleet: the counts below are the worst case of each kind.
 TARGETS = {
     "all": {"target_type": "all"},
@@ -56,7 +59,13 @@ TARGETS = {
                           "target_filter": {"device_type": "raspberry-pi"}},
     "group one attribute": {"target_type": "group",
                             "target_filter": {"environment": "production"}},
-    "group two attributes": {"target_type": "group", "target_filter": FLEET_ATTRIBUTES},
+    "group two attributes": {"target_type": "group",
+                             "target_filter": {"environment": "production", "site": "berlin"}},
+    "group three + type": {"target_type": "group", "target_filter": {
+        "device_type": "raspberry-pi", "environment": "production", "site": "berlin",
+        "location": {"city": "berlin"}}},
+    "group nested attribute": {"target_type": "group",
+                               "target_filter": {"location": {"city": "berlin"}}},
 }
 FLOOR_TABLES_SQL = """
 CREATE TABLE fanout_floor (LIKE device_job_status INCLUDING ALL);
@@ -132,24 +141,27 @@ def floor_seconds(url: str, table: str) -> float:
         return time.perf_counter() - started
 
 
-def bench_size(devices: int, samples: int, work_dir: Path) -> None:
+def bench_size(devices: int, samples: int, racks: int, work_dir: Path) -> None:
     print(f"\n=== fleet of {devices:,} devices ===", flush=True)
     with bench_database(f"bench_fanout_{devices}") as url:
         settings = Settings(database_url=url, admin_token=ADMIN_TOKEN,
                             celery_key_prefix=f"bench-fanout-{uuid.uuid4().hex[:8]}:")
         db.configure(settings)
         started = time.perf_counter()
-        bulk_register_devices(devices, "raspberry-pi", FLEET_ATTRIBUTES)
+        for rack in range(racks):
+            bulk_register_devices(devices // racks + (rack < devices % racks), "raspberry-pi",
+                                  {**FLEET_ATTRIBUTES, "rack": rack})
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(FLOOR_TABLES_SQL)
         vacuum_analyze(url)
-        print(f"fleet registered in {time.perf_counter() - started:.1f} s", flush=True)
+        print(f"fleet registered in {time.perf_counter() - started:.1f} s "
+              f"({racks} device signatures)", flush=True)
         with ServerProcesses(work_dir / f"size-{devices}") as servers:
             api = Api(servers.start_api(settings, workers=2).url)
             api.execute(execute_body(TARGETS["all"]))  # warm up connections and pools
             for name, target in TARGETS.items():
                 latencies = [api.execute(execute_body(target))[1] for _ in range(samples)]
-                print(f"POST /jobs/execute {name:<21} {latency_summary(latencies)}",
+                print(f"POST /jobs/execute {name:<22} {latency_summary(latencies)}",
                       flush=True)
             forget_jobs(url)
             purge_broker_keys(settings)
@@ -194,12 +206,14 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--samples", type=int, default=20,
                         help="execute requests timed per target (default 20)")
+    parser.add_argument("--racks", type=int, default=100,
+                        help="registration batches, one rack value each (default 100)")
     args = parser.parse_args()
     print(f"target: POST /jobs/execute < {EXECUTE_TARGET_MS:.0f} ms at any size; "
           f"fan-out within {TARGET_RATIO}x of the floor")
     work_dir = Path(tempfile.mkdtemp(prefix="device-jobs-bench-fanout-"))
     for size in args.sizes:
-        bench_size(size, args.samples, work_dir)
+        bench_size(size, args.samples, args.racks, work_dir)
 
 
 if __name__ == "__main__":
