@@ -69,8 +69,12 @@ TASK_DURATION = Histogram(
 )
 
 
+# Labelled once: the poll is the hottest request.
+_POLLS_BY_RESULT = {True: POLLS.labels("job"), False: POLLS.labels("no_job")}
+
+
 def record_poll(handed_out_job: bool) -> None:
-    POLLS.labels("job" if handed_out_job else "no_job").inc()
+    _POLLS_BY_RESULT[handed_out_job].inc()
 
 
 def record_nudges(sent: int, failed: int = 0) -> None:
