@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 HTTP_TIMEOUT_S = 30.0
 MAX_ANSWER_BYTES = 1024 * 1024
+FRESH_ANSWER = {"Cache-Control": "no-cache"}
 
 
 class AgentError(Exception):
@@ -62,8 +63,10 @@ class DeviceApi:
         self._timeout_s = timeout_s
         self._ssl = ssl.create_default_context(cafile=ca_file) if ca_file else None
 
-    def next_job(self) -> ApiAnswer:
-        return self._request("GET", "/jobs/next")
+    def next_job(self, fresh: bool = False) -> ApiAnswer:
+        """Poll. ``fresh`` (after an MQTT nudge) asks the server for its database's answer,
+        not one it may keep in memory and have not yet updated for the job the nudge is about."""
+        return self._request("GET", "/jobs/next", headers=FRESH_ANSWER if fresh else None)
 
     def report_status(self, job_id: str, body: dict) -> ApiAnswer:
         return self._request("PATCH", f"/jobs/{quote(job_id, safe='')}/status", body)
@@ -71,7 +74,10 @@ class DeviceApi:
     def fetch_handler(self, name: str) -> ApiAnswer:
         return self._request("GET", f"/handlers/{quote(name, safe='')}")
 
-    def _request(self, method: str, path: str, body: dict | None = None) -> ApiAnswer:
+    def _request(
+        self, method: str, path: str, body: dict | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> ApiAnswer:
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(self._base + path, data=data, method=method)
         request.add_header("Authorization", f"Bearer {self._token}")
@@ -79,6 +85,8 @@ class DeviceApi:
         request.add_header("User-Agent", f"jobs-agent/{__version__}")
         if data is not None:
             request.add_header("Content-Type", "application/json")
+        for name, value in (headers or {}).items():
+            request.add_header(name, value)
         try:
             with urllib.request.urlopen(
                 request, timeout=self._timeout_s, context=self._ssl

@@ -77,6 +77,7 @@ class Poller:
         self._nudged = threading.Event()
         self._stopped = threading.Event()
         self._last_nudged_poll = 0.0
+        self._nudged_poll = False
 
     def run(self) -> None:
         try:
@@ -92,7 +93,7 @@ class Poller:
         try:
             if not self.reporter.flush():
                 return self.backoff.next_delay()
-            answer = self.api.next_job()
+            answer = self.api.next_job(fresh=self._nudged_poll)
             if not answer.ok:
                 log.error("poll refused http=%d message=%s", answer.status,
                           answer.body.get("message"))
@@ -123,9 +124,11 @@ class Poller:
         self.runner.stop()
 
     def _sleep(self, delay_s: float) -> None:
+        self._nudged_poll = False
         if delay_s <= 0 or self._stopped.is_set():
             return
         if self._nudged.wait(delay_s) and not self._stopped.is_set():
+            self._nudged_poll = True
             # A burst of nudges makes one poll: those arriving meanwhile are cleared below.
             self._stopped.wait(self._last_nudged_poll + NUDGE_MIN_INTERVAL_S - time.monotonic())
             self._last_nudged_poll = time.monotonic()

@@ -32,6 +32,7 @@ class FakeDeviceServer:
         self.down = False
         self.canned: list[tuple[int, bytes]] = []  # answers to the next polls, verbatim
         self.polls = 0
+        self.fresh_polls = 0  # polls that asked for an answer from the database (nudged)
         self.lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._thread = threading.Thread(
@@ -123,6 +124,8 @@ def _handler_for(fake: FakeDeviceServer) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             body = json.loads(self.rfile.read(length)) if length else None
             token = self.headers.get("Authorization", "").removeprefix("Bearer ")
+            if self.path.endswith("/jobs/next") and self.headers.get("Cache-Control") == "no-cache":
+                fake.fresh_polls += 1
             status, answer = fake.answer(self.command, self.path, token, body)
             raw = answer if isinstance(answer, bytes) else json.dumps(answer).encode()
             self.send_response(status)

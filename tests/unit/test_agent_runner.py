@@ -336,3 +336,22 @@ def test_a_nudge_polls_at_once_and_a_flood_of_nudges_does_not_flood_the_server(f
     finally:
         agent.stop()
         loop.join(5)
+
+
+def test_a_nudged_poll_asks_for_a_fresh_answer_and_a_timed_one_does_not(fake, tmp_path):
+    agent = make_agent(fake, tmp_path)  # polls every 30 s on its own
+    loop = threading.Thread(target=agent.run)
+    loop.start()
+    try:
+        deadline = time.monotonic() + 5
+        while fake.polls < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert (fake.polls, fake.fresh_polls) == (1, 0)
+        agent.poller.nudge()
+        deadline = time.monotonic() + 5
+        while fake.polls < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert (fake.polls, fake.fresh_polls) == (2, 1)
+    finally:
+        agent.stop()
+        loop.join(5)
