@@ -7,7 +7,7 @@ import inspect
 import json
 import uuid as uuid_mod
 
-from flask import current_app
+from flask import current_app, request
 from flask.views import MethodView
 from flask_smorest import abort
 
@@ -38,10 +38,13 @@ def next_device_job(uuid: uuid_mod.UUID):
 
     The device's own token only. The hottest path of the product, so it is kept lean: checking
     the token and finding the job are one query, and the answer is built without a schema dump.
+    A device known to have nothing pending is answered from memory; ``Cache-Control: no-cache``
+    (sent by the agent on a poll an MQTT nudge caused) always asks the database.
     """
     settings = current_app.config["SETTINGS"]
     token_hash = None if settings.auth_disabled else hash_token(bearer_token() or "")
-    polled = device_jobs.poll_next_job(uuid, token_hash)
+    fresh = "no-cache" in request.headers.get("Cache-Control", "")
+    polled = device_jobs.poll_next_job(uuid, token_hash, fresh)
     if polled is None:
         # Not this device's token: the general check answers 401 or 403.
         authorize(("device",), uuid)

@@ -39,6 +39,14 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
 configure_logging(os.environ.get("LOG_LEVEL", "INFO"))
 
 
+def post_worker_init(worker):
+    # Each worker keeps the fleet's idle devices in memory, so most polls need no query.
+    from dispatcher import idle_devices
+    from dispatcher.config import Settings
+
+    idle_devices.start(Settings.from_env().database_url)
+
+
 def child_exit(server, worker):
     from prometheus_client import multiprocess
 

@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 from psycopg.rows import args_row
 
-from dispatcher import audit, db, policies, presence, rollup, states
+from dispatcher import audit, db, idle_devices, policies, presence, rollup, states
 from dispatcher.errors import Conflict, NotFound
 from dispatcher.states import Actor
 
@@ -66,18 +66,30 @@ def next_job(device_uuid: uuid.UUID) -> dict | None:
     return polled if polled is not None and polled["job_id"] is not None else None
 
 
-def poll_next_job(device_uuid: uuid.UUID, token_hash: bytes | None) -> PolledJob | None:
+def poll_next_job(
+    device_uuid: uuid.UUID, token_hash: bytes | None, fresh: bool = False
+) -> PolledJob | None:
     """A device's poll: authentication and the lookup of its next job in one query.
 
     Answers None when ``token_hash`` is not the device's (or the device does not exist); else
     the device's next job (its IN_PROGRESS one, else its oldest released QUEUED one) with
     ``job_id`` None when there is none. ``token_hash`` None skips the token check.
+
+    A device this process knows idle (``dispatcher.idle_devices``) is answered without a query,
+    unless ``fresh`` asks for the database's answer.
     """
+    known = idle_devices.current() if token_hash is not None else None
+    if known is not None and not fresh and known.is_idle(device_uuid, token_hash):
+        presence.poll_sightings.note(device_uuid)
+        return PolledJob(device_uuid, None, None, None, None, None, None, None)
+    position = known.position if known is not None else 0
     polled = db.own_one(
         "poll_device_job", _polled_job_row, device_uuid=device_uuid, token_hash=token_hash
     )
     if polled is not None:
         presence.poll_sightings.note(device_uuid)
+        if known is not None and polled.job_id is None:
+            known.learn_idle(device_uuid, token_hash, position)
     return polled
 
 

@@ -1,0 +1,128 @@
+"""Polls answered from the idle devices an API process keeps in memory: they must never hide a
+job, a token change or a deletion once PostgreSQL's notification of it has been handled."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+from job_rows import insert_job, next_url, register_fleet, set_row_status
+from processes import wait_until
+
+from dispatcher import idle_devices
+from dispatcher.tokens import hash_token
+
+NO_JOB = "No pending jobs"
+
+
+@pytest.fixture
+def known(app, database_url):
+    listener = idle_devices.start(database_url)
+    wait_until(lambda: listener.enabled, 10, "the idle devices loaded")
+    yield listener
+    idle_devices.stop()
+
+
+def poll(client, device, **headers):
+    return client.get(next_url(device), headers={**device.headers, **headers})
+
+
+def is_known_idle(known, device) -> bool:
+    return known.is_idle(device.uuid, hash_token(device.token))
+
+
+def forgotten(known, device) -> None:
+    wait_until(lambda: not is_known_idle(known, device), 10, "the notification handled")
+
+
+def test_a_device_registered_idle_is_learnt_and_answered_from_memory(client, known):
+    [pi] = register_fleet(1)
+    assert not is_known_idle(known, pi)  # registered after the load
+    assert poll(client, pi).get_json()["message"] == NO_JOB
+    assert is_known_idle(known, pi)
+    assert poll(client, pi).get_json()["message"] == NO_JOB
+
+
+def test_a_queued_job_is_handed_out_on_the_first_poll_after_its_notification(client, known):
+    pi, other = register_fleet(2)
+    for device in (pi, other):
+        poll(client, device)
+        assert is_known_idle(known, device)
+    job_id = insert_job([pi])
+    forgotten(known, pi)
+    assert poll(client, pi).get_json()["jobId"] == str(job_id)
+    assert is_known_idle(known, other)  # only the devices named are forgotten
+
+
+def test_a_row_moved_back_to_queued_is_handed_out(client, known):
+    [pi] = register_fleet(1)
+    job_id = insert_job([pi])
+    set_row_status(job_id, pi, "SUCCEEDED")
+    assert poll(client, pi).get_json()["message"] == NO_JOB
+    assert is_known_idle(known, pi)
+    set_row_status(job_id, pi, "QUEUED")
+    forgotten(known, pi)
+    assert poll(client, pi).get_json()["jobId"] == str(job_id)
+
+
+def test_a_finished_job_makes_the_device_idle_again(client, known):
+    [pi] = register_fleet(1)
+    job_id = insert_job([pi])
+    assert poll(client, pi).get_json()["jobId"] == str(job_id)
+    assert not is_known_idle(known, pi)
+    set_row_status(job_id, pi, "SUCCEEDED")
+    assert poll(client, pi).get_json()["message"] == NO_JOB
+    assert is_known_idle(known, pi)
+
+
+def test_a_rotated_token_stops_working_and_the_new_one_works(client, known, admin_headers):
+    [pi] = register_fleet(1)
+    poll(client, pi)
+    assert is_known_idle(known, pi)
+    rotated = client.post(f"/api/v1/devices/{pi.uuid}/token", headers=admin_headers)
+    new_token = rotated.get_json()["device_token"]
+    forgotten(known, pi)
+    assert poll(client, pi).status_code == 401
+    new_headers = {"Authorization": f"Bearer {new_token}"}
+    assert client.get(next_url(pi), headers=new_headers).get_json()["message"] == NO_JOB
+
+
+def test_a_deleted_device_is_refused(client, known, admin_headers):
+    [pi] = register_fleet(1)
+    poll(client, pi)
+    assert is_known_idle(known, pi)
+    assert client.delete(f"/api/v1/devices/{pi.uuid}", headers=admin_headers).status_code == 200
+    forgotten(known, pi)
+    assert poll(client, pi).status_code == 401
+
+
+def test_a_fresh_poll_is_answered_by_the_database(client, known):
+    [pi] = register_fleet(1)
+    poll(client, pi)
+    # Hold the listener back: the notification of the job below cannot be handled yet.
+    with known._lock:
+        job_id = insert_job([pi])
+        assert poll(client, pi).get_json()["message"] == NO_JOB  # the memory lags the commit
+        fresh = poll(client, pi, **{"Cache-Control": "no-cache"})
+        assert fresh.get_json()["jobId"] == str(job_id)
+    forgotten(known, pi)
+    assert poll(client, pi).get_json()["jobId"] == str(job_id)
+
+
+def test_losing_the_listener_forgets_everything_until_it_has_loaded_again(
+    client, known, database_url
+):
+    busy, idle = register_fleet(2)
+    for device in (busy, idle):
+        poll(client, device)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                     " WHERE application_name = %s AND datname = current_database()",
+                     (idle_devices.LISTENER_NAME,))
+        wait_until(lambda: not known.enabled, 5, "the knowledge dropped")
+        assert not is_known_idle(known, idle)
+        job_id = insert_job([busy])  # while nobody listens
+    assert poll(client, busy).get_json()["jobId"] == str(job_id)
+    wait_until(lambda: known.enabled, 10, "the listener back")
+    assert is_known_idle(known, idle)  # loaded again
+    assert not is_known_idle(known, busy)
+    assert poll(client, busy).get_json()["jobId"] == str(job_id)
