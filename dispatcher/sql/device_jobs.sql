@@ -26,12 +26,12 @@ SELECT v.uuid AS device_uuid, n.job_id, n.job_name, n.job_document, n.queued_at,
    AND (%(token_hash)s::bytea IS NULL OR v.token_hash = %(token_hash)s);
 
 -- name: record_polls
--- Polls seen by one API process: last_seen_at for these devices, writing only rows older than
--- the resolution, so a device's row is written at most once per resolution however often it
--- polls.
+-- Polls seen by one API process: last_seen_at for these devices (an array literal), writing
+-- only rows older than the resolution, so a device's row is written at most once per
+-- resolution however often it polls.
 UPDATE devices
    SET last_seen_at = now()
- WHERE uuid = ANY(%(device_uuids)s)
+ WHERE uuid = ANY(%(device_uuids)s::uuid[])
    AND (last_seen_at IS NULL
         OR last_seen_at < now() - make_interval(secs => %(resolution_s)s));
 
