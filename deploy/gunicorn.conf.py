@@ -11,9 +11,12 @@ import tempfile
 
 from dispatcher.logs import configure_logging
 
-# Threads serve the many short device polls while a request waits on PostgreSQL.
+# Threads serve the many short device polls while a request waits on PostgreSQL. Requests are
+# mostly CPU in Python, so a process per core and one more: 2 x CPUs + 1 only added context
+# switches (poll p99 ~70 ms instead of ~50 ms on 2 cores, the same throughput) and a copy of the
+# idle devices, a pool and a listener per extra worker.
 worker_class = "gthread"
-workers = int(os.environ.get("WEB_CONCURRENCY", 2 * multiprocessing.cpu_count() + 1))
+workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() + 1))
 threads = int(os.environ.get("API_THREADS", 4))
 timeout = 30
 graceful_timeout = 20
