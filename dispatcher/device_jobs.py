@@ -54,6 +54,7 @@ class PolledJob(NamedTuple):
     execution_number: int | None
     version_number: int | None
     status: str | None
+    has_pending: bool
 
 
 _polled_job_row = args_row(PolledJob)
@@ -81,14 +82,14 @@ def poll_next_job(
     known = idle_devices.current() if token_hash is not None else None
     if known is not None and not fresh and known.is_idle(device_uuid, token_hash):
         presence.poll_sightings.note(device_uuid)
-        return PolledJob(device_uuid, None, None, None, None, None, None, None)
+        return PolledJob(device_uuid, None, None, None, None, None, None, None, False)
     position = known.position if known is not None else 0
     polled = db.own_one(
         "poll_device_job", _polled_job_row, device_uuid=device_uuid, token_hash=token_hash
     )
     if polled is not None:
         presence.poll_sightings.note(device_uuid)
-        if known is not None and polled.job_id is None:
+        if known is not None and not polled.has_pending:
             known.learn_idle(device_uuid, token_hash, position)
     return polled
 

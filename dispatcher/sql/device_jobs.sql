@@ -3,9 +3,14 @@
 -- hash is NULL), with its next job: its IN_PROGRESS row first (resume), else its oldest QUEUED
 -- row that a rollout has released, of a job not canceled and inside its maintenance window if
 -- it has one. Job columns are NULL when there is none; no row at all when the token is not the
--- device's.
+-- device's. has_pending says whether the device has any pending row, held back or not: only a
+-- device without one is idle (a rollout release or an opening window notifies no one).
 SELECT v.uuid AS device_uuid, n.job_id, n.job_name, n.job_document, n.queued_at,
-       n.execution_number, n.version_number, n.status
+       n.execution_number, n.version_number, n.status,
+       n.job_id IS NOT NULL OR EXISTS (
+           SELECT 1 FROM device_job_status p
+            WHERE p.device_uuid = v.uuid AND p.status IN ('QUEUED', 'IN_PROGRESS')
+       ) AS has_pending
   FROM devices v
   LEFT JOIN LATERAL (
         SELECT d.job_id, e.job_name, e.job_document, d.queued_at, d.execution_number,

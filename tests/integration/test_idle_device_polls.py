@@ -64,6 +64,22 @@ def test_a_row_moved_back_to_queued_is_handed_out(client, known):
     assert poll(client, pi).get_json()["jobId"] == str(job_id)
 
 
+def test_a_held_back_row_is_handed_out_once_released(client, known, database_url):
+    """A rollout release (or a maintenance window opening) notifies no one: a device with a
+    pending row it may not run yet is never known idle, so its release reaches the next poll."""
+    [pi] = register_fleet(1)
+    job_id = insert_job([pi])
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("UPDATE device_job_status SET released_at = NULL WHERE job_id = %s",
+                     (job_id,))
+        assert poll(client, pi).get_json()["message"] == NO_JOB
+        assert poll(client, pi).get_json()["message"] == NO_JOB
+        assert not is_known_idle(known, pi)
+        conn.execute("UPDATE device_job_status SET released_at = now() WHERE job_id = %s",
+                     (job_id,))
+    assert poll(client, pi).get_json()["jobId"] == str(job_id)
+
+
 def test_a_finished_job_makes_the_device_idle_again(client, known):
     [pi] = register_fleet(1)
     job_id = insert_job([pi])
