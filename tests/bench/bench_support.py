@@ -86,8 +86,11 @@ def insert_job(url: str, job_id: uuid.UUID, name: str, status: str, devices: int
 
 
 def vacuum_analyze(url: str) -> None:
+    """Settle a freshly loaded database: statistics, visibility, and a checkpoint, so that the
+    bulk load's dirty pages are not written out (and commits not stalled) while measuring."""
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE")
+        conn.execute("CHECKPOINT")
 
 
 @contextmanager
