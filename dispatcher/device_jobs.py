@@ -98,15 +98,13 @@ def list_device_jobs(
     device_uuid: uuid.UUID, status: str | None, limit: int, offset: int
 ) -> dict:
     """A page of a device's history, newest first (every execution number, with job names)."""
-    rows = db.all(
-        "list_device_jobs", device_uuid=device_uuid, status=status, limit=limit, offset=offset
+    page = db.page(
+        "list_device_jobs", "jobs", "count_device_jobs", limit=limit, offset=offset,
+        device_uuid=device_uuid, status=status,
     )
-    if not rows and not db.one("device_exists", device_uuid=device_uuid)["found"]:
+    if not page["jobs"] and not db.one("device_exists", device_uuid=device_uuid)["found"]:
         raise NotFound(f"Device {device_uuid} not found")
-    total = rows[0]["total"] if rows else 0
-    for row in rows:
-        del row["total"]
-    return {"jobs": rows, "total": total, "limit": limit, "offset": offset}
+    return page
 
 
 def get_device_job(job_id: uuid.UUID, device_uuid: uuid.UUID) -> dict:

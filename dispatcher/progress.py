@@ -17,13 +17,14 @@ DETAIL_DEVICE_LIMIT = 100
 
 def list_executions(status: str | None, limit: int, offset: int) -> dict:
     """A page of executions, newest first, each with live counters."""
-    rows = db.all("list_job_executions", status=status, limit=limit, offset=offset)
-    total = rows[0]["total"] if rows else 0
-    counters = rollup.counters_for_jobs([row["job_id"] for row in rows])
-    for row in rows:
-        del row["total"]
+    page = db.page(
+        "list_job_executions", "executions", "count_job_executions", limit=limit,
+        offset=offset, status=status,
+    )
+    counters = rollup.counters_for_jobs([row["job_id"] for row in page["executions"]])
+    for row in page["executions"]:
         row.update(counters[row["job_id"]])
-    return {"executions": rows, "total": total, "limit": limit, "offset": offset}
+    return page
 
 
 def get_execution(job_id: uuid.UUID) -> dict:

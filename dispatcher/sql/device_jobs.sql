@@ -53,6 +53,11 @@ SELECT d.job_id, e.job_name, d.device_uuid, d.status, d.execution_number, d.vers
  ORDER BY d.id DESC
  LIMIT %(limit)s OFFSET %(offset)s;
 
+-- name: count_device_jobs
+-- How many rows list_device_jobs pages through.
+SELECT count(*) AS n FROM device_job_status
+ WHERE device_uuid = %(device_uuid)s AND (%(status)s::text IS NULL OR status = %(status)s);
+
 -- name: device_exists
 -- Whether a device is registered.
 SELECT EXISTS (SELECT 1 FROM devices WHERE uuid = %(device_uuid)s) AS found;

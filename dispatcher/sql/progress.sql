@@ -8,6 +8,10 @@ SELECT job_id, job_name, template_id, target_type, target_filter, execution_type
  ORDER BY id DESC
  LIMIT %(limit)s OFFSET %(offset)s;
 
+-- name: count_job_executions
+-- How many executions list_job_executions pages through.
+SELECT count(*) AS n FROM job_executions WHERE (%(status)s::text IS NULL OR status = %(status)s);
+
 -- name: get_job_execution
 -- One execution with its document, targets and execution policies.
 SELECT job_id, job_name, template_id, job_document, parameters, target_type, target_devices,

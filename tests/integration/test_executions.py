@@ -94,3 +94,15 @@ def test_unknown_execution_and_wrong_tokens(client, admin_headers):
     assert client.get(f"{EXECUTIONS}/not-a-uuid", headers=admin_headers).status_code == 404
     assert client.get(f"{EXECUTIONS}/{job_id}", headers=pi.headers).status_code == 403
     assert client.get(EXECUTIONS).status_code == 401
+
+
+def test_a_page_past_the_end_still_tells_the_total(client, admin_headers):
+    devices = register_fleet(1)
+    for _ in range(2):
+        insert_job(devices)
+    page = client.get("/api/v1/jobs/executions?offset=10", headers=admin_headers).get_json()
+    assert page["executions"] == [] and page["total"] == 2
+    [device] = devices
+    history = client.get(f"/api/v1/devices/{device.uuid}/jobs?offset=10",
+                         headers=admin_headers).get_json()
+    assert history["jobs"] == [] and history["total"] == 2
