@@ -3,6 +3,12 @@
 A nudge is only a hint to poll now; the poll loop delivers every job without it. The client
 keeps a persistent session (fixed client id, clean_session off), so QoS 1 nudges sent while
 the link was down arrive when it comes back, and paho reconnects on its own.
+
+After every (re)connect the listener says "connected" once the broker has acknowledged the
+subscription, not before: a job queued before that moment is found by the poll it triggers,
+and one queued after it is nudged. Saying it at CONNACK would leave a gap in which a nudge
+for a new job goes to a broker that does not yet know the topic (a restarted broker keeps no
+sessions) and the job waits a whole poll interval.
 """
 
 from __future__ import annotations
@@ -51,10 +57,12 @@ class NotifyListener:
         self._client.on_disconnect = self._disconnected
         self._client.on_message = self._message
         self._client.on_subscribe = self._subscribed
+        self._subscribed_now = False
 
     @property
     def connected(self) -> bool:
-        return self._client.is_connected()
+        """True while nudges can reach us: connected and the subscription acknowledged."""
+        return self._subscribed_now and self._client.is_connected()
 
     def start(self) -> None:
         self._client.connect_async(self._host, self._port, keepalive=KEEPALIVE_S)
@@ -70,16 +78,19 @@ class NotifyListener:
             return
         log.info("mqtt connected host=%s topic=%s", self._host, self.topic)
         client.subscribe(self.topic, qos=1)
-        # Something may have been queued while we were away: poll once.
-        self._on_nudge("connected", None)
 
     def _subscribed(self, client, userdata, mid, reason_codes, properties) -> None:
         if any(code.is_failure for code in reason_codes):
             log.error("mqtt subscription refused topic=%s reason=%s", self.topic, reason_codes)
-        else:
-            log.info("mqtt subscribed topic=%s", self.topic)
+            return
+        log.info("mqtt subscribed topic=%s", self.topic)
+        self._subscribed_now = True
+        # Something may have been queued while we were away: poll once, now that any later
+        # job will be nudged.
+        self._notify("connected", None)
 
     def _disconnected(self, client, userdata, flags, reason_code, properties) -> None:
+        self._subscribed_now = False
         log.warning("mqtt disconnected host=%s reason=%s", self._host, reason_code)
 
     def _message(self, client, userdata, message) -> None:
@@ -90,6 +101,9 @@ class NotifyListener:
             job_id = str(payload["jobId"]) if payload.get("jobId") else None
         except (ValueError, AttributeError, TypeError):
             log.warning("unreadable mqtt nudge topic=%s", message.topic)
+        self._notify(event, job_id)
+
+    def _notify(self, event: str, job_id: str | None) -> None:
         try:
             self._on_nudge(event, job_id)
         except Exception:

@@ -95,6 +95,27 @@ def test_an_unreadable_nudge_still_means_poll_now(listener, device_uuid, nudges)
     assert nudges.get(timeout=5) == ("unknown", None)
 
 
+def test_a_job_queued_the_moment_the_listener_says_connected_is_still_nudged(device_uuid):
+    # "connected" makes the agent poll once; a job queued right after that poll must be
+    # nudged, so the subscription has to be in place before "connected" is said.
+    heard: queue.Queue = queue.Queue()
+
+    def on_nudge(event: str, job_id: str | None) -> None:
+        if event == "connected":
+            publish_nudge(*SHARED_BROKER, device_uuid, b'{"jobId": "next", "event": "queued"}')
+        heard.put((event, job_id))
+
+    listener = NotifyListener(f"mqtt://{SHARED_BROKER[0]}:{SHARED_BROKER[1]}", device_uuid,
+                              on_nudge)
+    listener.start()
+    try:
+        assert heard.get(timeout=10) == ("connected", None)
+        assert listener.connected
+        assert heard.get(timeout=5) == ("queued", "next")
+    finally:
+        listener.stop()
+
+
 def test_the_listener_reconnects_when_the_broker_comes_back(device_uuid, nudges):
     port = free_port()
     broker = start_broker(port)
