@@ -36,6 +36,8 @@ class Outcome:
     nudges: dict[tuple[uuid.UUID, str], list[uuid.UUID]] = field(
         default_factory=lambda: defaultdict(list)
     )
+    # (job, event): every device the event is about (its latest, released row in that status).
+    job_nudges: set[tuple[uuid.UUID, str]] = field(default_factory=set)
     fan_outs: list[uuid.UUID] = field(default_factory=list)
     touched_jobs: set[uuid.UUID] = field(default_factory=set)
     moved_rows: int = 0
@@ -47,6 +49,7 @@ class Outcome:
     def merge(self, other: Outcome) -> Outcome:
         for key, devices in other.nudges.items():
             self.nudges[key].extend(devices)
+        self.job_nudges |= other.job_nudges
         self.fan_outs.extend(other.fan_outs)
         self.touched_jobs |= other.touched_jobs
         self.moved_rows += other.moved_rows
@@ -57,6 +60,8 @@ def carry_out(outcome: Outcome, settings: Settings) -> None:
     """After a sweep has committed: nudge devices, enqueue fan-outs, roll up touched jobs."""
     for (job_id, event), devices in outcome.nudges.items():
         enqueue_nudge(settings, job_id, event, devices)
+    for job_id, event in outcome.job_nudges:
+        enqueue_nudge(settings, job_id, event)
     for job_id in outcome.fan_outs:
         enqueue_fan_out(settings, job_id)
     for job_id in outcome.touched_jobs:
@@ -269,9 +274,10 @@ def reconcile_device(device_uuid: uuid.UUID, settings: Settings | None = None) -
     return outcome
 
 
-def advance_maintenance_windows(now: datetime) -> int:
-    """Jobs whose window has closed get their next window; returns how many moved on."""
-    moved = 0
+def advance_maintenance_windows(now: datetime) -> Outcome:
+    """Jobs whose window has closed get their next window (``moved_rows`` counts them), and
+    the waiting devices of each job whose window has opened are nudged, once a window."""
+    outcome = Outcome()
     for job in db.all("policy_windows_to_advance", now=now):
         config = job["scheduling_config"]
         window = schedules.current_or_next_window(
@@ -279,5 +285,8 @@ def advance_maintenance_windows(now: datetime) -> int:
         )
         db.execute("policy_set_window", job_id=job["job_id"], window_opens_at=window.opens_at,
                    window_closes_at=window.closes_at)
-        moved += 1
-    return moved
+        outcome.moved_rows += 1
+    for job in db.all("policy_claim_opened_windows", now=now):
+        outcome.job_nudges.add((job["job_id"], "queued"))
+        log.info("maintenance window opened job_id=%s", job["job_id"])
+    return outcome

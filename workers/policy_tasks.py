@@ -68,7 +68,7 @@ def retry_failed_executions() -> int:
 
 @shared_task(name=WINDOWS_TASK)
 def advance_maintenance_windows() -> int:
-    return policy_sweeps.advance_maintenance_windows(datetime.now(UTC))
+    return _sweep(policy_sweeps.advance_maintenance_windows)
 
 
 @shared_task(name=RECONCILE_TASK)

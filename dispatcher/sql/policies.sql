@@ -193,6 +193,16 @@ SELECT job_id, scheduling_config
   FROM job_executions
  WHERE window_closes_at <= %(now)s AND status IN ('SCHEDULED', 'QUEUED', 'IN_PROGRESS');
 
+-- name: policy_claim_opened_windows
+-- Released jobs whose current window is open and whose devices have not been nudged for it:
+-- claimed by recording the window, so a second beat running the sweep claims nothing.
+UPDATE job_executions
+   SET window_nudged_for = window_opens_at
+ WHERE window_closes_at > %(now)s AND window_opens_at <= %(now)s
+   AND status IN ('QUEUED', 'IN_PROGRESS')
+   AND window_nudged_for IS DISTINCT FROM window_opens_at
+RETURNING job_id;
+
 -- name: policy_set_window
 -- The current or next maintenance window of one job.
 UPDATE job_executions

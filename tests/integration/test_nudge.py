@@ -51,6 +51,24 @@ def test_without_a_device_list_the_devices_in_the_events_status_are_nudged(app, 
     assert {p["event"] for _, p, _ in received} == {"canceled"}
 
 
+def test_devices_whose_row_a_rollout_still_holds_back_are_not_nudged(app, mqtt_settings):
+    bulk_register_devices(3)
+    job_id = uuid.uuid4()
+    with db.pool().connection() as conn:
+        conn.execute("INSERT INTO job_executions (job_id, job_name, job_document, target_type,"
+                     " fanout_status) VALUES (%s, 'slow rollout', '{}', 'all', 'DONE')",
+                     (job_id,))
+        conn.execute("INSERT INTO device_job_status (job_id, device_uuid, released_at)"
+                     " SELECT %s, uuid, CASE WHEN row_number() OVER (ORDER BY uuid) = 1"
+                     " THEN now() END FROM devices", (job_id,))
+        released = conn.execute("SELECT device_uuid FROM device_job_status WHERE job_id = %s"
+                                " AND released_at IS NOT NULL", (job_id,)).fetchone()
+    with NudgeListener() as listener:
+        assert nudge.nudge_devices(mqtt_settings, job_id, "queued") == 1
+        received = listener.wait_for(1, job_id)
+    assert [topic for topic, _, _ in received] == [nudge_topic(released["device_uuid"])]
+
+
 def test_a_large_batch_is_delivered_in_full(app, mqtt_settings):
     job_id = uuid.uuid4()
     devices = [uuid.uuid4() for _ in range(2 * nudge.PUBLISH_BATCH_SIZE + 7)]

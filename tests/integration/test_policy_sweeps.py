@@ -272,9 +272,39 @@ def test_maintenance_window_gates_delivery(settings):
     row = job_row(late["job_id"])
     assert row["window_opens_at"] > now()
     # After its window closes, the sweep moves a job on to its next window (tomorrow).
-    assert policy_sweeps.advance_maintenance_windows(row["window_opens_at"]) == 1  # the open one
-    assert policy_sweeps.advance_maintenance_windows(row["window_closes_at"]) == 1
+    assert policy_sweeps.advance_maintenance_windows(row["window_opens_at"]).moved_rows == 1
+    assert policy_sweeps.advance_maintenance_windows(row["window_closes_at"]).moved_rows == 1
     assert job_row(late["job_id"])["window_opens_at"] > row["window_opens_at"]
+
+
+def test_the_devices_of_a_job_are_nudged_once_when_its_window_opens(settings):
+    fleet(2)
+    later = now() + timedelta(minutes=30)
+    windows = [{"start": f"{later.minute} {later.hour} * * *", "duration_minutes": 5}]
+    job_id = execute(settings, {"scheduling_config": {"maintenance_windows": windows}})["job_id"]
+    opens_at = job_row(job_id)["window_opens_at"]
+    assert policy_sweeps.advance_maintenance_windows(now()).job_nudges == set()
+    assert policy_sweeps.advance_maintenance_windows(
+        opens_at - timedelta(seconds=1)).job_nudges == set()
+
+    # Two beats sweep the opening at once: one of them nudges.
+    claimed: list = []
+    at = opens_at + timedelta(seconds=2)
+    beats = [threading.Thread(target=lambda: claimed.extend(
+        policy_sweeps.advance_maintenance_windows(at).job_nudges)) for _ in range(3)]
+    for beat in beats:
+        beat.start()
+    for beat in beats:
+        beat.join()
+    assert claimed == [(job_id, "queued")]
+    assert policy_sweeps.advance_maintenance_windows(at).job_nudges == set()
+
+    # Tomorrow's window is nudged again.
+    closes_at = job_row(job_id)["window_closes_at"]
+    assert policy_sweeps.advance_maintenance_windows(closes_at).moved_rows == 1
+    tomorrow = job_row(job_id)["window_opens_at"]
+    assert tomorrow > opens_at
+    assert policy_sweeps.advance_maintenance_windows(tomorrow).job_nudges == {(job_id, "queued")}
 
 
 # --- recurring -----------------------------------------------------------------------------
