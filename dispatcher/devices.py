@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid as uuid_mod
 from typing import Any
 
-from dispatcher import audit, db, policy_sweeps, tokens
+from dispatcher import audit, db, policy_sweeps, rollup, tokens
 from dispatcher.changes import field_changes
 from dispatcher.errors import InvalidInput, NotFound
 
@@ -118,18 +118,26 @@ def update_device(
 
 
 def delete_device(device_uuid: uuid_mod.UUID, actor: str) -> tuple[dict, int]:
-    """Delete a device and its job status rows; return the device as it was and that row count."""
+    """Delete a device and its job status rows; return the device as it was and that row count.
+
+    A job the device was still pending in is completed if nothing else is pending: otherwise a
+    job whose last waiting device was deleted would stay open for ever.
+    """
     with db.transaction() as c:
         device = c.one("lock_device", uuid=device_uuid)
         if device is None:
             raise NotFound(f"Device {device_uuid} not found")
         removed = c.one("count_device_job_statuses", uuid=device_uuid)["n"]
+        pending_jobs = [row["job_id"] for row in c.all("device_pending_jobs", uuid=device_uuid)]
         c.execute("delete_device", uuid=device_uuid)
         audit.record_event(
             c, actor, "device.deleted", "device", device_uuid, device_uuid=device_uuid,
             details={"device_name": device["device_name"], "device_type": device["device_type"],
-                     "attributes": device["attributes"], "removed_job_statuses": removed},
+                     "attributes": device["attributes"], "removed_job_statuses": removed,
+                     "pending_jobs": [str(job_id) for job_id in pending_jobs]},
         )
+    for job_id in pending_jobs:
+        rollup.finalize_if_complete(job_id)
     return device, removed
 
 

@@ -36,6 +36,13 @@ RETURNING uuid, device_name, device_type, attributes, created_at, updated_at, la
 -- How many job status rows (all executions) a device has; deleting the device removes them.
 SELECT count(*) AS n FROM device_job_status WHERE device_uuid = %(uuid)s;
 
+-- name: device_pending_jobs
+-- The jobs in which a device is still QUEUED or IN_PROGRESS: deleting the device may leave
+-- each of them with nothing pending, so they are rolled up after the delete.
+SELECT job_id
+  FROM device_job_status
+ WHERE device_uuid = %(uuid)s AND is_latest AND status IN ('QUEUED', 'IN_PROGRESS');
+
 -- name: delete_device
 -- Remove a device; its job status rows go with it (ON DELETE CASCADE).
 DELETE FROM devices WHERE uuid = %(uuid)s;

@@ -6,6 +6,8 @@ import json
 import uuid
 from urllib.parse import quote
 
+from job_rows import insert_job, job_row, register_fleet, set_row_status
+
 from dispatcher import audit, db, tokens
 from dispatcher.devices import device_filter_params
 
@@ -169,6 +171,20 @@ def test_delete_answers_the_device_and_its_token_stops_working(client, admin_hea
     assert client.get(f"{DEVICES}/{device['uuid']}", headers=admin_headers).status_code == 404
     assert tokens.authenticate(device["device_token"]) is None
     assert actions(device["uuid"]) == ["device.created", "device.deleted"]
+
+
+def test_deleting_the_last_pending_device_of_a_job_completes_the_job(client, admin_headers):
+    done, waiting, running = register_fleet(3)
+    job_id = insert_job([done, waiting, running])
+    set_row_status(job_id, done, "SUCCEEDED")
+    set_row_status(job_id, running, "IN_PROGRESS")
+    for device in (waiting, running):
+        assert client.delete(f"{DEVICES}/{device.uuid}", headers=admin_headers).status_code == 200
+    row = job_row(job_id)
+    assert (row["status"], row["succeeded_devices"], row["failed_devices"]) == ("SUCCEEDED", 1, 0)
+    deleted = audit.list_target_events("device", running.uuid, 50, 0)
+    assert [e["details"]["pending_jobs"] for e in deleted["events"]
+            if e["action"] == "device.deleted"] == [[str(job_id)]]
 
 
 def test_rotate_token_replaces_the_old_one(client, admin_headers):
