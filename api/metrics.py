@@ -1,16 +1,19 @@
 """``/metrics`` for Prometheus, and the request hooks that feed it and the log context.
 
 Requests are counted by URL rule (``/api/v1/devices/<uuid:uuid>/jobs/next``), never by raw path,
-so a fleet of devices is a handful of series, not one per device. No auth, like the health
-probes: keep the port off the public network (see README, "Production deployment").
+so a fleet of devices is a handful of series, not one per device. With METRICS_TOKEN set, a
+scrape must bear it; without, /metrics is open like the health probes, for a private network.
 """
 
 from __future__ import annotations
 
+import hmac
 import time
 
-from flask import Blueprint, Flask, Response, g, request
+from flask import Blueprint, Flask, Response, current_app, g, request
+from flask_smorest import abort
 
+from api.auth import bearer_token
 from dispatcher import metrics
 from dispatcher.logs import reset_log_context, set_log_context
 
@@ -21,6 +24,13 @@ blp = Blueprint("metrics", __name__)
 
 @blp.get("/metrics")
 def prometheus_metrics() -> Response:
+    expected = current_app.config["SETTINGS"].metrics_token
+    if expected:
+        presented = bearer_token()
+        if presented is None:
+            abort(401, message="Missing bearer token: /metrics needs the METRICS_TOKEN")
+        if not hmac.compare_digest(presented.encode(), expected.encode()):
+            abort(401, message="Invalid token for /metrics")
     body, content_type = metrics.exposition()
     return Response(body, content_type=content_type)
 

@@ -32,6 +32,8 @@ class Settings:
     redis_url: str = "redis://127.0.0.1:6379/1"
     mqtt_url: str = ""
     admin_token: str = ""
+    # When set, /metrics answers only requests bearing it (Prometheus: authorization.credentials).
+    metrics_token: str = ""
     auth_disabled: bool = False
     max_body_bytes: int = 1024 * 1024
     max_document_bytes: int = 32 * 1024
@@ -58,6 +60,7 @@ class Settings:
             redis_url=os.environ.get("REDIS_URL") or cls.redis_url,
             mqtt_url=os.environ.get("MQTT_URL", ""),
             admin_token=os.environ.get("ADMIN_TOKEN", ""),
+            metrics_token=os.environ.get("METRICS_TOKEN", ""),
             auth_disabled=_env_bool("AUTH_DISABLED"),
             max_body_bytes=_env_int("MAX_BODY_BYTES", cls.max_body_bytes),
             max_document_bytes=_env_int("MAX_DOCUMENT_BYTES", cls.max_document_bytes),

@@ -85,3 +85,18 @@ def test_polls_are_counted_by_whether_a_job_was_handed_out(client):
     after = scrape(client)
     assert polls_total(after, "job") - polls_total(before, "job") == 1
     assert polls_total(after, "no_job") - polls_total(before, "no_job") == 1
+
+
+def test_with_a_metrics_token_a_scrape_must_bear_it(settings):
+    from api.app import create_app
+
+    client = create_app(replace(settings, metrics_token="scrape-secret")).test_client()
+    for headers, message in (({}, "Missing bearer token"),
+                             ({"Authorization": "Bearer wrong"}, "Invalid token"),
+                             ({"Authorization": "Basic scrape-secret"}, "Missing bearer token")):
+        response = client.get("/metrics", headers=headers)
+        assert response.status_code == 401
+        assert response.get_json()["message"].startswith(message)
+    response = client.get("/metrics", headers={"Authorization": "Bearer scrape-secret"})
+    assert response.status_code == 200
+    assert b"device_jobs_http_requests_total" in response.data
