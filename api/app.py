@@ -9,6 +9,7 @@ from flask import Flask
 from flask_smorest import Api
 
 from api.auth import authenticate_before_body
+from api.docs_assets import SWAGGER_UI_URL
 from api.errors import register_error_handlers
 from dispatcher import db
 from dispatcher.config import Settings
@@ -39,7 +40,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         OPENAPI_URL_PREFIX="/api/v1",
         OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="docs",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        OPENAPI_SWAGGER_UI_URL=SWAGGER_UI_URL,
         API_SPEC_OPTIONS={
             "components": {
                 "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}
@@ -58,9 +59,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     # After Api(app): ours replaces flask-smorest's handler, so every error has one shape.
     register_error_handlers(app)
     app.before_request(authenticate_before_body)
+    from api.docs_assets import blp as docs_assets_blp
     from api.health import blp as health_blp
 
     app.register_blueprint(health_blp)
+    app.register_blueprint(docs_assets_blp)
     from api.metrics import install_metrics
 
     install_metrics(app)

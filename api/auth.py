@@ -41,7 +41,7 @@ def current_principal() -> Principal:
     return principal
 
 
-UNAUTHENTICATED_BLUEPRINTS = frozenset({"health", "api-docs"})
+UNAUTHENTICATED_BLUEPRINTS = frozenset({"health", "api-docs", "api-docs-assets"})
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 

@@ -72,7 +72,25 @@ def test_openapi_document_and_swagger_ui_are_served(client):
     spec = client.get("/api/v1/openapi.json")
     assert spec.status_code == 200
     assert spec.get_json()["openapi"].startswith("3.")
-    assert client.get("/api/v1/docs").status_code == 200
+    page = client.get("/api/v1/docs")
+    assert page.status_code == 200
+
+
+def test_swagger_ui_loads_its_scripts_and_styles_from_the_api_not_a_cdn(client):
+    import re
+    from urllib.parse import urljoin
+
+    page = client.get("/api/v1/docs").get_data(as_text=True)
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page)
+    assert {a.rsplit("/", 1)[-1] for a in assets} >= {
+        "swagger-ui.css", "swagger-ui-bundle.js", "swagger-ui-standalone-preset.js"}
+    for asset in assets:
+        url = urljoin("http://localhost/api/v1/docs", asset)
+        assert url.startswith("http://localhost/api/v1/"), asset  # no outside host
+        response = client.get(url.removeprefix("http://localhost"))  # no token: a browser
+        assert response.status_code == 200, asset
+        assert len(response.data) > 1000, asset
+    assert client.get("/api/v1/swagger-ui/../../app.py").status_code == 404
 
 
 def test_unknown_route_uses_the_error_shape(client, admin_headers):
