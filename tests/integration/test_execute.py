@@ -6,6 +6,7 @@ import uuid
 from dataclasses import replace
 
 import pytest
+from job_templates import RESTART_TEMPLATE as SHARED_RESTART_TEMPLATE
 
 from dispatcher import audit, db
 from dispatcher.devices import register_device
@@ -15,21 +16,7 @@ EXECUTE = "/api/v1/jobs/execute"
 TEMPLATES = "/api/v1/jobs/templates"
 CLOSED_PORT_BROKER = "redis://127.0.0.1:1/0"
 
-RESTART_TEMPLATE = {
-    "name": "restart-service",
-    "category": "system",
-    "job_document": {
-        "version": "1.0",
-        "includeStdOut": True,
-        "steps": [{
-            "name": "Restart Service",
-            "type": "runCommand",
-            "input": {"command": "systemctl,restart,{{SERVICE_NAME}}"},
-            "runAsUser": "root",
-        }],
-    },
-    "parameters": {"SERVICE_NAME": "nginx"},
-}
+RESTART_TEMPLATE = {**SHARED_RESTART_TEMPLATE, "parameters": {"SERVICE_NAME": "nginx"}}
 DIAGNOSTIC = {
     "version": "1.0",
     "includeStdOut": True,

@@ -5,24 +5,13 @@ from __future__ import annotations
 import copy
 from dataclasses import replace
 
+from job_templates import RESTART_TEMPLATE
+
 from dispatcher import audit
 
 TEMPLATES = "/api/v1/jobs/templates"
 
-RESTART = {
-    "name": "restart-service",
-    "category": "system",
-    "job_document": {
-        "version": "1.0",
-        "includeStdOut": True,
-        "steps": [{
-            "name": "Restart Service",
-            "type": "runCommand",
-            "input": {"command": "systemctl,restart,{{SERVICE_NAME}}"},
-            "runAsUser": "root",
-        }],
-    },
-}
+RESTART = RESTART_TEMPLATE
 
 
 def create(client, headers, body=None, **overrides) -> dict:
