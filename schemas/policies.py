@@ -161,6 +161,10 @@ class RetryCriterionSchema(Schema):
 
 
 class RetryConfigSchema(Schema):
+    """A failed device gets a new attempt while the criterion for its failure type (the exact
+    type before ALL) has retries left; each type's retries are counted on their own, and an ALL
+    criterion counts every failure retried."""
+
     criteria_list = fields.List(
         fields.Nested(RetryCriterionSchema), required=True, validate=validate.Length(min=1, max=3)
     )

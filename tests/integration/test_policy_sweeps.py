@@ -185,6 +185,48 @@ def test_timed_out_device_is_requeued_by_a_timed_out_criterion(settings):
     assert (row["status"], row["execution_number"]) == ("QUEUED", 2)
 
 
+def test_retries_are_counted_per_failure_type(settings):
+    (device,) = fleet(1)
+    job = execute(settings, {
+        "timeout_config": {"in_progress_timeout_minutes": 1},
+        "retry_config": {"criteria_list": [{"failure_type": "FAILED", "number_of_retries": 1},
+                                           {"failure_type": "TIMED_OUT", "number_of_retries": 1}]},
+    })
+
+    def attempt(ends_in: str) -> int:
+        if ends_in == "TIMED_OUT":
+            report(device, job["job_id"], "IN_PROGRESS")
+            policy_sweeps.time_out_overdue(now() + timedelta(minutes=2))
+        else:
+            report(device, job["job_id"], ends_in)
+        return policy_sweeps.retry_failed_rows(now()).moved_rows
+
+    # One FAILED retry used does not use up the TIMED_OUT retry, nor the other way round.
+    assert attempt("FAILED") == 1
+    assert attempt("TIMED_OUT") == 1
+    assert attempt("FAILED") == 0
+    row = rows(job["job_id"])[device]
+    assert (row["status"], row["execution_number"]) == ("FAILED", 3)
+    policy_sweeps.carry_out(policy_sweeps.Outcome(touched_jobs={job["job_id"]}), settings)
+    assert job_row(job["job_id"])["status"] == "FAILED"
+
+
+def test_an_all_criterion_counts_every_failure_retried(settings):
+    (device,) = fleet(1)
+    job = execute(settings, {
+        "timeout_config": {"in_progress_timeout_minutes": 1},
+        "retry_config": {"criteria_list": [{"failure_type": "FAILED", "number_of_retries": 5},
+                                           {"failure_type": "ALL", "number_of_retries": 1}]},
+    })
+    report(device, job["job_id"], "FAILED")
+    assert policy_sweeps.retry_failed_rows(now()).moved_rows == 1  # FAILED: 1 of 5
+    report(device, job["job_id"], "IN_PROGRESS")
+    policy_sweeps.time_out_overdue(now() + timedelta(minutes=2))
+    assert policy_sweeps.retry_failed_rows(now()).moved_rows == 0  # ALL: the FAILED one counts
+    report_again = rows(job["job_id"])[device]
+    assert (report_again["status"], report_again["execution_number"]) == ("TIMED_OUT", 2)
+
+
 # --- abort ---------------------------------------------------------------------------------
 
 def test_abort_threshold_cancels_the_queued_rest_with_the_reason(settings):
