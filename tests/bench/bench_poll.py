@@ -22,6 +22,7 @@ from bench_support import (
     gunicorn,
     insert_job,
     register_fleet,
+    require_wrk,
     temp_path,
     vacuum_analyze,
     write_device_list,
@@ -87,6 +88,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--port", type=int, default=18431)
     args = parser.parse_args()
+    require_wrk()
 
     devices_file = temp_path("devices.txt")
     write_device_list(args.devices, devices_file)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 import time
@@ -130,6 +131,12 @@ def write_device_list(devices: int, path: Path) -> None:
     with path.open("w") as out:
         for i in range(1, devices + 1):
             out.write(f"{device_uuid(i)} {device_token(i)}\n")
+
+
+def require_wrk() -> None:
+    """Stop before any data is built when the load generator is missing."""
+    if shutil.which("wrk") is None:
+        raise SystemExit("this benchmark loads the API with wrk: apt-get install wrk")
 
 
 def wrk(base_url: str, path_kind: str, devices_file: Path | None, duration_s: int,

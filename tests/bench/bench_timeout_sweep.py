@@ -23,6 +23,7 @@ from bench_support import (
     gunicorn,
     insert_job,
     register_fleet,
+    require_wrk,
     temp_path,
     vacuum_analyze,
     write_device_list,
@@ -99,6 +100,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--port", type=int, default=18433)
     args = parser.parse_args()
+    require_wrk()
 
     devices_file = temp_path("devices.txt")
     write_device_list(args.devices, devices_file)
