@@ -50,12 +50,19 @@ def authenticate_before_body() -> None:
 
     Only for requests that carry a body; reads need no early check, and the poll keeps its
     single query. The principal is cached on ``g``, so the route's own check costs nothing.
+    A view whose class sets ``checks_device_token`` (the device's status report) checks the
+    token in the statement that does its work: here it only needs a bearer token to be there.
     """
     if (
         request.method in BODY_METHODS
         and request.url_rule is not None
         and request.blueprint not in UNAUTHENTICATED_BLUEPRINTS
     ):
+        view = current_app.view_functions.get(request.endpoint)
+        if getattr(getattr(view, "view_class", None), "checks_device_token", False):
+            if not current_app.config["SETTINGS"].auth_disabled and bearer_token() is None:
+                abort(401, message="Missing bearer token")
+            return
         current_principal()
 
 

@@ -1,11 +1,15 @@
 """The device side of a job: the poll for the next job, a device's history, and status reports.
 
-A status change locks the device's latest row, checks the state table (``dispatcher.states``),
-writes its side effects (audit event, job started, last_seen_at) and only then applies the
-change with one conditional UPDATE. That UPDATE is what moves the job's shared status counters
-(the triggers behind ``job_status_counts``), so going last means their row locks are held only
-for the commit that follows, not for every other statement of the report: thousands of devices
-of one job reporting at once then queue on those rows for the shortest time possible.
+A device's report is first tried as one statement (``apply_report``): lock the row if the
+token, the state table and the version allow, move it, write the audit event and start the
+job, in one round trip and one short transaction. When that moves nothing, the checked path
+(``report_status``) locks the device's latest row, checks the state table
+(``dispatcher.states``) to say what is wrong (or accept a repeated result), writes the side
+effects and only then applies the change with one conditional UPDATE, as the server's own
+transitions do (``lock_for_transition``, ``apply_transition``). Either way the UPDATE that
+moves the job's shared status counters (the triggers behind ``job_status_counts``) comes last,
+so their row locks are held only for the commit that follows: thousands of devices of one job
+reporting at once then queue on those rows for the shortest time possible.
 Counting is left to the triggers; the job's own status follows through ``dispatcher.rollup``.
 """
 
@@ -81,14 +85,14 @@ def poll_next_job(
     """
     known = idle_devices.current() if token_hash is not None else None
     if known is not None and not fresh and known.is_idle(device_uuid, token_hash):
-        presence.poll_sightings.note(device_uuid)
+        presence.sightings.note(device_uuid)
         return PolledJob(device_uuid, None, None, None, None, None, None, None, False)
     position = known.position if known is not None else 0
     polled = db.own_one(
         "poll_device_job", _polled_job_row, device_uuid=device_uuid, token_hash=token_hash
     )
     if polled is not None:
-        presence.poll_sightings.note(device_uuid)
+        presence.sightings.note(device_uuid)
         if known is not None and not polled.has_pending:
             known.learn_idle(device_uuid, token_hash, position)
     return polled
@@ -115,6 +119,15 @@ def get_device_job(job_id: uuid.UUID, device_uuid: uuid.UUID) -> dict:
     return row
 
 
+def _report_fields(report: dict[str, Any], output_cap_bytes: int) -> dict[str, Any]:
+    """The row columns a report sets (None: keep the stored value), outputs cut to the cap."""
+    fields: dict[str, Any] = {name: report.get(name) for name in REPORT_FIELDS}
+    for name in OUTPUT_FIELDS:
+        fields[name], fields[f"{name}_truncated"] = keep_tail(report.get(name), output_cap_bytes)
+    fields["status_details"] = db.jsonb(report.get("status_details"))
+    return fields
+
+
 def keep_tail(text: str | None, cap_bytes: int) -> tuple[str | None, bool | None]:
     """The last ``cap_bytes`` bytes of ``text`` (UTF-8, never a split character), and whether
     anything was cut. (None, None) when there is no text: the stored value is kept."""
@@ -126,21 +139,47 @@ def keep_tail(text: str | None, cap_bytes: int) -> tuple[str | None, bool | None
     return raw[len(raw) - cap_bytes:].decode(errors="ignore"), True
 
 
+def apply_report(
+    device_uuid: uuid.UUID, job_id: uuid.UUID, report: dict[str, Any], output_cap_bytes: int,
+    actor: str, token_hash: bytes | None,
+) -> dict | None:
+    """Apply a device's status report in one statement and return the row as stored; None when
+    it could not be applied as it stands (not this device's token, no such job, a change the
+    state table refuses, another version, the terminal status repeated). ``report_status``
+    then tells which, and does what a repeat asks. ``token_hash`` None skips the token check.
+
+    The common case, a device moving its own row on, costs one round trip; see the
+    ``report_device_job`` query for what that statement does.
+    """
+    target = report["status"]
+    stored = db.one(
+        "report_device_job", job_id=job_id, device_uuid=device_uuid, token_hash=token_hash,
+        status=target, sources=states.sources_for(target, Actor.DEVICE),
+        starts=target != states.REJECTED, terminal=target in states.TERMINAL,
+        expected_version=report.get("expected_version"),
+        step_timeout_minutes=report.get("step_timeout_minutes"), actor=actor,
+        **_report_fields(report, output_cap_bytes),
+    )
+    if stored is None:
+        return None
+    presence.sightings.note(device_uuid)
+    if target in states.TERMINAL:
+        rollup.finalize_if_complete(job_id)
+    return stored
+
+
 def report_status(
     device_uuid: uuid.UUID, job_id: uuid.UUID, report: dict[str, Any], output_cap_bytes: int,
     actor: str,
 ) -> dict:
-    """Apply a device's status report and return the row as stored.
+    """Apply a device's status report and return the row as stored, checking each step.
 
     Raises NotFound when the device has no such job, Conflict (with ``current_status`` and
     ``version_number``) when the state table refuses the change or ``expected_version`` does
     not match. Repeating the terminal status the row already has changes nothing and succeeds.
     """
     target = report["status"]
-    fields: dict[str, Any] = {name: report.get(name) for name in REPORT_FIELDS}
-    for name in OUTPUT_FIELDS:
-        fields[name], fields[f"{name}_truncated"] = keep_tail(report.get(name), output_cap_bytes)
-    fields["status_details"] = db.jsonb(report.get("status_details"))
+    fields = _report_fields(report, output_cap_bytes)
     with db.transaction() as c:
         row = lock_for_transition(
             c, job_id, device_uuid, target, Actor.DEVICE,
@@ -159,6 +198,7 @@ def report_status(
             if target == states.IN_PROGRESS:
                 policies.set_execution_timeout(
                     c, job_id, device_uuid, report.get("step_timeout_minutes"))
+    presence.sightings.note(device_uuid)
     if row.is_repeat:
         return get_device_job(job_id, device_uuid)
     if target in states.TERMINAL:
@@ -174,13 +214,9 @@ def lock_for_transition(
 
     Raises NotFound when the device has no such job, Conflict (with ``current_status`` and
     ``version_number``) when the state table refuses the change or ``expected_version`` does
-    not match. A repeat of the terminal status the row has is allowed (``is_repeat``). A
-    device asking is recorded as heard from (last_seen_at).
+    not match. A repeat of the terminal status the row has is allowed (``is_repeat``).
     """
-    found = conn.one(
-        "lock_device_job", job_id=job_id, device_uuid=device_uuid,
-        heard_from=actor is Actor.DEVICE,
-    )
+    found = conn.one("lock_device_job", job_id=job_id, device_uuid=device_uuid)
     if found is None:
         raise NotFound(f"Device {device_uuid} has no job {job_id}")
     row = LockedRow(

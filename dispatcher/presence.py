@@ -1,12 +1,13 @@
 """When each device was last heard from: ``devices.last_seen_at``.
 
-A status report sets it in its own transaction. A poll does not write at all: 100,000 devices
-polling every 30 s would otherwise be thousands of row writes, each waiting for a WAL flush,
-every second, on the hottest path of the product. Instead each API process notes which devices
-polled and, at most every ``FLUSH_INTERVAL_S``, writes them in one statement that touches only
-rows older than ``LAST_SEEN_RESOLUTION_S``. So after a poll, last_seen_at is at most
-``FLUSH_INTERVAL_S`` late, a row is written at most once per resolution however often its
-device polls, and a process that dies loses at most one interval of sightings.
+Neither a poll nor a status report writes it: 100,000 devices polling every 30 s would
+otherwise be thousands of row writes, each waiting for a WAL flush, every second, on the
+hottest paths of the product, and each report would update its device's row besides its job
+row. Instead each API process notes which devices it heard from and, at most every
+``FLUSH_INTERVAL_S``, writes them in one statement that touches only rows older than
+``LAST_SEEN_RESOLUTION_S``. So last_seen_at is at most ``FLUSH_INTERVAL_S`` late, a row is
+written at most once per resolution however often its device calls, and a process that dies
+loses at most one interval of sightings.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ FLUSH_INTERVAL_S = 10.0
 LAST_SEEN_RESOLUTION_S = 60
 
 
-class PollSightings:
-    """The devices that polled this process since the last flush (thread-safe)."""
+class Sightings:
+    """The devices heard from by this process since the last flush (thread-safe)."""
 
     def __init__(self, flush_interval_s: float = FLUSH_INTERVAL_S) -> None:
         self.flush_interval_s = flush_interval_s
@@ -34,7 +35,7 @@ class PollSightings:
         self._flushed_at = time.monotonic()
 
     def note(self, device_uuid: uuid.UUID) -> None:
-        """Record a poll; the request that finds the interval over writes the batch."""
+        """Record a call; the request that finds the interval over writes the batch."""
         now = time.monotonic()
         with self._lock:
             self._seen.add(device_uuid)
@@ -65,4 +66,4 @@ class PollSightings:
             return 0
 
 
-poll_sightings = PollSightings()
+sightings = Sightings()

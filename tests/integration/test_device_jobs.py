@@ -83,6 +83,55 @@ def test_a_device_token_polls_and_reports_only_for_its_own_device(client, admin_
     assert client.get(next_url(pi_a), headers=admin_headers).status_code == 403
 
 
+def test_a_report_needs_this_devices_own_token(client, admin_headers, viewer_headers):
+    pi, other = register_fleet(2)
+    job_id = insert_job([pi])
+    url = status_url(pi, job_id)
+    # No token: refused before the body is read, whatever it is.
+    response = client.patch(url, data="{not json", content_type="application/json")
+    assert (response.status_code, response.get_json()["message"]) == (401, "Missing bearer token")
+    for headers, code in (({"Authorization": "Bearer not-a-token"}, 401),
+                          (other.headers, 403), (admin_headers, 403), (viewer_headers, 403)):
+        response = client.patch(url, json={"status": "IN_PROGRESS"}, headers=headers)
+        assert response.status_code == code, headers
+        assert response.get_json()["code"] == code
+    assert device_row(job_id, pi)["version_number"] == 1
+    assert events(job_id) == []
+
+
+def test_a_report_starts_the_job_and_sets_the_deadline_in_its_one_statement(client):
+    [pi] = register_fleet(1)
+    job_id = insert_job([pi])
+    with db.pool().connection() as conn:
+        conn.execute("UPDATE job_executions SET timeout_config = %s WHERE job_id = %s",
+                     (db.jsonb({"in_progress_timeout_minutes": 60}), job_id))
+
+    def report(**body) -> dict:
+        response = client.patch(status_url(pi, job_id), headers=pi.headers,
+                                json={"status": "IN_PROGRESS", **body})
+        assert response.status_code == 200, response.get_json()
+        with db.pool().connection() as conn:
+            return conn.execute(
+                "SELECT extract(epoch FROM timeout_at - started_at) / 60 AS after_start,"
+                " extract(epoch FROM timeout_at - now()) / 60 AS from_now"
+                " FROM device_job_status WHERE job_id = %s", (job_id,)).fetchone()
+
+    assert round(report()["after_start"]) == 60  # the job's timeout from the start
+    assert round(report(step_timeout_minutes=5)["from_now"]) == 5  # a step's, sooner
+    assert round(report()["from_now"]) == 5  # no step value: kept
+    assert round(report(step_timeout_minutes=-1)["after_start"]) == 60  # cleared
+    assert round(report(step_timeout_minutes=600)["after_start"]) == 60  # never later
+    trail = [(e["action"], e["actor"]) for e in events(job_id)]
+    assert trail[:2] == [("device_job.status_changed", f"device:{pi.uuid}"),
+                         ("job.started", f"device:{pi.uuid}")]
+    assert len(trail) == 6
+    assert rollup.status_counts(job_id)["IN_PROGRESS"] == 1
+    with db.pool().connection() as conn:
+        job = conn.execute("SELECT status FROM job_executions WHERE job_id = %s",
+                           (job_id,)).fetchone()
+    assert job["status"] == "IN_PROGRESS"
+
+
 @pytest.mark.parametrize(
     ("source", "target"), list(itertools.product(sorted(states.ALL_STATUSES), DEVICE_REPORTED))
 )
@@ -141,8 +190,9 @@ def test_a_full_run_sets_times_outputs_and_last_seen(client):
     assert (done["exit_code"], done["executed_steps"]) == (0, 4)
     assert done["stdout"] == "All steps completed successfully\nnginx reloaded"
     assert done["status_details"] == {"step": "Test config"}
-    seen = db.one("get_device", uuid=pi.uuid)["last_seen_at"]
-    assert seen is not None
+    assert db.one("get_device", uuid=pi.uuid)["last_seen_at"] is None  # not written per report
+    assert presence.sightings.flush() == 1
+    assert db.one("get_device", uuid=pi.uuid)["last_seen_at"] is not None
     trail = [(e["details"]["from"], e["details"]["to"])
              for e in events(job_id, "device_job.status_changed")]
     assert trail == [("QUEUED", "IN_PROGRESS"), ("IN_PROGRESS", "IN_PROGRESS"),
@@ -251,15 +301,15 @@ def test_polls_answer_after_postgres_dropped_their_connections(client, database_
 
 def test_polls_record_last_seen_at_most_once_per_resolution(client):
     pi, idle = register_fleet(2)
-    presence.poll_sightings.flush()
+    presence.sightings.flush()
     for _ in range(3):
         client.get(next_url(pi), headers=pi.headers)
     assert db.one("get_device", uuid=pi.uuid)["last_seen_at"] is None  # not written per poll
-    assert presence.poll_sightings.flush() == 1
+    assert presence.sightings.flush() == 1
     seen = db.one("get_device", uuid=pi.uuid)["last_seen_at"]
     assert seen is not None
     client.get(next_url(pi), headers=pi.headers)
-    assert presence.poll_sightings.flush() == 0  # seen within the resolution: no write
+    assert presence.sightings.flush() == 0  # seen within the resolution: no write
     assert db.one("get_device", uuid=pi.uuid)["last_seen_at"] == seen
     assert db.one("get_device", uuid=idle.uuid)["last_seen_at"] is None
 
