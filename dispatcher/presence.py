@@ -5,9 +5,10 @@ otherwise be thousands of row writes, each waiting for a WAL flush, every second
 hottest paths of the product, and each report would update its device's row besides its job
 row. Instead each API process notes which devices it heard from and, at most every
 ``FLUSH_INTERVAL_S``, writes them in one statement that touches only rows older than
-``LAST_SEEN_RESOLUTION_S``. So last_seen_at is at most ``FLUSH_INTERVAL_S`` late, a row is
-written at most once per resolution however often its device calls, and a process that dies
-loses at most one interval of sightings.
+``LAST_SEEN_RESOLUTION_S``. A timer writes what is due when no request comes, and a gunicorn
+worker that stops writes what it holds (deploy/gunicorn.conf.py). So last_seen_at is at most
+``FLUSH_INTERVAL_S`` late, a row is written at most once per resolution however often its
+device calls, and only a process that is killed loses sightings (one interval at most).
 """
 
 from __future__ import annotations
@@ -36,13 +37,33 @@ class Sightings:
 
     def note(self, device_uuid: uuid.UUID) -> None:
         """Record a call; the request that finds the interval over writes the batch."""
-        now = time.monotonic()
         with self._lock:
             self._seen.add(device_uuid)
+        self.flush_if_due()
+
+    def flush_if_due(self) -> int:
+        """Write the batch when the interval is over; answer how many rows changed. Requests
+        call it as they note; an API process also calls it on a timer (``keep_flushing``), so
+        the last calls before a quiet spell are written too."""
+        now = time.monotonic()
+        with self._lock:
             if now - self._flushed_at < self.flush_interval_s:
-                return
+                return 0
             batch, self._seen, self._flushed_at = self._seen, set(), now
-        self._write(batch)
+        return self._write(batch)
+
+    def keep_flushing(self) -> threading.Thread:
+        """Start a daemon thread that flushes whatever is due every interval (one per process,
+        started after the fork)."""
+
+        def run() -> None:
+            while True:
+                time.sleep(self.flush_interval_s)
+                self.flush_if_due()
+
+        thread = threading.Thread(target=run, name="sightings-flush", daemon=True)
+        thread.start()
+        return thread
 
     def flush(self) -> int:
         """Write every pending sighting now; answer how many rows changed."""

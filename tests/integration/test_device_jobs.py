@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import time
 import uuid
 
 import psycopg
@@ -324,3 +325,15 @@ def test_poll_without_auth_checks_when_auth_is_disabled(settings):
     job_id = insert_job([pi])
     assert open_client.get(next_url(pi)).get_json()["jobId"] == str(job_id)
     assert open_client.get(f"/api/v1/devices/{uuid.uuid4()}/jobs/next").status_code == 404
+
+
+def test_sightings_are_written_on_a_timer_when_no_request_comes(app):
+    [pi] = register_fleet(1)
+    sightings = presence.Sightings(flush_interval_s=0.3)
+    sightings.note(pi.uuid)  # not due yet: held
+    assert db.one("get_device", uuid=pi.uuid)["last_seen_at"] is None
+    sightings.keep_flushing()
+    deadline = time.monotonic() + 10
+    while db.one("get_device", uuid=pi.uuid)["last_seen_at"] is None:
+        assert time.monotonic() < deadline, "the timer never wrote the sighting"
+        time.sleep(0.05)
