@@ -39,18 +39,24 @@ class Sightings:
         """Record a call; the request that finds the interval over writes the batch."""
         with self._lock:
             self._seen.add(device_uuid)
-        self.flush_if_due()
+            batch = self._take_due_batch()
+        if batch is not None:
+            self._write(batch)
 
     def flush_if_due(self) -> int:
-        """Write the batch when the interval is over; answer how many rows changed. Requests
-        call it as they note; an API process also calls it on a timer (``keep_flushing``), so
-        the last calls before a quiet spell are written too."""
-        now = time.monotonic()
+        """Write the batch when the interval is over; answer how many rows changed. For the
+        timer of ``keep_flushing``, so the last calls before a quiet spell are written too."""
         with self._lock:
-            if now - self._flushed_at < self.flush_interval_s:
-                return 0
-            batch, self._seen, self._flushed_at = self._seen, set(), now
-        return self._write(batch)
+            batch = self._take_due_batch()
+        return 0 if batch is None else self._write(batch)
+
+    def _take_due_batch(self) -> set[uuid.UUID] | None:
+        # The caller holds the lock.
+        now = time.monotonic()
+        if now - self._flushed_at < self.flush_interval_s:
+            return None
+        batch, self._seen, self._flushed_at = self._seen, set(), now
+        return batch
 
     def keep_flushing(self) -> threading.Thread:
         """Start a daemon thread that flushes whatever is due every interval (one per process,
