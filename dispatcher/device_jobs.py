@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 
 from psycopg.rows import args_row
 
-from dispatcher import audit, db, idle_devices, policies, presence, rollup, states
+from dispatcher import db, idle_devices, presence, rollup, states
 from dispatcher.errors import Conflict, NotFound
 from dispatcher.states import Actor
 
@@ -151,20 +151,11 @@ def apply_report(
     The common case, a device moving its own row on, costs one round trip; see the
     ``report_device_job`` query for what that statement does.
     """
-    target = report["status"]
-    stored = db.one(
-        "report_device_job", job_id=job_id, device_uuid=device_uuid, token_hash=token_hash,
-        status=target, sources=states.sources_for(target, Actor.DEVICE),
-        starts=target != states.REJECTED, terminal=target in states.TERMINAL,
-        expected_version=report.get("expected_version"),
-        step_timeout_minutes=report.get("step_timeout_minutes"), actor=actor,
-        **_report_fields(report, output_cap_bytes),
-    )
+    stored = db.one("report_device_job", **_report_params(
+        device_uuid, job_id, report, output_cap_bytes, actor, token_hash))
     if stored is None:
         return None
-    presence.sightings.note(device_uuid)
-    if target in states.TERMINAL:
-        rollup.finalize_if_complete(job_id)
+    _reported(device_uuid, job_id, report["status"])
     return stored
 
 
@@ -177,33 +168,48 @@ def report_status(
     Raises NotFound when the device has no such job, Conflict (with ``current_status`` and
     ``version_number``) when the state table refuses the change or ``expected_version`` does
     not match. Repeating the terminal status the row already has changes nothing and succeeds.
+    The change itself is the same statement as ``apply_report``'s, run on the row locked here.
     """
     target = report["status"]
-    fields = _report_fields(report, output_cap_bytes)
     with db.transaction() as c:
         row = lock_for_transition(
             c, job_id, device_uuid, target, Actor.DEVICE,
             expected_version=report.get("expected_version"),
         )
-        if not row.is_repeat:
-            audit.record_event(
-                c, actor, "device_job.status_changed", "device_job",
-                device_job_target(job_id, device_uuid), job_id=job_id, device_uuid=device_uuid,
-                details={"from": row.status, "to": target,
-                         "version_number": row.version_number + 1},
-            )
-            if row.job_status == states.QUEUED:
-                rollup.mark_job_started(c, job_id, actor)
-            stored = apply_transition(c, row, Actor.DEVICE, **fields)
-            if target == states.IN_PROGRESS:
-                policies.set_execution_timeout(
-                    c, job_id, device_uuid, report.get("step_timeout_minutes"))
-    presence.sightings.note(device_uuid)
-    if row.is_repeat:
+        if row.is_repeat:
+            stored = None
+        else:
+            stored = c.one("report_device_job", **_report_params(
+                device_uuid, job_id, report, output_cap_bytes, actor, None))
+            # The row is locked and was checked against the same table: it cannot be missed.
+            assert stored is not None, f"device job row {row.id} did not move to {target}"
+    if stored is None:
+        presence.sightings.note(device_uuid)
         return get_device_job(job_id, device_uuid)
+    _reported(device_uuid, job_id, target)
+    return stored
+
+
+def _report_params(
+    device_uuid: uuid.UUID, job_id: uuid.UUID, report: dict[str, Any], output_cap_bytes: int,
+    actor: str, token_hash: bytes | None,
+) -> dict[str, Any]:
+    target = report["status"]
+    return {
+        "job_id": job_id, "device_uuid": device_uuid, "token_hash": token_hash,
+        "status": target, "sources": states.sources_for(target, Actor.DEVICE),
+        "starts": target != states.REJECTED, "terminal": target in states.TERMINAL,
+        "expected_version": report.get("expected_version"),
+        "step_timeout_minutes": report.get("step_timeout_minutes"), "actor": actor,
+        **_report_fields(report, output_cap_bytes),
+    }
+
+
+def _reported(device_uuid: uuid.UUID, job_id: uuid.UUID, target: str) -> None:
+    """After a report has committed: the device was heard from, and its job may be done."""
+    presence.sightings.note(device_uuid)
     if target in states.TERMINAL:
         rollup.finalize_if_complete(job_id)
-    return stored
 
 
 def lock_for_transition(
@@ -239,24 +245,16 @@ def lock_for_transition(
 
 
 def apply_transition(
-    conn: db.Connector, row: LockedRow, actor: Actor, *, force: bool = False, **fields: Any
+    conn: db.Connector, row: LockedRow, actor: Actor, *, force: bool = False,
+    reason: str | None = None,
 ) -> dict:
-    """Move a row locked by ``lock_for_transition`` to its target, in the same transaction;
-    answer the row as stored (the shape of ``get_device_job``).
-
-    ``fields`` are output columns (exit_code, stdout, …, reason); those not given keep their
-    stored value. Call it last before the commit (see the module docstring).
-    """
-    columns = {
-        name: fields.get(name)
-        for name in (*REPORT_FIELDS, *OUTPUT_FIELDS, "stdout_truncated", "stderr_truncated",
-                     "status_details")
-    }
+    """Move a row locked by ``lock_for_transition`` to its target for the server (a cancel), in
+    the same transaction, recording ``reason`` when given; answer the row as stored (the shape
+    of ``get_device_job``). Call it last before the commit (see the module docstring)."""
     stored = conn.one(
         "apply_device_job_transition", id=row.id, status=row.target,
         sources=states.sources_for(row.target, actor, force),
-        starts=row.target != states.REJECTED and actor is Actor.DEVICE,
-        terminal=row.target in states.TERMINAL, **columns,
+        terminal=row.target in states.TERMINAL, reason=reason,
     )
     # The row is locked and was checked against the same table: the UPDATE cannot miss it.
     assert stored is not None, f"device job row {row.id} did not move to {row.target}"

@@ -108,15 +108,6 @@ def apply_execution_policies(
     return row
 
 
-def set_execution_timeout(
-    c: db.Connector, job_id: uuid.UUID, device_uuid: uuid.UUID, step_timeout_minutes: int | None
-) -> None:
-    """After an IN_PROGRESS report, in its transaction: when the row times out (see
-    ``timeout_config`` and the report's ``step_timeout_minutes``, -1 clearing it)."""
-    c.execute("policy_set_timeout", job_id=job_id, device_uuid=device_uuid,
-              step_timeout_minutes=step_timeout_minutes)
-
-
 def store_template_policies(
     c: db.Connector, template: dict, changes: dict
 ) -> tuple[dict[str, Any], dict[str, dict]]:

@@ -5,8 +5,8 @@ status and shard) exact in the same transaction as every row change, so a read o
 shards is exact at any moment; nothing here counts in Python.
 
 Job status: QUEUED -> IN_PROGRESS happens inside the transaction of the first device report
-that leaves QUEUED (``mark_job_started``: a conditional UPDATE that matches, and so locks,
-nothing once the job is IN_PROGRESS). IN_PROGRESS -> SUCCEEDED/FAILED is
+that leaves QUEUED (in the ``report_device_job`` statement: a conditional UPDATE that
+matches, and so locks, nothing once the job is IN_PROGRESS). IN_PROGRESS -> SUCCEEDED/FAILED is
 ``finalize_if_complete``, called *after* each terminal report (or cancel) has committed, and
 by the fan-out once it has marked itself DONE.
 
@@ -72,18 +72,6 @@ def counters_for_jobs(job_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, int
     for row in db.all("job_status_counts_for_jobs", job_ids=job_ids):
         by_job[row["job_id"]][row["status"]] = row["n"]
     return {job_id: counters_from_status_counts(counts) for job_id, counts in by_job.items()}
-
-
-def mark_job_started(conn: db.Connector, job_id: uuid.UUID, actor: str) -> bool:
-    """Move a QUEUED job to IN_PROGRESS in the caller's transaction; False when it already was."""
-    started = conn.one("mark_job_started", job_id=job_id)
-    if started is None:
-        return False
-    audit.record_event(
-        conn, actor, "job.started", "job", job_id, job_id=job_id,
-        details={"from": states.QUEUED, "to": states.IN_PROGRESS},
-    )
-    return True
 
 
 def finalize_if_complete(job_id: uuid.UUID) -> dict | None:

@@ -82,24 +82,14 @@ SELECT d.id, d.status, d.version_number, e.status AS job_status
    FOR UPDATE OF d;
 
 -- name: apply_device_job_transition
--- Move a locked row to a status, if it is still in an allowed source status; answer the row as
--- get_device_job does. Output fields left NULL keep their stored value.
+-- The server moves a locked row to a status (a cancel), if it is still in an allowed source
+-- status, keeping its outputs; answer the row as get_device_job does.
 UPDATE device_job_status d
    SET status = %(status)s,
        version_number = d.version_number + 1,
-       started_at = CASE WHEN %(starts)s THEN coalesce(d.started_at, now())
-                         ELSE d.started_at END,
        completed_at = CASE WHEN %(terminal)s THEN now() END,
        last_updated_at = now(),
-       exit_code = coalesce(%(exit_code)s, d.exit_code),
-       stdout = coalesce(%(stdout)s, d.stdout),
-       stdout_truncated = coalesce(%(stdout_truncated)s, d.stdout_truncated),
-       stderr = coalesce(%(stderr)s, d.stderr),
-       stderr_truncated = coalesce(%(stderr_truncated)s, d.stderr_truncated),
-       reason = coalesce(%(reason)s, d.reason),
-       executed_steps = coalesce(%(executed_steps)s, d.executed_steps),
-       failed_step = coalesce(%(failed_step)s, d.failed_step),
-       status_details = coalesce(%(status_details)s, d.status_details)
+       reason = coalesce(%(reason)s, d.reason)
  WHERE d.id = %(id)s AND d.status = ANY(%(sources)s)
 RETURNING d.job_id, (SELECT job_name FROM job_executions e WHERE e.job_id = d.job_id) AS job_name,
           d.device_uuid, (SELECT device_name FROM devices v WHERE v.uuid = d.device_uuid)
@@ -113,8 +103,10 @@ RETURNING d.job_id, (SELECT job_name FROM job_executions e WHERE e.job_id = d.jo
 -- the device's latest row for the job, when the token hash is the device's (any token when the
 -- hash is NULL), its status one the report may leave and its version the one expected (when
 -- given), is locked and moved; the report's audit event is written, the job leaves QUEUED on its
--- first report (with its own event), and an IN_PROGRESS report sets the row's deadline (see
--- policy_set_timeout). Answers the row as get_device_job does, or no row when anything did not
+-- first report (with its own event), and an IN_PROGRESS report sets the row's deadline: the
+-- job's in_progress_timeout_minutes from the start, shortened by the report's
+-- step_timeout_minutes from now; -1 drops the step deadline, no step value keeps the one the
+-- row has. Answers the row as get_device_job does, or no row when anything did not
 -- hold: the caller then finds out why on the checked path. The counting triggers run at the
 -- end of the statement, right before its commit.
 WITH target AS (

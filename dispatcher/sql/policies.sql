@@ -342,27 +342,6 @@ SELECT job_id, status FROM job_executions
  WHERE job_id = %(job_id)s AND status IN ('SCHEDULED', 'QUEUED', 'IN_PROGRESS')
    FOR NO KEY UPDATE SKIP LOCKED;
 
--- name: policy_set_timeout
--- An IN_PROGRESS report sets the row's deadline: the job's in_progress_timeout_minutes from the
--- start, shortened by the report's step_timeout_minutes from now; -1 drops the step deadline,
--- no step value keeps the deadline the row has.
-UPDATE device_job_status d
-   SET timeout_at = CASE
-           WHEN %(step_timeout_minutes)s::integer = -1 THEN t.job_deadline
-           WHEN %(step_timeout_minutes)s::integer > 0
-               THEN least(t.job_deadline,
-                          now() + make_interval(mins => %(step_timeout_minutes)s::integer))
-           ELSE coalesce(d.timeout_at, t.job_deadline)
-       END
-  FROM (SELECT s.id,
-               s.started_at + make_interval(
-                   mins => (e.timeout_config ->> 'in_progress_timeout_minutes')::integer)
-                   AS job_deadline
-          FROM device_job_status s JOIN job_executions e ON e.job_id = s.job_id
-         WHERE s.job_id = %(job_id)s AND s.device_uuid = %(device_uuid)s AND s.is_latest
-           AND s.status = 'IN_PROGRESS') t
- WHERE d.id = t.id;
-
 -- name: policy_job_state
 -- One execution's status and policy state: what the sweeps have done with it so far.
 SELECT job_id, status, reason, execution_type, total_devices, parent_job_id, scheduled_for,

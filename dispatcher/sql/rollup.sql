@@ -12,13 +12,6 @@ SELECT job_id, status, sum(n)::bigint AS n
  WHERE job_id = ANY(%(job_ids)s)
  GROUP BY job_id, status;
 
--- name: mark_job_started
--- QUEUED -> IN_PROGRESS when a first device starts; matches nothing (and locks nothing) after.
-UPDATE job_executions
-   SET status = 'IN_PROGRESS', started_at = coalesce(started_at, now())
- WHERE job_id = %(job_id)s AND status = 'QUEUED'
-RETURNING job_id, status, started_at;
-
 -- name: job_pending_devices
 -- How many latest rows of a job are still QUEUED or IN_PROGRESS.
 SELECT pending FROM job_status_totals(%(job_id)s);

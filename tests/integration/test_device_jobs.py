@@ -171,6 +171,7 @@ def test_statuses_only_the_server_sets_are_a_bad_request_from_a_device(client, s
 def test_a_full_run_sets_times_outputs_and_last_seen(client):
     [pi] = register_fleet(1)
     job_id = insert_job([pi])
+    presence.sightings.flush()  # the next flush is a whole interval away
     started = client.patch(status_url(pi, job_id), headers=pi.headers, json={
         "status": "IN_PROGRESS", "executed_steps": 2,
         "stdout": "Config backed up\nNew config downloaded",
