@@ -1,15 +1,16 @@
 """The device side of a job: the poll for the next job, a device's history, and status reports.
 
-A device's report is first tried as one statement (``apply_report``): lock the row if the
-token, the state table and the version allow, move it, write the audit event and start the
-job, in one round trip and one short transaction. When that moves nothing, the checked path
-(``report_status``) locks the device's latest row, checks the state table
-(``dispatcher.states``) to say what is wrong (or accept a repeated result), writes the side
-effects and only then applies the change with one conditional UPDATE, as the server's own
-transitions do (``lock_for_transition``, ``apply_transition``). Either way the UPDATE that
-moves the job's shared status counters (the triggers behind ``job_status_counts``) comes last,
-so their row locks are held only for the commit that follows: thousands of devices of one job
-reporting at once then queue on those rows for the shortest time possible.
+A device's report is first tried as one statement (``apply_report``, query
+``report_device_job``): lock the row if the token, the state table and the version allow, move
+it, write the audit events and start the job, in one round trip and one short transaction.
+When that moves nothing, the checked path (``report_status``) locks the device's latest row and
+checks the state table (``dispatcher.states``) to say what is wrong, accepts a repeated result,
+or (the row having moved meanwhile) runs the same statement on the row it holds. The server's
+own transitions (a cancel) lock and check the same way (``lock_for_transition``) and write their
+event before one conditional UPDATE (``apply_transition``). Either way the UPDATE that moves
+the job's shared status counters (the triggers behind ``job_status_counts``) comes at the end
+of its transaction, so their row locks are held only for the commit that follows: thousands of
+devices of one job reporting at once then queue on those rows for the shortest time possible.
 Counting is left to the triggers; the job's own status follows through ``dispatcher.rollup``.
 """
 
