@@ -8,6 +8,7 @@ UPDATE matches only rows still in an allowed source status).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -70,8 +71,14 @@ def is_allowed(source: str, target: str, actor: Actor, force: bool = False) -> b
 
 def sources_for(target: str, actor: Actor, force: bool = False) -> list[str]:
     """The statuses from which ``actor`` may move a row to ``target``, in table order."""
+    return list(_sources(target, actor, force))
+
+
+@functools.cache
+def _sources(target: str, actor: Actor, force: bool) -> tuple[str, ...]:
+    # Asked on every status report; the table never changes, so each answer is worked out once.
     sources = [
         t.source for t in TRANSITIONS
         if t.target == target and t.actor is actor and (force or not t.needs_force)
     ]
-    return list(dict.fromkeys(sources))
+    return tuple(dict.fromkeys(sources))

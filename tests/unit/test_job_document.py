@@ -5,22 +5,12 @@ from __future__ import annotations
 import copy
 
 import pytest
+from job_templates import RESTART_TEMPLATE
 from marshmallow import ValidationError
 
 from schemas.job_document import split_command, validate_job_document
 
-SEED_TEMPLATE_DOCUMENT = {
-    "version": "1.0",
-    "includeStdOut": True,
-    "steps": [
-        {
-            "name": "Restart Service",
-            "type": "runCommand",
-            "input": {"command": "systemctl,restart,{{SERVICE_NAME}}"},
-            "runAsUser": "root",
-        }
-    ],
-}
+SEED_TEMPLATE_DOCUMENT = RESTART_TEMPLATE["job_document"]
 
 AWS_DOCUMENT = {
     "version": "1.0",
