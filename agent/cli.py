@@ -78,7 +78,7 @@ def run_document(config: AgentConfig, file: str) -> int:
     interrupt = threading.Event()
     _on_stop_signals(interrupt.set)
     try:
-        result = engine.run(json.loads(text), interrupt)
+        result = engine.run_document(json.loads(text), interrupt)
     except ValueError as exc:
         result = JobResult(REJECTED, reason=f"invalid job document: not JSON: {exc}")
     except JobInterrupted:

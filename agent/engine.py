@@ -28,10 +28,10 @@ from agent.handlers import HandlerStore, runnable_by
 from agent.output import OutputTail
 from agent.process import ProcessOutcome, StepSetupError, resolve_user, run_process
 from schemas.job_document import RUN_COMMAND, split_command, validate_job_document
+from schemas.vocabulary import FAILED, REJECTED, SUCCEEDED
 
 log = logging.getLogger(__name__)
 
-SUCCEEDED, FAILED, REJECTED = "SUCCEEDED", "FAILED", "REJECTED"
 
 
 class JobInterrupted(AgentError):
@@ -117,13 +117,22 @@ def describe_errors(messages: object, prefix: str = "") -> list[str]:
     return [f"{prefix}: {messages}"]
 
 
-def load_plan(document: object) -> tuple[dict, list[tuple[dict, bool]]]:
-    """The canonical document and its steps in running order, each with "is finalStep"."""
+@dataclass(frozen=True)
+class Plan:
+    """A validated job document: its canonical form and its steps in running order, each with
+    whether it is the ``finalStep``."""
+
+    document: dict
+    steps: list[tuple[dict, bool]]
+
+
+def load_plan(document: object) -> Plan:
+    """The plan of a job document; ValidationError when it is not a valid one."""
     doc = validate_job_document(document)
-    plan = [(step, False) for step in doc["steps"]]
+    steps = [(step, False) for step in doc["steps"]]
     if "finalStep" in doc:
-        plan.append((doc["finalStep"], True))
-    return doc, plan
+        steps.append((doc["finalStep"], True))
+    return Plan(doc, steps)
 
 
 def rejection(exc: ValidationError) -> JobResult:
@@ -142,34 +151,38 @@ class JobEngine:
         self.handlers = handlers
         self.env = step_environment(env)
 
+    def run_document(self, document: object, interrupt: threading.Event) -> JobResult:
+        """Validate ``document`` and run it: REJECTED when it is not a valid job document."""
+        try:
+            plan = load_plan(document)
+        except ValidationError as exc:
+            return rejection(exc)
+        return self.run(plan, interrupt)
+
     def run(
         self,
-        document: object,
+        plan: Plan,
         interrupt: threading.Event,
         listener: StepListener | None = None,
         progress: Progress | None = None,
     ) -> JobResult:
-        """Run ``document`` (from ``progress`` when resuming); JobInterrupted if stopped."""
-        try:
-            doc, plan = load_plan(document)
-        except ValidationError as exc:
-            return rejection(exc)
+        """Run ``plan`` (from ``progress`` when resuming); JobInterrupted if stopped."""
         progress = progress or Progress()
         stdout = OutputTail(self.settings.output_cap_bytes)
         stderr = OutputTail(self.settings.output_cap_bytes)
-        for index in range(progress.next_index, len(plan)):
-            step, is_final = plan[index]
+        for index in range(progress.next_index, len(plan.steps)):
+            step, is_final = plan.steps[index]
             if progress.failure is not None and not is_final:
                 continue
             if interrupt.is_set():
                 raise JobInterrupted("stopped before step " + step["name"])
             progress.next_index = index
             self._run_step(step, progress, listener, stdout, stderr, interrupt)
-        details = {"total_steps": len(plan), "steps": progress.steps,
+        details = {"total_steps": len(plan.steps), "steps": progress.steps,
                    "stdout_truncated": stdout.truncated, "stderr_truncated": stderr.truncated}
         result = JobResult(
             SUCCEEDED, progress.executed_steps, exit_code=0, status_details=details,
-            stdout=stdout.text() if doc["includeStdOut"] else None,
+            stdout=stdout.text() if plan.document["includeStdOut"] else None,
             stderr=stderr.text() or None,
         )
         if progress.failure is not None:

@@ -12,13 +12,10 @@ import logging
 
 from agent.client import DeviceApi, ServerUnavailable
 from agent.outbox import Outbox, OutboxEntry
+from schemas.vocabulary import IN_PROGRESS, TERMINAL
 
 log = logging.getLogger(__name__)
 
-IN_PROGRESS = "IN_PROGRESS"
-TERMINAL_STATUSES = frozenset(
-    {"SUCCEEDED", "FAILED", "TIMED_OUT", "REJECTED", "CANCELED", "REMOVED"}
-)
 # The report may be accepted later (a token being fixed); anything else in 4xx never will be.
 RETRY_LATER_STATUSES = frozenset({401, 403, 408})
 
@@ -36,7 +33,7 @@ class Reporter:
             log.warning("progress report not sent job_id=%s error=%s", job_id, exc)
             return None
         current = answer.body.get("current_status")
-        if answer.status == 409 and current in TERMINAL_STATUSES:
+        if answer.status == 409 and current in TERMINAL:
             log.info("job ended on the server job_id=%s status=%s", job_id, current)
             return current
         if not answer.ok:
@@ -67,7 +64,7 @@ class Reporter:
             log.error("final report refused, will retry job_id=%s http=%d message=%s",
                       entry.job_id, answer.status, answer.body.get("message"))
             return False
-        elif answer.status == 409 and current in TERMINAL_STATUSES:
+        elif answer.status == 409 and current in TERMINAL:
             log.warning("job ended on the server before our result job_id=%s server=%s ours=%s",
                         entry.job_id, current, status)
         else:

@@ -23,6 +23,7 @@ from agent.engine import (
     JobEngine,
     JobInterrupted,
     JobResult,
+    Plan,
     Progress,
     load_plan,
     rejection,
@@ -30,6 +31,7 @@ from agent.engine import (
 from agent.recovery import AGENT_RESTARTED, recovery_plan, stop_leftover_step
 from agent.reporter import Reporter
 from agent.state import JobState, current_boot_id
+from schemas.vocabulary import IN_PROGRESS, QUEUED
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +42,7 @@ class Job:
     execution_number: int
     job_name: str
     document: object
-    status: str = "QUEUED"
+    status: str = QUEUED
 
     @classmethod
     def from_answer(cls, body: Mapping) -> Job:
@@ -56,12 +58,12 @@ class Job:
             with contextlib.suppress(ValueError):
                 document = json.loads(document)
         return cls(job_id, execution_number, str(body.get("jobName") or ""), document,
-                   str(body.get("status") or "QUEUED"))
+                   str(body.get("status") or QUEUED))
 
     @classmethod
     def from_record(cls, record: Mapping) -> Job:
         return cls(str(uuid.UUID(record["job_id"])), int(record["execution_number"]),
-                   str(record.get("job_name", "")), record.get("document"), "IN_PROGRESS")
+                   str(record.get("job_name", "")), record.get("document"), IN_PROGRESS)
 
 
 class JobRunner:
@@ -97,7 +99,7 @@ class JobRunner:
             log.error("server handed out a job already finished here; not running it again "
                       "job_id=%s execution_number=%d", job.job_id, job.execution_number)
             return False
-        if job.status == "IN_PROGRESS":
+        if job.status == IN_PROGRESS:
             # We record every job before reporting it IN_PROGRESS; no record means our state
             # was lost, and the steps may have run already.
             reason = f"{AGENT_RESTARTED}; its local record was lost, so it is not run again"
@@ -105,6 +107,15 @@ class JobRunner:
             return True
         self.run(job)
         return True
+
+    def run(self, job: Job) -> None:
+        """Run a job from its first step (REJECTED when its document is not valid)."""
+        try:
+            plan = load_plan(job.document)
+        except ValidationError as exc:
+            self._finish(job, rejection(exc))
+            return
+        self._run(job, plan, Progress())
 
     def recover(self) -> None:
         """Settle a run that an agent restart cut short (see agent.recovery)."""
@@ -123,14 +134,14 @@ class JobRunner:
             self.state.clear()
             return
         try:
-            _, plan = load_plan(job.document)
+            plan = load_plan(job.document)
         except ValidationError as exc:
             self._finish(job, rejection(exc))
             return
         boot_id = current_boot_id()
         try:
             stop_leftover_step(record, boot_id)
-            progress, result = recovery_plan(record, boot_id, len(plan))
+            progress, result = recovery_plan(record, boot_id, len(plan.steps))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             reason = f"{AGENT_RESTARTED} (its progress record was unreadable: {exc!r})"
             progress, result = None, JobResult(FAILED, reason=reason)
@@ -139,21 +150,16 @@ class JobRunner:
             self._finish(job, result)
         else:
             log.info("resuming job job_id=%s at_step=%d", job.job_id, progress.next_index)
-            self.run(job, progress)
+            self._run(job, plan, progress)
 
-    def run(self, job: Job, progress: Progress | None = None) -> None:
-        try:
-            _, plan = load_plan(job.document)
-        except ValidationError as exc:
-            self._finish(job, rejection(exc))
-            return
+    def _run(self, job: Job, plan: Plan, progress: Progress) -> None:
         if self._stopping:
             return
-        progress = progress or Progress()
         control = JobControl()
-        log.info("job starting job_id=%s name=%r steps=%d", job.job_id, job.job_name, len(plan))
+        log.info("job starting job_id=%s name=%r steps=%d", job.job_id, job.job_name,
+                 len(plan.steps))
         self.state.begin(job.job_id, job.execution_number, job.job_name, job.document, progress)
-        listener = _Listener(self, job, control, len(plan))
+        listener = _Listener(self, job, control, len(plan.steps))
         ended_as = self.reporter.progress(job.job_id, listener.progress_body(progress))
         if ended_as is not None:
             self.state.clear()
@@ -165,7 +171,7 @@ class JobRunner:
             control.stop()
         watch.start()
         try:
-            result = self.engine.run(job.document, control.interrupt, listener, progress)
+            result = self.engine.run(plan, control.interrupt, listener, progress)
         except JobInterrupted:
             result = None
         finally:

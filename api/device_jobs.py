@@ -14,7 +14,8 @@ from flask_smorest import abort
 from api.auth import actor, authorize, bearer_token, require
 from api.json_body import ResourceBlueprint
 from api.metrics import mark_poll
-from dispatcher import device_jobs
+from dispatcher.jobs import reports
+from dispatcher.poll import next_job
 from dispatcher.tokens import hash_token
 from schemas.device_jobs import (
     DeviceJobList,
@@ -25,8 +26,6 @@ from schemas.device_jobs import (
 )
 
 blp = ResourceBlueprint("device_jobs", __name__, description="Jobs as a device sees them")
-
-NO_PENDING_JOBS = "No pending jobs"
 
 
 @blp.route("/devices/<uuid:uuid>/jobs/next", methods=["GET"])
@@ -44,7 +43,7 @@ def next_device_job(uuid: uuid_mod.UUID):
     settings = current_app.config["SETTINGS"]
     token_hash = None if settings.auth_disabled else hash_token(bearer_token() or "")
     fresh = "no-cache" in request.headers.get("Cache-Control", "")
-    polled = device_jobs.poll_next_job(uuid, token_hash, fresh)
+    polled = next_job.poll(uuid, token_hash, fresh)
     if polled is None:
         # Not this device's token: the general check answers 401 or 403.
         authorize(("device",), uuid)
@@ -53,7 +52,7 @@ def next_device_job(uuid: uuid_mod.UUID):
     if polled.job_id is None:
         body = _no_job_answer(settings.poll_after_s)
     else:
-        body = json.dumps(_job_answer(polled, settings.poll_after_s))
+        body = json.dumps(next_job.answer(polled, settings.poll_after_s))
     return current_app.response_class(body, mimetype="application/json")
 
 
@@ -67,22 +66,11 @@ def _serve_the_plain_poll_view(state) -> None:
 
 @functools.lru_cache(maxsize=4)
 def _no_job_answer(poll_after_s: int) -> str:
-    return json.dumps({"message": NO_PENDING_JOBS, "pollAfterSeconds": poll_after_s})
+    """The answer most polls get, encoded once."""
+    return json.dumps(next_job.answer(_IDLE, poll_after_s))
 
 
-def _job_answer(polled: device_jobs.PolledJob, poll_after_s: int) -> dict:
-    """The seed's camelCase poll answer (the shape of ``schemas.device_jobs.NextJob``)."""
-    return {
-        "jobId": str(polled.job_id),
-        "jobName": polled.job_name,
-        "jobDocument": polled.job_document,
-        "deviceUuid": str(polled.device_uuid),
-        "queuedAt": polled.queued_at.isoformat(),
-        "executionNumber": polled.execution_number,
-        "versionNumber": polled.version_number,
-        "status": polled.status,
-        "pollAfterSeconds": poll_after_s,
-    }
+_IDLE = next_job.PolledJob(uuid_mod.UUID(int=0), *[None] * 7, has_pending=False)
 
 
 @blp.route("/devices/<uuid:uuid>/jobs")
@@ -92,7 +80,7 @@ class DeviceJobHistory(MethodView):
     @require("device", "admin", "viewer")
     def get(self, query: dict, uuid: uuid_mod.UUID):
         """This device's executions, newest first (the device's own token, or admin/viewer)."""
-        return device_jobs.list_device_jobs(
+        return reports.list_device_jobs(
             uuid, query.get("status"), query["limit"], query["offset"]
         )
 
@@ -114,15 +102,15 @@ class DeviceJobStatusReport(MethodView):
         settings = current_app.config["SETTINGS"]
         cap = settings.output_cap_bytes
         if settings.auth_disabled:
-            stored = device_jobs.apply_report(uuid, job_id, report, cap, actor(), None)
+            stored = reports.apply_report(uuid, job_id, report, cap, actor(), None)
         else:
             token_hash = hash_token(bearer_token() or "")
-            stored = device_jobs.apply_report(uuid, job_id, report, cap, f"device:{uuid}",
+            stored = reports.apply_report(uuid, job_id, report, cap, f"device:{uuid}",
                                               token_hash)
         if stored is not None:
             return stored
         authorize(("device",), uuid)
-        return device_jobs.report_status(uuid, job_id, report, cap, actor())
+        return reports.report_status(uuid, job_id, report, cap, actor())
 
     # The token is checked by the statement that applies the report, not before the body is
     # read; a request without any token is still refused first (see api.auth).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid as uuid_mod
 
+from flask import current_app
 from flask.views import MethodView
 
 from api.auth import actor, read_access, write_access
@@ -24,6 +25,10 @@ from schemas.devices import (
 blp = ResourceBlueprint("devices", __name__, description="Devices of the fleet and their tokens")
 
 
+def _settings():
+    return current_app.config["SETTINGS"]
+
+
 @blp.route("/devices")
 class Devices(MethodView):
     @blp.arguments(DeviceListQuery, location="query")
@@ -40,7 +45,7 @@ class Devices(MethodView):
         """Register a device; the answer carries its token, shown only this once."""
         device, token = devices.register_device(
             body["device_name"], body["device_type"], body["attributes"],
-            device_uuid=body.get("uuid"), actor=actor(),
+            device_uuid=body.get("uuid"), actor=actor(), settings=_settings(),
         )
         return {**device, "device_token": token}
 
@@ -57,14 +62,14 @@ class Device(MethodView):
     @write_access
     def patch(self, body: dict, uuid: uuid_mod.UUID):
         """Change name, type or attributes (merged; null removes one); answers what changed."""
-        device, changed = devices.update_device(uuid, body, actor())
+        device, changed = devices.update_device(uuid, body, actor(), _settings())
         return {**device, "changed": changed}
 
     @blp.response(200, DeviceDeleted)
     @write_access
     def delete(self, uuid: uuid_mod.UUID):
         """Delete a device and its job history; answers the device as it was."""
-        device, removed = devices.delete_device(uuid, actor())
+        device, removed = devices.delete_device(uuid, actor(), _settings())
         return {**device, "removed_job_statuses": removed}
 
 

@@ -7,7 +7,7 @@ from flask.views import MethodView
 
 from api.auth import actor, write_access
 from api.json_body import ResourceBlueprint
-from dispatcher.executions import create_execution
+from dispatcher.jobs.create import create_execution
 from schemas.execute import ExecuteJobRequest, ExecuteJobResponse
 
 blp = ResourceBlueprint("execute", __name__, description="Execute a job on devices")

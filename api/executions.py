@@ -9,7 +9,7 @@ from flask.views import MethodView
 
 from api.auth import actor, read_access, write_access
 from api.json_body import ResourceBlueprint
-from dispatcher import execution_control, progress
+from dispatcher.jobs import control, progress
 from schemas.device_jobs import DeviceJobStatus
 from schemas.executions import (
     CancelRequest,
@@ -69,7 +69,7 @@ class ExecutionCancel(MethodView):
     @write_access
     def post(self, body: dict, job_id: uuid_mod.UUID):
         """Cancel: QUEUED devices are canceled; IN_PROGRESS ones too with force."""
-        result = execution_control.cancel_execution(
+        result = control.cancel_execution(
             job_id, actor(), _settings(), force=body["force"], reason=body.get("reason"),
         )
         return {**result, "message": f"Job canceled for {result['canceled_devices']} device(s)"}
@@ -81,7 +81,7 @@ class ExecutionRetry(MethodView):
     @write_access
     def post(self, job_id: uuid_mod.UUID):
         """Queue again every device whose execution failed, timed out or was rejected."""
-        result = execution_control.retry_execution(job_id, actor(), _settings())
+        result = control.retry_execution(job_id, actor(), _settings())
         return {**result, "message": f"Job queued again for {result['retried_devices']} device(s)"}
 
 
@@ -92,7 +92,7 @@ class DeviceJobCancel(MethodView):
     @write_access
     def post(self, body: dict, uuid: uuid_mod.UUID, job_id: uuid_mod.UUID):
         """Cancel one device's execution (IN_PROGRESS only with force)."""
-        return execution_control.cancel_device_job(
+        return control.cancel_device_job(
             job_id, uuid, actor(), _settings(), force=body["force"], reason=body.get("reason"),
         )
 
@@ -103,4 +103,4 @@ class DeviceJobRetry(MethodView):
     @write_access
     def post(self, uuid: uuid_mod.UUID, job_id: uuid_mod.UUID):
         """Queue one device's failed execution again, with the next execution number."""
-        return execution_control.retry_device_job(job_id, uuid, actor(), _settings())
+        return control.retry_device_job(job_id, uuid, actor(), _settings())

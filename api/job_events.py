@@ -8,7 +8,8 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from api.auth import read_access
-from dispatcher import audit, recurring
+from dispatcher.jobs import progress
+from dispatcher.policies import recurring
 from schemas.common import PaginationQuery
 from schemas.job_events import JobEventList, RecurringRunList
 
@@ -22,7 +23,7 @@ class JobEvents(MethodView):
     @read_access
     def get(self, query: dict, job_id: uuid_mod.UUID):
         """Every recorded change of this job and of its devices' executions, oldest first."""
-        return audit.list_job_events(job_id, query["limit"], query["offset"])
+        return progress.list_job_events(job_id, query["limit"], query["offset"])
 
 
 @blp.route("/jobs/executions/<uuid:job_id>/runs")

@@ -45,18 +45,18 @@ configure_logging(os.environ.get("LOG_LEVEL", "INFO"))
 def post_worker_init(worker):
     # Each worker keeps the fleet's idle devices in memory, so most polls need no query, and
     # writes the devices it heard from (last_seen_at) in batches, on a timer as well.
-    from dispatcher import idle_devices, presence
     from dispatcher.config import Settings
+    from dispatcher.poll import idle, sightings
 
-    idle_devices.start(Settings.from_env().database_url)
-    presence.sightings.keep_flushing()
+    idle.start(Settings.from_env().database_url)
+    sightings.of_this_process.keep_flushing()
 
 
 def worker_exit(server, worker):
     # A worker stopping (restart, deploy) writes the sightings it still holds.
-    from dispatcher import presence
+    from dispatcher.poll import sightings
 
-    presence.sightings.flush()
+    sightings.of_this_process.flush()
 
 
 def child_exit(server, worker):

@@ -10,7 +10,6 @@ import uuid
 from typing import Any
 
 from dispatcher import db
-from dispatcher.errors import NotFound
 
 
 def record_event(
@@ -33,22 +32,4 @@ def record_event(
         job_id=job_id,
         device_uuid=device_uuid,
         details=db.jsonb(details),
-    )
-
-
-def list_target_events(target_type: str, target_id: object, limit: int, offset: int) -> dict:
-    """A page of the audit trail of one thing, oldest first."""
-    return db.page(
-        "list_target_events", "events", "count_target_events", limit=limit, offset=offset,
-        target_type=target_type, target_id=str(target_id),
-    )
-
-
-def list_job_events(job_id: uuid.UUID, limit: int, offset: int) -> dict:
-    """A page of one job's audit trail: its own events and those of its devices' executions."""
-    if db.one("get_job_execution", job_id=job_id) is None:
-        raise NotFound(f"Job execution {job_id} not found")
-    return db.page(
-        "list_job_events", "events", "count_job_events", limit=limit, offset=offset,
-        job_id=job_id,
     )

@@ -15,6 +15,7 @@ from pathlib import Path
 from dispatcher import stack
 from dispatcher.config import Settings
 from dispatcher.logs import configure_logging
+from schemas.vocabulary import TOKEN_ROLES
 
 Command = Callable[[argparse.Namespace, Settings], int]
 
@@ -62,7 +63,7 @@ def cmd_device_register(args: argparse.Namespace, settings: Settings) -> int:
 
     db.configure(settings)
     device, token = register_device(
-        args.name, args.type, dict(args.attr), actor="cli:device register"
+        args.name, args.type, dict(args.attr), actor="cli:device register", settings=settings
     )
     if args.json:
         print(json.dumps({**device, "token": token}, default=str))
@@ -125,7 +126,7 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    from dispatcher.demo import DemoOptions, run_demo
+    from dispatcher.demo.run import DemoOptions, run_demo
 
     return run_demo(settings, DemoOptions(
         devices=args.devices, keep_running=args.keep_running, timeout_s=args.timeout_s,
@@ -144,7 +145,7 @@ def _add_token_commands(sub: argparse._SubParsersAction) -> None:
     token = sub.add_parser("token", help="manage admin and viewer API tokens")
     token_sub = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
     p = token_sub.add_parser("create", help="create a token and print it once")
-    p.add_argument("--role", choices=["admin", "viewer"], default="admin")
+    p.add_argument("--role", choices=TOKEN_ROLES, default="admin")
     p.add_argument("--name", default="cli", help="a label for the token")
     p.set_defaults(func=cmd_token_create)
     p = token_sub.add_parser("list", help="list tokens (never their values)")

@@ -9,28 +9,35 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import psycopg
 from psycopg import errors as pg_errors
-from psycopg.rows import RowFactory, dict_row
+from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 from dispatcher.config import Settings
 from dispatcher.errors import Conflict, InvalidInput
 
-SQL_DIR = Path(__file__).parent / "sql"
+PACKAGE_DIR = Path(__file__).parent
 _HEADER = re.compile(r"^--\s*name:\s*([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
 
 
-def load_queries(directory: Path = SQL_DIR) -> dict[str, str]:
-    """Read every ``-- name: x`` section of every .sql file in ``directory``."""
+def query_files(directory: Path = PACKAGE_DIR) -> list[Path]:
+    """The .sql files of named queries: each beside the module that runs its queries."""
+    return sorted(path for path in directory.rglob("*.sql")
+                  if "migrations" not in path.relative_to(directory).parts
+                  and path.name != "schema.sql")
+
+
+def load_queries(directory: Path = PACKAGE_DIR) -> dict[str, str]:
+    """Read every ``-- name: x`` section of every query file under ``directory``."""
     queries: dict[str, str] = {}
-    for path in sorted(directory.glob("*.sql")):
+    for path in query_files(directory):
         text = path.read_text()
         marks = list(_HEADER.finditer(text))
         for i, mark in enumerate(marks):
@@ -48,10 +55,9 @@ QUERIES = load_queries()
 _pool: ConnectionPool | None = None
 _pool_lock = threading.Lock()
 _database_url = ""
-# Connections owned by one thread each (see ``own_one``), all closed when the pool is.
-_own = threading.local()
-_own_connections: set[psycopg.Connection] = set()
-_own_generation = 0
+# Called with the lock held whenever the pool is replaced or closed: connections kept outside
+# the pool (``dispatcher.poll.connection``) are closed with it.
+_close_hooks: list[Callable[[], None]] = []
 
 
 def configure(settings: Settings) -> ConnectionPool:
@@ -60,7 +66,7 @@ def configure(settings: Settings) -> ConnectionPool:
     with _pool_lock:
         if _pool is not None:
             _pool.close()
-        _close_own_connections()
+        _run_close_hooks()
         _database_url = settings.database_url
         _pool = ConnectionPool(
             settings.database_url,
@@ -87,7 +93,23 @@ def close() -> None:
         if _pool is not None:
             _pool.close()
             _pool = None
-        _close_own_connections()
+        _run_close_hooks()
+
+
+def database_url() -> str:
+    """The URL the pool connects to (configured from the environment when nothing was)."""
+    pool()
+    return _database_url
+
+
+def on_close(hook: Callable[[], None]) -> None:
+    """Run ``hook`` whenever the pool is replaced or closed."""
+    _close_hooks.append(hook)
+
+
+def _run_close_hooks() -> None:
+    for hook in _close_hooks:
+        hook()
 
 
 def jsonb(value: Any) -> Jsonb | None:
@@ -198,58 +220,3 @@ def page(
 def all(query: str, /, **params: Any) -> list[dict]:  # noqa: A001 - mirrors Connector.all
     with connect() as c:
         return c.all(query, **params)
-
-
-# The device poll is the hottest query of the product, run thousands of times a second. Each
-# thread of an API process runs it on a connection of its own: no pool checkout and return per
-# call, psycopg prepares the statement on its first run instead of its fifth, and the cursor and
-# its row factory are reused.
-
-
-def own_one(query: str, row_factory: RowFactory, /, **params: Any) -> Any:
-    """One row (made by ``row_factory``) of a read-only query, run on this thread's own
-    connection; None when there is none. A connection found lost is replaced and the query run
-    once more, which is safe only because the query writes nothing."""
-    for attempt in (1, 2):
-        cursor = _own_cursor(row_factory)
-        try:
-            with translate_errors():
-                return cursor.execute(QUERIES[query], params, prepare=True).fetchone()
-        except psycopg.OperationalError:
-            if attempt == 2 or not cursor.connection.closed:
-                raise
-            _forget_own_connection(cursor.connection)
-    raise AssertionError("unreachable")
-
-
-def _own_cursor(row_factory: RowFactory) -> psycopg.Cursor:
-    held = getattr(_own, "held", None)
-    if held is not None and held[0] == _own_generation and not held[1].connection.closed:
-        cursor = held[1]
-    else:
-        pool()  # configured from the environment when nothing configured it yet
-        conn = psycopg.connect(_database_url, autocommit=True)
-        with _pool_lock:
-            _own_connections.add(conn)
-            generation = _own_generation
-        cursor = conn.cursor()
-        _own.held = (generation, cursor)
-    cursor.row_factory = row_factory
-    return cursor
-
-
-def _forget_own_connection(conn: psycopg.Connection) -> None:
-    with _pool_lock:
-        _own_connections.discard(conn)
-    conn.close()
-    _own.held = None
-
-
-def _close_own_connections() -> None:
-    """Close every thread's own connection (the caller holds ``_pool_lock``); each thread opens
-    a new one, to the database configured now, on its next query."""
-    global _own_generation
-    _own_generation += 1
-    for conn in _own_connections:
-        conn.close()
-    _own_connections.clear()

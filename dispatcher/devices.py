@@ -7,11 +7,15 @@ stored, and neither the token nor its hash ever reaches a log or the audit trail
 from __future__ import annotations
 
 import uuid as uuid_mod
+from datetime import UTC, datetime
 from typing import Any
 
-from dispatcher import audit, db, policy_sweeps, rollup, tokens
+from dispatcher import audit, db, tokens
 from dispatcher.changes import field_changes
+from dispatcher.config import Settings
 from dispatcher.errors import InvalidInput, NotFound
+from dispatcher.jobs.outcome import Outcome, carry_out
+from dispatcher.policies import continuous
 
 DEVICE_TYPE_KEY = "device_type"
 EDITABLE_FIELDS = ("device_name", "device_type", "attributes")
@@ -23,8 +27,12 @@ def register_device(
     attributes: dict | None = None,
     device_uuid: uuid_mod.UUID | None = None,
     actor: str = "system",
+    *,
+    settings: Settings,
 ) -> tuple[dict, str]:
-    """Register a device; return its record and its bearer token (shown only this once)."""
+    """Register a device; return its record and its bearer token (shown only this once).
+
+    The device joins the continuous jobs it matches at once (and is nudged about them)."""
     token = tokens.new_token()
     with db.transaction() as c:
         device = c.one(
@@ -40,7 +48,7 @@ def register_device(
             c, actor, "device.created", "device", device["uuid"], device_uuid=device["uuid"],
             details={"device_name": device_name, "device_type": device_type},
         )
-    policy_sweeps.reconcile_device(device["uuid"])
+    _follow_continuous_jobs(device["uuid"], settings)
     return device, token
 
 
@@ -81,8 +89,15 @@ def list_devices(target_filter: dict, limit: int, offset: int) -> dict:
     )
 
 
+def _follow_continuous_jobs(device_uuid: uuid_mod.UUID, settings: Settings) -> None:
+    """A device was registered or changed: it joins or leaves continuous jobs now, is nudged
+    about what it joined or left, and a job it left may be complete."""
+    carry_out(continuous.reconcile_continuous(datetime.now(UTC), device_uuid=device_uuid),
+              settings)
+
+
 def update_device(
-    device_uuid: uuid_mod.UUID, changes: dict, actor: str
+    device_uuid: uuid_mod.UUID, changes: dict, actor: str, settings: Settings
 ) -> tuple[dict, dict[str, dict]]:
     """Apply ``changes`` (device_name, device_type, attributes); return the device and the diff.
 
@@ -113,11 +128,13 @@ def update_device(
             c, actor, "device.updated", "device", device_uuid, device_uuid=device_uuid,
             details={"changed": diff},
         )
-    policy_sweeps.reconcile_device(device_uuid)
+    _follow_continuous_jobs(device_uuid, settings)
     return device, diff
 
 
-def delete_device(device_uuid: uuid_mod.UUID, actor: str) -> tuple[dict, int]:
+def delete_device(
+    device_uuid: uuid_mod.UUID, actor: str, settings: Settings
+) -> tuple[dict, int]:
     """Delete a device and its job status rows; return the device as it was and that row count.
 
     A job the device was still pending in is completed if nothing else is pending: otherwise a
@@ -136,8 +153,7 @@ def delete_device(device_uuid: uuid_mod.UUID, actor: str) -> tuple[dict, int]:
                      "attributes": device["attributes"], "removed_job_statuses": removed,
                      "pending_jobs": [str(job_id) for job_id in pending_jobs]},
         )
-    for job_id in pending_jobs:
-        rollup.finalize_if_complete(job_id)
+    carry_out(Outcome(may_have_completed=set(pending_jobs)), settings)
     return device, removed
 
 

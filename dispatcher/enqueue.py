@@ -1,13 +1,9 @@
 """Sending work to the Celery workers by task name, so the API never imports the worker code.
 
-The Celery configuration is one plain mapping, ``celery_config``, built from Settings. The
-workers' app (``workers/celery_app.py``) and the producer used here both load it, so queue
-names, routes, key prefix and delivery guarantees are written once.
-
 An enqueue never raises: the broker being down must not fail the request that enqueues. The
 work is durable in PostgreSQL first; a failed fan-out enqueue is picked up by the sweeper
-(``dispatcher.fanout.resume_stalled_fanouts``), and a lost nudge only delays a device until
-its next poll.
+(``dispatcher.jobs.fanout.resume_stalled_fanouts``), and a lost nudge only delays a device
+until its next poll.
 """
 
 from __future__ import annotations
@@ -17,66 +13,18 @@ import logging
 import uuid
 
 from celery import Celery
-from kombu import Exchange, Queue
 
 from dispatcher import db
+from dispatcher.celery_config import FAN_OUT_TASK, NUDGE_TASK, celery_config
 from dispatcher.config import Settings
 
 log = logging.getLogger(__name__)
 
-FANOUT_QUEUE = "fanout"
-NUDGES_QUEUE = "nudges"
-MAINTENANCE_QUEUE = "maintenance"
-QUEUES = (FANOUT_QUEUE, NUDGES_QUEUE, MAINTENANCE_QUEUE)
-
-# A task's name prefix picks its queue, so a new task is routed by naming it.
-FAN_OUT_TASK = "fanout.fan_out_job"
-NUDGE_TASK = "nudges.publish_job_nudges"
-RESUME_FANOUTS_TASK = "maintenance.resume_stalled_fanouts"
-TASK_ROUTES = {f"{queue}.*": {"queue": queue} for queue in QUEUES}
-
 NUDGE_EVENTS = ("queued", "canceled")
-
-BROKER_CONNECT_TIMEOUT_S = 2.0
-BROKER_SOCKET_TIMEOUT_S = 10.0
 # One quick retry covers a pooled connection that went stale; a broker that is really down
 # fails fast, and the request still answers.
 PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.1,
                         "interval_max": 0.1}
-
-
-def celery_config(settings: Settings) -> dict:
-    """The Celery configuration of this deployment, as a plain mapping."""
-    transport_options: dict = {
-        "socket_connect_timeout": BROKER_CONNECT_TIMEOUT_S,
-        "socket_timeout": BROKER_SOCKET_TIMEOUT_S,
-    }
-    if settings.celery_key_prefix:
-        transport_options["global_keyprefix"] = settings.celery_key_prefix
-    return {
-        "broker_url": settings.celery_broker_url,
-        "broker_transport_options": transport_options,
-        "broker_connection_retry_on_startup": True,
-        # A task is acknowledged when it has finished, and given back to the broker when its
-        # worker dies, so a fan-out cut short runs again; every task is idempotent for that.
-        "task_acks_late": True,
-        "task_reject_on_worker_lost": True,
-        "worker_prefetch_multiplier": 1,
-        # Task events, so Flower shows tasks from the moment they are sent.
-        "worker_send_task_events": True,
-        "task_send_sent_event": True,
-        "task_serializer": "json",
-        "accept_content": ["json"],
-        "task_ignore_result": True,
-        # Each queue with its own exchange and key: a bare Queue(name) would bind every queue to
-        # the default exchange and key, and each message would land in all of them.
-        "task_queues": [Queue(name, Exchange(name), routing_key=name) for name in QUEUES],
-        "task_routes": TASK_ROUTES,
-        # A task no route names still lands on a queue every worker consumes.
-        "task_default_queue": MAINTENANCE_QUEUE,
-        "enable_utc": True,
-        "timezone": "UTC",
-    }
 
 
 @functools.lru_cache(maxsize=8)

@@ -27,7 +27,3 @@ class Conflict(DispatcherError):
     """The request clashes with the current state (duplicate name, refused transition)."""
 
     http_status = 409
-
-
-class Unavailable(DispatcherError):
-    http_status = 503

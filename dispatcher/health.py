@@ -15,7 +15,7 @@ def check_dependencies(settings: Settings | None = None) -> dict[str, dict]:
     checks: dict[str, dict] = {}
     try:
         with db.pool().connection(timeout=CHECK_TIMEOUT_S) as conn:
-            conn.execute("SELECT 1")
+            conn.execute(db.QUERIES["ping"])
         checks["postgres"] = {"ok": True}
     except Exception as exc:  # any failure means not ready
         checks["postgres"] = {"ok": False, "error": type(exc).__name__}

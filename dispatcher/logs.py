@@ -18,7 +18,6 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-CONTEXT_FIELDS = ("job_id", "device_uuid")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 _KEY_VALUE = re.compile(r"\b([a-z_][a-z0-9_]*)=(\S+)")
 

@@ -27,7 +27,8 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from dispatcher import db, states
+from dispatcher import db
+from schemas.vocabulary import DEVICE_STATUSES, JOB_STATUSES
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,6 @@ NAMESPACE = "device_jobs"
 MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # A scrape must answer quickly even when PostgreSQL does not.
 SCRAPE_DB_TIMEOUT_S = 2.0
-JOB_STATUSES = ("SCHEDULED", "QUEUED", "IN_PROGRESS", "SUCCEEDED", "FAILED", "CANCELED")
 
 HTTP_REQUESTS = Counter(
     "http_requests", "API requests answered, by route and status code",
@@ -109,9 +109,9 @@ class DatabaseCollector:
         try:
             with db.pool().connection(timeout=SCRAPE_DB_TIMEOUT_S) as conn:
                 c = db.Connector(conn)
-                by_job_status = _counts(c, "metrics_executions_by_status", JOB_STATUSES)
+                by_job_status = _counts(c.all("metrics_executions_by_status"), JOB_STATUSES)
                 by_device_status = _counts(
-                    c, "metrics_device_executions_by_status", sorted(states.ALL_STATUSES)
+                    c.all("metrics_device_executions_by_status"), DEVICE_STATUSES
                 )
         except Exception as exc:  # any failure: report it in a gauge, still answer
             log.warning("metrics database scrape failed error=%s", type(exc).__name__)
@@ -126,9 +126,9 @@ class DatabaseCollector:
         yield from (up, executions, device_executions)
 
 
-def _counts(c: db.Connector, query: str, statuses: tuple[str, ...] | list[str]) -> dict[str, int]:
+def _counts(rows: list[dict], statuses: tuple[str, ...]) -> dict[str, int]:
     counts = dict.fromkeys(statuses, 0)
-    for row in c.all(query):
+    for row in rows:
         counts[row["status"]] = int(row["n"])
     return counts
 

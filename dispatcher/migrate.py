@@ -14,6 +14,8 @@ from pathlib import Path
 import psycopg
 import psycopg.sql
 
+from dispatcher.db import QUERIES
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 MIGRATION_LOCK_KEY = 0x6A6F6273  # "jobs"
 _FILE = re.compile(r"^(\d{3,})_([a-z0-9_]+)\.sql$")
@@ -45,27 +47,21 @@ def migrate(database_url: str) -> list[int]:
     """Apply pending migrations; return the versions applied by this call."""
     applied_now: list[int] = []
     with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
+        conn.execute(QUERIES["lock_migrations"], {"key": MIGRATION_LOCK_KEY})
         try:
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                " version integer PRIMARY KEY, name text NOT NULL,"
-                " applied_at timestamptz NOT NULL DEFAULT now())"
-            )
-            done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+            conn.execute(QUERIES["create_schema_migrations"])
+            done = {row[0] for row in conn.execute(QUERIES["applied_migrations"])}
             for migration in available_migrations():
                 if migration.version in done:
                     continue
                 with conn.transaction():
                     conn.execute(migration.path.read_text())
-                    conn.execute(
-                        "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
-                        (migration.version, migration.name),
-                    )
+                    conn.execute(QUERIES["record_migration"],
+                                 {"version": migration.version, "name": migration.name})
                 log.info("migration applied version=%s name=%s", migration.version, migration.name)
                 applied_now.append(migration.version)
         finally:
-            conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
+            conn.execute(QUERIES["unlock_migrations"], {"key": MIGRATION_LOCK_KEY})
     return applied_now
 
 
@@ -77,12 +73,11 @@ def ensure_database(database_url: str) -> bool:
         return False
     admin_url = psycopg.conninfo.make_conninfo(database_url, dbname="postgres")
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+        if conn.execute(QUERIES["database_exists"], {"name": name}).fetchone():
             return False
         try:
-            conn.execute(
-                psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(name))
-            )
+            conn.execute(psycopg.sql.SQL(QUERIES["create_database"]).format(
+                name=psycopg.sql.Identifier(name)))
         except psycopg.errors.DuplicateDatabase:
             return False
     log.info("database created name=%s", name)

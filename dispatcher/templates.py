@@ -1,17 +1,18 @@
 """Job templates: reusable job documents with declared ``{{NAME}}`` parameters.
 
 Documents are stored in their canonical form (``schemas.job_document``), placeholders intact;
-they are rendered when a job is executed (``dispatcher.templating``). A runHandler step names
+they are rendered when a job is executed (``dispatcher.jobs.documents``). A runHandler step names
 a handler that the device fetches when it runs the step, so a template may name a handler that
 does not exist yet.
 """
 
 from __future__ import annotations
 
-from dispatcher import audit, db, policies
+from dispatcher import audit, db
 from dispatcher.changes import field_changes
 from dispatcher.errors import InvalidInput, NotFound
-from dispatcher.templating import checked_job_document, find_placeholders
+from dispatcher.jobs.documents import checked_job_document, find_placeholders
+from dispatcher.policies import columns
 
 EDITABLE_FIELDS = ("name", "description", "category", "job_document", "parameters", "is_active")
 
@@ -45,8 +46,8 @@ def create_template(fields: dict, actor: str, max_document_bytes: int) -> dict:
             parameters=db.jsonb(fields["parameters"]),
             created_by=fields.get("created_by") or actor,
             is_active=fields["is_active"],
+            **columns.policy_document_columns(fields),
         )
-        template.update(policies.store_template_policies(c, template, fields)[0])
         audit.record_event(
             c, actor, "template.created", "job_template", template["id"],
             details={"name": template["name"], "category": template["category"]},
@@ -92,7 +93,7 @@ def update_template(
         if "job_document" in changes or "parameters" in changes:
             check_parameter_declaration(wanted["job_document"], wanted["parameters"])
         diff = field_changes(current, wanted, EDITABLE_FIELDS, summarized=("job_document",))
-        diff.update(policies.store_template_policies(c, current, changes)[1])
+        diff.update(columns.store_template_policies(c, current, changes)[1])
         if not diff:
             return current, diff
         template = c.one(

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from dispatcher import db
 from dispatcher.errors import NotFound
 
-ROLES = ("admin", "viewer")
 BOOTSTRAP_TOKEN_NAME = "bootstrap (ADMIN_TOKEN)"
 
 
@@ -22,10 +21,6 @@ class Principal:
     kind: str  # "admin", "viewer" or "device"
     name: str
     device_uuid: uuid.UUID | None = None
-
-    @property
-    def can_write(self) -> bool:
-        return self.kind == "admin"
 
 
 def new_token() -> str:

@@ -19,10 +19,3 @@ class ListMeta(Schema):
     total = fields.Integer(required=True)
     limit = fields.Integer(required=True)
     offset = fields.Integer(required=True)
-
-
-class ErrorSchema(Schema):
-    code = fields.Integer(required=True)
-    status = fields.String(required=True)
-    message = fields.String(required=True)
-    errors = fields.Dict()

@@ -7,11 +7,8 @@ from marshmallow import Schema, fields, validate
 from schemas.common import ListMeta, PaginationQuery
 from schemas.fields import JsonObject, Text
 from schemas.policies import validate_step_timeout
+from schemas.vocabulary import DEVICE_REPORTED, DEVICE_STATUSES
 
-DEVICE_STATUSES = ("QUEUED", "IN_PROGRESS", "SUCCEEDED", "FAILED", "TIMED_OUT", "REJECTED",
-                   "CANCELED", "REMOVED")
-# The statuses a device itself may report; the rest are the server's to set.
-DEVICE_REPORTED_STATUSES = ("IN_PROGRESS", "SUCCEEDED", "FAILED", "REJECTED")
 REASON_MAX_CHARS = 4096
 
 
@@ -35,7 +32,7 @@ class NextJob(Schema):
 class StatusReport(Schema):
     """A device's report on its execution of a job (the seed's snake_case body)."""
 
-    status = fields.String(required=True, validate=validate.OneOf(DEVICE_REPORTED_STATUSES))
+    status = fields.String(required=True, validate=validate.OneOf(DEVICE_REPORTED))
     exit_code = fields.Integer(allow_none=True, validate=validate.Range(-(2**31), 2**31 - 1))
     stdout = Text(allow_none=True, metadata={"description": "Only the last bytes are kept."})
     stderr = Text(allow_none=True, metadata={"description": "Only the last bytes are kept."})

@@ -5,18 +5,16 @@ from __future__ import annotations
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from schemas.fields import JsonObject, Text
-from schemas.policies import ExecutionPolicies, policy_combination_errors
-
-TARGET_TYPES = ("device", "group", "all")
-ONE_TIME = "oneTime"
+from schemas.policies import ExecutionPolicies
+from schemas.vocabulary import TARGET_TYPES
 
 
 class ExecuteJobRequest(ExecutionPolicies):
     """The seed's execute body. Exactly one of ``template_id`` and ``job_document``.
 
-    Which of ``target_devices`` / ``target_filter`` goes with which ``target_type`` is checked
-    by the dispatcher (``dispatcher.targeting.parse_target``), which every caller goes through.
-    The execution policies (``schemas.policies``) are optional; a template's are defaults.
+    Which of ``target_devices`` / ``target_filter`` goes with which ``target_type``, and whether
+    the execution policies fit together (a template's are defaults, merged in first), are
+    checked by the dispatcher (``dispatcher.jobs.create``), which every caller goes through.
     """
 
     job_name = Text(
@@ -46,14 +44,6 @@ class ExecuteJobRequest(ExecutionPolicies):
             raise ValidationError("Give a template_id or a custom job_document.", "template_id")
         if has_document and not data.get("job_name"):
             raise ValidationError("A custom job_document needs a job_name.", "job_name")
-
-    @validates_schema
-    def _policies_fit_together(self, data: dict, **kwargs) -> None:
-        # With a template, its defaults are merged in first and the dispatcher checks the result.
-        if "template_id" not in data:
-            errors = policy_combination_errors(data, data.get("target_type"))
-            if errors:
-                raise ValidationError(errors)
 
 
 class ExecutedJob(Schema):

@@ -5,11 +5,10 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from schemas.common import ListMeta, PaginationQuery
-from schemas.device_jobs import DEVICE_STATUSES, REASON_MAX_CHARS, DeviceJobStatus
+from schemas.device_jobs import REASON_MAX_CHARS, DeviceJobStatus
 from schemas.fields import Text
 from schemas.policies import StoredPolicies
-
-JOB_STATUSES = ("SCHEDULED", "QUEUED", "IN_PROGRESS", "SUCCEEDED", "FAILED", "CANCELED")
+from schemas.vocabulary import DEVICE_STATUSES, JOB_STATUSES
 
 
 def _count(description: str) -> fields.Integer:

@@ -17,10 +17,23 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import croniter
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-EXECUTION_TYPES = ("oneTime", "recurring", "continuous")
-END_BEHAVIORS = ("STOP_ROLLOUT", "CANCEL", "FORCE_CANCEL")
-ABORT_FAILURE_TYPES = ("FAILED", "REJECTED", "TIMED_OUT", "ALL")
-RETRY_FAILURE_TYPES = ("FAILED", "TIMED_OUT", "ALL")
+from schemas.vocabulary import (
+    CONTINUOUS,
+    END_BEHAVIORS,
+    EXECUTION_TYPES,
+    FAILED,
+    ONE_TIME,
+    RECURRING,
+    REJECTED,
+    TARGET_ALL,
+    TARGET_GROUP,
+    TIMED_OUT,
+)
+
+# ALL: every failure type together.
+ALL_FAILURES = "ALL"
+ABORT_FAILURE_TYPES = (FAILED, REJECTED, TIMED_OUT, ALL_FAILURES)
+RETRY_FAILURE_TYPES = (FAILED, TIMED_OUT, ALL_FAILURES)
 MAX_ROLLOUT_RATE_PER_MINUTE = 10_000
 MAX_IN_PROGRESS_TIMEOUT_MINUTES = 7 * 24 * 60
 MAX_WINDOW_DURATION_MINUTES = 24 * 60
@@ -205,12 +218,12 @@ def policy_combination_errors(values: dict, target_type: str | None = None) -> d
     leave out what its template supplies.
     """
     errors: dict[str, list[str]] = {}
-    kind = values.get("execution_type") or "oneTime"
-    if kind == "recurring" and not values.get("schedule"):
+    kind = values.get("execution_type") or ONE_TIME
+    if kind == RECURRING and not values.get("schedule"):
         errors["schedule"] = ["A recurring execution needs a schedule."]
-    if kind != "recurring" and values.get("schedule"):
+    if kind != RECURRING and values.get("schedule"):
         errors["schedule"] = ["Only a recurring execution takes a schedule."]
-    if kind == "continuous" and target_type not in (None, "group", "all"):
+    if kind == CONTINUOUS and target_type not in (None, TARGET_GROUP, TARGET_ALL):
         errors["execution_type"] = ["A continuous execution targets a group or all devices."]
     schedule = values.get("schedule") or {}
     start = (values.get("scheduling_config") or {}).get("start_time")

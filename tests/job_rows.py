@@ -10,7 +10,14 @@ import uuid
 from dataclasses import dataclass
 
 from dispatcher import db
+from dispatcher.config import Settings
 from dispatcher.devices import register_device
+from dispatcher.jobs import progress
+from dispatcher.poll import next_job as poll
+
+# Device changes made with these settings nudge no one (no MQTT URL): for tests whose devices
+# have no agent listening.
+QUIET_SETTINGS = Settings()
 
 JOB_DOCUMENT = {
     "version": "1.0",
@@ -33,7 +40,8 @@ class Device:
 def register_fleet(n: int, prefix: str = "pi", device_type: str = "raspberry-pi") -> list[Device]:
     fleet = []
     for i in range(n):
-        device, token = register_device(f"{prefix}-{i:03d}", device_type, {"rack": "r1"})
+        device, token = register_device(f"{prefix}-{i:03d}", device_type, {"rack": "r1"},
+                                        settings=QUIET_SETTINGS)
         fleet.append(Device(device["uuid"], device["device_name"], token))
     return fleet
 
@@ -96,3 +104,39 @@ def status_url(device: Device, job_id: uuid.UUID) -> str:
 
 def next_url(device: Device) -> str:
     return f"/api/v1/devices/{device.uuid}/jobs/next"
+
+
+def live_counters(job_id: uuid.UUID) -> dict[str, int]:
+    """A job's live ``*_devices`` counters, as the API shows them."""
+    return progress.counters_from_status_counts(progress.status_counts(job_id))
+
+
+def next_job(device_uuid: uuid.UUID) -> dict | None:
+    """What the device's next poll would hand out (no token check, never from memory)."""
+    polled = poll.poll(device_uuid, None, fresh=True)
+    return polled._asdict() if polled is not None and polled.job_id is not None else None
+
+
+def target_events(target_type: str, target_id: object) -> list[dict]:
+    """The audit trail of one thing (a device, a template, a handler, a job), oldest first."""
+    with db.pool().connection() as conn:
+        return conn.execute(
+            "SELECT id, occurred_at, actor, action, target_type, target_id, job_id, device_uuid,"
+            " details FROM job_events WHERE target_type = %s AND target_id = %s ORDER BY id",
+            (target_type, str(target_id)),
+        ).fetchall()
+
+
+def bulk_register_devices(
+    count: int, device_type: str = "generic", attributes: dict | None = None,
+    name_prefix: str = "device",
+) -> int:
+    """Register ``count`` devices named ``<name_prefix>-1…`` in one statement, each with a
+    random token nobody holds (for tests and benchmarks that need a fleet, not its agents)."""
+    with db.pool().connection() as conn:
+        return conn.execute(
+            "INSERT INTO devices (uuid, device_name, device_type, attributes, token_hash)"
+            " SELECT gen_random_uuid(), %s || '-' || i, %s, %s,"
+            " sha256(uuid_send(gen_random_uuid())) FROM generate_series(1, %s) AS i",
+            (name_prefix, device_type, db.jsonb(attributes or {}), count),
+        ).rowcount

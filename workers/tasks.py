@@ -1,12 +1,15 @@
-"""The Celery tasks: each takes ids, calls one dispatcher function, and is idempotent."""
+"""The Celery tasks: each takes ids, calls one dispatcher function, and is idempotent. The
+periodic ones are made from the table in ``workers.periodic``."""
 
 from __future__ import annotations
 
 from celery import shared_task
 
-from dispatcher import fanout, nudge
-from dispatcher.enqueue import FAN_OUT_TASK, NUDGE_TASK, RESUME_FANOUTS_TASK
+from dispatcher import nudges
+from dispatcher.celery_config import FAN_OUT_TASK, NUDGE_TASK
+from dispatcher.jobs import fanout
 from workers.celery_app import settings
+from workers.periodic import register_tasks
 
 
 @shared_task(name=FAN_OUT_TASK)
@@ -18,10 +21,7 @@ def fan_out_job(job_id: str) -> int:
 @shared_task(name=NUDGE_TASK)
 def publish_job_nudges(job_id: str, event: str, device_uuids: list[str] | None = None) -> int:
     """Nudge devices over MQTT; a broker that is down skips the nudges, never fails the task."""
-    return nudge.nudge_devices(settings, job_id, event, device_uuids)
+    return nudges.nudge_devices(settings, job_id, event, device_uuids)
 
 
-@shared_task(name=RESUME_FANOUTS_TASK)
-def resume_stalled_fanouts() -> int:
-    """Enqueue again the fan-outs that stalled (broker down at execute, worker died)."""
-    return len(fanout.resume_stalled_fanouts(settings))
+PERIODIC_TASKS = register_tasks(settings)

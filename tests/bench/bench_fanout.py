@@ -37,11 +37,11 @@ from bench_support import bench_database, vacuum_analyze
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the process helpers
 
+from job_rows import bulk_register_devices  # noqa: E402
 from processes import ServerProcesses, purge_broker_keys  # noqa: E402
 
 from dispatcher import db  # noqa: E402
 from dispatcher.config import Settings  # noqa: E402
-from dispatcher.provisioning import bulk_register_devices  # noqa: E402
 
 ADMIN_TOKEN = "bench-admin-token"
 TARGET_RATIO = 2.0

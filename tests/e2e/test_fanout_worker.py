@@ -5,15 +5,17 @@ from __future__ import annotations
 import json
 import urllib.request
 from dataclasses import replace
+from datetime import UTC, datetime
 
 import psycopg
 import pytest
+from job_rows import bulk_register_devices
 from processes import wait_until
 
 from dispatcher import db
-from dispatcher.executions import create_execution
-from dispatcher.fanout import resume_stalled_fanouts
-from dispatcher.provisioning import bulk_register_devices
+from dispatcher.jobs.create import create_execution
+from dispatcher.jobs.fanout import resume_stalled_fanouts
+from dispatcher.jobs.outcome import carry_out
 
 pytestmark = pytest.mark.slow
 
@@ -82,7 +84,9 @@ def test_a_worker_killed_mid_fan_out_is_finished_by_another(
     assert cut_short["rows"] == 15 * chunk
 
     server_processes.start_worker(small_chunks)
-    assert resume_stalled_fanouts(small_chunks, stalled_after_s=0) == [job_id]
+    stalled = resume_stalled_fanouts(datetime.now(UTC), stalled_after_s=0)
+    assert stalled.fan_outs == [job_id]
+    carry_out(stalled, small_chunks)
     state = wait_until(lambda: fanned_out(job_id), FANOUT_TIMEOUT_S, "the resumed fan-out")
     assert state["rows"] == state["devices"] == state["total_devices"] == total
 

@@ -1,14 +1,18 @@
-"""A device subscribed on its MQTT topic hears of a new job from the worker's fan-out."""
+"""A device subscribed on its MQTT topic hears of a new job from the worker's fan-out, and of a
+continuous job it joins when it is registered."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
 import pytest
+from job_rows import QUIET_SETTINGS, job_row
+from json_http import JsonHttp
 from mqtt_listener import MQTT_URL, NudgeListener, nudge_topic
+from processes import wait_until
 
 from dispatcher.devices import register_device
-from dispatcher.executions import create_execution
+from dispatcher.jobs.create import create_execution
 
 pytestmark = pytest.mark.slow
 
@@ -21,8 +25,9 @@ DIAGNOSTIC = {
 def test_the_fan_out_nudges_each_new_device_row(app, settings, server_processes):
     nudging = replace(settings, mqtt_url=MQTT_URL)
     server_processes.start_worker(nudging)
-    chosen = [register_device(f"pi-{i}", "raspberry-pi")[0]["uuid"] for i in range(2)]
-    register_device("not-chosen", "raspberry-pi")
+    chosen = [register_device(f"pi-{i}", "raspberry-pi", settings=QUIET_SETTINGS)[0]["uuid"]
+              for i in range(2)]
+    register_device("not-chosen", "raspberry-pi", settings=QUIET_SETTINGS)
     with NudgeListener() as listener:
         job = create_execution({
             "job_name": "Custom diagnostic", "job_document": DIAGNOSTIC,
@@ -31,3 +36,26 @@ def test_the_fan_out_nudges_each_new_device_row(app, settings, server_processes)
         received = listener.wait_for(2, job["job_id"], timeout_s=30)
     expected = {"jobId": str(job["job_id"]), "event": "queued"}
     assert sorted(received) == sorted((nudge_topic(d), expected, 1) for d in chosen)
+
+
+def test_a_device_registered_into_a_continuous_job_is_nudged(
+    app, settings, server_processes, admin_headers
+):
+    """Registering a device that matches a continuous job gives it a row and an MQTT nudge
+    at once, through the API as an operator registers one, not at the next full reconcile."""
+    nudging = replace(settings, mqtt_url=MQTT_URL)
+    server_processes.start_worker(nudging)
+    api = JsonHttp(server_processes.start_api(nudging).url)
+    register_device("first-pi", "raspberry-pi", {"site": "lab"}, settings=QUIET_SETTINGS)
+    job = create_execution({
+        "job_name": "Keep the lab tidy", "job_document": DIAGNOSTIC, "target_type": "group",
+        "target_filter": {"site": "lab"}, "execution_type": "continuous",
+    }, "admin:test", nudging)
+    wait_until(lambda: job_row(job["job_id"])["fanout_status"] == "DONE", 30, "the fan-out")
+    with NudgeListener() as listener:
+        status, newcomer = api.request("POST", "/api/v1/devices", {
+            "device_name": "new-pi", "attributes": {"site": "lab"}}, admin_headers)
+        assert status == 201
+        received = listener.wait_for(1, job["job_id"], timeout_s=30)
+    assert received == [(nudge_topic(newcomer["uuid"]),
+                         {"jobId": str(job["job_id"]), "event": "queued"}, 1)]

@@ -11,11 +11,15 @@ from dataclasses import replace
 
 import psycopg
 import pytest
+from job_rows import QUIET_SETTINGS, next_job
+from job_rows import job_row as job_state
 from processes import wait_until
 
-from dispatcher import db, device_jobs
+from dispatcher import db
 from dispatcher.devices import register_device
-from dispatcher.executions import create_execution
+from dispatcher.jobs import reports
+from dispatcher.jobs.create import create_execution
+from dispatcher.policies import recurring
 from schemas.policies import ExecutionPolicies
 
 pytestmark = pytest.mark.slow
@@ -45,7 +49,9 @@ def sweeping(app, quick, server_processes):
 
 
 def fleet(n: int, **attributes) -> list:
-    return [register_device(f"pi-{i}", "raspberry-pi", attributes)[0]["uuid"] for i in range(n)]
+    return [register_device(f"pi-{i}", "raspberry-pi", attributes,
+                            settings=QUIET_SETTINGS)[0]["uuid"]
+            for i in range(n)]
 
 
 def execute(settings, policies: dict, target_filter: dict | None = None) -> dict:
@@ -57,7 +63,7 @@ def execute(settings, policies: dict, target_filter: dict | None = None) -> dict
 
 
 def job(job_id) -> dict:
-    return db.one("policy_job_state", job_id=job_id)
+    return job_state(job_id)
 
 
 def latest_rows(job_id) -> list[dict]:
@@ -70,7 +76,7 @@ def actions(job_id) -> list[str]:
 
 
 def report(device, job_id, status: str) -> None:
-    device_jobs.report_status(device, job_id, {"status": status}, 65536, ACTOR)
+    reports.report_status(device, job_id, {"status": status}, 65536, ACTOR)
 
 
 def test_recurring_job_fires_each_slot_once_with_two_beats(sweeping):
@@ -78,7 +84,7 @@ def test_recurring_job_fires_each_slot_once_with_two_beats(sweeping):
     parent = execute(sweeping, {"execution_type": "recurring",
                                 "schedule": {"cron": "* * * * * */2", "max_runs": 3}})
     wait_until(lambda: job(parent["job_id"])["status"] == "SUCCEEDED", SWEEP_WAIT_S, "three runs")
-    runs = db.all("policy_list_runs", parent_job_id=parent["job_id"], limit=50, offset=0)
+    runs = recurring.list_runs(parent["job_id"], 50, 0)["runs"]
     slots = [r["scheduled_for"] for r in runs]
     assert len(slots) == len(set(slots)) == 3
     assert all(slot.second % 2 == 0 for slot in slots)
@@ -94,7 +100,7 @@ def test_continuous_job_reaches_a_device_registered_after_it_started(sweeping):
     started = execute(sweeping, {"execution_type": "continuous"}, {"site": "lab"})
     wait_until(lambda: len(latest_rows(started["job_id"])) == 1, SWEEP_WAIT_S, "fan-out")
     (newcomer,) = fleet(1, site="lab")
-    found = wait_until(lambda: device_jobs.next_job(newcomer), SWEEP_WAIT_S, "the newcomer's job")
+    found = wait_until(lambda: next_job(newcomer), SWEEP_WAIT_S, "the newcomer's job")
     assert found["job_id"] == started["job_id"]
     assert job(started["job_id"])["total_devices"] == 2
 
@@ -105,7 +111,7 @@ def test_rollout_holds_back_all_but_the_rate(sweeping):
     wait_until(lambda: job(rolling["job_id"])["released_devices"] == 3, SWEEP_WAIT_S, "first wave")
     time.sleep(3)  # six more sweeps from two beats: the minute is used up
     assert job(rolling["job_id"])["released_devices"] == 3
-    assert sum(device_jobs.next_job(d) is not None for d in devices) == 3
+    assert sum(next_job(d) is not None for d in devices) == 3
     assert actions(rolling["job_id"]).count("job.rollout_wave") == 1
 
 
@@ -139,7 +145,7 @@ def test_silent_device_times_out_and_is_queued_again(sweeping, database_url):
                "retry")
     row = latest_rows(silent["job_id"])[0]
     assert row["status"] == "QUEUED"
-    assert device_jobs.next_job(device)["execution_number"] == 2
+    assert next_job(device)["execution_number"] == 2
     trail = actions(silent["job_id"])
     assert trail.count("device_job.timed_out") == 1 and trail.count("device_job.retried") == 1
     assert job(silent["job_id"])["status"] == "IN_PROGRESS"

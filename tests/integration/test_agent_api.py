@@ -18,7 +18,7 @@ from werkzeug.serving import make_server
 from agent.config import AgentConfig
 from agent.daemon import Agent
 from dispatcher import db
-from dispatcher.fanout import fan_out_job
+from dispatcher.jobs.fanout import fan_out_job
 
 EXECUTE = "/api/v1/jobs/execute"
 

@@ -9,13 +9,15 @@ from job_rows import (
     events,
     insert_job,
     job_row,
+    live_counters,
     next_url,
     register_fleet,
     set_row_status,
     status_url,
 )
 
-from dispatcher import db, execution_control, rollup
+from dispatcher import db
+from dispatcher.jobs import completion, control
 
 EXECUTIONS = "/api/v1/jobs/executions"
 
@@ -63,7 +65,12 @@ def test_cancel_without_force_lets_running_devices_finish(client, admin_headers,
     assert job_row(job_id)["status"] == "CANCELED"
     assert row(job_id, done)["status"] == "SUCCEEDED"
     [event] = events(job_id, "job.canceled")
-    assert event["details"] == {"from": "IN_PROGRESS", "force": False, "reason": None}
+    assert event["details"] == {"from": "IN_PROGRESS", "to": "CANCELED", "force": False,
+                                "reason": None}
+    # Each canceled row has its own event, as a policy's cancel writes them.
+    canceled = events(job_id, "device_job.canceled")
+    assert sorted(e["device_uuid"] for e in canceled) == sorted(d.uuid for d in mid_job[1][2:])
+    assert all(e["details"]["from"] == "QUEUED" for e in canceled)
 
 
 def test_cancel_with_force_stops_running_devices(client, admin_headers, mid_job):
@@ -76,7 +83,7 @@ def test_cancel_with_force_stops_running_devices(client, admin_headers, mid_job)
     late = report(client, running, job_id, "SUCCEEDED")
     assert late.status_code == 409
     assert late.get_json()["current_status"] == "CANCELED"
-    counters = rollup.job_counters(job_id)
+    counters = live_counters(job_id)
     assert (counters["succeeded_devices"], counters["canceled_devices"]) == (1, 3)
     assert client.get(next_url(running), headers=running.headers).get_json()["message"]
 
@@ -85,14 +92,14 @@ def test_cancel_walks_a_big_job_in_chunks(app, settings):
     fleet = register_fleet(11)
     job_id = insert_job(fleet)
     set_row_status(job_id, fleet[5], "IN_PROGRESS")
-    result = execution_control.cancel_execution(job_id, "admin:test", settings, chunk_rows=3)
+    result = control.cancel_execution(job_id, "admin:test", settings, chunk_rows=3)
     assert result["canceled_devices"] == 10
-    counters = rollup.job_counters(job_id)
+    counters = live_counters(job_id)
     assert (counters["canceled_devices"], counters["in_progress_devices"]) == (10, 1)
-    forced = execution_control.cancel_execution(job_id, "admin:test", settings, force=True,
+    forced = control.cancel_execution(job_id, "admin:test", settings, force=True,
                                                 chunk_rows=3)
     assert forced["canceled_devices"] == 1
-    assert rollup.job_counters(job_id)["canceled_devices"] == 11
+    assert live_counters(job_id)["canceled_devices"] == 11
 
 
 def test_a_finished_or_unknown_job_cannot_be_canceled(client, admin_headers):
@@ -144,7 +151,7 @@ def test_retry_queues_failed_devices_again_with_the_next_execution_number(
     report(client, fleet[1], job_id, "FAILED")
     report(client, fleet[2], job_id, "REJECTED")
     set_row_status(job_id, fleet[3], "TIMED_OUT")
-    rollup.finalize_if_complete(job_id)
+    completion.complete_if_done(job_id)
     assert job_row(job_id)["status"] == "FAILED"
 
     response = client.post(f"{EXECUTIONS}/{job_id}/retry", headers=admin_headers)
@@ -180,7 +187,7 @@ def test_retry_one_device(client, admin_headers):
     assert (response.get_json()["status"], response.get_json()["execution_number"]) == (
         "QUEUED", 2,
     )
-    assert rollup.job_counters(job_id)["queued_devices"] == 2
+    assert live_counters(job_id)["queued_devices"] == 2
     [event] = events(job_id, "device_job.retried")
     assert event["device_uuid"] == fleet[0].uuid
     stranger = register_fleet(1, prefix="other")[0]

@@ -11,15 +11,19 @@ import pytest
 from job_rows import (
     events,
     insert_job,
+    live_counters,
     next_url,
     register_fleet,
     set_row_status,
     status_url,
 )
 
-from dispatcher import db, presence, rollup, states
+from dispatcher import db
+from dispatcher.jobs import progress, states
+from dispatcher.poll import sightings
+from schemas import vocabulary
 
-DEVICE_REPORTED = sorted(states.DEVICE_REPORTABLE)
+DEVICE_REPORTED = sorted(vocabulary.DEVICE_REPORTED)
 
 
 def device_row(job_id, device) -> dict:
@@ -126,7 +130,7 @@ def test_a_report_starts_the_job_and_sets_the_deadline_in_its_one_statement(clie
     assert trail[:2] == [("device_job.status_changed", f"device:{pi.uuid}"),
                          ("job.started", f"device:{pi.uuid}")]
     assert len(trail) == 6
-    assert rollup.status_counts(job_id)["IN_PROGRESS"] == 1
+    assert progress.status_counts(job_id)["IN_PROGRESS"] == 1
     with db.pool().connection() as conn:
         job = conn.execute("SELECT status FROM job_executions WHERE job_id = %s",
                            (job_id,)).fetchone()
@@ -134,7 +138,7 @@ def test_a_report_starts_the_job_and_sets_the_deadline_in_its_one_statement(clie
 
 
 @pytest.mark.parametrize(
-    ("source", "target"), list(itertools.product(sorted(states.ALL_STATUSES), DEVICE_REPORTED))
+    ("source", "target"), list(itertools.product(vocabulary.DEVICE_STATUSES, DEVICE_REPORTED))
 )
 def test_every_device_report_follows_the_state_table(client, source, target):
     [pi] = register_fleet(1)
@@ -171,7 +175,7 @@ def test_statuses_only_the_server_sets_are_a_bad_request_from_a_device(client, s
 def test_a_full_run_sets_times_outputs_and_last_seen(client):
     [pi] = register_fleet(1)
     job_id = insert_job([pi])
-    presence.sightings.flush()  # the next flush is a whole interval away
+    sightings.of_this_process.flush()  # the next flush is a whole interval away
     started = client.patch(status_url(pi, job_id), headers=pi.headers, json={
         "status": "IN_PROGRESS", "executed_steps": 2,
         "stdout": "Config backed up\nNew config downloaded",
@@ -193,7 +197,7 @@ def test_a_full_run_sets_times_outputs_and_last_seen(client):
     assert done["stdout"] == "All steps completed successfully\nnginx reloaded"
     assert done["status_details"] == {"step": "Test config"}
     assert db.one("get_device", uuid=pi.uuid)["last_seen_at"] is None  # not written per report
-    assert presence.sightings.flush() == 1
+    assert sightings.of_this_process.flush() == 1
     assert db.one("get_device", uuid=pi.uuid)["last_seen_at"] is not None
     trail = [(e["details"]["from"], e["details"]["to"])
              for e in events(job_id, "device_job.status_changed")]
@@ -210,8 +214,8 @@ def test_the_same_terminal_report_twice_counts_once(client):
     again = client.patch(status_url(pi, job_id), json=failure, headers=pi.headers)
     assert first.status_code == again.status_code == 200
     assert again.get_json() == first.get_json()
-    assert rollup.job_counters(job_id)["failed_devices"] == 1
-    assert sum(rollup.status_counts(job_id).values()) == 1
+    assert live_counters(job_id)["failed_devices"] == 1
+    assert sum(progress.status_counts(job_id).values()) == 1
     assert len(events(job_id, "device_job.status_changed")) == 1
 
 
@@ -223,7 +227,7 @@ def test_a_late_progress_report_after_the_result_is_refused(client):
                         headers=pi.headers)
     assert late.status_code == 409
     assert late.get_json()["current_status"] == "SUCCEEDED"
-    assert rollup.job_counters(job_id)["succeeded_devices"] == 1
+    assert live_counters(job_id)["succeeded_devices"] == 1
 
 
 def test_expected_version_gives_optimistic_locking(client):
@@ -303,15 +307,15 @@ def test_polls_answer_after_postgres_dropped_their_connections(client, database_
 
 def test_polls_record_last_seen_at_most_once_per_resolution(client):
     pi, idle = register_fleet(2)
-    presence.sightings.flush()
+    sightings.of_this_process.flush()
     for _ in range(3):
         client.get(next_url(pi), headers=pi.headers)
     assert db.one("get_device", uuid=pi.uuid)["last_seen_at"] is None  # not written per poll
-    assert presence.sightings.flush() == 1
+    assert sightings.of_this_process.flush() == 1
     seen = db.one("get_device", uuid=pi.uuid)["last_seen_at"]
     assert seen is not None
     client.get(next_url(pi), headers=pi.headers)
-    assert presence.sightings.flush() == 0  # seen within the resolution: no write
+    assert sightings.of_this_process.flush() == 0  # seen within the resolution: no write
     assert db.one("get_device", uuid=pi.uuid)["last_seen_at"] == seen
     assert db.one("get_device", uuid=idle.uuid)["last_seen_at"] is None
 
@@ -330,10 +334,10 @@ def test_poll_without_auth_checks_when_auth_is_disabled(settings):
 
 def test_sightings_are_written_on_a_timer_when_no_request_comes(app):
     [pi] = register_fleet(1)
-    sightings = presence.Sightings(flush_interval_s=0.3)
-    sightings.note(pi.uuid)  # not due yet: held
+    recorder = sightings.Sightings(flush_interval_s=0.3)
+    recorder.note(pi.uuid)  # not due yet: held
     assert db.one("get_device", uuid=pi.uuid)["last_seen_at"] is None
-    sightings.keep_flushing()
+    recorder.keep_flushing()
     deadline = time.monotonic() + 10
     while db.one("get_device", uuid=pi.uuid)["last_seen_at"] is None:
         assert time.monotonic() < deadline, "the timer never wrote the sighting"

@@ -6,9 +6,9 @@ import json
 import uuid
 from urllib.parse import quote
 
-from job_rows import insert_job, job_row, register_fleet, set_row_status
+from job_rows import insert_job, job_row, register_fleet, set_row_status, target_events
 
-from dispatcher import audit, db, tokens
+from dispatcher import db, tokens
 from dispatcher.devices import device_filter_params
 
 DEVICES = "/api/v1/devices"
@@ -26,8 +26,7 @@ def bearer(token: str) -> dict[str, str]:
 
 
 def actions(device_uuid: str) -> list[str]:
-    trail = audit.list_target_events("device", device_uuid, limit=50, offset=0)
-    return [event["action"] for event in trail["events"]]
+    return [event["action"] for event in target_events("device", device_uuid)]
 
 
 def test_register_returns_the_device_and_a_working_token_once(client, admin_headers):
@@ -182,8 +181,8 @@ def test_deleting_the_last_pending_device_of_a_job_completes_the_job(client, adm
         assert client.delete(f"{DEVICES}/{device.uuid}", headers=admin_headers).status_code == 200
     row = job_row(job_id)
     assert (row["status"], row["succeeded_devices"], row["failed_devices"]) == ("SUCCEEDED", 1, 0)
-    deleted = audit.list_target_events("device", running.uuid, 50, 0)
-    assert [e["details"]["pending_jobs"] for e in deleted["events"]
+    deleted = target_events("device", running.uuid)
+    assert [e["details"]["pending_jobs"] for e in deleted
             if e["action"] == "device.deleted"] == [[str(job_id)]]
 
 
@@ -201,7 +200,7 @@ def test_rotate_token_replaces_the_old_one(client, admin_headers):
 def test_tokens_never_reach_the_audit_trail(client, admin_headers):
     device = register(client, admin_headers)
     rotated = client.post(f"{DEVICES}/{device['uuid']}/token", headers=admin_headers).get_json()
-    trail = json.dumps(audit.list_target_events("device", device["uuid"], 50, 0), default=str)
+    trail = json.dumps(target_events("device", device["uuid"]), default=str)
     assert device["device_token"] not in trail
     assert rotated["device_token"] not in trail
 

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import replace
+from datetime import UTC, datetime
 
 import pytest
+from job_rows import QUIET_SETTINGS, target_events
 from job_templates import RESTART_TEMPLATE as SHARED_RESTART_TEMPLATE
 
-from dispatcher import audit, db
+from dispatcher import db
 from dispatcher.devices import register_device
-from dispatcher.fanout import resume_stalled_fanouts
+from dispatcher.jobs.fanout import resume_stalled_fanouts
+from dispatcher.jobs.outcome import carry_out
 
 EXECUTE = "/api/v1/jobs/execute"
 TEMPLATES = "/api/v1/jobs/templates"
@@ -47,7 +50,8 @@ def fleet(app) -> dict[str, list[uuid.UUID]]:
     """Three production Pis, one staging Pi, two production gateways."""
     def add(n: int, device_type: str, environment: str) -> list[uuid.UUID]:
         return [register_device(f"{device_type}-{environment}-{i}", device_type,
-                                {"environment": environment})[0]["uuid"] for i in range(n)]
+                                {"environment": environment}, settings=QUIET_SETTINGS)[0]["uuid"]
+                for i in range(n)]
 
     return {
         "pi_production": add(3, "raspberry-pi", "production"),
@@ -147,7 +151,7 @@ def test_every_execution_is_audited_with_its_job(client, admin_headers, fleet):
     job = execute(client, admin_headers, {
         "job_name": "Custom diagnostic", "job_document": DIAGNOSTIC, "target_type": "all",
     })["job"]
-    events = audit.list_target_events("job", job["job_id"], 10, 0)["events"]
+    events = target_events("job", job["job_id"])
     assert [e["action"] for e in events] == ["job.created"]
     assert str(events[0]["job_id"]) == job["job_id"]
     assert events[0]["details"]["total_devices"] == 6
@@ -255,10 +259,13 @@ def test_broker_down_still_creates_the_job_and_the_sweeper_enqueues_it(
     assert job["total_devices"] == 6
     assert execution_row(job["job_id"])["fanout_enqueued_at"] is None
 
-    # The sweeper, with the broker still down, leaves it for next time.
-    assert resume_stalled_fanouts(broker_down, stalled_after_s=0) == []
+    # The sweeper finds it; with the broker still down it leaves it for next time.
+    stalled = resume_stalled_fanouts(datetime.now(UTC), stalled_after_s=0)
+    assert stalled.fan_outs == [uuid.UUID(job["job_id"])]
+    carry_out(stalled, broker_down)
+    assert execution_row(job["job_id"])["fanout_enqueued_at"] is None
     # With the broker back, it enqueues the fan-out and records that it did.
-    assert resume_stalled_fanouts(settings, stalled_after_s=0) == [uuid.UUID(job["job_id"])]
+    carry_out(resume_stalled_fanouts(datetime.now(UTC), stalled_after_s=0), settings)
     assert execution_row(job["job_id"])["fanout_enqueued_at"] is not None
     # Recently enqueued: not enqueued again until the stall threshold passes.
-    assert resume_stalled_fanouts(settings, stalled_after_s=60) == []
+    assert resume_stalled_fanouts(datetime.now(UTC), stalled_after_s=60).fan_outs == []

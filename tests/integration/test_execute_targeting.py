@@ -6,11 +6,11 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from job_rows import QUIET_SETTINGS, bulk_register_devices
 
 from dispatcher import db
 from dispatcher.devices import delete_device, register_device, update_device
-from dispatcher.provisioning import bulk_register_devices
-from dispatcher.targeting import count_target_devices, parse_target
+from dispatcher.jobs.targeting import count_target_devices, parse_target
 
 FILTERS = [
     {"device_type": "raspberry-pi"},
@@ -80,11 +80,12 @@ def fleet(app) -> dict:
     bulk_register_devices(3, "raspberry-pi", {"environment": "staging", "rack": "7"})
     bulk_register_devices(2, "gateway", {"environment": "production", "canary": True})
     tagged, _ = register_device("edge-1", "gateway", {
-        "environment": "staging", "tags": ["edge", "lte"], "location": {"site": "berlin"}})
+        "environment": "staging", "tags": ["edge", "lte"], "location": {"site": "berlin"}},
+        settings=QUIET_SETTINGS)
     register_device("edge-2", "gateway", {
         "environment": "staging", "canary": True, "tags": ["edge"],
-        "location": {"site": "berlin", "floor": 2}})
-    plain, _ = register_device("plain-1")
+        "location": {"site": "berlin", "floor": 2}}, settings=QUIET_SETTINGS)
+    plain, _ = register_device("plain-1", settings=QUIET_SETTINGS)
     return {"tagged": tagged["uuid"], "plain": plain["uuid"]}
 
 
@@ -128,9 +129,9 @@ def test_bulk_registration_joins_and_adds_signatures(fleet):
 def test_counts_follow_attribute_and_type_changes(fleet):
     update_device(fleet["plain"], {"device_type": "raspberry-pi",
                                    "attributes": {"environment": "production", "rack": 7}},
-                  "admin:test")
-    update_device(fleet["tagged"], {"attributes": {"environment": "production",
-                                                   "tags": None}}, "admin:test")
+                  "admin:test", QUIET_SETTINGS)
+    update_device(fleet["tagged"], {"attributes": {"environment": "production", "tags": None}},
+                  "admin:test", QUIET_SETTINGS)
     assert counted("group", {"device_type": "raspberry-pi", "environment": "production"}) == 6
     assert_counts_exact()
 
@@ -160,14 +161,15 @@ def test_concurrent_registrations_edits_and_deletions_stay_exact(fleet):
             attributes = {"environment": "production", "rack": i % 3}
             if i % 5 == 0:
                 attributes["location"] = {"site": f"site-{worker}"}
-            added.append(register_device(f"w{worker}-{i}", "raspberry-pi", attributes)[0])
+            added.append(register_device(f"w{worker}-{i}", "raspberry-pi", attributes,
+                                         settings=QUIET_SETTINGS)[0])
             if i % 4 == 0:
                 bulk_register_devices(3, "gateway", {"environment": "staging", "rack": i % 2},
                                       name_prefix=f"w{worker}-bulk-{i}")
         for device in added[::3]:
-            update_device(device["uuid"], {"attributes": {"rack": 9}}, "admin:test")
+            update_device(device["uuid"], {"attributes": {"rack": 9}}, "admin:test", QUIET_SETTINGS)
         for device in added[1::3]:
-            delete_device(device["uuid"], "admin:test")
+            delete_device(device["uuid"], "admin:test", QUIET_SETTINGS)
         return added
 
     with ThreadPoolExecutor(max_workers=6) as pool:
@@ -177,8 +179,8 @@ def test_concurrent_registrations_edits_and_deletions_stay_exact(fleet):
 
 
 def test_counts_follow_deletions(fleet):
-    delete_device(fleet["tagged"], "admin:test")
-    delete_device(fleet["plain"], "admin:test")
+    delete_device(fleet["tagged"], "admin:test", QUIET_SETTINGS)
+    delete_device(fleet["plain"], "admin:test", QUIET_SETTINGS)
     assert counted("all") == 11
     assert_counts_exact()
 

@@ -6,7 +6,7 @@ import uuid
 
 from job_rows import insert_job, register_fleet, set_row_status, status_url
 
-from dispatcher import progress
+from dispatcher.jobs import progress
 
 EXECUTIONS = "/api/v1/jobs/executions"
 

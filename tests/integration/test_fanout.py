@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import replace
+from datetime import UTC, datetime
 
 import pytest
+from job_rows import QUIET_SETTINGS, bulk_register_devices, target_events
 
-from dispatcher import audit, db
+from dispatcher import db
 from dispatcher.devices import register_device
-from dispatcher.executions import create_execution
-from dispatcher.fanout import fan_out_job, resume_stalled_fanouts
-from dispatcher.provisioning import bulk_register_devices
+from dispatcher.jobs.create import create_execution
+from dispatcher.jobs.fanout import fan_out_job, resume_stalled_fanouts
 
 DIAGNOSTIC = {
     "version": "1.0",
@@ -62,7 +63,7 @@ def test_every_device_gets_exactly_one_queued_row(app, small_chunks):
     assert execution["fanout_status"] == "DONE"
     assert execution["total_devices"] == 25
     assert execution["fanout_done_at"] is not None
-    events = audit.list_target_events("job", job["job_id"], 10, 0)["events"]
+    events = target_events("job", job["job_id"])
     assert [e["action"] for e in events] == ["job.created", "job.fanned_out"]
 
 
@@ -125,7 +126,7 @@ def test_total_devices_follows_the_fleet_between_execute_and_fan_out(app, small_
     bulk_register_devices(12)
     job = execute(small_chunks)
     assert job["total_devices"] == 12
-    register_device("late-comer")
+    register_device("late-comer", settings=QUIET_SETTINGS)
     fan_out_job(job["job_id"], small_chunks)
     assert execution_row(job["job_id"])["total_devices"] == 13
 
@@ -150,7 +151,7 @@ def test_a_scheduled_job_waits_for_its_start(app, small_chunks):
                      " WHERE job_id = %s", (job["job_id"],))
     assert fan_out_job(job["job_id"], small_chunks) == 0
     assert execution_row(job["job_id"])["fanout_status"] == "PENDING"
-    assert resume_stalled_fanouts(small_chunks, stalled_after_s=0) == []
+    assert resume_stalled_fanouts(datetime.now(UTC), stalled_after_s=0).fan_outs == []
 
 
 def test_a_job_finished_by_its_devices_before_the_fan_out_ended_is_completed(app, small_chunks):
@@ -171,8 +172,9 @@ def test_the_sweeper_leaves_finished_and_fresh_fan_outs_alone(app, settings):
     done = execute(settings)
     fan_out_job(done["job_id"], settings)
     fresh = execute(settings)
-    assert resume_stalled_fanouts(settings, stalled_after_s=60) == []
-    assert resume_stalled_fanouts(settings, stalled_after_s=0) == [fresh["job_id"]]
+    assert resume_stalled_fanouts(datetime.now(UTC), stalled_after_s=60).fan_outs == []
+    assert resume_stalled_fanouts(datetime.now(UTC), stalled_after_s=0).fan_outs == [
+        fresh["job_id"]]
 
 
 def test_an_unknown_job_is_nothing_to_fan_out(app, settings):

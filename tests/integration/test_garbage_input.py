@@ -6,6 +6,7 @@ import json
 from dataclasses import replace
 
 import pytest
+from job_rows import QUIET_SETTINGS
 
 from dispatcher.devices import register_device
 
@@ -36,7 +37,7 @@ GARBAGE_BODIES = [
 
 @pytest.fixture
 def targets(client, admin_headers) -> dict:
-    device, _ = register_device("pi")
+    device, _ = register_device("pi", settings=QUIET_SETTINGS)
     template = client.post("/api/v1/jobs/templates", json={
         "name": "t", "job_document": {"version": "1.0", "steps": [
             {"name": "s", "type": "runCommand", "input": {"command": "ls"}}]},

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 
-from dispatcher import audit
+from job_rows import QUIET_SETTINGS, target_events
+
 from dispatcher.devices import register_device
 
 HANDLERS = "/api/v1/jobs/handlers"
@@ -37,7 +38,7 @@ def test_create_stores_the_script_with_its_sha256(client, admin_headers):
     assert handler["created_by"] == "admin"
     fetched = client.get(f"{HANDLERS}/backup-database", headers=admin_headers).get_json()
     assert fetched == handler
-    trail = audit.list_target_events("job_handler", "backup-database", 10, 0)["events"]
+    trail = target_events("job_handler", "backup-database")
     assert trail[0]["details"]["script_sha256"] == handler["script_sha256"]
 
 
@@ -105,7 +106,7 @@ def test_delete_answers_the_handler_and_it_is_gone(client, admin_headers):
 
 def test_device_fetches_a_handler_and_can_verify_it(client, admin_headers):
     create(client, admin_headers)
-    device, token = register_device("pi")
+    device, token = register_device("pi", settings=QUIET_SETTINGS)
     response = client.get(f"/api/v1/devices/{device['uuid']}/handlers/backup-database",
                           headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 200

@@ -8,7 +8,7 @@ import pytest
 from job_rows import insert_job, next_url, register_fleet, set_row_status
 from processes import wait_until
 
-from dispatcher import idle_devices
+from dispatcher.poll import idle
 from dispatcher.tokens import hash_token
 
 NO_JOB = "No pending jobs"
@@ -16,10 +16,10 @@ NO_JOB = "No pending jobs"
 
 @pytest.fixture
 def known(app, database_url):
-    listener = idle_devices.start(database_url)
+    listener = idle.start(database_url)
     wait_until(lambda: listener.enabled, 10, "the idle devices loaded")
     yield listener
-    idle_devices.stop()
+    idle.stop()
 
 
 def poll(client, device, **headers):
@@ -127,18 +127,18 @@ def test_a_fresh_poll_is_answered_by_the_database(client, known):
 def test_losing_the_listener_forgets_everything_until_it_has_loaded_again(
     client, known, database_url
 ):
-    busy, idle = register_fleet(2)
-    for device in (busy, idle):
+    busy, quiet = register_fleet(2)
+    for device in (busy, quiet):
         poll(client, device)
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                      " WHERE application_name = %s AND datname = current_database()",
-                     (idle_devices.LISTENER_NAME,))
+                     (idle.LISTENER_NAME,))
         wait_until(lambda: not known.enabled, 5, "the knowledge dropped")
-        assert not is_known_idle(known, idle)
+        assert not is_known_idle(known, quiet)
         job_id = insert_job([busy])  # while nobody listens
     assert poll(client, busy).get_json()["jobId"] == str(job_id)
     wait_until(lambda: known.enabled, 10, "the listener back")
-    assert is_known_idle(known, idle)  # loaded again
+    assert is_known_idle(known, quiet)  # loaded again
     assert not is_known_idle(known, busy)
     assert poll(client, busy).get_json()["jobId"] == str(job_id)

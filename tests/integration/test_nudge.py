@@ -7,10 +7,10 @@ import uuid
 from dataclasses import replace
 
 import pytest
+from job_rows import bulk_register_devices
 from mqtt_listener import MQTT_URL, NudgeListener, nudge_topic
 
-from dispatcher import db, enqueue, nudge
-from dispatcher.provisioning import bulk_register_devices
+from dispatcher import db, enqueue, nudges
 
 CLOSED_PORT_MQTT_URL = "mqtt://127.0.0.1:1"
 
@@ -24,7 +24,7 @@ def test_each_device_hears_the_job_on_its_own_topic(app, mqtt_settings):
     job_id = uuid.uuid4()
     devices = [uuid.uuid4() for _ in range(3)]
     with NudgeListener() as listener:
-        assert nudge.nudge_devices(mqtt_settings, job_id, "queued", devices) == 3
+        assert nudges.nudge_devices(mqtt_settings, job_id, "queued", devices) == 3
         received = listener.wait_for(3, job_id)
     assert sorted(received) == sorted(
         (nudge_topic(d), {"jobId": str(job_id), "event": "queued"}, 1) for d in devices)
@@ -43,7 +43,7 @@ def test_without_a_device_list_the_devices_in_the_events_status_are_nudged(app, 
             "SELECT device_uuid FROM device_job_status WHERE job_id = %s AND status ="
             " 'CANCELED'", (job_id,))]
     with NudgeListener() as listener:
-        assert nudge.nudge_devices(mqtt_settings, job_id, "canceled") == 3
+        assert nudges.nudge_devices(mqtt_settings, job_id, "canceled") == 3
         received = listener.wait_for(3, job_id)
         time.sleep(0.3)  # nothing more arrives for the device that was not canceled
         assert len(listener.heard(job_id)) == 3
@@ -64,30 +64,30 @@ def test_devices_whose_row_a_rollout_still_holds_back_are_not_nudged(app, mqtt_s
         released = conn.execute("SELECT device_uuid FROM device_job_status WHERE job_id = %s"
                                 " AND released_at IS NOT NULL", (job_id,)).fetchone()
     with NudgeListener() as listener:
-        assert nudge.nudge_devices(mqtt_settings, job_id, "queued") == 1
+        assert nudges.nudge_devices(mqtt_settings, job_id, "queued") == 1
         received = listener.wait_for(1, job_id)
     assert [topic for topic, _, _ in received] == [nudge_topic(released["device_uuid"])]
 
 
 def test_a_large_batch_is_delivered_in_full(app, mqtt_settings):
     job_id = uuid.uuid4()
-    devices = [uuid.uuid4() for _ in range(2 * nudge.PUBLISH_BATCH_SIZE + 7)]
+    devices = [uuid.uuid4() for _ in range(2 * nudges.PUBLISH_BATCH_SIZE + 7)]
     with NudgeListener() as listener:
-        assert nudge.nudge_devices(mqtt_settings, job_id, "queued", devices) == len(devices)
+        assert nudges.nudge_devices(mqtt_settings, job_id, "queued", devices) == len(devices)
         assert len(listener.wait_for(len(devices), job_id)) == len(devices)
 
 
 def test_nudges_are_off_without_mqtt_url(app, settings):
     assert settings.mqtt_url == ""
-    assert nudge.nudge_devices(settings, uuid.uuid4(), "queued", [uuid.uuid4()]) == 0
+    assert nudges.nudge_devices(settings, uuid.uuid4(), "queued", [uuid.uuid4()]) == 0
     assert enqueue.enqueue_nudge(settings, uuid.uuid4(), "queued") is False
 
 
 def test_an_unreachable_broker_skips_the_nudges_without_failing(app, settings, caplog):
     unreachable = replace(settings, mqtt_url=CLOSED_PORT_MQTT_URL)
-    for wait_s in (nudge.CONNECT_TIMEOUT_S, nudge.RECONNECT_WAIT_S):
+    for wait_s in (nudges.CONNECT_TIMEOUT_S, nudges.RECONNECT_WAIT_S):
         started = time.monotonic()
-        assert nudge.nudge_devices(unreachable, uuid.uuid4(), "queued", [uuid.uuid4()]) == 0
+        assert nudges.nudge_devices(unreachable, uuid.uuid4(), "queued", [uuid.uuid4()]) == 0
         # The first nudge waits for a connection; later ones, with the broker still down,
         # give up almost at once.
         assert time.monotonic() - started < wait_s + 1
@@ -98,4 +98,4 @@ def test_an_unknown_event_is_a_programming_error(app, mqtt_settings):
     with pytest.raises(ValueError):
         enqueue.enqueue_nudge(mqtt_settings, uuid.uuid4(), "exploded")
     with pytest.raises(ValueError):
-        nudge.nudge_devices(mqtt_settings, uuid.uuid4(), "exploded", [])
+        nudges.nudge_devices(mqtt_settings, uuid.uuid4(), "exploded", [])

@@ -11,11 +11,16 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
+from job_rows import QUIET_SETTINGS, next_job
+from job_rows import job_row as job_state
 
-from dispatcher import db, device_jobs, policy_sweeps, recurring
+from dispatcher import db
 from dispatcher.devices import register_device, update_device
-from dispatcher.executions import create_execution
-from dispatcher.fanout import fan_out_job
+from dispatcher.jobs import reports
+from dispatcher.jobs.create import create_execution
+from dispatcher.jobs.fanout import fan_out_job
+from dispatcher.jobs.outcome import Outcome, carry_out
+from dispatcher.policies import abort, recurring, retries, rollout, sweeps
 from schemas.policies import ExecutionPolicies
 
 DOCUMENT = {"version": "1.0", "steps": [
@@ -33,7 +38,8 @@ def now() -> datetime:
 
 
 def fleet(n: int, device_type: str = "raspberry-pi", **attributes) -> list:
-    return [register_device(f"{device_type}-{i}", device_type, attributes)[0]["uuid"]
+    return [register_device(f"{device_type}-{i}", device_type, attributes,
+                            settings=QUIET_SETTINGS)[0]["uuid"]
             for i in range(n)]
 
 
@@ -54,7 +60,7 @@ def execute(settings, policies: dict | None = None, *, target_filter=None,
 
 
 def job_row(job_id) -> dict:
-    return db.one("policy_job_state", job_id=job_id)
+    return job_state(job_id)
 
 
 def rows(job_id) -> dict:
@@ -70,11 +76,11 @@ def events(job_id, action: str) -> list[dict]:
 
 
 def report(device, job_id, status: str, **extra) -> dict:
-    return device_jobs.report_status(device, job_id, {"status": status, **extra}, 65536, ACTOR)
+    return reports.report_status(device, job_id, {"status": status, **extra}, 65536, ACTOR)
 
 
 def delivered(device) -> bool:
-    return device_jobs.next_job(device) is not None
+    return next_job(device) is not None
 
 
 # --- rollout -------------------------------------------------------------------------------
@@ -84,10 +90,10 @@ def test_rollout_releases_no_more_than_the_rate_per_sliding_minute(settings):
     job = execute(settings, {"rollout_config": {"maximum_per_minute": 3}})
     assert not any(delivered(d) for d in devices)
     t0 = now()
-    assert policy_sweeps.release_waves(t0).moved_rows == 3
-    assert policy_sweeps.release_waves(t0 + timedelta(seconds=30)).moved_rows == 0
-    assert policy_sweeps.release_waves(t0 + timedelta(seconds=59)).moved_rows == 0
-    assert policy_sweeps.release_waves(t0 + timedelta(seconds=61)).moved_rows == 3
+    assert rollout.release_waves(t0).moved_rows == 3
+    assert rollout.release_waves(t0 + timedelta(seconds=30)).moved_rows == 0
+    assert rollout.release_waves(t0 + timedelta(seconds=59)).moved_rows == 0
+    assert rollout.release_waves(t0 + timedelta(seconds=61)).moved_rows == 3
     assert sum(delivered(d) for d in devices) == 6
     waves = events(job["job_id"], "job.rollout_wave")
     assert [w["details"]["released"] for w in waves] == [3, 3]
@@ -99,7 +105,7 @@ def test_two_sweeps_at_once_release_one_wave(settings):
     t0 = now()
     results: list[int] = []
     threads = [threading.Thread(target=lambda: results.append(
-        policy_sweeps.release_waves(t0).moved_rows)) for _ in range(4)]
+        rollout.release_waves(t0).moved_rows)) for _ in range(4)]
     for t in threads:
         t.start()
     for t in threads:
@@ -115,12 +121,12 @@ def test_silent_devices_time_out_in_chunks_and_are_audited(settings):
     job = execute(settings, {"timeout_config": {"in_progress_timeout_minutes": 10}})
     for device in devices:
         report(device, job["job_id"], "IN_PROGRESS")
-    assert policy_sweeps.time_out_overdue(now() + timedelta(minutes=9)).moved_rows == 0
-    outcome = policy_sweeps.time_out_overdue(now() + timedelta(minutes=11), chunk_size=2)
+    assert sweeps.time_out_overdue(now() + timedelta(minutes=9)).moved_rows == 0
+    outcome = sweeps.time_out_overdue(now() + timedelta(minutes=11), chunk_size=2)
     assert outcome.moved_rows == 5
     assert {r["status"] for r in rows(job["job_id"]).values()} == {"TIMED_OUT"}
     assert len(events(job["job_id"], "device_job.timed_out")) == 5
-    policy_sweeps.carry_out(outcome, settings)
+    carry_out(outcome, settings)
     assert job_row(job["job_id"])["status"] == "FAILED"
 
 
@@ -130,10 +136,10 @@ def test_step_timeout_shortens_the_deadline_and_minus_one_clears_it(settings):
     report(first, job["job_id"], "IN_PROGRESS", step_timeout_minutes=5)
     report(second, job["job_id"], "IN_PROGRESS", step_timeout_minutes=5)
     report(second, job["job_id"], "IN_PROGRESS", step_timeout_minutes=-1)
-    policy_sweeps.time_out_overdue(now() + timedelta(minutes=6))
+    sweeps.time_out_overdue(now() + timedelta(minutes=6))
     statuses = {d: r["status"] for d, r in rows(job["job_id"]).items()}
     assert statuses == {first: "TIMED_OUT", second: "IN_PROGRESS"}
-    policy_sweeps.time_out_overdue(now() + timedelta(minutes=61))
+    sweeps.time_out_overdue(now() + timedelta(minutes=61))
     assert rows(job["job_id"])[second]["status"] == "TIMED_OUT"
 
 
@@ -146,10 +152,10 @@ def test_timeout_sweep_skips_a_row_a_report_holds_instead_of_waiting(settings, d
         other.execute("SELECT 1 FROM device_job_status WHERE device_uuid = %s FOR UPDATE",
                       (held,))
         started = now()
-        moved = policy_sweeps.time_out_overdue(now() + timedelta(minutes=2)).moved_rows
+        moved = sweeps.time_out_overdue(now() + timedelta(minutes=2)).moved_rows
         assert (now() - started).total_seconds() < 2
         assert moved == 1
-    assert policy_sweeps.time_out_overdue(now() + timedelta(minutes=2)).moved_rows == 1
+    assert sweeps.time_out_overdue(now() + timedelta(minutes=2)).moved_rows == 1
 
 
 # --- auto-retry ----------------------------------------------------------------------------
@@ -164,9 +170,9 @@ def test_failed_device_is_retried_up_to_the_limit_and_the_job_waits_for_it(setti
         assert row["execution_number"] == attempt
         if attempt < 3:
             assert job_row(job["job_id"])["status"] != "FAILED"
-            assert policy_sweeps.retry_failed_rows(now()).moved_rows == 1
+            assert retries.retry_failed_rows(now()).moved_rows == 1
             assert delivered(device)
-    assert policy_sweeps.retry_failed_rows(now()).moved_rows == 0
+    assert retries.retry_failed_rows(now()).moved_rows == 0
     assert job_row(job["job_id"])["status"] == "FAILED"
     assert len(events(job["job_id"], "device_job.retried")) == 2
 
@@ -178,9 +184,9 @@ def test_timed_out_device_is_requeued_by_a_timed_out_criterion(settings):
         "retry_config": {"criteria_list": [{"failure_type": "TIMED_OUT", "number_of_retries": 1}]},
     })
     report(device, job["job_id"], "IN_PROGRESS")
-    policy_sweeps.carry_out(policy_sweeps.time_out_overdue(now() + timedelta(minutes=2)), settings)
+    carry_out(sweeps.time_out_overdue(now() + timedelta(minutes=2)), settings)
     assert job_row(job["job_id"])["status"] == "IN_PROGRESS"
-    policy_sweeps.retry_failed_rows(now())
+    retries.retry_failed_rows(now())
     row = rows(job["job_id"])[device]
     assert (row["status"], row["execution_number"]) == ("QUEUED", 2)
 
@@ -196,10 +202,10 @@ def test_retries_are_counted_per_failure_type(settings):
     def attempt(ends_in: str) -> int:
         if ends_in == "TIMED_OUT":
             report(device, job["job_id"], "IN_PROGRESS")
-            policy_sweeps.time_out_overdue(now() + timedelta(minutes=2))
+            sweeps.time_out_overdue(now() + timedelta(minutes=2))
         else:
             report(device, job["job_id"], ends_in)
-        return policy_sweeps.retry_failed_rows(now()).moved_rows
+        return retries.retry_failed_rows(now()).moved_rows
 
     # One FAILED retry used does not use up the TIMED_OUT retry, nor the other way round.
     assert attempt("FAILED") == 1
@@ -207,7 +213,7 @@ def test_retries_are_counted_per_failure_type(settings):
     assert attempt("FAILED") == 0
     row = rows(job["job_id"])[device]
     assert (row["status"], row["execution_number"]) == ("FAILED", 3)
-    policy_sweeps.carry_out(policy_sweeps.Outcome(touched_jobs={job["job_id"]}), settings)
+    carry_out(Outcome(may_have_completed={job["job_id"]}), settings)
     assert job_row(job["job_id"])["status"] == "FAILED"
 
 
@@ -219,10 +225,10 @@ def test_an_all_criterion_counts_every_failure_retried(settings):
                                            {"failure_type": "ALL", "number_of_retries": 1}]},
     })
     report(device, job["job_id"], "FAILED")
-    assert policy_sweeps.retry_failed_rows(now()).moved_rows == 1  # FAILED: 1 of 5
+    assert retries.retry_failed_rows(now()).moved_rows == 1  # FAILED: 1 of 5
     report(device, job["job_id"], "IN_PROGRESS")
-    policy_sweeps.time_out_overdue(now() + timedelta(minutes=2))
-    assert policy_sweeps.retry_failed_rows(now()).moved_rows == 0  # ALL: the FAILED one counts
+    sweeps.time_out_overdue(now() + timedelta(minutes=2))
+    assert retries.retry_failed_rows(now()).moved_rows == 0  # ALL: the FAILED one counts
     report_again = rows(job["job_id"])[device]
     assert (report_again["status"], report_again["execution_number"]) == ("TIMED_OUT", 2)
 
@@ -237,10 +243,10 @@ def test_abort_threshold_cancels_the_queued_rest_with_the_reason(settings):
     for device in devices[:3]:
         report(device, job["job_id"], "FAILED")
     report(devices[3], job["job_id"], "IN_PROGRESS")
-    assert policy_sweeps.apply_abort_criteria(now()).moved_rows == 0  # 3 executed < 4
+    assert abort.apply_abort_criteria(now()).moved_rows == 0  # 3 executed < 4
     report(devices[3], job["job_id"], "SUCCEEDED")
     report(devices[4], job["job_id"], "IN_PROGRESS")
-    outcome = policy_sweeps.apply_abort_criteria(now())
+    outcome = abort.apply_abort_criteria(now())
     assert outcome.moved_rows == 5
     after = job_row(job["job_id"])
     assert after["status"] == "CANCELED"
@@ -258,8 +264,8 @@ def test_job_starting_later_is_scheduled_and_fanned_out_at_its_start(settings):
     start = now() + timedelta(hours=1)
     job = execute(settings, {"scheduling_config": {"start_time": start.isoformat()}})
     assert job["status"] == "SCHEDULED"
-    assert policy_sweeps.start_due_jobs(now()).fan_outs == []
-    assert policy_sweeps.start_due_jobs(start).fan_outs == [job["job_id"]]
+    assert sweeps.start_due_jobs(now()).fan_outs == []
+    assert sweeps.start_due_jobs(start).fan_outs == [job["job_id"]]
     fan_out_job(job["job_id"], settings)
     assert job_row(job["job_id"])["status"] == "QUEUED"
     assert delivered(device)
@@ -278,8 +284,8 @@ def test_end_behavior_at_the_end_time(settings, behavior, queued_becomes, runnin
     job = execute(settings, {"scheduling_config": {"end_time": end.isoformat(),
                                                    "end_behavior": behavior}})
     report(running, job["job_id"], "IN_PROGRESS")
-    assert policy_sweeps.end_jobs_past_end_time(now()).moved_rows == 0
-    policy_sweeps.end_jobs_past_end_time(end + timedelta(seconds=1))
+    assert sweeps.end_jobs_past_end_time(now()).moved_rows == 0
+    sweeps.end_jobs_past_end_time(end + timedelta(seconds=1))
     latest = rows(job["job_id"])
     assert (latest[queued]["status"], latest[running]["status"]) == (queued_becomes,
                                                                     running_becomes)
@@ -291,10 +297,10 @@ def test_stop_rollout_removes_rows_never_released_and_lets_released_ones_run(set
     end = now() + timedelta(hours=1)
     job = execute(settings, {"rollout_config": {"maximum_per_minute": 1},
                              "scheduling_config": {"end_time": end.isoformat()}})
-    policy_sweeps.release_waves(now())
-    outcome = policy_sweeps.end_jobs_past_end_time(end)
+    rollout.release_waves(now())
+    outcome = sweeps.end_jobs_past_end_time(end)
     assert outcome.moved_rows == 3
-    assert policy_sweeps.release_waves(end + timedelta(minutes=5)).moved_rows == 0
+    assert rollout.release_waves(end + timedelta(minutes=5)).moved_rows == 0
     assert sum(delivered(d) for d in devices) == 1
     assert len(events(job["job_id"], "device_job.removed")) == 3
 
@@ -314,8 +320,8 @@ def test_maintenance_window_gates_delivery(settings):
     row = job_row(late["job_id"])
     assert row["window_opens_at"] > now()
     # After its window closes, the sweep moves a job on to its next window (tomorrow).
-    assert policy_sweeps.advance_maintenance_windows(row["window_opens_at"]).moved_rows == 1
-    assert policy_sweeps.advance_maintenance_windows(row["window_closes_at"]).moved_rows == 1
+    assert sweeps.advance_maintenance_windows(row["window_opens_at"]).moved_rows == 1
+    assert sweeps.advance_maintenance_windows(row["window_closes_at"]).moved_rows == 1
     assert job_row(late["job_id"])["window_opens_at"] > row["window_opens_at"]
 
 
@@ -325,28 +331,28 @@ def test_the_devices_of_a_job_are_nudged_once_when_its_window_opens(settings):
     windows = [{"start": f"{later.minute} {later.hour} * * *", "duration_minutes": 5}]
     job_id = execute(settings, {"scheduling_config": {"maintenance_windows": windows}})["job_id"]
     opens_at = job_row(job_id)["window_opens_at"]
-    assert policy_sweeps.advance_maintenance_windows(now()).job_nudges == set()
-    assert policy_sweeps.advance_maintenance_windows(
+    assert sweeps.advance_maintenance_windows(now()).job_nudges == set()
+    assert sweeps.advance_maintenance_windows(
         opens_at - timedelta(seconds=1)).job_nudges == set()
 
     # Two beats sweep the opening at once: one of them nudges.
     claimed: list = []
     at = opens_at + timedelta(seconds=2)
     beats = [threading.Thread(target=lambda: claimed.extend(
-        policy_sweeps.advance_maintenance_windows(at).job_nudges)) for _ in range(3)]
+        sweeps.advance_maintenance_windows(at).job_nudges)) for _ in range(3)]
     for beat in beats:
         beat.start()
     for beat in beats:
         beat.join()
     assert claimed == [(job_id, "queued")]
-    assert policy_sweeps.advance_maintenance_windows(at).job_nudges == set()
+    assert sweeps.advance_maintenance_windows(at).job_nudges == set()
 
     # Tomorrow's window is nudged again.
     closes_at = job_row(job_id)["window_closes_at"]
-    assert policy_sweeps.advance_maintenance_windows(closes_at).moved_rows == 1
+    assert sweeps.advance_maintenance_windows(closes_at).moved_rows == 1
     tomorrow = job_row(job_id)["window_opens_at"]
     assert tomorrow > opens_at
-    assert policy_sweeps.advance_maintenance_windows(tomorrow).job_nudges == {(job_id, "queued")}
+    assert sweeps.advance_maintenance_windows(tomorrow).job_nudges == {(job_id, "queued")}
 
 
 # --- recurring -----------------------------------------------------------------------------
@@ -405,11 +411,11 @@ def test_continuous_job_follows_the_group(settings):
     assert delivered(newcomer)
     assert job_row(job["job_id"])["total_devices"] == 2
 
-    update_device(newcomer, {"attributes": {"environment": "staging"}}, ACTOR)
+    update_device(newcomer, {"attributes": {"environment": "staging"}}, ACTOR, QUIET_SETTINGS)
     assert rows(job["job_id"])[newcomer]["status"] == "REMOVED"
     assert not delivered(newcomer)
 
-    update_device(newcomer, {"attributes": {"environment": "production"}}, ACTOR)
+    update_device(newcomer, {"attributes": {"environment": "production"}}, ACTOR, QUIET_SETTINGS)
     row = rows(job["job_id"])[newcomer]
     assert (row["status"], row["execution_number"]) == ("QUEUED", 2)
     assert len(events(job["job_id"], "device_job.removed")) == 1

@@ -9,6 +9,7 @@ from job_rows import (
     events,
     insert_job,
     job_row,
+    live_counters,
     mark_fanout_done,
     register_fleet,
     set_row_status,
@@ -16,7 +17,7 @@ from job_rows import (
 )
 from json_http import JsonHttp
 
-from dispatcher import rollup
+from dispatcher.jobs import completion
 
 
 def report(client, device, job_id, status: str, **fields):
@@ -62,15 +63,15 @@ def test_one_failure_fails_the_job(client, failure):
     report(client, fleet[1], job_id, "SUCCEEDED")
     if failure == "TIMED_OUT":  # the server's doing: the row was already timed out
         set_row_status(job_id, fleet[2], "TIMED_OUT")
-        rollup.finalize_if_complete(job_id)
+        completion.complete_if_done(job_id)
     else:
         report(client, fleet[2], job_id, failure)
     job = job_row(job_id)
     assert job["status"] == "FAILED"
-    counters = rollup.job_counters(job_id)
+    counters = live_counters(job_id)
     assert (counters["succeeded_devices"], counters["failed_devices"]) == (2, 1)
     assert (job["succeeded_devices"], job["failed_devices"]) == (2, 1)
-    assert rollup.finalize_if_complete(job_id) is None  # already complete: nothing to do
+    assert completion.complete_if_done(job_id) is None  # already complete: nothing to do
 
 
 def test_canceled_devices_do_not_fail_the_job(client, admin_headers):
@@ -90,9 +91,9 @@ def test_job_waits_for_its_fan_out_to_finish(client):
         report(client, device, job_id, "SUCCEEDED")
     assert job_row(job_id)["status"] == "IN_PROGRESS"
     mark_fanout_done(job_id)
-    done = rollup.finalize_if_complete(job_id)
+    done = completion.complete_if_done(job_id)
     assert done["status"] == "SUCCEEDED"
-    assert rollup.finalize_if_complete(job_id) is None
+    assert completion.complete_if_done(job_id) is None
     assert len(events(job_id, "job.completed")) == 1
 
 
@@ -114,7 +115,7 @@ def test_counters_are_exact_after_many_concurrent_reports(app, settings, server_
     with ThreadPoolExecutor(max_workers=12) as pool:
         codes = list(pool.map(run, fleet))
     assert all(c == [200, 200] for c in codes)
-    counters = rollup.job_counters(job_id)
+    counters = live_counters(job_id)
     assert counters["succeeded_devices"] == 108
     assert counters["failed_devices"] == 12
     assert counters["in_progress_devices"] == counters["queued_devices"] == 0

@@ -5,9 +5,8 @@ from __future__ import annotations
 import copy
 from dataclasses import replace
 
+from job_rows import target_events
 from job_templates import RESTART_TEMPLATE
-
-from dispatcher import audit
 
 TEMPLATES = "/api/v1/jobs/templates"
 
@@ -36,7 +35,7 @@ def test_create_stores_the_canonical_document_and_defaults(client, admin_headers
     assert step["allowStdErr"] is False and step["runAsUser"] == "root"
     fetched = client.get(f"{TEMPLATES}/{template['id']}", headers=admin_headers)
     assert fetched.get_json() == template
-    trail = audit.list_target_events("job_template", template["id"], 10, 0)["events"]
+    trail = target_events("job_template", template["id"])
     assert [e["action"] for e in trail] == ["template.created"]
 
 
@@ -148,7 +147,7 @@ def test_put_changes_only_the_given_fields_and_answers_what_changed(client, admi
                       headers=admin_headers).get_json()
     assert body["changed"]["job_document"] == {"changed": True}
     assert body["parameters"] == {"UNIT": None}
-    trail = audit.list_target_events("job_template", template["id"], 10, 0)["events"]
+    trail = target_events("job_template", template["id"])
     assert [e["action"] for e in trail] == ["template.created", "template.updated",
                                             "template.updated"]
 
@@ -186,7 +185,7 @@ def test_delete_answers_the_template_and_it_is_gone(client, admin_headers):
     assert response.get_json()["name"] == "restart-service"
     assert client.get(url, headers=admin_headers).status_code == 404
     assert client.delete(url, headers=admin_headers).status_code == 404
-    trail = audit.list_target_events("job_template", template["id"], 10, 0)["events"]
+    trail = target_events("job_template", template["id"])
     assert trail[-1]["action"] == "template.deleted"
 
 

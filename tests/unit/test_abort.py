@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dispatcher.abort import abort_reason, met_criterion
+from dispatcher.policies.abort import abort_reason, met_criterion
 
 FAILED_20 = {"failure_type": "FAILED", "action": "CANCEL", "threshold_percentage": 20,
              "min_number_of_executed_devices": 10}

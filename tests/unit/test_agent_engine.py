@@ -43,7 +43,7 @@ def document(*steps: dict, **extra) -> dict:
 
 
 def run(engine: JobEngine, doc: object, interrupt: threading.Event | None = None):
-    return engine.run(doc, interrupt or threading.Event())
+    return engine.run_document(doc, interrupt or threading.Event())
 
 
 def test_commands_run_without_a_shell_and_escaped_commas_stay_in_one_argument(engine, tmp_path):

@@ -43,7 +43,7 @@ def run_handler(handlers: HandlerStore, args: list[str] | None = None):
             "input": {"handler": "backup-database", "args": args or []}}
     engine = JobEngine(EngineSettings(), handlers)
     doc = {"version": "1.0", "includeStdOut": True, "steps": [step]}
-    return engine.run(doc, threading.Event())
+    return engine.run_document(doc, threading.Event())
 
 
 def test_a_fetched_handler_is_verified_cached_mode_700_and_gets_its_default_args(fake, tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 
-from dispatcher.idle_devices import IdleDevices
+from dispatcher.poll.idle import IdleDevices
 
 TOKEN = b"t" * 32
 

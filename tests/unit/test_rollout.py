@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dispatcher.rollout import RolloutProgress, rate_per_minute, releasable_now
+from dispatcher.policies.rollout import RolloutProgress, rate_per_minute, releasable_now
 
 CONSTANT = {"maximum_per_minute": 100}
 
@@ -23,20 +23,20 @@ def test_constant_rate_counts_what_the_last_minute_already_released():
     assert releasable_now(CONSTANT, RolloutProgress(150, 500, 0)) == 0
 
 
-def test_exponential_rate_grows_per_notified_devices():
+def test_exponential_rate_grows_per_released_devices():
     config = exponential({"number_of_notified_devices": 50})
-    assert rate_per_minute(config, notified_devices=0, succeeded_devices=0) == 10
-    assert rate_per_minute(config, notified_devices=49, succeeded_devices=0) == 10
-    assert rate_per_minute(config, notified_devices=50, succeeded_devices=0) == 20
-    assert rate_per_minute(config, notified_devices=150, succeeded_devices=0) == 80
+    assert rate_per_minute(config, released_devices=0, succeeded_devices=0) == 10
+    assert rate_per_minute(config, released_devices=49, succeeded_devices=0) == 10
+    assert rate_per_minute(config, released_devices=50, succeeded_devices=0) == 20
+    assert rate_per_minute(config, released_devices=150, succeeded_devices=0) == 80
 
 
 def test_exponential_rate_on_succeeded_devices_ignores_notifications():
     config = exponential({"number_of_succeeded_devices": 10}, base=5, factor=1.5)
-    assert rate_per_minute(config, notified_devices=1000, succeeded_devices=9) == 5
-    assert rate_per_minute(config, notified_devices=1000, succeeded_devices=20) == 11
+    assert rate_per_minute(config, released_devices=1000, succeeded_devices=9) == 5
+    assert rate_per_minute(config, released_devices=1000, succeeded_devices=20) == 11
 
 
 def test_exponential_rate_never_exceeds_the_ceiling():
     config = exponential({"number_of_notified_devices": 1}, base=1000, factor=5)
-    assert rate_per_minute(config, notified_devices=10**9, succeeded_devices=0) == 10_000
+    assert rate_per_minute(config, released_devices=10**9, succeeded_devices=0) == 10_000

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from dispatcher.errors import InvalidInput
-from dispatcher.templating import find_placeholders, render_job_document
+from dispatcher.jobs.documents import find_placeholders, render_job_document
 from schemas.job_document import split_command, validate_job_document
 
 DOCUMENT = validate_job_document({

@@ -1,0 +1,3 @@
+-- name: ping
+-- PostgreSQL answers.
+SELECT 1;

@@ -1,0 +1,119 @@
+"""Fan-out: expand an execution's target into one ``device_job_status`` row per device.
+
+Each chunk is one transaction: lock the execution row, insert the next keyset page of devices
+(``INSERT … SELECT … ORDER BY uuid LIMIT n ON CONFLICT DO NOTHING``), and move the cursor past
+it. A fan-out killed at any point resumes from the last committed cursor, and a chunk that runs
+twice inserts nothing the second time, so every device ends up with exactly one row.
+
+The execution row lock serializes chunks with a cancel (which updates the same row before
+touching device rows) and with a second copy of the task: a canceled job gets no new rows, and
+two copies take turns advancing one cursor instead of racing.
+
+The sweeper (``resume_stalled_fanouts``, run by beat) enqueues again every fan-out that did
+not finish and shows no sign of life: never enqueued because the broker was down, or a worker
+that died mid-way.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from datetime import datetime
+
+from dispatcher import audit, db, metrics
+from dispatcher.config import Settings
+from dispatcher.enqueue import enqueue_nudge
+from dispatcher.jobs import completion
+from dispatcher.jobs.outcome import Outcome
+from dispatcher.jobs.targeting import target_of_execution
+from schemas.vocabulary import ENDED_JOB, SCHEDULED
+
+log = logging.getLogger(__name__)
+
+FANOUT_DONE = "DONE"
+RESUME_BATCH_LIMIT = 100
+FANOUT_ACTOR = "system:fanout"
+
+
+def fan_out_job(job_id: uuid.UUID | str, settings: Settings) -> int:
+    """Create the rows of ``job_id`` chunk by chunk; return how many this call inserted.
+
+    Safe to call any number of times, concurrently or after a crash. After each chunk, the
+    chunk's devices are nudged ("queued").
+    """
+    started = time.monotonic()
+    inserted_total = 0
+    page_filter: dict | None = None  # the target, parsed from the job row once
+    while True:
+        chunk = _fan_out_chunk(job_id, settings.fanout_chunk_size, page_filter)
+        if chunk is None:
+            return inserted_total
+        inserted, finished, page_filter = chunk
+        inserted_total += len(inserted)
+        enqueue_nudge(settings, job_id, "queued", inserted)
+        if finished:
+            metrics.record_fanout_duration(time.monotonic() - started)
+            log.info("fanout done job_id=%s inserted_by_this_run=%d", job_id, inserted_total)
+            # Devices may all have finished before the fan-out was marked DONE; their reports
+            # could not complete the job then, so look once more now.
+            completion.complete_if_done(job_id)
+            return inserted_total
+
+
+def _fan_out_chunk(
+    job_id: uuid.UUID | str, chunk_size: int, page_filter: dict | None
+) -> tuple[list, bool, dict | None] | None:
+    """One chunk in one transaction: (device uuids inserted, fan-out finished, the target's
+    page filter for the next chunk), or None when there is nothing to do (unknown job, not
+    started yet, or already done)."""
+    with db.transaction() as c:
+        job = c.one("fanout_lock_job", job_id=job_id)
+        if job is None:
+            log.warning("fanout skipped job_id=%s reason=unknown job", job_id)
+            return None
+        if job["fanout_status"] == FANOUT_DONE or job["status"] == SCHEDULED:
+            return None
+        if job["status"] in ENDED_JOB:
+            _finish(c, job_id, cursor=None, stopped_by=job["status"])
+            return [], True, page_filter
+        if page_filter is None:
+            page_filter = target_of_execution(job).page_filter()
+        chunk = c.one_unprepared(
+            "fanout_insert_chunk", job_id=job_id, cursor=job["fanout_cursor"],
+            chunk_size=chunk_size, **page_filter,
+        )
+        finished = chunk["selected"] < chunk_size
+        if finished:
+            _finish(c, job_id, cursor=chunk["last_uuid"])
+        else:
+            c.execute("fanout_advance", job_id=job_id, cursor=chunk["last_uuid"])
+    log.info("fanout chunk done job_id=%s rows=%d selected=%d", job_id, len(chunk["inserted"]),
+             chunk["selected"])
+    return chunk["inserted"], finished, page_filter
+
+
+def _finish(c: db.Connector, job_id: uuid.UUID | str, cursor: uuid.UUID | None,
+            stopped_by: str | None = None) -> None:
+    """Mark the fan-out DONE; total_devices becomes the number of rows it made."""
+    total = c.one("fanout_finish", job_id=job_id, cursor=cursor)["total_devices"]
+    details = {"total_devices": total}
+    if stopped_by:
+        details["stopped_by_job_status"] = stopped_by
+    audit.record_event(c, FANOUT_ACTOR, "job.fanned_out", "job", job_id, job_id=job_id,
+                       details=details)
+    log.info("fanout finished job_id=%s total_devices=%d stopped_by=%s", job_id, total,
+             stopped_by)
+
+
+def resume_stalled_fanouts(
+    now: datetime, stalled_after_s: float, limit: int = RESUME_BATCH_LIMIT
+) -> Outcome:
+    """The unfinished fan-outs with no enqueue or committed chunk for ``stalled_after_s``: never
+    enqueued because the broker was down, or their worker died. Their outcome is to be fanned
+    out again. Beat runs this every ``fanout_sweep_interval_s``."""
+    stalled = [row["job_id"] for row in
+               db.all("stalled_fanouts", now=now, stalled_after_s=stalled_after_s, limit=limit)]
+    if stalled:
+        log.info("fanout sweep stalled=%d", len(stalled))
+    return Outcome(fan_outs=stalled)

@@ -1,0 +1,67 @@
+-- name: fanout_lock_job
+-- Lock the execution for one chunk: a concurrent cancel, or a second copy of the task, waits
+-- for the chunk to commit and then sees its rows.
+SELECT job_id, status, target_type, target_devices, target_filter, fanout_status, fanout_cursor
+  FROM job_executions
+ WHERE job_id = %(job_id)s
+   FOR NO KEY UPDATE;
+
+-- name: fanout_insert_chunk
+-- The next keyset page of target devices after the cursor becomes QUEUED rows of the job.
+-- A NULL filter parameter means "no such condition" (run unprepared, so each page is planned
+-- for the filters it has and uses the index that fits); devices that already have a row are
+-- skipped, so a chunk that runs twice adds nothing. A job with a rollout_config gets its rows
+-- held back (released_at NULL, released in waves by beat); ``inserted`` lists the new rows
+-- released now, the devices to nudge.
+WITH page AS (
+    SELECT d.uuid
+      FROM devices d
+     WHERE (%(cursor)s::uuid IS NULL OR d.uuid > %(cursor)s::uuid)
+       AND (%(device_uuids)s::uuid[] IS NULL OR d.uuid = ANY (%(device_uuids)s::uuid[]))
+       AND (%(device_type)s::text IS NULL OR d.device_type = %(device_type)s::text)
+       AND (%(attributes)s::jsonb IS NULL OR d.attributes @> %(attributes)s::jsonb)
+     ORDER BY d.uuid
+     LIMIT %(chunk_size)s
+), inserted AS (
+    INSERT INTO device_job_status (job_id, device_uuid, released_at)
+    SELECT %(job_id)s, page.uuid, CASE WHEN e.rollout_config IS NULL THEN now() END
+      FROM page, job_executions e
+     WHERE e.job_id = %(job_id)s
+    ON CONFLICT DO NOTHING
+    RETURNING device_uuid, released_at
+)
+SELECT (SELECT count(*) FROM page) AS selected,
+       (SELECT uuid FROM page ORDER BY uuid DESC LIMIT 1) AS last_uuid,
+       ARRAY(SELECT device_uuid FROM inserted WHERE released_at IS NOT NULL) AS inserted;
+
+-- name: fanout_advance
+-- Record a committed chunk: the cursor moves past it, in the chunk's own transaction.
+UPDATE job_executions
+   SET fanout_status = 'RUNNING',
+       fanout_cursor = %(cursor)s,
+       fanout_started_at = coalesce(fanout_started_at, now()),
+       fanout_progress_at = now()
+ WHERE job_id = %(job_id)s;
+
+-- name: fanout_finish
+-- The fan-out is complete: total_devices becomes the number of devices that have a row.
+UPDATE job_executions e
+   SET fanout_status = 'DONE',
+       fanout_cursor = coalesce(%(cursor)s, e.fanout_cursor),
+       fanout_started_at = coalesce(e.fanout_started_at, now()),
+       fanout_progress_at = now(),
+       fanout_done_at = now(),
+       total_devices = (SELECT coalesce(sum(c.n), 0) FROM job_status_counts c
+                         WHERE c.job_id = e.job_id)
+ WHERE e.job_id = %(job_id)s
+RETURNING e.total_devices;
+
+-- name: stalled_fanouts
+-- Unfinished fan-outs of started jobs with no enqueue and no committed chunk for a while.
+SELECT job_id
+  FROM job_executions
+ WHERE fanout_status <> 'DONE' AND status <> 'SCHEDULED'
+   AND greatest(queued_at, fanout_enqueued_at, fanout_progress_at)
+       < %(now)s - make_interval(secs => %(stalled_after_s)s)
+ ORDER BY id
+ LIMIT %(limit)s;

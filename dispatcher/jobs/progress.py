@@ -1,0 +1,134 @@
+"""Where executions stand: the list, one execution with its devices, the per-device page, and
+the live counters every answer carries.
+
+The counters are the shards of ``job_status_counts`` summed (kept exact by triggers, see
+``dispatcher.jobs.completion``); the per-device page of a big job is counted from them too,
+never by counting rows.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from dispatcher import db
+from dispatcher.errors import NotFound
+from schemas.vocabulary import (
+    CANCELED,
+    FAILURES,
+    IN_PROGRESS,
+    QUEUED,
+    REJECTED,
+    REMOVED,
+    SUCCEEDED,
+    TIMED_OUT,
+)
+
+# The execution detail shows this many devices; the rest are on the paged devices endpoint.
+DETAIL_DEVICE_LIMIT = 100
+# Each API counter and the device statuses it counts. failed_devices counts every failure
+# (what makes a job FAILED); timed_out_devices and rejected_devices break it down.
+COUNTERS: dict[str, frozenset[str]] = {
+    "succeeded_devices": frozenset({SUCCEEDED}),
+    "failed_devices": FAILURES,
+    "in_progress_devices": frozenset({IN_PROGRESS}),
+    "queued_devices": frozenset({QUEUED}),
+    "canceled_devices": frozenset({CANCELED}),
+    "timed_out_devices": frozenset({TIMED_OUT}),
+    "rejected_devices": frozenset({REJECTED}),
+    "removed_devices": frozenset({REMOVED}),
+}
+
+
+def counters_from_status_counts(by_status: dict[str, int]) -> dict[str, int]:
+    """The API's ``*_devices`` counters from per-status counts."""
+    return {
+        name: sum(by_status.get(status, 0) for status in counted)
+        for name, counted in COUNTERS.items()
+    }
+
+
+def status_counts(job_id: uuid.UUID) -> dict[str, int]:
+    """How many latest rows of one job are in each status, exact at the moment of the read."""
+    rows = db.all("job_status_counts_by_status", job_id=job_id)
+    return {row["status"]: row["n"] for row in rows}
+
+
+def counters_for_jobs(job_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, int]]:
+    """Live counters of several jobs, read in one query."""
+    by_job: dict[uuid.UUID, dict[str, int]] = {job_id: {} for job_id in job_ids}
+    for row in db.all("job_status_counts_for_jobs", job_ids=job_ids):
+        by_job[row["job_id"]][row["status"]] = row["n"]
+    return {job_id: counters_from_status_counts(counts) for job_id, counts in by_job.items()}
+
+
+def list_executions(status: str | None, limit: int, offset: int) -> dict:
+    """A page of executions, newest first, each with live counters."""
+    page = db.page(
+        "list_job_executions", "executions", "count_job_executions", limit=limit,
+        offset=offset, status=status,
+    )
+    counters = counters_for_jobs([row["job_id"] for row in page["executions"]])
+    for row in page["executions"]:
+        row.update(counters[row["job_id"]])
+    return page
+
+
+def get_execution(job_id: uuid.UUID) -> dict:
+    """One execution with its document, targets and live counters."""
+    job, _ = _execution_and_status_counts(job_id)
+    return job
+
+
+def require_execution(job_id: uuid.UUID) -> None:
+    """NotFound unless the execution exists."""
+    if db.one("job_execution_exists", job_id=job_id) is None:
+        raise NotFound(f"Job execution {job_id} not found")
+
+
+def list_job_events(job_id: uuid.UUID, limit: int, offset: int) -> dict:
+    """A page of one job's audit trail: its own events and those of its devices' executions."""
+    require_execution(job_id)
+    return db.page(
+        "list_job_events", "events", "count_job_events", limit=limit, offset=offset,
+        job_id=job_id,
+    )
+
+
+def execution_detail(job_id: uuid.UUID) -> dict:
+    """The seed's execution answer: the job, and its first devices with a pointer to the rest."""
+    job, by_status = _execution_and_status_counts(job_id)
+    page = _device_page(job_id, by_status, None, DETAIL_DEVICE_LIMIT, 0)
+    return {
+        "job": job,
+        "device_statuses": page["device_statuses"],
+        "device_statuses_total": page["total"],
+        "device_statuses_url": f"/api/v1/jobs/executions/{job_id}/devices",
+    }
+
+
+def list_execution_devices(
+    job_id: uuid.UUID, status: str | None, limit: int, offset: int
+) -> dict:
+    """A page of the devices of an execution (their latest rows), by device uuid."""
+    _, by_status = _execution_and_status_counts(job_id)
+    return _device_page(job_id, by_status, status, limit, offset)
+
+
+def _execution_and_status_counts(job_id: uuid.UUID) -> tuple[dict, dict[str, int]]:
+    job = db.one("get_job_execution", job_id=job_id)
+    if job is None:
+        raise NotFound(f"Job execution {job_id} not found")
+    by_status = status_counts(job_id)
+    job.update(counters_from_status_counts(by_status))
+    return job, by_status
+
+
+def _device_page(
+    job_id: uuid.UUID, by_status: dict[str, int], status: str | None, limit: int, offset: int
+) -> dict:
+    rows = db.all(
+        "list_execution_device_statuses", job_id=job_id, status=status, limit=limit,
+        offset=offset,
+    )
+    total = sum(by_status.values()) if status is None else by_status.get(status, 0)
+    return {"device_statuses": rows, "total": total, "limit": limit, "offset": offset}

@@ -1,0 +1,67 @@
+-- name: list_job_executions
+-- A page of executions, newest first, optionally of one status.
+SELECT job_id, job_name, template_id, target_type, target_filter, execution_type, status,
+       total_devices, fanout_status, reason, queued_at, started_at, completed_at, created_by,
+       count(*) OVER () AS total
+  FROM job_executions
+ WHERE (%(status)s::text IS NULL OR status = %(status)s)
+ ORDER BY id DESC
+ LIMIT %(limit)s OFFSET %(offset)s;
+
+-- name: count_job_executions
+-- How many executions list_job_executions pages through.
+SELECT count(*) AS n FROM job_executions WHERE (%(status)s::text IS NULL OR status = %(status)s);
+
+-- name: get_job_execution
+-- One execution with its document, targets and execution policies.
+SELECT job_id, job_name, template_id, job_document, parameters, target_type, target_devices,
+       target_filter, execution_type, status, total_devices, fanout_status, reason, queued_at,
+       started_at, completed_at, created_by, parent_job_id, scheduled_for, schedule,
+       scheduling_config, rollout_config, abort_config, timeout_config, retry_config,
+       next_run_at, run_count, released_devices
+  FROM job_executions
+ WHERE job_id = %(job_id)s;
+
+-- name: list_execution_device_statuses
+-- A page of the latest row of each device of a job, by device uuid, optionally of one status.
+SELECT d.device_uuid, v.device_name, d.status, d.execution_number, d.version_number,
+       d.queued_at, d.started_at, d.completed_at, d.last_updated_at, d.exit_code, d.stdout,
+       d.stderr, d.stdout_truncated, d.stderr_truncated, d.reason, d.executed_steps,
+       d.failed_step, d.status_details
+  FROM device_job_status d
+  JOIN devices v ON v.uuid = d.device_uuid
+ WHERE d.job_id = %(job_id)s AND d.is_latest
+   AND (%(status)s::text IS NULL OR d.status = %(status)s)
+ ORDER BY d.device_uuid
+ LIMIT %(limit)s OFFSET %(offset)s;
+
+-- name: job_status_counts_by_status
+-- Live device counts of one job by status: the shards of job_status_counts summed.
+SELECT status, sum(n)::bigint AS n
+  FROM job_status_counts
+ WHERE job_id = %(job_id)s
+ GROUP BY status;
+
+-- name: job_status_counts_for_jobs
+-- Live device counts by status for several jobs at once (a page of the executions list).
+SELECT job_id, status, sum(n)::bigint AS n
+  FROM job_status_counts
+ WHERE job_id = ANY(%(job_ids)s)
+ GROUP BY job_id, status;
+
+-- name: job_execution_exists
+-- Whether an execution exists (before reading something that belongs to it).
+SELECT 1 AS found FROM job_executions WHERE job_id = %(job_id)s;
+
+-- name: count_job_events
+-- How many events list_job_events pages through.
+SELECT count(*) AS n FROM job_events WHERE job_id = %(job_id)s;
+
+-- name: list_job_events
+-- The audit trail of one job (the job and each of its devices), oldest first, paged.
+SELECT id, occurred_at, actor, action, target_type, target_id, job_id, device_uuid, details,
+       count(*) OVER () AS total
+  FROM job_events
+ WHERE job_id = %(job_id)s
+ ORDER BY id
+ LIMIT %(limit)s OFFSET %(offset)s;

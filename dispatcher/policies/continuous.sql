@@ -1,0 +1,74 @@
+-- Continuous jobs follow the fleet: rows for devices that match, REMOVED for those that
+-- stopped matching, a new attempt for those that match again.
+
+-- name: reconcile_add
+-- Continuous jobs: a row for each matching device that has none yet (one device, one job, or
+-- all of them). Held back when the job has a rollout config.
+WITH added AS (
+    INSERT INTO device_job_status (job_id, device_uuid, queued_at, released_at)
+    SELECT e.job_id, d.uuid, %(now)s, CASE WHEN e.rollout_config IS NULL THEN %(now)s END
+      FROM job_executions e
+      JOIN devices d
+        ON device_matches_target(d.device_type, d.attributes, e.target_type, e.target_filter)
+     WHERE e.execution_type = 'continuous' AND e.status IN ('QUEUED', 'IN_PROGRESS')
+       AND e.fanout_status = 'DONE' AND (e.end_at IS NULL OR e.end_at > %(now)s)
+       AND (%(job_id)s::uuid IS NULL OR e.job_id = %(job_id)s)
+       AND (%(device_uuid)s::uuid IS NULL OR d.uuid = %(device_uuid)s)
+       AND NOT EXISTS (SELECT 1 FROM device_job_status s
+                        WHERE s.job_id = e.job_id AND s.device_uuid = d.uuid)
+    ON CONFLICT DO NOTHING
+    RETURNING job_id, device_uuid, released_at
+), totals AS (
+    UPDATE job_executions e SET total_devices = e.total_devices + a.n
+      FROM (SELECT job_id, count(*) AS n FROM added GROUP BY job_id) a
+     WHERE e.job_id = a.job_id
+), events AS (
+    INSERT INTO job_events (actor, action, target_type, target_id, job_id, device_uuid, details)
+    SELECT %(actor)s, 'device_job.queued', 'device_job', device_job_target_id(job_id, device_uuid),
+           job_id, device_uuid,
+           jsonb_build_object('to', 'QUEUED', 'reason', 'device matches a continuous job',
+                              'execution_number', 1)
+      FROM added
+)
+SELECT job_id, device_uuid, released_at IS NOT NULL AS released FROM added;
+
+-- name: reconcile_remove
+-- Continuous jobs: QUEUED rows of devices that no longer match become REMOVED.
+WITH removed AS (
+    UPDATE device_job_status s
+       SET status = 'REMOVED', completed_at = %(now)s, last_updated_at = %(now)s,
+           version_number = s.version_number + 1, reason = 'device no longer matches the target'
+      FROM job_executions e, devices d
+     WHERE s.job_id = e.job_id AND d.uuid = s.device_uuid
+       AND e.execution_type = 'continuous' AND e.target_type = 'group'
+       AND e.status IN ('QUEUED', 'IN_PROGRESS') AND s.is_latest AND s.status = 'QUEUED'
+       AND (%(job_id)s::uuid IS NULL OR e.job_id = %(job_id)s)
+       AND (%(device_uuid)s::uuid IS NULL OR s.device_uuid = %(device_uuid)s)
+       AND NOT device_matches_target(d.device_type, d.attributes, e.target_type,
+                                     e.target_filter)
+    RETURNING s.job_id, s.device_uuid, s.execution_number, s.released_at
+), events AS (
+    INSERT INTO job_events (actor, action, target_type, target_id, job_id, device_uuid, details)
+    SELECT %(actor)s, 'device_job.removed', 'device_job', device_job_target_id(job_id, device_uuid),
+           job_id, device_uuid,
+           jsonb_build_object('from', 'QUEUED', 'to', 'REMOVED',
+                              'reason', 'device no longer matches the target',
+                              'execution_number', execution_number)
+      FROM removed
+)
+SELECT job_id, device_uuid, released_at IS NOT NULL AS released FROM removed;
+
+-- name: rematched_rows
+-- Continuous jobs: devices whose latest row was REMOVED and that match again.
+SELECT s.id
+  FROM device_job_status s
+  JOIN job_executions e ON e.job_id = s.job_id
+  JOIN devices d ON d.uuid = s.device_uuid
+ WHERE e.execution_type = 'continuous' AND e.target_type = 'group'
+   AND e.status IN ('QUEUED', 'IN_PROGRESS') AND (e.end_at IS NULL OR e.end_at > %(now)s)
+   AND s.is_latest AND s.status = 'REMOVED'
+   AND (%(job_id)s::uuid IS NULL OR e.job_id = %(job_id)s)
+   AND (%(device_uuid)s::uuid IS NULL OR s.device_uuid = %(device_uuid)s)
+   AND device_matches_target(d.device_type, d.attributes, e.target_type, e.target_filter)
+ LIMIT %(limit)s
+   FOR UPDATE OF s SKIP LOCKED;

@@ -1,0 +1,171 @@
+"""The devices with nothing to poll for, known in each API process: most polls need no query.
+
+At any moment most of a fleet has no pending job (no QUEUED or IN_PROGRESS row), and its polls
+all get the same answer. A listener thread per process keeps, in memory, those idle devices with
+their token hashes: it LISTENs on ``idle_devices`` (see schema.sql), loads every idle device,
+and then forgets each device a notification names, a device that may have got a pending row or
+whose token changed or that was deleted. A poll from a device known idle, with its token, is
+answered "no pending jobs" without a query; every other poll queries, and a device the query
+finds idle is known idle again, unless a notification about it was handled while the query ran.
+
+Why this never hides a job from the poll after the notification is handled: a notification
+arrives after its transaction commits. A poll takes the position (notifications handled so
+far) before its query. Any change the query did not see committed after the query started, so
+its notification is handled after the position was taken: it forgets the device, and the poll's
+"idle" cannot be learned over it. Losing the listener connection forgets everything and turns
+the knowledge off until a new connection has listened and loaded it again.
+
+The gap left is the time from a commit to its notification being handled here (well under a
+millisecond when idle). The MQTT nudge is published after the commit and can beat it, so the
+agent asks for a fresh answer (``Cache-Control: no-cache``) on a nudged poll; a poll that is
+not fresh gets the job one poll interval later at worst.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Iterable
+
+import psycopg
+
+from dispatcher.db import QUERIES
+
+log = logging.getLogger(__name__)
+
+RECONNECT_DELAY_S = 1.0
+# The listener checks its connection this often: a connection lost silently is found lost
+# (and the knowledge dropped) within about this long, helped by TCP keepalives.
+LIVENESS_CHECK_S = 2.0
+LISTENER_NAME = "device-jobs idle devices"
+CONNECT_OPTIONS = {"application_name": LISTENER_NAME, "connect_timeout": 5, "keepalives": 1,
+                   "keepalives_idle": 5, "keepalives_interval": 1, "keepalives_count": 3}
+# Devices forgotten since the last reset; past this many, the record starts over (and polls
+# still querying do not learn, which is always safe).
+FORGOTTEN_MAX = 100_000
+
+
+class IdleDevices:
+    """Idle devices (by uuid bytes) with their token hashes, kept exact by a listener thread."""
+
+    def __init__(self, database_url: str) -> None:
+        self.database_url = database_url
+        self._lock = threading.Lock()
+        self._tokens: dict[bytes, bytes] = {}
+        self._enabled = False
+        self._position = 0
+        self._valid_since = 1
+        self._forgotten_at: dict[bytes, int] = {}
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._listen, name="idle-devices", daemon=True)
+
+    # The poll's side.
+
+    def is_idle(self, device_uuid: uuid.UUID, token_hash: bytes) -> bool:
+        """Whether this device is known to have nothing pending and ``token_hash`` is its token."""
+        return self._enabled and self._tokens.get(device_uuid.bytes) == token_hash
+
+    @property
+    def position(self) -> int:
+        """Take it before a poll's query; hand it to ``learn_idle`` after."""
+        return self._position
+
+    def learn_idle(self, device_uuid: uuid.UUID, token_hash: bytes, position: int) -> None:
+        """A query that started after ``position`` was taken found the device idle."""
+        key = device_uuid.bytes
+        with self._lock:
+            if (self._enabled and position >= self._valid_since
+                    and self._forgotten_at.get(key, 0) <= position):
+                self._tokens[key] = token_hash
+
+    # The listener's side.
+
+    @property
+    def enabled(self) -> bool:
+        return self._enabled
+
+    def start(self) -> IdleDevices:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Drop the knowledge now; the thread ends within ``LIVENESS_CHECK_S``."""
+        self._stopped.set()
+        self.drop()
+
+    def forget(self, keys: Iterable[bytes]) -> None:
+        with self._lock:
+            self._position += 1
+            if len(self._forgotten_at) > FORGOTTEN_MAX:
+                self._forgotten_at = {}
+                self._valid_since = self._position
+            for key in keys:
+                self._tokens.pop(key, None)
+                self._forgotten_at[key] = self._position
+
+    def drop(self) -> None:
+        """Forget everything and answer no poll until loaded again."""
+        with self._lock:
+            self._enabled = False
+            self._tokens = {}
+            self._forgotten_at = {}
+            self._position += 1
+
+    def _load(self, rows: list[tuple[uuid.UUID, bytes]]) -> None:
+        with self._lock:
+            self._tokens = {device.bytes: token_hash for device, token_hash in rows}
+            self._forgotten_at = {}
+            self._position += 1
+            self._valid_since = self._position
+
+    def _listen(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                with psycopg.connect(self.database_url, autocommit=True,
+                                     **CONNECT_OPTIONS) as conn:
+                    self._follow(conn)
+            except Exception as exc:  # any failure: drop the knowledge, connect again
+                log.warning("idle devices listener lost error=%s", exc)
+            finally:
+                self.drop()
+            self._stopped.wait(RECONNECT_DELAY_S)
+
+    def _follow(self, conn: psycopg.Connection) -> None:
+        conn.execute(QUERIES["listen_idle_devices"])
+        rows = conn.execute(QUERIES["idle_devices_snapshot"]).fetchall()
+        self._load(rows)
+        # Changes committed while loading are forgotten before the first answer.
+        self._handle(conn.notifies(timeout=0))
+        with self._lock:
+            self._enabled = not self._stopped.is_set()
+        log.info("idle devices known devices=%d", len(rows))
+        while not self._stopped.is_set():
+            self._handle(conn.notifies(timeout=LIVENESS_CHECK_S))
+            conn.execute(QUERIES["idle_devices_listener_alive"])
+
+    def _handle(self, notifications: Iterable[psycopg.Notify]) -> None:
+        for note in notifications:
+            self.forget(uuid.UUID(text).bytes for text in note.payload.split(","))
+
+
+_current: IdleDevices | None = None
+
+
+def start(database_url: str) -> IdleDevices:
+    """Start this process's listener (an API worker calls it once after it boots)."""
+    global _current
+    stop()
+    _current = IdleDevices(database_url).start()
+    return _current
+
+
+def current() -> IdleDevices | None:
+    return _current
+
+
+def stop() -> None:
+    global _current
+    if _current is not None:
+        _current.stop()
+        _current = None

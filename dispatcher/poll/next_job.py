@@ -1,0 +1,88 @@
+"""A device's poll for its next job: authentication and the lookup in one query, or an answer
+from memory for a device this process knows idle.
+
+The answer's shape is ``schemas.device_jobs.NextJob``: ``answer`` builds it from the row,
+camelCase keys and all, without a schema dump on this hottest path of the product.
+"""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from typing import NamedTuple
+
+from psycopg.rows import args_row
+
+from dispatcher.poll import idle, sightings
+from dispatcher.poll.connection import own_one
+from schemas.device_jobs import NextJob
+
+NO_PENDING_JOBS = "No pending jobs"
+
+
+class PolledJob(NamedTuple):
+    """A device's poll as ``poll_device_job`` answers it: the job columns are None when the
+    device has nothing to do."""
+
+    device_uuid: uuid.UUID
+    job_id: uuid.UUID | None
+    job_name: str | None
+    job_document: dict | None
+    queued_at: datetime.datetime | None
+    execution_number: int | None
+    version_number: int | None
+    status: str | None
+    has_pending: bool
+
+
+_polled_job_row = args_row(PolledJob)
+_NOTHING = dict.fromkeys(PolledJob._fields[1:-1])
+# The answer's fields, each with its key: the schema's, so the shape is written once.
+_SCHEMA_FIELDS = NextJob().fields
+_ANSWER_KEYS = {name: field.data_key or name for name, field in _SCHEMA_FIELDS.items()
+                if name in PolledJob._fields}
+_POLL_AFTER_KEY = _SCHEMA_FIELDS["poll_after_seconds"].data_key
+
+
+def poll(
+    device_uuid: uuid.UUID, token_hash: bytes | None, fresh: bool = False
+) -> PolledJob | None:
+    """A device's poll: authentication and the lookup of its next job in one query.
+
+    Answers None when ``token_hash`` is not the device's (or the device does not exist); else
+    the device's next job (its IN_PROGRESS one, else its oldest released QUEUED one) with
+    ``job_id`` None when there is none. ``token_hash`` None skips the token check.
+
+    A device this process knows idle (``dispatcher.poll.idle``) is answered without a query,
+    unless ``fresh`` asks for the database's answer.
+    """
+    known = idle.current() if token_hash is not None else None
+    if known is not None and not fresh and known.is_idle(device_uuid, token_hash):
+        sightings.of_this_process.note(device_uuid)
+        return PolledJob(device_uuid, **_NOTHING, has_pending=False)
+    position = known.position if known is not None else 0
+    polled = own_one(
+        "poll_device_job", _polled_job_row, device_uuid=device_uuid, token_hash=token_hash
+    )
+    if polled is not None:
+        sightings.of_this_process.note(device_uuid)
+        if known is not None and not polled.has_pending:
+            known.learn_idle(device_uuid, token_hash, position)
+    return polled
+
+
+def answer(polled: PolledJob, poll_after_s: int) -> dict:
+    """The poll answer (``schemas.device_jobs.NextJob``), ready for ``json.dumps``."""
+    if polled.job_id is None:
+        return {"message": NO_PENDING_JOBS, _POLL_AFTER_KEY: poll_after_s}
+    body = {key: _plain(getattr(polled, name)) for name, key in _ANSWER_KEYS.items()}
+    body[_POLL_AFTER_KEY] = poll_after_s
+    return body
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, datetime.datetime):
+        return value.isoformat()
+    return value

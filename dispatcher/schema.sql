@@ -1,0 +1,617 @@
+-- The schema that dispatcher/migrations builds, as pg_dump prints it (written
+-- by tests/schema_dump.py, checked by tests/integration/test_schema.py).
+CREATE FUNCTION public.device_job_target_id(p_job_id uuid, p_device_uuid uuid) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+    SELECT p_job_id::text || '/' || p_device_uuid::text
+$$;
+
+CREATE FUNCTION public.device_matches_target(p_device_type text, p_attributes jsonb, p_target_type text, p_target_filter jsonb) RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+    SELECT CASE p_target_type
+               WHEN 'all' THEN true
+               WHEN 'group' THEN (NOT p_target_filter ? 'device_type'
+                                  OR p_device_type = p_target_filter ->> 'device_type')
+                                 AND p_attributes @> (p_target_filter - 'device_type')
+               ELSE false
+           END
+$$;
+
+CREATE FUNCTION public.device_signature(device_type text, attributes jsonb) RETURNS uuid
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+    SELECT md5(jsonb_build_array(device_type, attributes)::text)::uuid
+$$;
+
+CREATE FUNCTION public.device_signatures_add(added_types text[], added_attributes text[], added bigint[]) RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    WITH given AS (
+        SELECT t.device_type, t.attributes::jsonb AS attributes, t.delta
+          FROM unnest(added_types, added_attributes, added) AS t (device_type, attributes, delta)
+    )
+    INSERT INTO device_signatures AS s (signature, device_type, attributes, n)
+    SELECT device_signature(device_type, attributes), device_type, attributes, delta
+      FROM given
+     ORDER BY 1
+    ON CONFLICT (signature) DO UPDATE SET n = s.n + excluded.n;
+    DELETE FROM device_signatures s
+     USING unnest(added_types, added_attributes, added) AS t (device_type, attributes, delta)
+     WHERE t.delta < 0
+       AND s.signature = device_signature(t.device_type, t.attributes::jsonb)
+       AND s.n = 0;
+END $$;
+
+CREATE FUNCTION public.device_signatures_apply() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    added_types text[];
+    added_attributes text[];
+    added bigint[];
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        SELECT array_agg(g.device_type), array_agg(g.attributes), array_agg(g.delta)
+          INTO added_types, added_attributes, added
+          FROM (SELECT r.device_type, r.attributes::text AS attributes, count(*) AS delta
+                  FROM new_rows r GROUP BY 1, 2) g;
+    ELSIF TG_OP = 'DELETE' THEN
+        SELECT array_agg(g.device_type), array_agg(g.attributes), array_agg(g.delta)
+          INTO added_types, added_attributes, added
+          FROM (SELECT r.device_type, r.attributes::text AS attributes, -count(*) AS delta
+                  FROM old_rows r GROUP BY 1, 2) g;
+    ELSE
+        -- Full join on uuid: a row whose uuid changed leaves one signature and joins another.
+        SELECT array_agg(g.device_type), array_agg(g.attributes), array_agg(g.delta)
+          INTO added_types, added_attributes, added
+          FROM (SELECT m.device_type, m.attributes, sum(m.delta) AS delta
+                  FROM old_rows o
+                  FULL JOIN new_rows r ON r.uuid = o.uuid
+                 CROSS JOIN LATERAL (VALUES (o.device_type, o.attributes::text, -1),
+                                            (r.device_type, r.attributes::text, 1))
+                       AS m (device_type, attributes, delta)
+                 WHERE m.device_type IS NOT NULL
+                   AND (o.uuid IS NULL OR r.uuid IS NULL
+                        OR o.device_type <> r.device_type
+                        OR o.attributes::text <> r.attributes::text)
+                 GROUP BY 1, 2
+                HAVING sum(m.delta) <> 0) g;
+    END IF;
+    IF added IS NOT NULL THEN
+        PERFORM device_signatures_add(added_types, added_attributes, added);
+    END IF;
+    RETURN NULL;
+END $$;
+
+CREATE FUNCTION public.device_signatures_clear() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    DELETE FROM device_signatures;
+    RETURN NULL;
+END $$;
+
+CREATE FUNCTION public.job_held_open(p_job_id uuid) RETURNS boolean
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT EXISTS (
+        SELECT 1 FROM job_executions e
+         WHERE e.job_id = p_job_id
+           AND ((e.execution_type = 'continuous' AND (e.end_at IS NULL OR e.end_at > now()))
+                OR (e.retry_config IS NOT NULL AND EXISTS (
+                    SELECT 1 FROM device_job_status d
+                     WHERE d.job_id = e.job_id AND d.is_latest
+                       AND d.status IN ('FAILED', 'TIMED_OUT')
+                       AND retry_allowed(e.retry_config, d.status, d.execution_number,
+                                         d.job_id, d.device_uuid)))))
+$$;
+
+CREATE FUNCTION public.job_status_counts_apply() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO job_status_counts AS c (job_id, status, shard, n)
+        SELECT job_id, status, (pg_backend_pid() % 16)::smallint, count(*)
+          FROM new_rows WHERE is_latest
+         GROUP BY job_id, status ORDER BY job_id, status
+        ON CONFLICT (job_id, status, shard) DO UPDATE SET n = c.n + excluded.n;
+    ELSIF TG_OP = 'UPDATE' THEN
+        INSERT INTO job_status_counts AS c (job_id, status, shard, n)
+        SELECT job_id, status, (pg_backend_pid() % 16)::smallint, sum(delta)
+          FROM (SELECT job_id, status, -1 AS delta FROM old_rows WHERE is_latest
+                UNION ALL
+                SELECT job_id, status, 1 FROM new_rows WHERE is_latest) d
+         GROUP BY job_id, status HAVING sum(delta) <> 0 ORDER BY job_id, status
+        ON CONFLICT (job_id, status, shard) DO UPDATE SET n = c.n + excluded.n;
+    ELSE
+        INSERT INTO job_status_counts AS c (job_id, status, shard, n)
+        SELECT o.job_id, o.status, (pg_backend_pid() % 16)::smallint, -count(*)
+          FROM old_rows o
+         WHERE o.is_latest AND EXISTS (SELECT 1 FROM job_executions e WHERE e.job_id = o.job_id)
+         GROUP BY o.job_id, o.status ORDER BY o.job_id, o.status
+        ON CONFLICT (job_id, status, shard) DO UPDATE SET n = c.n + excluded.n;
+    END IF;
+    RETURN NULL;
+END $$;
+
+CREATE FUNCTION public.job_status_totals(p_job_id uuid) RETURNS TABLE(pending bigint, succeeded bigint, failures bigint)
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT coalesce(sum(n) FILTER (WHERE status IN ('QUEUED', 'IN_PROGRESS')), 0)::bigint,
+           coalesce(sum(n) FILTER (WHERE status = 'SUCCEEDED'), 0)::bigint,
+           coalesce(sum(n) FILTER (WHERE status IN ('FAILED', 'TIMED_OUT', 'REJECTED')), 0)::bigint
+      FROM job_status_counts
+     WHERE job_id = p_job_id
+$$;
+
+CREATE FUNCTION public.notify_idle_device() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    PERFORM pg_notify('idle_devices', OLD.uuid::text);
+    RETURN NULL;
+END;
+$$;
+
+CREATE FUNCTION public.notify_idle_device_job() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    PERFORM pg_notify('idle_devices', NEW.device_uuid::text);
+    RETURN NULL;
+END;
+$$;
+
+CREATE FUNCTION public.notify_idle_devices(devices uuid[]) RETURNS void
+    LANGUAGE sql
+    AS $$
+    SELECT pg_notify('idle_devices', string_agg(d::text, ','))
+      FROM (SELECT d, (row_number() OVER () - 1) / 200 AS batch
+              FROM (SELECT DISTINCT d FROM unnest(devices) AS d) AS distinct_devices) AS numbered
+     GROUP BY batch;
+$$;
+
+CREATE FUNCTION public.notify_idle_devices_deleted() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    PERFORM notify_idle_devices(ARRAY(SELECT uuid FROM old_rows));
+    RETURN NULL;
+END;
+$$;
+
+CREATE FUNCTION public.notify_idle_devices_queued() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    PERFORM notify_idle_devices(ARRAY(
+        SELECT device_uuid FROM new_rows WHERE status IN ('QUEUED', 'IN_PROGRESS')));
+    RETURN NULL;
+END;
+$$;
+
+CREATE FUNCTION public.retry_allowed(p_retry_config jsonb, p_status text, p_execution_number integer, p_job_id uuid, p_device_uuid uuid) RETURNS boolean
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT coalesce((
+        SELECT CASE
+                   WHEN p_execution_number - 1 < c.retries THEN true
+                   ELSE (SELECT count(*)
+                           FROM device_job_status d
+                          WHERE d.device_uuid = p_device_uuid AND d.job_id = p_job_id
+                            AND NOT d.is_latest
+                            AND d.status = ANY(CASE WHEN c.failure_type = 'ALL'
+                                                    THEN ARRAY['FAILED', 'TIMED_OUT']
+                                                    ELSE ARRAY[c.failure_type] END)) < c.retries
+               END
+          FROM (SELECT criterion ->> 'failure_type' AS failure_type,
+                       (criterion ->> 'number_of_retries')::integer AS retries
+                  FROM jsonb_array_elements(p_retry_config -> 'criteria_list') criterion
+                 WHERE criterion ->> 'failure_type' IN (p_status, 'ALL')
+                 ORDER BY criterion ->> 'failure_type' = 'ALL'
+                 LIMIT 1) c), false)
+$$;
+
+CREATE TABLE public.api_tokens (
+    id integer NOT NULL,
+    name text NOT NULL,
+    role text NOT NULL,
+    token_hash bytea NOT NULL,
+    created_by text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    last_used_at timestamp with time zone,
+    revoked_at timestamp with time zone,
+    CONSTRAINT api_tokens_role_check CHECK ((role = ANY (ARRAY['admin'::text, 'viewer'::text])))
+);
+
+CREATE SEQUENCE public.api_tokens_id_seq
+    AS integer
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1;
+
+ALTER SEQUENCE public.api_tokens_id_seq OWNED BY public.api_tokens.id;
+
+CREATE TABLE public.device_job_status (
+    id bigint NOT NULL,
+    job_id uuid NOT NULL,
+    device_uuid uuid NOT NULL,
+    status text DEFAULT 'QUEUED'::text NOT NULL,
+    execution_number integer DEFAULT 1 NOT NULL,
+    version_number integer DEFAULT 1 NOT NULL,
+    is_latest boolean DEFAULT true NOT NULL,
+    queued_at timestamp with time zone DEFAULT now() NOT NULL,
+    started_at timestamp with time zone,
+    completed_at timestamp with time zone,
+    last_updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    exit_code integer,
+    stdout text,
+    stderr text,
+    stdout_truncated boolean DEFAULT false NOT NULL,
+    stderr_truncated boolean DEFAULT false NOT NULL,
+    reason text,
+    executed_steps integer,
+    failed_step text,
+    status_details jsonb,
+    released_at timestamp with time zone DEFAULT now(),
+    timeout_at timestamp with time zone,
+    CONSTRAINT device_job_status_execution_number_check CHECK ((execution_number >= 1)),
+    CONSTRAINT device_job_status_status_check CHECK ((status = ANY (ARRAY['QUEUED'::text, 'IN_PROGRESS'::text, 'SUCCEEDED'::text, 'FAILED'::text, 'TIMED_OUT'::text, 'REJECTED'::text, 'CANCELED'::text, 'REMOVED'::text])))
+);
+
+CREATE SEQUENCE public.device_job_status_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1;
+
+ALTER SEQUENCE public.device_job_status_id_seq OWNED BY public.device_job_status.id;
+
+CREATE TABLE public.device_signatures (
+    signature uuid NOT NULL,
+    device_type text NOT NULL,
+    attributes jsonb NOT NULL,
+    n bigint NOT NULL
+)
+WITH (fillfactor='70');
+
+CREATE TABLE public.devices (
+    uuid uuid NOT NULL,
+    device_name text NOT NULL,
+    device_type text DEFAULT 'generic'::text NOT NULL,
+    attributes jsonb DEFAULT '{}'::jsonb NOT NULL,
+    token_hash bytea NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    last_seen_at timestamp with time zone,
+    CONSTRAINT devices_attributes_check CHECK ((jsonb_typeof(attributes) = 'object'::text))
+);
+
+CREATE TABLE public.job_events (
+    id bigint NOT NULL,
+    occurred_at timestamp with time zone DEFAULT now() NOT NULL,
+    actor text NOT NULL,
+    action text NOT NULL,
+    target_type text NOT NULL,
+    target_id text NOT NULL,
+    job_id uuid,
+    device_uuid uuid,
+    details jsonb DEFAULT '{}'::jsonb NOT NULL
+);
+
+CREATE SEQUENCE public.job_events_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1;
+
+ALTER SEQUENCE public.job_events_id_seq OWNED BY public.job_events.id;
+
+CREATE TABLE public.job_executions (
+    id bigint NOT NULL,
+    job_id uuid NOT NULL,
+    template_id integer,
+    job_name text NOT NULL,
+    job_document jsonb NOT NULL,
+    parameters jsonb DEFAULT '{}'::jsonb NOT NULL,
+    target_type text NOT NULL,
+    target_devices uuid[],
+    target_filter jsonb,
+    execution_type text DEFAULT 'oneTime'::text NOT NULL,
+    status text DEFAULT 'QUEUED'::text NOT NULL,
+    total_devices integer DEFAULT 0 NOT NULL,
+    succeeded_devices integer DEFAULT 0 NOT NULL,
+    failed_devices integer DEFAULT 0 NOT NULL,
+    fanout_status text DEFAULT 'PENDING'::text NOT NULL,
+    fanout_cursor uuid,
+    fanout_enqueued_at timestamp with time zone,
+    fanout_started_at timestamp with time zone,
+    fanout_progress_at timestamp with time zone,
+    fanout_done_at timestamp with time zone,
+    reason text,
+    queued_at timestamp with time zone DEFAULT now() NOT NULL,
+    started_at timestamp with time zone,
+    completed_at timestamp with time zone,
+    created_by text,
+    parent_job_id uuid,
+    scheduled_for timestamp with time zone,
+    schedule jsonb,
+    scheduling_config jsonb,
+    rollout_config jsonb,
+    abort_config jsonb,
+    timeout_config jsonb,
+    retry_config jsonb,
+    start_at timestamp with time zone,
+    end_at timestamp with time zone,
+    end_behavior text,
+    end_applied_at timestamp with time zone,
+    next_run_at timestamp with time zone,
+    run_count integer DEFAULT 0 NOT NULL,
+    window_opens_at timestamp with time zone,
+    window_closes_at timestamp with time zone,
+    window_nudged_for timestamp with time zone,
+    released_devices integer DEFAULT 0 NOT NULL,
+    CONSTRAINT job_executions_end_behavior_check CHECK ((end_behavior = ANY (ARRAY['STOP_ROLLOUT'::text, 'CANCEL'::text, 'FORCE_CANCEL'::text]))),
+    CONSTRAINT job_executions_execution_type_check CHECK ((execution_type = ANY (ARRAY['oneTime'::text, 'recurring'::text, 'continuous'::text]))),
+    CONSTRAINT job_executions_fanout_status_check CHECK ((fanout_status = ANY (ARRAY['PENDING'::text, 'RUNNING'::text, 'DONE'::text]))),
+    CONSTRAINT job_executions_run_has_slot CHECK (((parent_job_id IS NULL) = (scheduled_for IS NULL))),
+    CONSTRAINT job_executions_status_check CHECK ((status = ANY (ARRAY['SCHEDULED'::text, 'QUEUED'::text, 'IN_PROGRESS'::text, 'SUCCEEDED'::text, 'FAILED'::text, 'CANCELED'::text]))),
+    CONSTRAINT job_executions_target_type_check CHECK ((target_type = ANY (ARRAY['device'::text, 'group'::text, 'all'::text])))
+);
+
+CREATE SEQUENCE public.job_executions_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1;
+
+ALTER SEQUENCE public.job_executions_id_seq OWNED BY public.job_executions.id;
+
+CREATE TABLE public.job_handlers (
+    id integer NOT NULL,
+    name text NOT NULL,
+    description text,
+    script_type text NOT NULL,
+    script_content text NOT NULL,
+    script_sha256 text NOT NULL,
+    permissions text DEFAULT '700'::text NOT NULL,
+    default_args jsonb DEFAULT '[]'::jsonb NOT NULL,
+    created_by text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT job_handlers_default_args_check CHECK ((jsonb_typeof(default_args) = 'array'::text)),
+    CONSTRAINT job_handlers_permissions_check CHECK ((permissions ~ '^[0-7]{3,4}$'::text)),
+    CONSTRAINT job_handlers_script_type_check CHECK ((script_type = ANY (ARRAY['bash'::text, 'python'::text, 'node'::text])))
+);
+
+CREATE SEQUENCE public.job_handlers_id_seq
+    AS integer
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1;
+
+ALTER SEQUENCE public.job_handlers_id_seq OWNED BY public.job_handlers.id;
+
+CREATE TABLE public.job_status_counts (
+    job_id uuid NOT NULL,
+    status text NOT NULL,
+    shard smallint NOT NULL,
+    n bigint DEFAULT 0 NOT NULL
+);
+
+CREATE TABLE public.job_templates (
+    id integer NOT NULL,
+    name text NOT NULL,
+    description text,
+    category text DEFAULT 'custom'::text NOT NULL,
+    job_document jsonb NOT NULL,
+    parameters jsonb DEFAULT '{}'::jsonb NOT NULL,
+    created_by text,
+    is_active boolean DEFAULT true NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    execution_type text,
+    schedule jsonb,
+    scheduling_config jsonb,
+    rollout_config jsonb,
+    abort_config jsonb,
+    timeout_config jsonb,
+    retry_config jsonb,
+    CONSTRAINT job_templates_category_check CHECK ((category = ANY (ARRAY['system'::text, 'maintenance'::text, 'deployment'::text, 'custom'::text]))),
+    CONSTRAINT job_templates_execution_type_check CHECK ((execution_type = ANY (ARRAY['oneTime'::text, 'recurring'::text, 'continuous'::text]))),
+    CONSTRAINT job_templates_parameters_check CHECK ((jsonb_typeof(parameters) = 'object'::text))
+);
+
+CREATE SEQUENCE public.job_templates_id_seq
+    AS integer
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1;
+
+ALTER SEQUENCE public.job_templates_id_seq OWNED BY public.job_templates.id;
+
+CREATE TABLE public.rollout_waves (
+    id bigint NOT NULL,
+    job_id uuid NOT NULL,
+    released_at timestamp with time zone NOT NULL,
+    n integer NOT NULL,
+    CONSTRAINT rollout_waves_n_check CHECK ((n > 0))
+);
+
+CREATE SEQUENCE public.rollout_waves_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1;
+
+ALTER SEQUENCE public.rollout_waves_id_seq OWNED BY public.rollout_waves.id;
+
+CREATE TABLE public.schema_migrations (
+    version integer NOT NULL,
+    name text NOT NULL,
+    applied_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+ALTER TABLE ONLY public.api_tokens ALTER COLUMN id SET DEFAULT nextval('public.api_tokens_id_seq'::regclass);
+
+ALTER TABLE ONLY public.device_job_status ALTER COLUMN id SET DEFAULT nextval('public.device_job_status_id_seq'::regclass);
+
+ALTER TABLE ONLY public.job_events ALTER COLUMN id SET DEFAULT nextval('public.job_events_id_seq'::regclass);
+
+ALTER TABLE ONLY public.job_executions ALTER COLUMN id SET DEFAULT nextval('public.job_executions_id_seq'::regclass);
+
+ALTER TABLE ONLY public.job_handlers ALTER COLUMN id SET DEFAULT nextval('public.job_handlers_id_seq'::regclass);
+
+ALTER TABLE ONLY public.job_templates ALTER COLUMN id SET DEFAULT nextval('public.job_templates_id_seq'::regclass);
+
+ALTER TABLE ONLY public.rollout_waves ALTER COLUMN id SET DEFAULT nextval('public.rollout_waves_id_seq'::regclass);
+
+ALTER TABLE ONLY public.api_tokens
+    ADD CONSTRAINT api_tokens_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.api_tokens
+    ADD CONSTRAINT api_tokens_token_hash_key UNIQUE (token_hash);
+
+ALTER TABLE ONLY public.device_job_status
+    ADD CONSTRAINT device_job_status_job_id_device_uuid_execution_number_key UNIQUE (job_id, device_uuid, execution_number);
+
+ALTER TABLE ONLY public.device_job_status
+    ADD CONSTRAINT device_job_status_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.device_signatures
+    ADD CONSTRAINT device_signatures_pkey PRIMARY KEY (signature);
+
+ALTER TABLE ONLY public.devices
+    ADD CONSTRAINT devices_pkey PRIMARY KEY (uuid);
+
+ALTER TABLE ONLY public.devices
+    ADD CONSTRAINT devices_token_hash_key UNIQUE (token_hash);
+
+ALTER TABLE ONLY public.job_events
+    ADD CONSTRAINT job_events_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.job_executions
+    ADD CONSTRAINT job_executions_job_id_key UNIQUE (job_id);
+
+ALTER TABLE ONLY public.job_executions
+    ADD CONSTRAINT job_executions_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.job_handlers
+    ADD CONSTRAINT job_handlers_name_key UNIQUE (name);
+
+ALTER TABLE ONLY public.job_handlers
+    ADD CONSTRAINT job_handlers_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.job_status_counts
+    ADD CONSTRAINT job_status_counts_pkey PRIMARY KEY (job_id, status, shard);
+
+ALTER TABLE ONLY public.job_templates
+    ADD CONSTRAINT job_templates_name_key UNIQUE (name);
+
+ALTER TABLE ONLY public.job_templates
+    ADD CONSTRAINT job_templates_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.rollout_waves
+    ADD CONSTRAINT rollout_waves_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.schema_migrations
+    ADD CONSTRAINT schema_migrations_pkey PRIMARY KEY (version);
+
+CREATE INDEX device_job_status_device_idx ON public.device_job_status USING btree (device_uuid, id DESC);
+
+CREATE INDEX device_job_status_failed_idx ON public.device_job_status USING btree (job_id) WHERE (is_latest AND (status = ANY (ARRAY['FAILED'::text, 'TIMED_OUT'::text])));
+
+CREATE INDEX device_job_status_job_status_idx ON public.device_job_status USING btree (job_id, status, device_uuid) WHERE is_latest;
+
+CREATE UNIQUE INDEX device_job_status_latest_idx ON public.device_job_status USING btree (job_id, device_uuid) WHERE is_latest;
+
+CREATE INDEX device_job_status_pending_idx ON public.device_job_status USING btree (device_uuid, queued_at) WHERE (status = ANY (ARRAY['QUEUED'::text, 'IN_PROGRESS'::text]));
+
+CREATE INDEX device_job_status_timeout_idx ON public.device_job_status USING btree (timeout_at) WHERE ((status = ANY (ARRAY['QUEUED'::text, 'IN_PROGRESS'::text])) AND (timeout_at IS NOT NULL));
+
+CREATE INDEX device_job_status_unreleased_idx ON public.device_job_status USING btree (job_id, id) WHERE ((released_at IS NULL) AND (status = 'QUEUED'::text));
+
+CREATE INDEX device_signatures_attributes_gin ON public.device_signatures USING gin (attributes jsonb_path_ops);
+
+CREATE INDEX device_signatures_type_idx ON public.device_signatures USING btree (device_type);
+
+CREATE INDEX devices_attributes_gin ON public.devices USING gin (attributes jsonb_path_ops);
+
+CREATE INDEX devices_type_idx ON public.devices USING btree (device_type, uuid);
+
+CREATE INDEX job_events_job_idx ON public.job_events USING btree (job_id, id) WHERE (job_id IS NOT NULL);
+
+CREATE INDEX job_events_target_idx ON public.job_events USING btree (target_type, target_id, id);
+
+CREATE INDEX job_executions_end_due_idx ON public.job_executions USING btree (end_at) WHERE ((end_at IS NOT NULL) AND (end_applied_at IS NULL) AND (status = ANY (ARRAY['SCHEDULED'::text, 'QUEUED'::text, 'IN_PROGRESS'::text])));
+
+CREATE INDEX job_executions_fanout_pending_idx ON public.job_executions USING btree (fanout_enqueued_at) WHERE (fanout_status <> 'DONE'::text);
+
+CREATE INDEX job_executions_live_windows ON public.job_executions USING btree (window_closes_at) WHERE ((window_closes_at IS NOT NULL) AND (status = ANY (ARRAY['SCHEDULED'::text, 'QUEUED'::text, 'IN_PROGRESS'::text])));
+
+CREATE INDEX job_executions_recurring_due_idx ON public.job_executions USING btree (next_run_at) WHERE ((execution_type = 'recurring'::text) AND (status = 'SCHEDULED'::text));
+
+CREATE UNIQUE INDEX job_executions_run_slot_idx ON public.job_executions USING btree (parent_job_id, scheduled_for) WHERE (parent_job_id IS NOT NULL);
+
+CREATE INDEX job_executions_runs_idx ON public.job_executions USING btree (parent_job_id, id DESC) WHERE (parent_job_id IS NOT NULL);
+
+CREATE INDEX job_executions_start_due_idx ON public.job_executions USING btree (start_at) WHERE ((status = 'SCHEDULED'::text) AND (execution_type <> 'recurring'::text));
+
+CREATE INDEX job_executions_status_idx ON public.job_executions USING btree (status, id DESC);
+
+CREATE INDEX job_templates_category_idx ON public.job_templates USING btree (category);
+
+CREATE INDEX rollout_waves_job_idx ON public.rollout_waves USING btree (job_id, released_at);
+
+CREATE TRIGGER device_job_status_count_delete AFTER DELETE ON public.device_job_status REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION public.job_status_counts_apply();
+
+CREATE TRIGGER device_job_status_count_insert AFTER INSERT ON public.device_job_status REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.job_status_counts_apply();
+
+CREATE TRIGGER device_job_status_count_update AFTER UPDATE ON public.device_job_status REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.job_status_counts_apply();
+
+CREATE TRIGGER device_job_status_notify_queued AFTER INSERT ON public.device_job_status REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.notify_idle_devices_queued();
+
+CREATE TRIGGER device_job_status_notify_repending AFTER UPDATE OF status ON public.device_job_status FOR EACH ROW WHEN (((old.status <> ALL (ARRAY['QUEUED'::text, 'IN_PROGRESS'::text])) AND (new.status = ANY (ARRAY['QUEUED'::text, 'IN_PROGRESS'::text])))) EXECUTE FUNCTION public.notify_idle_device_job();
+
+CREATE TRIGGER devices_notify_deleted AFTER DELETE ON public.devices REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION public.notify_idle_devices_deleted();
+
+CREATE TRIGGER devices_notify_token AFTER UPDATE OF token_hash ON public.devices FOR EACH ROW WHEN ((old.token_hash IS DISTINCT FROM new.token_hash)) EXECUTE FUNCTION public.notify_idle_device();
+
+CREATE TRIGGER devices_signature_delete AFTER DELETE ON public.devices REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION public.device_signatures_apply();
+
+CREATE TRIGGER devices_signature_insert AFTER INSERT ON public.devices REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.device_signatures_apply();
+
+CREATE TRIGGER devices_signature_truncate AFTER TRUNCATE ON public.devices FOR EACH STATEMENT EXECUTE FUNCTION public.device_signatures_clear();
+
+CREATE TRIGGER devices_signature_update AFTER UPDATE ON public.devices REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.device_signatures_apply();
+
+ALTER TABLE ONLY public.device_job_status
+    ADD CONSTRAINT device_job_status_device_uuid_fkey FOREIGN KEY (device_uuid) REFERENCES public.devices(uuid) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.device_job_status
+    ADD CONSTRAINT device_job_status_job_id_fkey FOREIGN KEY (job_id) REFERENCES public.job_executions(job_id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.job_executions
+    ADD CONSTRAINT job_executions_parent_job_id_fkey FOREIGN KEY (parent_job_id) REFERENCES public.job_executions(job_id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.job_executions
+    ADD CONSTRAINT job_executions_template_id_fkey FOREIGN KEY (template_id) REFERENCES public.job_templates(id) ON DELETE SET NULL;
+
+ALTER TABLE ONLY public.job_status_counts
+    ADD CONSTRAINT job_status_counts_job_id_fkey FOREIGN KEY (job_id) REFERENCES public.job_executions(job_id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.rollout_waves
+    ADD CONSTRAINT rollout_waves_job_id_fkey FOREIGN KEY (job_id) REFERENCES public.job_executions(job_id) ON DELETE CASCADE;

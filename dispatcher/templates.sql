@@ -1,0 +1,58 @@
+-- name: insert_job_template
+-- A new job template with its default policies; the name is unique.
+INSERT INTO job_templates (name, description, category, job_document, parameters, created_by,
+                           is_active, execution_type, schedule, scheduling_config,
+                           rollout_config, abort_config, timeout_config, retry_config)
+VALUES (%(name)s, %(description)s, %(category)s, %(job_document)s, %(parameters)s,
+        %(created_by)s, %(is_active)s, %(execution_type)s, %(schedule)s, %(scheduling_config)s,
+        %(rollout_config)s, %(abort_config)s, %(timeout_config)s, %(retry_config)s)
+RETURNING id, name, description, category, job_document, parameters, created_by, is_active,
+          created_at, updated_at, execution_type, schedule,
+       scheduling_config, rollout_config, abort_config, timeout_config, retry_config;
+
+-- name: get_job_template
+-- One template by id.
+SELECT id, name, description, category, job_document, parameters, created_by, is_active,
+       created_at, updated_at, execution_type, schedule,
+       scheduling_config, rollout_config, abort_config, timeout_config, retry_config
+  FROM job_templates WHERE id = %(id)s;
+
+-- name: lock_job_template
+-- One template, locked until the end of the transaction for an update or delete.
+SELECT id, name, description, category, job_document, parameters, created_by, is_active,
+       created_at, updated_at, execution_type, schedule,
+       scheduling_config, rollout_config, abort_config, timeout_config, retry_config
+  FROM job_templates WHERE id = %(id)s FOR UPDATE;
+
+-- name: list_job_templates
+-- A page of templates, optionally of one category and/or activity, oldest first.
+SELECT id, name, description, category, job_document, parameters, created_by, is_active,
+       created_at, updated_at, execution_type, schedule,
+       scheduling_config, rollout_config, abort_config, timeout_config, retry_config
+  FROM job_templates
+ WHERE (%(category)s::text IS NULL OR category = %(category)s)
+   AND (%(is_active)s::boolean IS NULL OR is_active = %(is_active)s)
+ ORDER BY id
+ LIMIT %(limit)s OFFSET %(offset)s;
+
+-- name: count_job_templates
+-- How many templates list_job_templates pages through.
+SELECT count(*) AS n
+  FROM job_templates
+ WHERE (%(category)s::text IS NULL OR category = %(category)s)
+   AND (%(is_active)s::boolean IS NULL OR is_active = %(is_active)s);
+
+-- name: update_job_template
+-- Replace every editable field of a template.
+UPDATE job_templates
+   SET name = %(name)s, description = %(description)s, category = %(category)s,
+       job_document = %(job_document)s, parameters = %(parameters)s, is_active = %(is_active)s,
+       updated_at = now()
+ WHERE id = %(id)s
+RETURNING id, name, description, category, job_document, parameters, created_by, is_active,
+          created_at, updated_at, execution_type, schedule,
+       scheduling_config, rollout_config, abort_config, timeout_config, retry_config;
+
+-- name: delete_job_template
+-- Remove a template; executions made from it keep their own copy of the document.
+DELETE FROM job_templates WHERE id = %(id)s;

@@ -1,0 +1,64 @@
+"""Every named query the code runs is defined, and every defined query is run by the code.
+
+Queries are run by name (``db.one("get_device", ...)``), so a typo or a query left behind by a
+change would only show at run time. Tests do not count as users: a query only they run belongs
+in the tests.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from dispatcher import db
+
+PROJECT = Path(__file__).resolve().parents[2]
+PACKAGES = ("dispatcher", "api", "workers")
+RUNS_A_QUERY = {"one", "all", "execute", "one_unprepared", "all_unprepared", "own_one", "page"}
+
+
+def queries_run_by_the_code() -> dict[str, list[str]]:
+    """Query name -> the places that run it."""
+    used: dict[str, list[str]] = {}
+    for package in PACKAGES:
+        for path in sorted((PROJECT / package).rglob("*.py")):
+            tree = ast.parse(path.read_text(), str(path))
+            for node in ast.walk(tree):
+                for name in _query_names(node):
+                    used.setdefault(name, []).append(f"{path.relative_to(PROJECT)}:{node.lineno}")
+    return used
+
+
+def _query_names(node: ast.AST) -> list[str]:
+    if isinstance(node, ast.Subscript) and "QUERIES" in (
+            getattr(node.value, "id", None), getattr(node.value, "attr", None)):
+        return [_literal(node.slice)] if _literal(node.slice) else []
+    if not isinstance(node, ast.Call):
+        return []
+    func = node.func
+    called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+    if called not in RUNS_A_QUERY or not node.args:
+        return []
+    names = [_literal(node.args[0])]
+    if called == "page":  # page(query, key, count_query, ...)
+        names.append(_literal(node.args[2]) if len(node.args) > 2 else None)
+    return [name for name in names if name]
+
+
+def _literal(node: ast.AST) -> str | None:
+    return node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None
+
+
+def test_every_query_the_code_runs_is_defined():
+    undefined = {name: places for name, places in queries_run_by_the_code().items()
+                 if name not in db.QUERIES}
+    assert not undefined
+
+
+def test_every_defined_query_is_run_by_the_code():
+    assert sorted(set(db.QUERIES) - set(queries_run_by_the_code())) == []
+
+
+def test_each_query_file_sits_beside_a_module_of_its_name():
+    for path in db.query_files():
+        assert path.with_suffix(".py").exists(), f"{path} has no module beside it"
