@@ -67,10 +67,7 @@ def _serve_the_plain_poll_view(state) -> None:
 @functools.lru_cache(maxsize=4)
 def _no_job_answer(poll_after_s: int) -> str:
     """The answer most polls get, encoded once."""
-    return json.dumps(next_job.answer(_IDLE, poll_after_s))
-
-
-_IDLE = next_job.PolledJob(uuid_mod.UUID(int=0), *[None] * 7, has_pending=False)
+    return json.dumps(next_job.no_job_answer(poll_after_s))
 
 
 @blp.route("/devices/<uuid:uuid>/jobs")

@@ -29,7 +29,7 @@ def prometheus_metrics() -> Response:
         presented = bearer_token()
         if presented is None:
             abort(401, message="Missing bearer token: /metrics needs the METRICS_TOKEN")
-        if not hmac.compare_digest(presented.encode(), expected.encode()):
+        if not hmac.compare_digest((presented or "").encode(), expected.encode()):
             abort(401, message="Invalid token for /metrics")
     body, content_type = metrics.exposition()
     return Response(body, content_type=content_type)

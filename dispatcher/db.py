@@ -141,7 +141,7 @@ def _constraint_message(exc: psycopg.Error, what: str) -> str:
 class Connector:
     """Runs named queries on one connection (inside a transaction when one is open)."""
 
-    def __init__(self, conn: psycopg.Connection) -> None:
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self.conn = conn
 
     def execute(self, query: str, /, **params: Any) -> int:
@@ -150,8 +150,16 @@ class Connector:
         return cur.rowcount
 
     def one(self, query: str, /, **params: Any) -> dict | None:
+        """The first row, or None when the query finds none."""
         with translate_errors():
             return self.conn.execute(QUERIES[query], params or None).fetchone()
+
+    def row(self, query: str, /, **params: Any) -> dict:
+        """The row of a statement that always answers one (an aggregate, INSERT … RETURNING)."""
+        found = self.one(query, **params)
+        if found is None:
+            raise RuntimeError(f"query {query!r} answered no row")
+        return found
 
     def all(self, query: str, /, **params: Any) -> list[dict]:
         with translate_errors():
@@ -166,6 +174,12 @@ class Connector:
     def one_unprepared(self, query: str, /, **params: Any) -> dict | None:
         with translate_errors():
             return self.conn.execute(QUERIES[query], params or None, prepare=False).fetchone()
+
+    def row_unprepared(self, query: str, /, **params: Any) -> dict:
+        found = self.one_unprepared(query, **params)
+        if found is None:
+            raise RuntimeError(f"query {query!r} answered no row")
+        return found
 
     def all_unprepared(self, query: str, /, **params: Any) -> list[dict]:
         with translate_errors():
@@ -196,6 +210,11 @@ def one(query: str, /, **params: Any) -> dict | None:
         return c.one(query, **params)
 
 
+def row(query: str, /, **params: Any) -> dict:
+    with connect() as c:
+        return c.row(query, **params)
+
+
 def page(
     query: str, /, key: str, count_query: str, *, limit: int, offset: int, **params: Any
 ) -> dict:
@@ -209,7 +228,7 @@ def page(
         if rows:
             total = rows[0]["total"]
         elif offset:
-            total = c.one(count_query, **params)["n"]
+            total = c.row(count_query, **params)["n"]
         else:
             total = 0
     for row in rows:

@@ -35,7 +35,7 @@ def register_device(
     The device joins the continuous jobs it matches at once (and is nudged about them)."""
     token = tokens.new_token()
     with db.transaction() as c:
-        device = c.one(
+        device = c.row(
             "insert_device",
             uuid=device_uuid or uuid_mod.uuid4(),
             device_name=device_name,
@@ -43,7 +43,6 @@ def register_device(
             attributes=db.jsonb(attributes or {}),
             token_hash=tokens.hash_token(token),
         )
-        assert device is not None
         audit.record_event(
             c, actor, "device.created", "device", device["uuid"], device_uuid=device["uuid"],
             details={"device_name": device_name, "device_type": device_type},
@@ -120,7 +119,7 @@ def update_device(
         diff = field_changes(current, wanted, EDITABLE_FIELDS)
         if not diff:
             return current, diff
-        device = c.one(
+        device = c.row(
             "update_device", uuid=device_uuid, device_name=wanted["device_name"],
             device_type=wanted["device_type"], attributes=db.jsonb(wanted["attributes"]),
         )
@@ -144,7 +143,7 @@ def delete_device(
         device = c.one("lock_device", uuid=device_uuid)
         if device is None:
             raise NotFound(f"Device {device_uuid} not found")
-        removed = c.one("count_device_job_statuses", uuid=device_uuid)["n"]
+        removed = c.row("count_device_job_statuses", uuid=device_uuid)["n"]
         pending_jobs = [row["job_id"] for row in c.all("device_pending_jobs", uuid=device_uuid)]
         c.execute("delete_device", uuid=device_uuid)
         audit.record_event(

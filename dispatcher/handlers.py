@@ -26,7 +26,7 @@ def script_sha256(script_content: str) -> str:
 def create_handler(fields: dict, actor: str) -> dict:
     """Store a new handler from validated request ``fields``; a duplicate name is a Conflict."""
     with db.transaction() as c:
-        handler = c.one(
+        handler = c.row(
             "insert_job_handler",
             name=fields["name"],
             description=fields.get("description"),
@@ -71,7 +71,7 @@ def get_handler(name: str) -> dict:
 def list_handlers(limit: int, offset: int) -> dict:
     """A page of handlers by name, without their scripts."""
     rows = db.all("list_job_handlers", limit=limit, offset=offset)
-    total = db.one("count_job_handlers")["n"]
+    total = db.row("count_job_handlers")["n"]
     return {"handlers": rows, "total": total, "limit": limit, "offset": offset}
 
 
@@ -84,7 +84,7 @@ def update_handler(name: str, changes: dict, actor: str) -> tuple[dict, dict]:
         diff = field_changes(current, wanted, EDITABLE_FIELDS, summarized=("script_content",))
         if not diff:
             return current, diff
-        handler = c.one(
+        handler = c.row(
             "update_job_handler", name=name, description=wanted["description"],
             script_type=wanted["script_type"], script_content=wanted["script_content"],
             script_sha256=wanted["script_sha256"], permissions=wanted["permissions"],

@@ -68,7 +68,7 @@ def migrate(database_url: str) -> list[int]:
 def ensure_database(database_url: str) -> bool:
     """Create the database named in ``database_url`` when it does not exist yet."""
     info = psycopg.conninfo.conninfo_to_dict(database_url)
-    name = info.get("dbname")
+    name = str(info.get("dbname") or "")
     if not name:
         return False
     admin_url = psycopg.conninfo.make_conninfo(database_url, dbname="postgres")

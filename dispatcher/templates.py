@@ -37,7 +37,7 @@ def create_template(fields: dict, actor: str, max_document_bytes: int) -> dict:
     job_document = checked_job_document(fields["job_document"], max_document_bytes)
     check_parameter_declaration(job_document, fields["parameters"])
     with db.transaction() as c:
-        template = c.one(
+        template = c.row(
             "insert_job_template",
             name=fields["name"],
             description=fields.get("description"),
@@ -68,7 +68,7 @@ def list_templates(
     rows = db.all(
         "list_job_templates", category=category, is_active=is_active, limit=limit, offset=offset
     )
-    total = db.one("count_job_templates", category=category, is_active=is_active)["n"]
+    total = db.row("count_job_templates", category=category, is_active=is_active)["n"]
     return {"templates": rows, "total": total, "limit": limit, "offset": offset}
 
 
@@ -96,7 +96,7 @@ def update_template(
         diff.update(columns.store_template_policies(c, current, changes)[1])
         if not diff:
             return current, diff
-        template = c.one(
+        template = c.row(
             "update_job_template", id=template_id, name=wanted["name"],
             description=wanted["description"], category=wanted["category"],
             job_document=db.jsonb(wanted["job_document"]),

@@ -3,6 +3,8 @@ periodic ones are made from the table in ``workers.periodic``."""
 
 from __future__ import annotations
 
+import uuid
+
 from celery import shared_task
 
 from dispatcher import nudges
@@ -15,7 +17,7 @@ from workers.periodic import register_tasks
 @shared_task(name=FAN_OUT_TASK)
 def fan_out_job(job_id: str) -> int:
     """Create the job's device rows; rerunning it after a crash finishes what is left."""
-    return fanout.fan_out_job(job_id, settings)
+    return fanout.fan_out_job(uuid.UUID(job_id), settings)
 
 
 @shared_task(name=NUDGE_TASK)

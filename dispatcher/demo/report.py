@@ -83,9 +83,9 @@ class JobSummary:
 
 def summarize(label: str, job: dict, device_statuses: list[dict]) -> JobSummary:
     """Counts, duration (queued to completed) and time-to-start percentiles of one job."""
-    queued_at = _time(job["queued_at"])
+    queued_at = datetime.fromisoformat(job["queued_at"])
     starts = [
-        (_time(row["started_at"]) - queued_at).total_seconds()
+        (datetime.fromisoformat(row["started_at"]) - queued_at).total_seconds()
         for row in device_statuses if row.get("started_at")
     ]
     completed_at = _time(job.get("completed_at"))

@@ -40,7 +40,7 @@ def complete_if_done(job_id: uuid.UUID) -> dict | None:
     Call it after the transaction that made a device terminal has committed (or after the
     fan-out is marked DONE). Cheap when the job is not complete: one read of the counters.
     """
-    if db.one("job_pending_devices", job_id=job_id)["pending"] > 0:
+    if db.row("job_pending_devices", job_id=job_id)["pending"] > 0:
         return None
     with db.transaction() as c:
         job = c.one("lock_job_execution", job_id=job_id)

@@ -46,11 +46,11 @@ def create_execution(body: dict, actor: str, settings: Settings) -> dict:
         total = count_target_devices(c, target)
         if total == 0:
             raise _no_devices(target)
-        job = c.one(
+        job = c.row(
             "insert_job_execution",
             job_id=job_id,
             template_id=template["id"] if template else None,
-            job_name=body.get("job_name") or template["name"],
+            job_name=body.get("job_name") or (template or {})["name"],
             job_document=db.jsonb(document),
             parameters=db.jsonb(body.get("parameters") or {}),
             target_type=target.target_type,

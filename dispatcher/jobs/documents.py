@@ -57,7 +57,9 @@ def render_job_document(
     not a string.
     """
     used = find_placeholders(document)
-    values = {name: default for name, default in declared.items() if default is not None}
+    values: dict[str, object] = {
+        name: default for name, default in declared.items() if default is not None
+    }
     values.update(parameters)
     problems = _parameter_problems(document, used, values, parameters)
     if problems:
@@ -68,7 +70,11 @@ def render_job_document(
             else "Invalid parameters: " + ", ".join(sorted(problems))
         )
         raise InvalidInput(message, errors={"parameters": problems})
-    return _render(document, values, in_command=False)
+    # Every used placeholder now has a string value (checked above).
+    strings = {name: str(value) for name, value in values.items()}
+    rendered = _render(document, strings, in_command=False)
+    assert isinstance(rendered, dict)
+    return rendered
 
 
 def _parameter_problems(
@@ -92,7 +98,7 @@ def _parameter_problems(
     return problems
 
 
-def _render(value: object, values: Mapping[str, object], in_command: bool) -> object:
+def _render(value: object, values: Mapping[str, str], in_command: bool) -> object:
     if isinstance(value, str):
         if in_command:
             return PLACEHOLDER.sub(lambda m: escape_command_argument(values[m.group(1)]), value)

@@ -36,7 +36,7 @@ RESUME_BATCH_LIMIT = 100
 FANOUT_ACTOR = "system:fanout"
 
 
-def fan_out_job(job_id: uuid.UUID | str, settings: Settings) -> int:
+def fan_out_job(job_id: uuid.UUID, settings: Settings) -> int:
     """Create the rows of ``job_id`` chunk by chunk; return how many this call inserted.
 
     Safe to call any number of times, concurrently or after a crash. After each chunk, the
@@ -62,7 +62,7 @@ def fan_out_job(job_id: uuid.UUID | str, settings: Settings) -> int:
 
 
 def _fan_out_chunk(
-    job_id: uuid.UUID | str, chunk_size: int, page_filter: dict | None
+    job_id: uuid.UUID, chunk_size: int, page_filter: dict | None
 ) -> tuple[list, bool, dict | None] | None:
     """One chunk in one transaction: (device uuids inserted, fan-out finished, the target's
     page filter for the next chunk), or None when there is nothing to do (unknown job, not
@@ -79,7 +79,7 @@ def _fan_out_chunk(
             return [], True, page_filter
         if page_filter is None:
             page_filter = target_of_execution(job).page_filter()
-        chunk = c.one_unprepared(
+        chunk = c.row_unprepared(
             "fanout_insert_chunk", job_id=job_id, cursor=job["fanout_cursor"],
             chunk_size=chunk_size, **page_filter,
         )
@@ -93,10 +93,10 @@ def _fan_out_chunk(
     return chunk["inserted"], finished, page_filter
 
 
-def _finish(c: db.Connector, job_id: uuid.UUID | str, cursor: uuid.UUID | None,
+def _finish(c: db.Connector, job_id: uuid.UUID, cursor: uuid.UUID | None,
             stopped_by: str | None = None) -> None:
     """Mark the fan-out DONE; total_devices becomes the number of rows it made."""
-    total = c.one("fanout_finish", job_id=job_id, cursor=cursor)["total_devices"]
+    total = c.row("fanout_finish", job_id=job_id, cursor=cursor)["total_devices"]
     details = {"total_devices": total}
     if stopped_by:
         details["stopped_by_job_status"] = stopped_by

@@ -56,7 +56,7 @@ def list_device_jobs(
         "list_device_jobs", "jobs", "count_device_jobs", limit=limit, offset=offset,
         device_uuid=device_uuid, status=status,
     )
-    if not page["jobs"] and not db.one("device_exists", device_uuid=device_uuid)["found"]:
+    if not page["jobs"] and not db.row("device_exists", device_uuid=device_uuid)["found"]:
         raise NotFound(f"Device {device_uuid} not found")
     return page
 
@@ -180,15 +180,15 @@ def lock_for_transition(
     )
     if row.is_repeat:
         return row
-    conflict = {"current_status": row.status, "version_number": row.version_number}
     if not states.is_allowed(row.status, target, actor, force):
         if actor is Actor.SERVER and states.is_allowed(row.status, target, actor, force=True):
             raise Conflict(f"The device's job is {row.status}; use force to {target} it",
-                           **conflict)
-        raise Conflict(f"Cannot change status from {row.status} to {target}", **conflict)
+                           current_status=row.status, version_number=row.version_number)
+        raise Conflict(f"Cannot change status from {row.status} to {target}",
+                       current_status=row.status, version_number=row.version_number)
     if expected_version is not None and expected_version != row.version_number:
         raise Conflict(
             f"Version mismatch: expected {expected_version}, current is {row.version_number}",
-            **conflict,
+            current_status=row.status, version_number=row.version_number,
         )
     return row

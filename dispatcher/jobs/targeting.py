@@ -117,5 +117,5 @@ def count_target_devices(conn: db.Connector, target: Target) -> int:
                 unknown_devices=[str(u) for u in unknown],
             )
         return len(device_uuids)
-    return conn.one_unprepared("count_matching_devices", device_type=target.device_type,
+    return conn.row_unprepared("count_matching_devices", device_type=target.device_type,
                                attributes=db.jsonb(target.attributes))["n"]

@@ -40,7 +40,7 @@ def loaded_policies(stored: dict) -> dict[str, Any]:
     try:
         return _SCHEMA.load(present)
     except ValidationError as exc:
-        raise InvalidInput("Stored policies are not valid", errors=exc.messages) from exc
+        raise InvalidInput("Stored policies are not valid", errors=exc.messages_dict) from exc
 
 
 def merged_policies(template: dict | None, request: dict) -> dict[str, Any]:
@@ -71,7 +71,7 @@ def execution_columns(values: dict, now: datetime) -> dict[str, Any]:
     (QUEUED, or SCHEDULED: not to be fanned out now) and its fan-out status."""
     kind = values.get("execution_type") or ONE_TIME
     scheduling = values.get("scheduling_config") or {}
-    schedule = values.get("schedule")
+    schedule = values.get("schedule") or {}
     start, end = scheduling.get("start_time"), scheduling.get("end_time")
     status = QUEUED
     next_run_at = None

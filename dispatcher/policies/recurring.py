@@ -52,11 +52,12 @@ def _fire(parent_job_id: uuid.UUID, now: datetime) -> uuid.UUID | None:
                 window_opens_at=window.opens_at if window else None,
                 window_closes_at=window.closes_at if window else None, now=now,
             )
-        advanced = c.one(
+        advanced = c.row(
             "advance_schedule", job_id=parent_job_id, next_run_at=firing.next_run_at,
             fired=1 if run else 0, now=now,
         )
         if run is not None:
+            assert firing.slot is not None  # a run is inserted only for a slot
             audit.record_event(
                 c, POLICY_ACTOR, "job.run_fired", "job", parent_job_id, job_id=parent_job_id,
                 details={"run_job_id": str(run["job_id"]),
@@ -75,17 +76,18 @@ def _fire(parent_job_id: uuid.UUID, now: datetime) -> uuid.UUID | None:
             )
     if run is not None:
         log.info("recurring run fired parent_job_id=%s job_id=%s scheduled_for=%s skipped=%d",
-                 parent_job_id, run["job_id"], firing.slot.isoformat(), firing.skipped_slots)
+                 parent_job_id, run["job_id"], run["scheduled_for"].isoformat(),
+                 firing.skipped_slots)
         return run["job_id"]
     return None
 
 
 def _window_at(scheduling_config: dict | None, now: datetime) -> schedules.Window | None:
-    windows = (scheduling_config or {}).get("maintenance_windows")
-    if not windows:
+    config = scheduling_config or {}
+    if not config.get("maintenance_windows"):
         return None
     return schedules.current_or_next_window(
-        windows, now, scheduling_config.get("timezone", "UTC")
+        config["maintenance_windows"], now, config.get("timezone", "UTC")
     )
 
 

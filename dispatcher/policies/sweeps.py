@@ -89,7 +89,7 @@ def _end_job(c: db.Connector, job: dict, now: datetime) -> Outcome:
 
 def _stop_rollout(c: db.Connector, job_id: uuid.UUID, now: datetime) -> Outcome:
     outcome = Outcome(may_have_completed={job_id})
-    removed = c.one(
+    removed = c.row(
         "remove_unreleased", job_id=job_id, now=now,
         reason="rollout stopped at the job's end time", actor=POLICY_ACTOR,
     )

@@ -27,6 +27,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Iterable
+from typing import Any
 
 import psycopg
 
@@ -39,8 +40,10 @@ RECONNECT_DELAY_S = 1.0
 # (and the knowledge dropped) within about this long, helped by TCP keepalives.
 LIVENESS_CHECK_S = 2.0
 LISTENER_NAME = "device-jobs idle devices"
-CONNECT_OPTIONS = {"application_name": LISTENER_NAME, "connect_timeout": 5, "keepalives": 1,
-                   "keepalives_idle": 5, "keepalives_interval": 1, "keepalives_count": 3}
+CONNECT_OPTIONS: dict[str, Any] = {
+    "application_name": LISTENER_NAME, "connect_timeout": 5, "keepalives": 1,
+    "keepalives_idle": 5, "keepalives_interval": 1, "keepalives_count": 3,
+}
 # Devices forgotten since the last reset; past this many, the record starts over (and polls
 # still querying do not learn, which is always safe).
 FORGOTTEN_MAX = 100_000

@@ -41,7 +41,7 @@ _NOTHING = dict.fromkeys(PolledJob._fields[1:-1])
 _SCHEMA_FIELDS = NextJob().fields
 _ANSWER_KEYS = {name: field.data_key or name for name, field in _SCHEMA_FIELDS.items()
                 if name in PolledJob._fields}
-_POLL_AFTER_KEY = _SCHEMA_FIELDS["poll_after_seconds"].data_key
+_POLL_AFTER_KEY = _SCHEMA_FIELDS["poll_after_seconds"].data_key or "poll_after_seconds"
 
 
 def poll(
@@ -57,7 +57,8 @@ def poll(
     unless ``fresh`` asks for the database's answer.
     """
     known = idle.current() if token_hash is not None else None
-    if known is not None and not fresh and known.is_idle(device_uuid, token_hash):
+    if known is not None and token_hash is not None and not fresh \
+            and known.is_idle(device_uuid, token_hash):
         sightings.of_this_process.note(device_uuid)
         return PolledJob(device_uuid, **_NOTHING, has_pending=False)
     position = known.position if known is not None else 0
@@ -66,16 +67,23 @@ def poll(
     )
     if polled is not None:
         sightings.of_this_process.note(device_uuid)
-        if known is not None and not polled.has_pending:
+        if known is not None and token_hash is not None and not polled.has_pending:
             known.learn_idle(device_uuid, token_hash, position)
     return polled
+
+
+def no_job_answer(poll_after_s: int) -> dict:
+    """The answer to a device with nothing to do (``schemas.device_jobs.NextJob``)."""
+    return {"message": NO_PENDING_JOBS, _POLL_AFTER_KEY: poll_after_s}
 
 
 def answer(polled: PolledJob, poll_after_s: int) -> dict:
     """The poll answer (``schemas.device_jobs.NextJob``), ready for ``json.dumps``."""
     if polled.job_id is None:
-        return {"message": NO_PENDING_JOBS, _POLL_AFTER_KEY: poll_after_s}
-    body = {key: _plain(getattr(polled, name)) for name, key in _ANSWER_KEYS.items()}
+        return no_job_answer(poll_after_s)
+    body: dict[str, object] = {
+        key: _plain(getattr(polled, name)) for name, key in _ANSWER_KEYS.items()
+    }
     body[_POLL_AFTER_KEY] = poll_after_s
     return body
 
