@@ -156,10 +156,7 @@ class Connector:
 
     def row(self, query: str, /, **params: Any) -> dict:
         """The row of a statement that always answers one (an aggregate, INSERT … RETURNING)."""
-        found = self.one(query, **params)
-        if found is None:
-            raise RuntimeError(f"query {query!r} answered no row")
-        return found
+        return _required(query, self.one(query, **params))
 
     def all(self, query: str, /, **params: Any) -> list[dict]:
         with translate_errors():
@@ -176,14 +173,17 @@ class Connector:
             return self.conn.execute(QUERIES[query], params or None, prepare=False).fetchone()
 
     def row_unprepared(self, query: str, /, **params: Any) -> dict:
-        found = self.one_unprepared(query, **params)
-        if found is None:
-            raise RuntimeError(f"query {query!r} answered no row")
-        return found
+        return _required(query, self.one_unprepared(query, **params))
 
     def all_unprepared(self, query: str, /, **params: Any) -> list[dict]:
         with translate_errors():
             return self.conn.execute(QUERIES[query], params or None, prepare=False).fetchall()
+
+
+def _required(query: str, found: dict | None) -> dict:
+    if found is None:
+        raise RuntimeError(f"query {query!r} answered no row")
+    return found
 
 
 @contextmanager
