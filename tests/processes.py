@@ -14,9 +14,6 @@ SIGKILLs the whole process group (a worker and its pool children), as a crash wo
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 import socket
 import subprocess
 import time
@@ -29,10 +26,16 @@ import redis
 
 from dispatcher import stack
 from dispatcher.config import Settings
+from dispatcher.demo.processes import (
+    STOP_TIMEOUT_S,
+    BackgroundProcess,
+    ProcessFailed,
+    launch,
+    wait_until_ready,
+)
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 START_TIMEOUT_S = 30.0
-STOP_TIMEOUT_S = 15.0
 # Startup handshakes that only matter for a cluster of long-lived workers.
 FAST_WORKER_START = ["--without-mingle", "--without-gossip", "--without-heartbeat"]
 
@@ -65,7 +68,8 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """One started server process, its log file, and how to tell it is ready."""
+    """One server process to be started, its log file, and how to tell it is ready (the
+    process itself is a ``dispatcher.demo.processes.BackgroundProcess``)."""
 
     def __init__(self, name: str, argv: list[str], env: dict[str, str], log_path: Path,
                  is_ready: Callable[[ServerProcess], bool]) -> None:
@@ -74,58 +78,41 @@ class ServerProcess:
         self.env = env
         self.log_path = log_path
         self._is_ready = is_ready
-        self.popen: subprocess.Popen | None = None
+        self.process: BackgroundProcess | None = None
 
     def start(self, timeout_s: float = START_TIMEOUT_S) -> ServerProcess:
-        with self.log_path.open("ab") as log_file:
-            self.popen = subprocess.Popen(
-                self.argv, env=self.env, cwd=PROJECT_DIR, stdout=log_file,
-                stderr=subprocess.STDOUT, start_new_session=True,
-            )
-        deadline = time.monotonic() + timeout_s
-        while not self._is_ready(self):
-            if self.popen.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.popen.returncode}:\n"
-                                   f"{self.log_text()[-4000:]}")
-            if time.monotonic() > deadline:
-                self.kill()
-                raise RuntimeError(f"{self.name} not ready after {timeout_s}s:\n"
-                                   f"{self.log_text()[-4000:]}")
-            time.sleep(0.1)
+        self.process = launch(self.name, self.argv, self.env, self.log_path, cwd=PROJECT_DIR)
+        try:
+            wait_until_ready(self.process, lambda: self._is_ready(self), timeout_s)
+        except ProcessFailed:
+            self.process.kill()
+            raise
         return self
 
     @property
+    def popen(self) -> subprocess.Popen:
+        assert self.process is not None
+        return self.process.popen
+
+    @property
     def pid(self) -> int:
-        assert self.popen is not None
         return self.popen.pid
 
     def is_running(self) -> bool:
-        return self.popen is not None and self.popen.poll() is None
+        return self.process is not None and self.process.is_running()
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def kill(self) -> None:
         """SIGKILL the process and its children at once, as a crash or OOM kill would."""
-        self._signal_group(signal.SIGKILL)
-        if self.popen is not None:
-            self.popen.wait(STOP_TIMEOUT_S)
+        if self.process is not None:
+            self.process.kill()
 
     def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
         """SIGTERM (a warm shutdown), then SIGKILL whatever is left after ``timeout_s``."""
-        if not self.is_running():
-            self._signal_group(signal.SIGKILL)  # orphaned children of a dead parent
-            return
-        self._signal_group(signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.popen.wait(timeout_s)
-        self.kill()
-
-    def _signal_group(self, signum: int) -> None:
-        if self.popen is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.popen.pid, signum)
+        if self.process is not None:
+            self.process.stop(timeout_s)
 
 
 class ApiServer(ServerProcess):
