@@ -60,3 +60,21 @@ def test_flags_win_over_the_environment_which_wins_over_the_file(tmp_path, monke
     monkeypatch.delenv("DEVICE_JOBS_URL")
     with pytest.raises(NotConfigured, match="no API URL"):
         resolve()
+
+
+def test_the_client_imports_only_itself_schemas_vocabulary_and_the_standard_library():
+    import ast
+    import sys
+    from pathlib import Path
+
+    import client
+
+    allowed = {"client", "schemas.vocabulary", "__future__"}
+    for path in Path(client.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            for name in names:
+                top = name.partition(".")[0]
+                assert (name in allowed or top == "client"
+                        or top in sys.stdlib_module_names), f"{path} imports {name}"
