@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import functools
 import getpass
+import json
 import os
 import sys
 from collections.abc import Callable
@@ -18,8 +19,8 @@ from typing import Any
 from client.api import DeviceJobsClient
 from client.config import TOKEN_ENV, config_path, resolve, write_config
 from client.errors import ApiError, ClientError, NotConfigured, ServerUnreachable
-from client.watch import EXIT_CANCELED, EXIT_FAILED, EXIT_WATCH_TIMEOUT
 
+# The codes of a watched job's outcome (3, 4, 5) are in client.watch.
 EXIT_API_ERROR = 1
 EXIT_USAGE = 2
 EXIT_INVALID_REQUEST = 6
@@ -27,8 +28,6 @@ EXIT_AUTH = 7
 EXIT_NOT_CONFIGURED = 8
 EXIT_UNREACHABLE = 9
 EXIT_INTERRUPTED = 130
-# The codes of a watch, re-exported for scripts importing them from here.
-__all__ = ["EXIT_CANCELED", "EXIT_FAILED", "EXIT_WATCH_TIMEOUT", "add_operator_commands"]
 
 Run = Callable[[argparse.Namespace, DeviceJobsClient], int]
 
@@ -115,8 +114,6 @@ def read_file(path: str) -> str:
 
 
 def read_json_file(path: str) -> Any:
-    import json
-
     try:
         return json.loads(read_file(path))
     except ValueError as exc:
