@@ -79,16 +79,20 @@ def test_a_group_rollout_applied_from_a_file_and_watched_exits_by_the_outcome(
     assert shown["job"]["failed_devices"] == 1 and len(shown["device_statuses"]) == 2
     events = json.loads(run(env, "jobs", "events", job_id, "-o", "json").stdout)
     assert events["events"][0]["action"] == "job.created"
+    assert run(env, "templates", "delete", "greet").stdout.startswith("template greet (id ")
+    assert run(env, "templates", "list").stdout == "(none)\n"
 
 
 def test_watch_timeout_and_cancel_have_their_own_exit_codes(stack, tmp_path):
     api, env = stack
     device = api.create_device({"device_name": "offline-pi", "device_type": "pi"})
+    other = api.create_device({"device_name": "other-pi", "device_type": "pi"})
     document = tmp_path / "doc.json"
     document.write_text(json.dumps({"version": "1.0", "steps": [
         {"name": "df", "type": "runCommand", "input": {"command": "df"}}]}))
     created = run(env, "jobs", "execute", "--document", str(document), "--name", "df",
-                  "--device", str(device["uuid"]), "--rollout-rate", "10", "--retries", "1",
+                  "--device", str(device["uuid"]), str(other["uuid"]), "--rollout-rate", "10",
+                  "--retries", "1",
                   "--timeout-minutes", "5", "--output", "json")
     job = json.loads(created.stdout)["job"]
     stored = api.get_execution(job["job_id"])["job"]
@@ -97,15 +101,20 @@ def test_watch_timeout_and_cancel_have_their_own_exit_codes(stack, tmp_path):
 
     waited = run(env, "jobs", "watch", job["job_id"], "--timeout", "1", "--interval", "0.2")
     assert waited.returncode == 5 and "watch timed out" in waited.stdout
+    one = run(env, "jobs", "cancel", job["job_id"], "--device", str(other["uuid"]))
+    assert one.stdout == f"device {other['uuid']}: CANCELED\n", one.stderr
     assert run(env, "jobs", "cancel", job["job_id"], "--force").returncode == 0
     canceled = run(env, "jobs", "watch", job["job_id"])
     assert canceled.returncode == 4 and "CANCELED" in canceled.stdout
+    refused = run(env, "jobs", "retry", job["job_id"])
+    assert refused.returncode == 1 and one_line_error(refused).startswith("error: 409 ")
+    assert json.loads(run(env, "jobs", "runs", job["job_id"], "-o", "json").stdout)["runs"] == []
 
     listed = run({**env, "COLUMNS": "60"}, "jobs", "list")
     assert listed.returncode == 0 and all(len(line) <= 60 for line in listed.stdout.splitlines())
     assert "JOB_ID" in listed.stdout
     devices = json.loads(run(env, "devices", "list", "-o", "json").stdout)
-    assert [d["device_name"] for d in devices] == ["offline-pi"]
+    assert sorted(d["device_name"] for d in devices) == ["offline-pi", "other-pi"]
     assert "offline-pi" in run(env, "devices", "show", str(device["uuid"])).stdout
 
     script = tmp_path / "hello.sh"
@@ -115,6 +124,9 @@ def test_watch_timeout_and_cancel_have_their_own_exit_codes(stack, tmp_path):
     assert " unchanged " in run(env, *handler).stdout
     assert json.loads(run(env, "handlers", "show", "hello", "-o", "json").stdout)[
         "script_content"] == "echo hello\n"
+    assert run(env, "handlers", "delete", "hello").returncode == 0
+    gone = run(env, "handlers", "show", "hello")
+    assert gone.returncode == 1 and "404" in one_line_error(gone)
 
 
 def one_line_error(result) -> str:
