@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from client.errors import ApiError, ServerUnreachable
+from client.errors import ApiError, NotConfigured, ServerUnreachable
 from schemas.vocabulary import TARGET_ALL, TARGET_DEVICE, TARGET_GROUP
 
 PAGE_SIZE = 200
@@ -101,7 +101,10 @@ class DeviceJobsClient:
             headers["Content-Type"] = "application/json"
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
-        req = urllib.request.Request(url, data=data, headers=headers, method=method)
+        try:
+            req = urllib.request.Request(url, data=data, headers=headers, method=method)
+        except ValueError as exc:  # no scheme, say: nothing was sent
+            raise NotConfigured(f"not a valid API URL {self.url!r}: {exc}") from None
         try:
             with urllib.request.urlopen(req, timeout=self.timeout_s) as response:
                 return _decode(response.read())

@@ -67,7 +67,9 @@ def target(args: argparse.Namespace) -> Target:
 
 def policies(args: argparse.Namespace) -> dict[str, Any]:
     """The policy fields: those of --policies FILE, each option replacing its field."""
-    values: dict[str, Any] = dict(read_json_file(args.policies)) if args.policies else {}
+    values: dict[str, Any] = read_json_file(args.policies) if args.policies else {}
+    if not isinstance(values, dict):
+        raise UsageError(f"{args.policies}: the policies are a JSON object")
     if args.rollout_rate is not None:
         values["rollout_config"] = {"maximum_per_minute": args.rollout_rate}
     if args.timeout_minutes is not None:

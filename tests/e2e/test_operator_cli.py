@@ -99,6 +99,29 @@ def test_watch_timeout_and_cancel_have_their_own_exit_codes(stack, tmp_path):
     assert stored["rollout_config"] == {"maximum_per_minute": 10}
     assert stored["timeout_config"] == {"in_progress_timeout_minutes": 5}
 
+    policies = tmp_path / "policies.json"
+    policies.write_text(json.dumps({"abort_config": {"criteria_list": [{
+        "failure_type": "ALL", "action": "CANCEL", "threshold_percentage": 10,
+        "min_number_of_executed_devices": 1}]}, "rollout_config": {"maximum_per_minute": 1}}))
+    preview = json.loads(run(env, "jobs", "execute", "--document", str(document), "--name", "df",
+                             "--all", "--policies", str(policies), "--rollout-rate", "7",
+                             "--cron", "0 3 * * *", "--timezone", "Europe/Berlin",
+                             "--start-time", "2999-01-01T00:00:00Z", "--dry-run", "-o",
+                             "json").stdout)
+    assert preview["abort_config"]["criteria_list"][0]["threshold_percentage"] == 10
+    assert preview["rollout_config"] == {"maximum_per_minute": 7}
+    assert preview["execution_type"] == "recurring" and preview["status"] == "SCHEDULED"
+    assert preview["schedule"]["timezone"] == "Europe/Berlin"
+    assert preview["scheduling_config"]["start_time"].startswith("2999-01-01")
+    continuous = run(env, "jobs", "execute", "--document", str(document), "--name", "df",
+                     "--device", str(device["uuid"]), "--continuous", "--dry-run")
+    assert continuous.returncode == 6 and "execution_type: A continuous execution targets" in \
+        one_line_error(continuous)
+    policies.write_text("[]")
+    not_object = run(env, "jobs", "execute", "--document", str(document), "--all",
+                     "--policies", str(policies))
+    assert not_object.returncode == 2 and "a JSON object" in one_line_error(not_object)
+
     waited = run(env, "jobs", "watch", job["job_id"], "--timeout", "1", "--interval", "0.2")
     assert waited.returncode == 5 and "watch timed out" in waited.stdout
     one = run(env, "jobs", "cancel", job["job_id"], "--device", str(other["uuid"]))
@@ -163,6 +186,8 @@ def test_each_error_is_one_line_with_its_own_exit_code(stack, viewer_headers, tm
                       "jobs", "list")
     assert unreachable.returncode == 9
     assert "cannot reach the API" in one_line_error(unreachable)
+    no_scheme = run({**env, "DEVICE_JOBS_URL": "jobs.example.com"}, "jobs", "list")
+    assert no_scheme.returncode == 8 and "not a valid API URL" in one_line_error(no_scheme)
     missing = run(env, "templates", "show", "no-such-template")
     assert missing.returncode == 2 and "no template named" in one_line_error(missing)
 
