@@ -44,7 +44,8 @@ JOB_FIELDS = (
     "target_devices", "target_filter", "total_devices", "succeeded_devices", "failed_devices",
     "in_progress_devices", "queued_devices", "canceled_devices", "removed_devices",
     "fanout_status", "reason", "queued_at", "started_at", "completed_at", "next_run_at",
-    "run_count", "created_by",
+    "run_count", "created_by", "rollout_config", "abort_config", "timeout_config",
+    "retry_config", "scheduling_config", "schedule",
 )
 
 

@@ -63,10 +63,15 @@ def print_rows(rows: list[dict], columns: Sequence[Column], output: str,
 
 
 def print_record(record: dict, output: str, fields: Sequence[str] | None = None) -> None:
-    """One object: JSON, or ``field  value`` lines (every field unless ``fields``)."""
+    """One object: JSON, or ``field  value`` lines (every field unless ``fields``), documents
+    (objects, lists) in full as indented JSON after them rather than cut to the width."""
     if output == "json":
         print_json(record)
         return
     names = [f for f in (fields or list(record)) if f in record]
-    print(table([{"field": n, "value": record[n]} for n in names],
+    documents = [n for n in names if isinstance(record[n], dict | list) and record[n]]
+    print(table([{"field": n, "value": record[n]} for n in names if n not in documents],
                 [column("FIELD", "field"), column("VALUE", "value")]))
+    for name in documents:
+        print(f"{name}:")
+        print(json.dumps(record[name], indent=2, default=str))
