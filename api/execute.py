@@ -1,14 +1,15 @@
-"""POST /jobs/execute: create an execution and queue its fan-out (admin)."""
+"""POST /jobs/execute: create an execution and queue its fan-out (admin); POST
+/jobs/execute/preview: what it would create, without creating it."""
 
 from __future__ import annotations
 
 from flask import current_app
 from flask.views import MethodView
 
-from api.auth import actor, write_access
+from api.auth import actor, read_access, write_access
 from api.json_body import ResourceBlueprint
-from dispatcher.jobs.create import create_execution
-from schemas.execute import ExecuteJobRequest, ExecuteJobResponse
+from dispatcher.jobs.create import create_execution, preview_execution
+from schemas.execute import ExecuteJobRequest, ExecuteJobResponse, ExecutePreview
 
 blp = ResourceBlueprint("execute", __name__, description="Execute a job on devices")
 
@@ -26,3 +27,14 @@ class ExecuteJob(MethodView):
         job = create_execution(body, actor(), current_app.config["SETTINGS"])
         total = job["total_devices"]
         return {"job": job, "message": f"Job created and queued for {total} device(s)"}
+
+
+@blp.route("/jobs/execute/preview")
+class PreviewJob(MethodView):
+    @blp.arguments(ExecuteJobRequest)
+    @blp.response(200, ExecutePreview)
+    @read_access
+    def post(self, body: dict):
+        """Check an execute request and show what it would create: the rendered document, the
+        policies, and how many devices match now. Nothing is stored, queued or audited."""
+        return preview_execution(body, current_app.config["SETTINGS"])

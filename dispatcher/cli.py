@@ -234,6 +234,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_token_commands(sub)
     _add_device_commands(sub)
     _add_server_commands(sub)
+    # The operator commands talk to the API: they need only the client package.
+    from client.cli import add_operator_commands
+
+    add_operator_commands(sub)
     return parser
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from schemas.fields import JsonObject, Text
-from schemas.policies import ExecutionPolicies
+from schemas.policies import ExecutionPolicies, StoredPolicies
 from schemas.vocabulary import TARGET_TYPES
 
 
@@ -69,3 +69,24 @@ class ExecutedJob(Schema):
 class ExecuteJobResponse(Schema):
     job = fields.Nested(ExecutedJob, required=True)
     message = fields.String(required=True)
+
+
+class ExecutePreview(StoredPolicies):
+    """What an execute request would create, from POST /jobs/execute/preview (nothing stored)."""
+
+    job_name = fields.String(required=True)
+    template_id = fields.Integer(allow_none=True)
+    job_document = fields.Dict(required=True, metadata={"description": "Rendered, as devices "
+                               "would receive it."})
+    parameters = fields.Dict(required=True)
+    target_type = fields.String(required=True)
+    target_devices = fields.List(fields.UUID(), allow_none=True)
+    target_filter = fields.Dict(allow_none=True)
+    total_devices = fields.Integer(
+        required=True, metadata={"description": "Devices the target reaches now."}
+    )
+    status = fields.String(
+        required=True, metadata={"description": "QUEUED, or SCHEDULED for a later start."}
+    )
+    next_run_at = fields.DateTime(allow_none=True, metadata={"description": "A recurring "
+                                  "job's first run."})

@@ -34,12 +34,7 @@ def create_execution(body: dict, actor: str, settings: Settings) -> dict:
     ``body`` holds the execute request's fields (``schemas.execute.ExecuteJobRequest``). Returns
     the job row, with ``total_devices`` the number of devices targeted at this moment.
     """
-    template = _active_template(body["template_id"]) if body.get("template_id") else None
-    document = _job_document(template, body, settings.max_document_bytes)
-    target = parse_target(body["target_type"], body.get("target_devices"),
-                          body.get("target_filter"))
-    execution_policies = columns.merged_policies(template, body)
-    columns.check_policies(execution_policies, target.target_type)
+    template, document, target, execution_policies = _prepare(body, settings)
     policy_columns = columns.execution_columns(execution_policies, datetime.now(UTC))
     job_id = uuid.uuid4()
     with db.transaction() as c:
@@ -50,7 +45,7 @@ def create_execution(body: dict, actor: str, settings: Settings) -> dict:
             "insert_job_execution",
             job_id=job_id,
             template_id=template["id"] if template else None,
-            job_name=body.get("job_name") or (template or {})["name"],
+            job_name=_job_name(body, template),
             job_document=db.jsonb(document),
             parameters=db.jsonb(body.get("parameters") or {}),
             target_type=target.target_type,
@@ -70,6 +65,47 @@ def create_execution(body: dict, actor: str, settings: Settings) -> dict:
     if job["status"] != SCHEDULED:
         enqueue_fan_out(settings, job_id)
     return job
+
+
+def preview_execution(body: dict, settings: Settings) -> dict:
+    """What ``create_execution(body)`` would create, refused for the same reasons, without
+    writing anything: the rendered document, the merged policies, the status the job would
+    start in and how many devices its target reaches now (a dry run for operators)."""
+    template, document, target, execution_policies = _prepare(body, settings)
+    policy_columns = columns.execution_columns(execution_policies, datetime.now(UTC))
+    with db.connect() as c:
+        total = count_target_devices(c, target)
+    if total == 0:
+        raise _no_devices(target)
+    return {
+        "job_name": _job_name(body, template),
+        "template_id": template["id"] if template else None,
+        "job_document": document,
+        "parameters": body.get("parameters") or {},
+        "target_type": target.target_type,
+        "target_devices": list(target.device_uuids) if target.device_uuids else None,
+        "target_filter": target.target_filter,
+        "total_devices": total,
+        "status": policy_columns["status"],
+        "next_run_at": policy_columns["next_run_at"],
+        **columns.stored_policies(execution_policies),
+    }
+
+
+def _prepare(body: dict, settings: Settings) -> tuple[dict | None, dict, Target, dict]:
+    """The template (if any), rendered document, target and merged policies of a request."""
+    template = _active_template(body["template_id"]) if body.get("template_id") else None
+    document = _job_document(template, body, settings.max_document_bytes)
+    target = parse_target(body["target_type"], body.get("target_devices"),
+                          body.get("target_filter"))
+    execution_policies = columns.merged_policies(template, body)
+    columns.check_policies(execution_policies, target.target_type)
+    return template, document, target, execution_policies
+
+
+def _job_name(body: dict, template: dict | None) -> str:
+    """The request's name, else the template's (the schema wants one for a custom document)."""
+    return body.get("job_name") or (template or {})["name"]
 
 
 def _active_template(template_id: int) -> dict:

@@ -1,0 +1,196 @@
+"""``dispatcher templates|handlers|devices …``: what jobs are made of, and where they run.
+
+``apply`` creates or updates by name, so templates and handlers kept in git can be applied by
+a pipeline on every push: applying an unchanged file changes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from client.api import DeviceJobsClient
+from client.cli import UsageError, key_value, read_file, read_json_file, with_client
+from client.jobs_commands import uuid_text
+from client.output import column, print_json, print_record, print_rows
+
+TEMPLATE_COLUMNS = [
+    column("ID", "id"), column("NAME", "name"), column("CATEGORY", "category"),
+    column("ACTIVE", "is_active"), column("TYPE", "execution_type"),
+    column("UPDATED", "updated_at"), column("DESCRIPTION", "description"),
+]
+HANDLER_COLUMNS = [
+    column("NAME", "name"), column("TYPE", "script_type"), column("MODE", "permissions"),
+    column("SHA256", "script_sha256"), column("UPDATED", "updated_at"),
+    column("DESCRIPTION", "description"),
+]
+DEVICE_COLUMNS = [
+    column("UUID", "uuid"), column("NAME", "device_name"), column("TYPE", "device_type"),
+    column("LAST_SEEN", "last_seen_at"), column("ATTRIBUTES", "attributes"),
+]
+DEVICE_JOB_COLUMNS = [
+    column("JOB_ID", "job_id"), column("NAME", "job_name"), column("STATUS", "status"),
+    column("EXEC", "execution_number"), column("EXIT", "exit_code"),
+    column("UPDATED", "last_updated_at"),
+]
+
+
+def find_template(client: DeviceJobsClient, name_or_id: str) -> dict:
+    if name_or_id.isdigit():
+        return client.get_template(int(name_or_id))
+    template = client.find_template(name_or_id)
+    if template is None:
+        raise UsageError(f"no template named {name_or_id!r}")
+    return template
+
+
+@with_client
+def cmd_templates_list(args: argparse.Namespace, client: DeviceJobsClient) -> int:
+    active = {"yes": True, "no": False}.get(args.active or "")
+    rows = list(client.iter_templates(args.category, active))
+    print_rows(rows, TEMPLATE_COLUMNS, args.output)
+    return 0
+
+
+@with_client
+def cmd_templates_show(args: argparse.Namespace, client: DeviceJobsClient) -> int:
+    print_record(find_template(client, args.template), args.output)
+    return 0
+
+
+@with_client
+def cmd_templates_apply(args: argparse.Namespace, client: DeviceJobsClient) -> int:
+    template = read_json_file(args.file)
+    if not isinstance(template, dict) or not isinstance(template.get("name"), str):
+        raise UsageError(f"{args.file}: a template is a JSON object with a \"name\"")
+    outcome, stored = client.apply_template(template)
+    if args.output == "json":
+        print_json({"outcome": outcome, "template": stored})
+    else:
+        print(f"template {stored['name']} (id {stored['id']}) {outcome}")
+    return 0
+
+
+@with_client
+def cmd_templates_delete(args: argparse.Namespace, client: DeviceJobsClient) -> int:
+    template = find_template(client, args.template)
+    client.delete_template(int(template["id"]))
+    print(f"template {template['name']} (id {template['id']}) deleted")
+    return 0
+
+
+@with_client
+def cmd_handlers_list(args: argparse.Namespace, client: DeviceJobsClient) -> int:
+    print_rows(list(client.iter_handlers()), HANDLER_COLUMNS, args.output)
+    return 0
+
+
+@with_client
+def cmd_handlers_show(args: argparse.Namespace, client: DeviceJobsClient) -> int:
+    print_record(client.get_handler(args.name), args.output)
+    return 0
+
+
+@with_client
+def cmd_handlers_apply(args: argparse.Namespace, client: DeviceJobsClient) -> int:
+    handler: dict = {"name": args.name or Path(args.file).name, "script_type": args.type,
+                     "script_content": read_file(args.file)}
+    if args.description is not None:
+        handler["description"] = args.description
+    if args.permissions is not None:
+        handler["permissions"] = args.permissions
+    if args.arg is not None:
+        handler["default_args"] = args.arg
+    outcome, stored = client.apply_handler(handler)
+    if args.output == "json":
+        print_json({"outcome": outcome, "handler": stored})
+    else:
+        print(f"handler {stored['name']} {outcome} (sha256 {stored['script_sha256']})")
+    return 0
+
+
+@with_client
+def cmd_handlers_delete(args: argparse.Namespace, client: DeviceJobsClient) -> int:
+    client.delete_handler(args.name)
+    print(f"handler {args.name} deleted")
+    return 0
+
+
+@with_client
+def cmd_devices_list(args: argparse.Namespace, client: DeviceJobsClient) -> int:
+    rows = list(client.iter_devices(args.type, dict(args.attr) or None))
+    print_rows(rows, DEVICE_COLUMNS, args.output)
+    return 0
+
+
+@with_client
+def cmd_devices_show(args: argparse.Namespace, client: DeviceJobsClient) -> int:
+    device = client.get_device(args.uuid)
+    jobs = client.device_jobs(args.uuid, limit=args.jobs)
+    if args.output == "json":
+        print_json({**device, "jobs": jobs["jobs"]})
+        return 0
+    print_record(device, "table")
+    print(f"\nlatest jobs ({len(jobs['jobs'])} of {jobs['total']}):")
+    print_rows(jobs["jobs"], DEVICE_JOB_COLUMNS, "table")
+    return 0
+
+
+def _add_templates(sub: argparse._SubParsersAction, connection: argparse.ArgumentParser,
+                   read: argparse.ArgumentParser) -> None:
+    templates = sub.add_parser("templates", help="job templates (via the API)")
+    t_sub = templates.add_subparsers(dest="templates_command", required=True, metavar="ACTION")
+    p = t_sub.add_parser("list", parents=[read], help="every template")
+    p.add_argument("--category")
+    p.add_argument("--active", choices=("yes", "no"))
+    p.set_defaults(func=cmd_templates_list)
+    p = t_sub.add_parser("show", parents=[read], help="one template, by name or id")
+    p.add_argument("template", metavar="NAME|ID")
+    p.set_defaults(func=cmd_templates_show)
+    p = t_sub.add_parser("apply", parents=[read],
+                         help="create or update a template by name from a JSON file")
+    p.add_argument("-f", "--file", required=True, help="the template as JSON (- for stdin)")
+    p.set_defaults(func=cmd_templates_apply)
+    p = t_sub.add_parser("delete", parents=[connection], help="delete a template")
+    p.add_argument("template", metavar="NAME|ID")
+    p.set_defaults(func=cmd_templates_delete)
+
+
+def _add_handlers(sub: argparse._SubParsersAction, connection: argparse.ArgumentParser,
+                  read: argparse.ArgumentParser) -> None:
+    handlers = sub.add_parser("handlers", help="job handler scripts (via the API)")
+    h_sub = handlers.add_subparsers(dest="handlers_command", required=True, metavar="ACTION")
+    p = h_sub.add_parser("list", parents=[read], help="every handler (without scripts)")
+    p.set_defaults(func=cmd_handlers_list)
+    p = h_sub.add_parser("show", parents=[read], help="one handler with its script")
+    p.add_argument("name")
+    p.set_defaults(func=cmd_handlers_show)
+    p = h_sub.add_parser("apply", parents=[read],
+                         help="create or update a handler by name from a script file")
+    p.add_argument("-f", "--file", required=True, help="the script")
+    p.add_argument("--name", help="handler name (default: the file's name)")
+    p.add_argument("--type", required=True, choices=("bash", "python", "node"))
+    p.add_argument("--description")
+    p.add_argument("--permissions", help='octal file mode on the device, e.g. "700"')
+    p.add_argument("--arg", action="append", help="a default argument (repeatable)")
+    p.set_defaults(func=cmd_handlers_apply)
+    p = h_sub.add_parser("delete", parents=[connection], help="delete a handler")
+    p.add_argument("name")
+    p.set_defaults(func=cmd_handlers_delete)
+
+
+def add_commands(sub: argparse._SubParsersAction, connection: argparse.ArgumentParser,
+                 read: argparse.ArgumentParser) -> None:
+    _add_templates(sub, connection, read)
+    _add_handlers(sub, connection, read)
+    devices = sub.add_parser("devices", help="registered devices (via the API)")
+    d_sub = devices.add_subparsers(dest="devices_command", required=True, metavar="ACTION")
+    p = d_sub.add_parser("list", parents=[read], help="devices, optionally of a group")
+    p.add_argument("--type", help="only this device type")
+    p.add_argument("--attr", type=key_value, action="append", default=[], metavar="KEY=VALUE",
+                   help="only devices with this attribute (repeatable)")
+    p.set_defaults(func=cmd_devices_list)
+    p = d_sub.add_parser("show", parents=[read], help="a device and its latest jobs")
+    p.add_argument("uuid", type=uuid_text)
+    p.add_argument("--jobs", type=int, default=10, help="latest jobs shown (default 10)")
+    p.set_defaults(func=cmd_devices_show)
