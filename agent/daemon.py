@@ -28,7 +28,8 @@ def engine_settings(config: AgentConfig) -> EngineSettings:
 
 
 def handler_store(config: AgentConfig, api: DeviceApi | None) -> HandlerStore:
-    return HandlerStore(Path(config.handler_dir), Path(config.state_dir) / "handlers", api)
+    return HandlerStore(Path(config.handler_dir), Path(config.state_dir) / "handlers", api,
+                        allow_local=config.allow_local_handlers)
 
 
 def device_api(config: AgentConfig) -> DeviceApi:

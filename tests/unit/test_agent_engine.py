@@ -317,7 +317,7 @@ def test_an_unknown_handler_without_a_server_fails_the_step(engine):
     step = {"name": "x", "type": "runHandler", "input": {"handler": "nothing.sh"}}
     result = run(engine, document(step))
     assert result.status == FAILED
-    assert "no server is configured" in result.reason
+    assert "none configured" in result.reason
 
 
 @pytest.mark.parametrize(
