@@ -44,7 +44,8 @@ class Agent:
         api = device_api(config)
         reporter = Reporter(api, Outbox(state_dir / "outbox"))
         engine = JobEngine(engine_settings(config), handler_store(config, api))
-        self.runner = JobRunner(api, engine, JobState(state_dir), reporter, self._cancel_check_s)
+        state = JobState(state_dir, Path(config.boot_id_file))
+        self.runner = JobRunner(api, engine, state, reporter, self._cancel_check_s)
         self.poller = Poller(api, self.runner, reporter, config.poll_interval_s)
         self.listener: NotifyListener | None = None
         if config.mqtt_url:

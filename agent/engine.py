@@ -8,7 +8,8 @@ Semantics, close to the AWS IoT Device Client where that is sensible:
 - ``finalStep`` always runs last, also after a failure (it is for cleanup);
 - ``runHandler`` scripts get ``runAsUser`` (or "") as their first argument and then ``args``
   (the handler's ``default_args`` when the step gives none), as AWS handlers expect;
-- a reboot command that succeeds ends the run here: the agent waits for the system to go
+- a reboot step (a reboot command, the ``reboot`` handler, or a step with ``rebootsDevice``)
+  is recorded as such before it starts; when it succeeds the agent waits for the system to go
   down, and the job resumes after the next start (see ``agent.recovery``).
 """
 
@@ -24,11 +25,12 @@ from typing import Protocol
 from marshmallow import ValidationError
 
 from agent.client import AgentError
-from agent.handlers import HandlerStore, runnable_by
+from agent.handlers import HandlerStore, handler_names, runnable_by
 from agent.output import OutputTail
 from agent.process import ProcessOutcome, StepSetupError, resolve_user, run_process
 from schemas.job_document import (
     RUN_COMMAND,
+    RUN_HANDLER,
     split_command,
     stderr_lines_allowed,
     validate_job_document,
@@ -101,6 +103,19 @@ def is_reboot_command(argv: list[str]) -> bool:
     if program == "systemctl":
         return "reboot" in args
     return program in ("init", "telinit") and args == ["6"]
+
+
+REBOOT_HANDLER = "reboot"
+
+
+def is_reboot_step(step: dict) -> bool:
+    """Whether ``step`` takes the device down: marked so, the standard ``reboot`` handler (or
+    its ".sh" twin), or a command that reboots."""
+    if step.get("rebootsDevice"):
+        return True
+    if step["type"] == RUN_HANDLER:
+        return REBOOT_HANDLER in handler_names(step["input"]["handler"])
+    return is_reboot_command(split_command(step["input"]["command"]))
 
 
 def step_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -208,7 +223,7 @@ class JobEngine:
     ) -> None:
         name = step["name"]
         argv = split_command(step["input"]["command"]) if step["type"] == RUN_COMMAND else None
-        reboot = argv is not None and is_reboot_command(argv)
+        reboot = is_reboot_step(step)
         if listener is not None:
             listener.step_starting(progress, step, reboot)
         log.info("step starting name=%r index=%d", name, progress.next_index)
