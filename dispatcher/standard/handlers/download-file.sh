@@ -58,7 +58,12 @@ if command -v curl >/dev/null 2>&1; then
         --proto '=http,https' --proto-redir '=https' \
         --connect-timeout 30 --retry 2 --output "$partial" -- "$url" || exit 1
 elif command -v wget >/dev/null 2>&1; then
-    wget --quiet --max-redirect=5 --timeout=30 --tries=3 -O "$partial" -- "$url" || exit 1
+    # wget reports even a success on stderr: its messages are shown only when it fails.
+    if ! messages=$(wget --no-verbose --max-redirect=5 --timeout=30 --tries=3 \
+            -O "$partial" -- "$url" 2>&1); then
+        printf '%s\n' "$messages" >&2
+        exit 1
+    fi
 else
     echo "download-file: neither curl nor wget is installed" >&2
     exit 1
