@@ -64,13 +64,12 @@ def handler_names(name: str) -> list[str]:
 class HandlerStore:
     def __init__(
         self, handler_dir: Path, cache_dir: Path, api: DeviceApi | None = None,
-        allow_local: bool = True, search_path: str | None = None,
+        allow_local: bool = True,
     ) -> None:
         self.handler_dir = handler_dir
         self.cache_dir = cache_dir
         self._api = api
         self.allow_local = allow_local
-        self._search_path = search_path
 
     def resolve(self, name: str, path: str | None = None) -> Handler:
         if not HANDLER_NAME.match(name):
@@ -116,7 +115,7 @@ class HandlerStore:
         return None
 
     def _on_search_path(self, name: str) -> Handler:
-        found = shutil.which(name, path=self._search_path)
+        found = shutil.which(name)  # the agent's own PATH
         if found is None:
             raise self._not_found(name, searched_path=True)
         # PATH entries are often symlinks (/bin -> usr/bin): what must be trusted is the

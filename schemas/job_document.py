@@ -184,16 +184,16 @@ def _load_action(raw: object, outer_extras: dict | None = None) -> dict:
     try:
         step = _STEP_FIELDS.load(raw)
     except ValidationError as exc:
-        errors.update(exc.messages)
+        errors.update(exc.normalized_messages())
     extras = {**(outer_extras or {}), **_extras(_STEP_FIELDS, raw, errors)}
-    input_schema = _INPUT_SCHEMAS.get(raw.get("type"))
+    input_schema = _INPUT_SCHEMAS.get(str(raw.get("type")))
     step_input: dict = {}
     if input_schema is not None and isinstance(raw.get("input"), dict):
         input_errors: dict = {}
         try:
             step_input = input_schema.load(raw["input"])
         except ValidationError as exc:
-            input_errors.update(exc.messages)
+            input_errors.update(exc.normalized_messages())
         input_extras = _extras(input_schema, raw["input"], input_errors)
         step_input = {**input_extras, **{k: v for k, v in step_input.items()
                                          if k in input_schema.fields}}
@@ -297,10 +297,10 @@ def validate_job_document(document: object, max_bytes: int | None = MAX_DOCUMENT
     try:
         loaded = _JOB_DOCUMENT.load(document)
     except ValidationError as exc:
-        errors.update(exc.messages)
+        errors.update(exc.normalized_messages())
     extras = _extras(_JOB_DOCUMENT, document, errors)
     if errors:
-        raise ValidationError(_string_keys(errors)) from None
+        raise ValidationError(_string_keys(errors)) from None  # type: ignore[arg-type]
     canonical = {
         **extras,
         "version": loaded["version"],
@@ -348,7 +348,7 @@ def _from_old_schema(document: dict) -> dict:
     try:
         return validate_job_document(converted, max_bytes=None)
     except ValidationError as exc:
-        raise ValidationError(_old_schema_paths(exc.messages)) from None
+        raise ValidationError(_old_schema_paths(exc.normalized_messages())) from None
 
 
 def _old_schema_paths(messages: dict) -> dict:
