@@ -43,6 +43,10 @@ class AgentConfig:
     reboot_wait_s: float = 300.0
     ca_file: str = ""
     log_level: str = "INFO"
+    # Off: runHandler steps run server handlers only (no PATH, no path, no handler_dir).
+    allow_local_handlers: bool = True
+    # Where the kernel's boot id is read, to tell a reboot from an agent restart.
+    boot_id_file: str = "/proc/sys/kernel/random/boot_id"
 
     def require_server(self) -> AgentConfig:
         """Check what talking to the server needs; return self so calls can chain."""
@@ -131,11 +135,22 @@ def _convert(raw: Mapping[str, object]) -> tuple[dict[str, object], list[str]]:
     problems = []
     for name, value in raw.items():
         kind = type(FIELDS[name].default)
+        if kind is bool:
+            text = str(value).strip().lower()
+            if text not in BOOLEAN_WORDS:
+                problems.append(f"{name}: expected true or false, got {value!r}")
+            else:
+                values[name] = BOOLEAN_WORDS[text]
+            continue
         try:
             values[name] = kind(str(value).strip()) if kind is not str else str(value).strip()
         except ValueError:
             problems.append(f"{name}: expected a {kind.__name__}, got {value!r}")
     return values, problems
+
+
+BOOLEAN_WORDS = {"true": True, "yes": True, "on": True, "1": True,
+                 "false": False, "no": False, "off": False, "0": False}
 
 
 def _check(values: Mapping[str, object]) -> list[str]:

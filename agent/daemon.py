@@ -28,7 +28,8 @@ def engine_settings(config: AgentConfig) -> EngineSettings:
 
 
 def handler_store(config: AgentConfig, api: DeviceApi | None) -> HandlerStore:
-    return HandlerStore(Path(config.handler_dir), Path(config.state_dir) / "handlers", api)
+    return HandlerStore(Path(config.handler_dir), Path(config.state_dir) / "handlers", api,
+                        allow_local=config.allow_local_handlers)
 
 
 def device_api(config: AgentConfig) -> DeviceApi:
@@ -43,7 +44,8 @@ class Agent:
         api = device_api(config)
         reporter = Reporter(api, Outbox(state_dir / "outbox"))
         engine = JobEngine(engine_settings(config), handler_store(config, api))
-        self.runner = JobRunner(api, engine, JobState(state_dir), reporter, self._cancel_check_s)
+        state = JobState(state_dir, Path(config.boot_id_file))
+        self.runner = JobRunner(api, engine, state, reporter, self._cancel_check_s)
         self.poller = Poller(api, self.runner, reporter, config.poll_interval_s)
         self.listener: NotifyListener | None = None
         if config.mqtt_url:

@@ -3,12 +3,13 @@
 Semantics, close to the AWS IoT Device Client where that is sensible:
 
 - steps run in order; a failing step stops the job unless it has ``ignoreStepFailure``;
-- a step fails when it cannot start, exits non-zero, times out, or writes to stderr while
-  ``allowStdErr`` is false;
+- a step fails when it cannot start, exits non-zero, times out, or writes more stderr lines
+  than ``allowStdErr`` allows (false: none, true: any, a number N: at most N lines);
 - ``finalStep`` always runs last, also after a failure (it is for cleanup);
 - ``runHandler`` scripts get ``runAsUser`` (or "") as their first argument and then ``args``
   (the handler's ``default_args`` when the step gives none), as AWS handlers expect;
-- a reboot command that succeeds ends the run here: the agent waits for the system to go
+- a reboot step (a reboot command, the ``reboot`` handler, or a step with ``rebootsDevice``)
+  is recorded as such before it starts; when it succeeds the agent waits for the system to go
   down, and the job resumes after the next start (see ``agent.recovery``).
 """
 
@@ -24,10 +25,16 @@ from typing import Protocol
 from marshmallow import ValidationError
 
 from agent.client import AgentError
-from agent.handlers import HandlerStore, runnable_by
+from agent.handlers import HandlerStore, handler_names, runnable_by
 from agent.output import OutputTail
 from agent.process import ProcessOutcome, StepSetupError, resolve_user, run_process
-from schemas.job_document import RUN_COMMAND, split_command, validate_job_document
+from schemas.job_document import (
+    RUN_COMMAND,
+    RUN_HANDLER,
+    split_command,
+    stderr_lines_allowed,
+    validate_job_document,
+)
 from schemas.vocabulary import FAILED, REJECTED, SUCCEEDED
 
 log = logging.getLogger(__name__)
@@ -96,6 +103,19 @@ def is_reboot_command(argv: list[str]) -> bool:
     if program == "systemctl":
         return "reboot" in args
     return program in ("init", "telinit") and args == ["6"]
+
+
+REBOOT_HANDLER = "reboot"
+
+
+def is_reboot_step(step: dict) -> bool:
+    """Whether ``step`` takes the device down: marked so, the standard ``reboot`` handler (or
+    its ".sh" twin), or a command that reboots."""
+    if step.get("rebootsDevice"):
+        return True
+    if step["type"] == RUN_HANDLER:
+        return REBOOT_HANDLER in handler_names(step["input"]["handler"])
+    return is_reboot_command(split_command(step["input"]["command"]))
 
 
 def step_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -203,11 +223,11 @@ class JobEngine:
     ) -> None:
         name = step["name"]
         argv = split_command(step["input"]["command"]) if step["type"] == RUN_COMMAND else None
-        reboot = argv is not None and is_reboot_command(argv)
+        reboot = is_reboot_step(step)
         if listener is not None:
             listener.step_starting(progress, step, reboot)
         log.info("step starting name=%r index=%d", name, progress.next_index)
-        stderr_before = stderr.total_bytes
+        stderr_before = stderr.mark()
         timeout_s = step.get("timeoutSeconds") or self.settings.step_timeout_s
         try:
             outcome = self._start(step, argv, stdout, stderr, timeout_s, interrupt, listener)
@@ -217,7 +237,7 @@ class JobEngine:
             raise JobInterrupted(f"step {name!r} was stopped")
         if reboot and outcome.exit_code == 0:
             outcome = self._await_reboot(name, outcome, interrupt)
-        reason = _failure_reason(step, outcome, timeout_s, stderr.total_bytes > stderr_before)
+        reason = _failure_reason(step, outcome, timeout_s, stderr.lines_since(stderr_before))
         ignored = reason is not None and step["ignoreStepFailure"]
         verdict = "succeeded" if reason is None else "failed (ignored)" if ignored else "failed"
         progress.steps.append({
@@ -269,7 +289,7 @@ class JobEngine:
 
 
 def _failure_reason(
-    step: dict, outcome: ProcessOutcome, timeout_s: float, wrote_stderr: bool
+    step: dict, outcome: ProcessOutcome, timeout_s: float, stderr_lines: int
 ) -> str | None:
     name = step["name"]
     if outcome.error:
@@ -278,6 +298,10 @@ def _failure_reason(
         return f"step {name!r} timed out after {timeout_s:g} s; its process group was killed"
     if outcome.exit_code != 0:
         return f"step {name!r} exited with code {outcome.exit_code}"
-    if wrote_stderr and not step["allowStdErr"]:
-        return f"step {name!r} wrote to stderr and allowStdErr is false"
+    allowed = stderr_lines_allowed(step["allowStdErr"])
+    if allowed is not None and stderr_lines > allowed:
+        if allowed == 0:
+            return f"step {name!r} wrote to stderr and allowStdErr is false"
+        return (f"step {name!r} wrote {stderr_lines} lines to stderr; allowStdErr allows "
+                f"{allowed}")
     return None

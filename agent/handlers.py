@@ -1,9 +1,21 @@
 """Handler scripts for runHandler steps: found locally, or fetched, verified and cached.
 
-Lookup order: the step's ``path`` directory when given (``"default"`` means the handler
-directory, as in the AWS IoT Device Client); otherwise the handler directory; otherwise the
-server, whose copy must match its sha256. Fetched handlers are cached (mode 700) and used from
-the cache, after re-checking its hash, only while the server cannot be reached.
+Resolution follows the AWS IoT Device Client, made safe:
+
+- ``path`` names a directory: the handler is that directory's file of that name;
+- ``path: "default"``: the agent's handler directory, then the server;
+- no ``path``: the handler directory, then the server, then an executable found on the agent's
+  PATH (so ``{"handler": "echo"}`` runs echo, as on the Device Client);
+- a handler the server knows is fetched and must match its sha256. Fetched handlers are cached
+  (mode 700) and used from the cache, after re-checking its hash, only while the server cannot
+  be reached; then nothing falls through to PATH (``reboot`` must not become /sbin/reboot);
+- ``X.sh`` and ``X`` name the same handler where only one of them exists (the Device Client's
+  samples say ``reboot.sh``, the server's library says ``reboot``); on PATH only the exact name;
+- every local file, and every directory above it, must be owned by root or the agent's user,
+  writable by no one else (a sticky directory such as /tmp excepted) and not a symlink: whoever
+  can change a script the agent runs is the agent;
+- with ``allow_local_handlers`` off, only server handlers run: no PATH, no ``path``, no handler
+  directory.
 """
 
 from __future__ import annotations
@@ -35,75 +47,106 @@ DEFAULT_PATH = "default"
 class Handler:
     argv: tuple[str, ...]  # how to start it: the script, or its interpreter and the script
     default_args: tuple[str, ...] = ()
+    # A system executable found on PATH: anyone may run it, so no private copy is needed.
+    system: bool = False
 
     @property
     def script(self) -> str:
         return self.argv[-1]
 
 
+def handler_names(name: str) -> list[str]:
+    """The names ``name`` may stand for, in order: itself, then itself with or without ".sh"."""
+    other = name[:-3] if name.endswith(".sh") else name + ".sh"
+    return [name, other] if HANDLER_NAME.match(other) else [name]
+
+
 class HandlerStore:
-    def __init__(self, handler_dir: Path, cache_dir: Path, api: DeviceApi | None = None) -> None:
+    def __init__(
+        self, handler_dir: Path, cache_dir: Path, api: DeviceApi | None = None,
+        allow_local: bool = True,
+    ) -> None:
         self.handler_dir = handler_dir
         self.cache_dir = cache_dir
         self._api = api
+        self.allow_local = allow_local
 
     def resolve(self, name: str, path: str | None = None) -> Handler:
         if not HANDLER_NAME.match(name):
             raise StepSetupError(f"handler name {name!r} is not a plain file name")
         if path and path != DEFAULT_PATH:
+            if not self.allow_local:
+                raise StepSetupError(
+                    f"handler {name!r} in {path} refused: this agent runs server handlers only "
+                    "(allow_local_handlers is off)"
+                )
             handler = self._local(Path(path), name)
             if handler is None:
                 raise StepSetupError(f"handler {name!r} not found in {path}")
             return handler
-        handler = self._local(self.handler_dir, name)
-        if handler is not None:
-            return handler
-        if self._api is None:
-            raise StepSetupError(
-                f"handler {name!r} not found in {self.handler_dir} and no server is configured"
-            )
-        return self._fetch(name)
+        if self.allow_local:
+            handler = self._local(self.handler_dir, name)
+            if handler is not None:
+                return handler
+        if self._api is not None:
+            handler = self._fetch(name)
+            if handler is not None:
+                return handler
+        if path == DEFAULT_PATH or not self.allow_local:
+            raise self._not_found(name, searched_path=False)
+        return self._on_search_path(name)
+
+    def _not_found(self, name: str, searched_path: bool) -> StepSetupError:
+        places = [str(self.handler_dir)] if self.allow_local else []
+        places.append("the server" if self._api is not None else "no server (none configured)")
+        if searched_path:
+            places.append("PATH")
+        return StepSetupError(f"handler {name!r} not found; looked in {', '.join(places)}")
 
     def _local(self, directory: Path, name: str) -> Handler | None:
-        script = directory / name
-        try:
-            info = script.stat()
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise StepSetupError(f"handler {script}: {exc.strerror}") from None
-        if not stat.S_ISREG(info.st_mode):
-            raise StepSetupError(f"handler {script} is not a regular file")
-        if not os.access(script, os.X_OK):
-            raise StepSetupError(f"handler {script} is not executable")
-        if os.geteuid() == 0 and (info.st_mode & 0o022 or info.st_uid not in (0, os.geteuid())):
-            # Anyone who can change a script that root runs is root.
-            raise StepSetupError(
-                f"handler {script} refused: it must be owned by root and not writable by "
-                "group or others"
-            )
-        return Handler((str(script),))
+        """The handler ``name`` (or its ".sh" twin) in ``directory``, checked; None if absent."""
+        if not directory.is_absolute():
+            raise StepSetupError(f"handler path {str(directory)!r} must be an absolute path")
+        for candidate in handler_names(name):
+            script = directory / candidate
+            if os.path.lexists(script):
+                check_trusted_file(script)
+                return Handler((str(script),))
+        return None
 
-    def _fetch(self, name: str) -> Handler:
+    def _on_search_path(self, name: str) -> Handler:
+        found = shutil.which(name)  # the agent's own PATH
+        if found is None:
+            raise self._not_found(name, searched_path=True)
+        # PATH entries are often symlinks (/bin -> usr/bin): what must be trusted is the
+        # directory the name was found in and the file it leads to.
+        check_trusted_file(Path(os.path.realpath(found)))
+        check_trusted_directories(Path(os.path.realpath(os.path.dirname(found))))
+        return Handler((found,), system=True)
+
+    def _fetch(self, name: str) -> Handler | None:
+        """The server's handler ``name`` (or its ".sh" twin), verified; None if it has neither."""
         assert self._api is not None
-        try:
-            answer = self._api.fetch_handler(name)
-        except ServerUnavailable as exc:
-            cached = self._cached(name)
-            if cached is None:
+        for candidate in handler_names(name):
+            try:
+                answer = self._api.fetch_handler(candidate)
+            except ServerUnavailable as exc:
+                cached = next((c for c in map(self._cached, handler_names(name)) if c), None)
+                if cached is None:
+                    raise StepSetupError(
+                        f"handler {name!r}: server unreachable ({exc}) and no cached copy"
+                    ) from None
+                log.warning("server unreachable, using cached handler name=%s", name)
+                return cached
+            if answer.status == 404:
+                continue
+            if not answer.ok:
+                message = answer.body.get("message", "")
                 raise StepSetupError(
-                    f"handler {name!r}: server unreachable ({exc}) and no cached copy"
-                ) from None
-            log.warning("server unreachable, using cached handler name=%s", name)
-            return cached
-        if answer.status == 404:
-            raise StepSetupError(
-                f"handler {name!r} not found on the server or in {self.handler_dir}"
-            )
-        if not answer.ok:
-            message = answer.body.get("message", "")
-            raise StepSetupError(f"handler {name!r}: server answered {answer.status} {message}")
-        return self._store(name, answer.body)
+                    f"handler {candidate!r}: server answered {answer.status} {message}"
+                )
+            return self._store(candidate, answer.body)
+        return None
 
     def _store(self, name: str, body: dict) -> Handler:
         content = body.get("script_content")
@@ -149,6 +192,45 @@ class HandlerStore:
         return Handler(argv, tuple(meta.get("default_args") or ()))
 
 
+def check_trusted_file(script: Path) -> None:
+    """Refuse a handler file that someone other than root or the agent's user could change."""
+    try:
+        info = os.lstat(script)
+    except OSError as exc:
+        raise StepSetupError(f"handler {script}: {exc.strerror}") from None
+    if stat.S_ISLNK(info.st_mode):
+        raise StepSetupError(f"handler {script} refused: it is a symlink")
+    if not stat.S_ISREG(info.st_mode):
+        raise StepSetupError(f"handler {script} is not a regular file")
+    if not os.access(script, os.X_OK):
+        raise StepSetupError(f"handler {script} is not executable")
+    if info.st_mode & 0o022 or info.st_uid not in (0, os.geteuid()):
+        raise StepSetupError(
+            f"handler {script} refused: it must be owned by root or the agent's user and not "
+            "writable by group or others"
+        )
+    check_trusted_directories(script.parent)
+
+
+def check_trusted_directories(directory: Path) -> None:
+    """Refuse ``directory`` when it or a directory above it is a symlink, or can be changed by
+    someone other than root or the agent's user (a sticky directory, like /tmp, is fine: no one
+    can replace what another user owns in it)."""
+    for current in (directory, *directory.parents):
+        try:
+            info = os.lstat(current)
+        except OSError as exc:
+            raise StepSetupError(f"handler directory {current}: {exc.strerror}") from None
+        if stat.S_ISLNK(info.st_mode):
+            raise StepSetupError(f"handler directory {current} refused: it is a symlink")
+        shared = info.st_mode & 0o022 and not info.st_mode & stat.S_ISVTX
+        if shared or info.st_uid not in (0, os.geteuid()):
+            raise StepSetupError(
+                f"handler directory {current} refused: it must be owned by root or the agent's "
+                "user and not writable by group or others"
+            )
+
+
 @contextmanager
 def runnable_by(handler: Handler, run_as: RunAs | None) -> Iterator[list[str]]:
     """The argv that starts ``handler`` as ``run_as``.
@@ -156,7 +238,7 @@ def runnable_by(handler: Handler, run_as: RunAs | None) -> Iterator[list[str]]:
     Handlers are private to root (mode 700), so a step that runs as another user gets its own
     copy of the script, in a directory only that user can read, removed afterwards.
     """
-    if run_as is None:
+    if run_as is None or handler.system:
         yield list(handler.argv)
         return
     directory = tempfile.mkdtemp(prefix="jobs-agent-handler-")

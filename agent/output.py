@@ -9,10 +9,16 @@ class OutputTail:
     def __init__(self, cap_bytes: int) -> None:
         self.cap_bytes = cap_bytes
         self.total_bytes = 0
+        self.total_newlines = 0
+        self._ends_in_newline = True
         self._buffer = bytearray()
 
     def write(self, data: bytes) -> None:
+        if not data:
+            return
         self.total_bytes += len(data)
+        self.total_newlines += data.count(b"\n")
+        self._ends_in_newline = data.endswith(b"\n")
         if len(data) >= self.cap_bytes:
             self._buffer[:] = data[len(data) - self.cap_bytes:]
             return
@@ -20,6 +26,17 @@ class OutputTail:
         excess = len(self._buffer) - self.cap_bytes
         if excess > 0:
             del self._buffer[:excess]
+
+    def mark(self) -> tuple[int, int]:
+        """Where the stream stands now, for ``lines_since``."""
+        return self.total_bytes, self.total_newlines
+
+    def lines_since(self, mark: tuple[int, int]) -> int:
+        """Lines written since ``mark``; an unterminated last line counts as a line."""
+        total_bytes, total_newlines = mark
+        if self.total_bytes == total_bytes:
+            return 0
+        return self.total_newlines - total_newlines + (0 if self._ends_in_newline else 1)
 
     @property
     def truncated(self) -> bool:

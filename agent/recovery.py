@@ -3,6 +3,10 @@
 Never run a step twice by accident. A run resumes only where no step was cut: after a reboot
 step that really rebooted the system (the kernel's boot id changed), or when every step had
 already finished. Anything else is reported FAILED with a reason that says the agent restarted.
+
+A reboot step found on the same boot may still be on its way down (the agent was stopped by
+the shutdown it started): the runner waits out what is left of ``reboot_wait_s`` from the
+step's start (``reboot_wait_left``) before reporting that the system did not reboot.
 """
 
 from __future__ import annotations
@@ -28,8 +32,21 @@ def stop_leftover_step(record: Mapping, boot_id: str | None) -> None:
                     running["pid"], running.get("name"))
 
 
+def reboot_wait_left(
+    record: Mapping, boot_id: str | None, reboot_wait_s: float, now: float
+) -> float:
+    """Seconds left for a reboot step started on this same boot to take the system down."""
+    running = record.get("running") or {}
+    if not running.get("reboot") or boot_id is None or running.get("boot_id") != boot_id:
+        return 0.0
+    started_at = running.get("started_at")
+    if not isinstance(started_at, (int, float)):
+        return 0.0
+    return max(0.0, float(started_at) + reboot_wait_s - now)
+
+
 def recovery_plan(
-    record: Mapping, boot_id: str | None, total_steps: int
+    record: Mapping, boot_id: str | None, total_steps: int, reboot_wait_s: float = 0.0,
 ) -> tuple[Progress | None, JobResult | None]:
     """(progress to resume from, None) or (None, the result to report)."""
     progress = Progress.from_dict(record.get("progress") or {})
@@ -47,7 +64,8 @@ def recovery_plan(
             progress.next_index += 1
             return progress, None
         reason = (f"{AGENT_RESTARTED}: reboot step {running['name']!r} was started "
-                  "but the system did not reboot")
+                  f"but the system did not reboot within {reboot_wait_s:g} s "
+                  "(the boot id did not change)")
     else:
         reason = f"{AGENT_RESTARTED} (step {running['name']!r} was interrupted)"
     failed_step = running["name"] if running else None

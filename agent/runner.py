@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import threading
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -28,9 +30,14 @@ from agent.engine import (
     load_plan,
     rejection,
 )
-from agent.recovery import AGENT_RESTARTED, recovery_plan, stop_leftover_step
+from agent.recovery import (
+    AGENT_RESTARTED,
+    reboot_wait_left,
+    recovery_plan,
+    stop_leftover_step,
+)
 from agent.reporter import Reporter
-from agent.state import JobState, current_boot_id
+from agent.state import JobState
 from schemas.vocabulary import IN_PROGRESS, QUEUED
 
 log = logging.getLogger(__name__)
@@ -82,6 +89,7 @@ class JobRunner:
         self._cancel_check_s = cancel_check_s
         self._current: tuple[str, JobControl, CancelWatch] | None = None
         self._stopping = False
+        self._stopped = threading.Event()
 
     def handle(self, job: Job) -> bool:
         """A job the server handed us: run it, unless it ran here already.
@@ -138,10 +146,17 @@ class JobRunner:
         except ValidationError as exc:
             self._finish(job, rejection(exc))
             return
-        boot_id = current_boot_id()
+        boot_id = self.state.boot_id()
+        reboot_wait_s = self.engine.settings.reboot_wait_s
+        wait_s = reboot_wait_left(record, boot_id, reboot_wait_s, time.time())
+        if wait_s > 0:
+            log.info("reboot step on this same boot; waiting %.0f s more for the system to go "
+                     "down job_id=%s", wait_s, job.job_id)
+            if self._stopped.wait(wait_s):
+                return
         try:
             stop_leftover_step(record, boot_id)
-            progress, result = recovery_plan(record, boot_id, len(plan.steps))
+            progress, result = recovery_plan(record, boot_id, len(plan.steps), reboot_wait_s)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             reason = f"{AGENT_RESTARTED} (its progress record was unreadable: {exc!r})"
             progress, result = None, JobResult(FAILED, reason=reason)
@@ -195,6 +210,7 @@ class JobRunner:
     def stop(self) -> None:
         """Stop the running step now; the job stays recorded for the next start."""
         self._stopping = True
+        self._stopped.set()
         current = self._current
         if current is not None:
             current[1].stop()

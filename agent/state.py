@@ -17,18 +17,24 @@ from agent.storage import atomic_write_json, ensure_private_dir, read_json, remo
 BOOT_ID_PATH = Path("/proc/sys/kernel/random/boot_id")
 
 
-def current_boot_id() -> str | None:
+def current_boot_id(path: Path = BOOT_ID_PATH) -> str | None:
     """Changes at every boot; None where the kernel does not provide it."""
     try:
-        return BOOT_ID_PATH.read_text().strip() or None
+        return path.read_text().strip() or None
     except OSError:
         return None
 
 
 class JobState:
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, boot_id_path: Path = BOOT_ID_PATH) -> None:
         self.path = ensure_private_dir(state_dir) / "current-job.json"
+        self.boot_id_path = boot_id_path
         self._record: dict | None = None
+
+    def boot_id(self) -> str | None:
+        """The boot id now (the ``boot_id_file`` setting says where it is read; tests point it
+        at a file of their own to play a reboot)."""
+        return current_boot_id(self.boot_id_path)
 
     def load(self) -> dict | None:
         self._record = read_json(self.path)
@@ -40,7 +46,7 @@ class JobState:
     ) -> None:
         self._record = {
             "job_id": job_id, "execution_number": execution_number, "job_name": job_name,
-            "document": document, "started_at": time.time(), "boot_id": current_boot_id(),
+            "document": document, "started_at": time.time(), "boot_id": self.boot_id(),
             "progress": vars(progress), "running": None,
         }
         atomic_write_json(self.path, self._record)
@@ -49,7 +55,7 @@ class JobState:
         assert self._record is not None
         self._record["progress"] = vars(progress)
         self._record["running"] = {"name": step["name"], "reboot": reboot,
-                                   "boot_id": current_boot_id()}
+                                   "boot_id": self.boot_id(), "started_at": time.time()}
         atomic_write_json(self.path, self._record)
 
     def step_process_started(self, pid: int) -> None:

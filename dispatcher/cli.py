@@ -21,11 +21,17 @@ Command = Callable[[argparse.Namespace, Settings], int]
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from dispatcher import db
     from dispatcher.migrate import ensure_database, migrate
+    from dispatcher.standard.library import install_standard_library
 
     ensure_database(settings.database_url)
     applied = migrate(settings.database_url)
     print(f"migrations applied: {applied or 'none (schema up to date)'}")
+    db.configure(settings)
+    installed = install_standard_library(settings.max_document_bytes)
+    print(f"standard handlers created: {', '.join(installed.handlers) or 'none (all present)'}")
+    print(f"standard templates created: {', '.join(installed.templates) or 'none (all present)'}")
     return 0
 
 

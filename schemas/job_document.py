@@ -6,12 +6,19 @@ only marshmallow and the standard library: it runs on a Raspberry Pi.
 A document is accepted in the forms people actually write:
 
 - steps flat, as in the product guide, or wrapped as ``{"action": {...}}``, as AWS writes them;
-- booleans as JSON booleans or the strings ``"true"``/``"false"``.
+- booleans as JSON booleans or the strings ``"true"``/``"false"``;
+- ``allowStdErr`` as a boolean or as the number of stderr lines a step may write;
+- keys this schema does not know (``_comment``, ``conditions``, ...) at any level: kept in the
+  stored document and ignored by the agent, as the AWS IoT Device Client ignores them;
+- the Device Client's old one-operation schema (``operation``, ``args``, ``allowStdErr``,
+  ``includeStdOut``, ``path`` at the top level, no ``version``), stored as the one-step
+  document it stands for.
 
 ``validate_job_document`` returns one canonical form, so neither the database nor the agent has
 to know the variants: flat steps, real booleans, defaults filled in, empty optional strings
-dropped. Every problem is reported at once, keyed by its path in the document
-(``{"steps": {"0": {"input": {"command": [...]}}}}``).
+dropped, unknown keys kept as written. Every problem is reported at once, keyed by its path in
+the document (``{"steps": {"0": {"input": {"command": [...]}}}}``); a known key with a value of
+the wrong type is still an error.
 
 ``{{NAME}}`` placeholders are plain text here: a template is validated with its placeholders in
 place and rendered later, so placeholders can stand in any string field, but not in a boolean or
@@ -23,9 +30,9 @@ from __future__ import annotations
 import json
 import re
 
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import INCLUDE, Schema, ValidationError, fields, validate
 
-from schemas.fields import Text
+from schemas.fields import Text, refuse_unstorable_json
 
 DOCUMENT_VERSION = "1.0"
 MAX_DOCUMENT_BYTES = 32 * 1024
@@ -69,6 +76,34 @@ class FlexibleBoolean(fields.Field):
         raise self.make_error("invalid")
 
 
+class StdErrAllowance(fields.Field):
+    """``allowStdErr``: true (any stderr), false (none), or how many stderr lines are allowed.
+
+    The Device Client documents it as an integer; this project's guide writes booleans. Both
+    mean the same here: a step that exits 0 succeeds while its stderr lines do not exceed it.
+    """
+
+    default_error_messages = {
+        "invalid": 'Must be true, false, "true", "false" or a whole number of lines (0 or more).'
+    }
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool):
+            return value
+        if value in ("true", "false"):
+            return value == "true"
+        if isinstance(value, int) and value >= 0:
+            return value
+        raise self.make_error("invalid")
+
+
+def stderr_lines_allowed(allow_stderr: bool | int) -> int | None:
+    """How many stderr lines a step may write; None means any number."""
+    if allow_stderr is True:
+        return None
+    return 0 if allow_stderr is False else int(allow_stderr)
+
+
 class WholeNumber(fields.Integer):
     """An integer written as a JSON integer: not a string, not 5.0, not a boolean."""
 
@@ -86,11 +121,29 @@ def _names_a_program(command: str) -> None:
         raise ValidationError("The first comma-separated item must name the program to run.")
 
 
-class _RunCommandInput(Schema):
+class _Lenient(Schema):
+    """Keys the schema does not know pass through; ``_extras`` picks them out to keep them."""
+
+    class Meta:
+        unknown = INCLUDE
+
+
+def _extras(schema: Schema, raw: dict, errors: dict) -> dict:
+    """The keys of ``raw`` that ``schema`` does not know, as written (they must be storable)."""
+    extras = {key: value for key, value in raw.items() if key not in schema.fields}
+    for key, value in extras.items():
+        try:
+            refuse_unstorable_json(value)
+        except ValidationError as exc:
+            errors[key] = exc.messages
+    return extras
+
+
+class _RunCommandInput(_Lenient):
     command = Text(required=True, validate=[validate.Length(min=1), _names_a_program])
 
 
-class _RunHandlerInput(Schema):
+class _RunHandlerInput(_Lenient):
     handler = Text(
         required=True,
         validate=validate.Regexp(
@@ -105,22 +158,24 @@ class _RunHandlerInput(Schema):
 _INPUT_SCHEMAS = {RUN_COMMAND: _RunCommandInput(), RUN_HANDLER: _RunHandlerInput()}
 
 
-class _StepFields(Schema):
+class _StepFields(_Lenient):
     """A step's own fields; its ``input`` is checked against the schema its ``type`` selects."""
 
     name = Text(required=True, validate=validate.Length(min=1, max=256))
     type = fields.String(required=True, validate=validate.OneOf(STEP_TYPES))
     input = fields.Dict(required=True)
     runAsUser = Text(validate=validate.Length(max=256))
-    allowStdErr = FlexibleBoolean(load_default=False)
+    allowStdErr = StdErrAllowance(load_default=False)
     ignoreStepFailure = FlexibleBoolean(load_default=False)
     timeoutSeconds = WholeNumber(validate=validate.Range(min=1, max=STEP_TIMEOUT_S_MAX))
+    # Ours, not the Device Client's: the step takes the device down (see agent.recovery).
+    rebootsDevice = FlexibleBoolean(load_default=False)
 
 
 _STEP_FIELDS = _StepFields()
 
 
-def _load_action(raw: object) -> dict:
+def _load_action(raw: object, outer_extras: dict | None = None) -> dict:
     """One flat step, normalized; every problem of the step is reported together."""
     if not isinstance(raw, dict):
         raise ValidationError(["Must be a step object."])
@@ -129,29 +184,38 @@ def _load_action(raw: object) -> dict:
     try:
         step = _STEP_FIELDS.load(raw)
     except ValidationError as exc:
-        errors.update(exc.messages)
-    input_schema = _INPUT_SCHEMAS.get(raw.get("type"))
+        errors.update(exc.normalized_messages())
+    extras = {**(outer_extras or {}), **_extras(_STEP_FIELDS, raw, errors)}
+    input_schema = _INPUT_SCHEMAS.get(str(raw.get("type")))
     step_input: dict = {}
     if input_schema is not None and isinstance(raw.get("input"), dict):
+        input_errors: dict = {}
         try:
             step_input = input_schema.load(raw["input"])
         except ValidationError as exc:
-            errors["input"] = exc.messages
+            input_errors.update(exc.normalized_messages())
+        input_extras = _extras(input_schema, raw["input"], input_errors)
+        step_input = {**input_extras, **{k: v for k, v in step_input.items()
+                                         if k in input_schema.fields}}
+        if input_errors:
+            errors["input"] = input_errors
     if errors:
         raise ValidationError(errors)
-    return _normalized_step(step, step_input)
+    return _normalized_step(step, step_input, extras)
 
 
-def _normalized_step(step: dict, step_input: dict) -> dict:
+def _normalized_step(step: dict, step_input: dict, extras: dict) -> dict:
     if step["type"] == RUN_HANDLER and not step_input.get("path"):
         step_input.pop("path", None)
-    normalized = {"name": step["name"], "type": step["type"], "input": step_input}
+    normalized = {**extras, "name": step["name"], "type": step["type"], "input": step_input}
     if step.get("runAsUser"):
         normalized["runAsUser"] = step["runAsUser"]
     normalized["allowStdErr"] = step["allowStdErr"]
     normalized["ignoreStepFailure"] = step["ignoreStepFailure"]
     if "timeoutSeconds" in step:
         normalized["timeoutSeconds"] = step["timeoutSeconds"]
+    if step["rebootsDevice"]:
+        normalized["rebootsDevice"] = True
     return normalized
 
 
@@ -159,15 +223,26 @@ class StepField(fields.Field):
     """A step, flat or wrapped as ``{"action": {...}}``; errors keep the path the author wrote."""
 
     def _deserialize(self, value, attr, data, **kwargs):
-        if isinstance(value, dict) and set(value) == {"action"}:
+        if isinstance(value, dict) and "action" in value and "type" not in value:
+            # The wrapper's own keys (a "_comment" beside "action") are kept on the step.
+            outer_errors: dict = {}
+            outer = {k: v for k, v in value.items() if k != "action"}
+            for key, extra in outer.items():
+                try:
+                    refuse_unstorable_json(extra)
+                except ValidationError as exc:
+                    outer_errors[key] = exc.messages
             try:
-                return _load_action(value["action"])
+                step = _load_action(value["action"], outer)
             except ValidationError as exc:
-                raise ValidationError({"action": exc.messages}) from None
+                outer_errors["action"] = exc.messages
+            if outer_errors:
+                raise ValidationError(outer_errors) from None
+            return step
         return _load_action(value)
 
 
-class _JobDocument(Schema):
+class _JobDocument(_Lenient):
     version = fields.String(
         required=True,
         validate=validate.Equal(DOCUMENT_VERSION, error=f'Must be "{DOCUMENT_VERSION}".'),
@@ -215,11 +290,19 @@ def validate_job_document(document: object, max_bytes: int | None = MAX_DOCUMENT
         raise ValidationError({"_schema": ["Must be a job document object."]})
     if max_bytes is not None:
         check_document_size(document, max_bytes)
+    if is_old_schema(document):
+        document = _from_old_schema(document)
+    errors: dict = {}
+    loaded: dict = {}
     try:
         loaded = _JOB_DOCUMENT.load(document)
     except ValidationError as exc:
-        raise ValidationError(_string_keys(exc.messages)) from None
+        errors.update(exc.normalized_messages())
+    extras = _extras(_JOB_DOCUMENT, document, errors)
+    if errors:
+        raise ValidationError(_string_keys(errors)) from None  # type: ignore[arg-type]
     canonical = {
+        **extras,
         "version": loaded["version"],
         "includeStdOut": loaded["includeStdOut"],
         "steps": loaded["steps"],
@@ -227,6 +310,55 @@ def validate_job_document(document: object, max_bytes: int | None = MAX_DOCUMENT
     if "finalStep" in loaded:
         canonical["finalStep"] = loaded["finalStep"]
     return canonical
+
+
+OLD_SCHEMA_KEYS = ("operation", "args", "allowStdErr", "path")
+
+
+def is_old_schema(document: dict) -> bool:
+    """The Device Client's first schema: one handler ``operation``, no ``version``."""
+    return "version" not in document and "operation" in document
+
+
+class _OldSchema(_Lenient):
+    operation = Text(required=True)
+    args = fields.Raw()
+    allowStdErr = fields.Raw()
+    path = fields.Raw()
+    includeStdOut = fields.Raw()
+
+
+def _from_old_schema(document: dict) -> dict:
+    """The one-step v1.0 document an old-schema document stands for, as the Device Client reads
+    it: the step is named after its operation and runs it as a handler. Problems are named by
+    the old keys the author wrote."""
+    try:
+        _OldSchema().load(document)
+    except ValidationError as exc:
+        raise ValidationError(exc.messages) from None
+    step_input = {"handler": document["operation"]}
+    for key in ("args", "path"):
+        if key in document:
+            step_input[key] = document[key]
+    step = {"name": document["operation"], "type": RUN_HANDLER, "input": step_input}
+    if "allowStdErr" in document:
+        step["allowStdErr"] = document["allowStdErr"]
+    converted = {k: v for k, v in document.items() if k not in OLD_SCHEMA_KEYS}
+    converted.update(version=DOCUMENT_VERSION, steps=[step])
+    try:
+        return validate_job_document(converted, max_bytes=None)
+    except ValidationError as exc:
+        raise ValidationError(_old_schema_paths(exc.normalized_messages())) from None
+
+
+def _old_schema_paths(messages: dict) -> dict:
+    """Errors of the converted document, keyed back by the old keys the author wrote."""
+    step = messages.pop("steps", {}).get("0", {})
+    step_input = step.pop("input", {}) if isinstance(step, dict) else {}
+    renamed = {"handler": "operation"}
+    for key, value in {**step_input, **(step if isinstance(step, dict) else {})}.items():
+        messages[renamed.get(key, key)] = value
+    return messages
 
 
 def _string_keys(messages: object) -> object:

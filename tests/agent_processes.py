@@ -21,11 +21,13 @@ def start_agent(
     home: Path,
     poll_interval_s: float = 1.0,
     mqtt_url: str = "",
+    path_prefix: str = "",
     **settings: str,
 ) -> ServerProcess:
     """Start an agent for ``device`` (as answered by POST /devices) and wait until it runs.
 
     With ``mqtt_url`` it counts as started once its MQTT subscription is in place.
+    ``path_prefix`` goes first on the agent's PATH (fake system commands for its steps).
     ``settings`` are further agent settings, e.g. ``cancel_check_s="1"``.
     """
     home.mkdir(parents=True, exist_ok=True)
@@ -40,6 +42,8 @@ def start_agent(
         "JOBS_AGENT_HANDLER_DIR": str(home / "handlers"),
         **{f"JOBS_AGENT_{name.upper()}": value for name, value in settings.items()},
     }
+    if path_prefix:
+        env["PATH"] = f"{path_prefix}:{env.get('PATH', '')}"
     marker = "mqtt subscribed" if mqtt_url else "jobs-agent starting"
     log_path = processes.directory / f"agent-{device['device_name']}-{len(processes.started)}.log"
     agent = ServerProcess(f"agent {device['device_name']}", [sys.executable, "-m", "agent", "run"],

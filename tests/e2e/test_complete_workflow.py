@@ -1,14 +1,23 @@
 """The guide's "Complete Workflow Example", end to end through real processes: a template is
 created, executed on a group of 12 production Raspberry Pis, fanned out by a Celery worker,
 polled and reported on by every device over HTTP against the API under gunicorn, and the
-execution shows 12/12 devices succeeded and the job complete."""
+execution shows 12/12 devices succeeded and the job complete. Then the same workflow on real
+agents, whose download-file step is the standard handler that ``dispatcher migrate`` installs."""
 
 from __future__ import annotations
 
+import copy
+import functools
+import threading
 import time
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 from json_http import JsonHttp
+from processes import wait_until
+from test_agent_e2e import Fleet
+from test_device_client_documents import install_standard_library
 
 pytestmark = pytest.mark.slow
 
@@ -124,3 +133,76 @@ def test_complete_workflow_on_twelve_production_pis(
     assert {(d["status"], d["exit_code"], d["stdout"]) for d in detail["device_statuses"]} == {
         ("SUCCEEDED", 0, "All steps completed successfully\nnginx reloaded")}
     http.close()
+
+
+def harmless_update_nginx_config(conf_dir: Path, config_url: str, sha256: str | None = None):
+    """The guide's update-nginx-config, its nginx and systemctl steps replaced by harmless
+    commands, and its paths and URL pointed at a temporary directory and a local server."""
+    template = copy.deepcopy(TEMPLATE)
+    steps = template["job_document"]["steps"]
+    steps[0]["input"]["command"] = f"cp,{conf_dir}/nginx.conf,{conf_dir}/nginx.conf.backup"
+    steps[1]["input"]["args"] = [config_url, f"{conf_dir}/nginx.conf"]
+    if sha256 is not None:
+        steps[1]["input"]["args"].append(sha256)
+    steps[2]["input"]["command"] = f"grep,-q,worker_processes,{conf_dir}/nginx.conf"
+    steps[3]["input"]["command"] = "sh,-c,echo nginx reloaded; touch $DEVICE_HOME/reloaded"
+    return template
+
+
+def test_complete_workflow_succeeds_on_real_agents_and_a_wrong_sha256_fails_it(
+    settings, server_processes, tmp_path
+):
+    install_standard_library(settings)
+    www = tmp_path / "www"
+    www.mkdir()
+    new_config = b"worker_processes 4;\nevents {}\n"
+    (www / "nginx.conf").write_bytes(new_config)
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(www))
+    web = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    config_url = f"http://127.0.0.1:{web.server_address[1]}/nginx.conf"
+    conf_dir = tmp_path / "etc-nginx"
+    conf_dir.mkdir()
+    (conf_dir / "nginx.conf").write_text("worker_processes 1;\n")
+
+    fleet = Fleet(settings, server_processes, tmp_path)
+    pis = []
+    for i in range(3):
+        pi = fleet.call("POST", "/devices", {
+            "device_name": f"pi-prod-{i}", "device_type": "raspberry-pi",
+            "attributes": {"environment": "production"}}, expect=201)
+        pi["home"] = tmp_path / pi["device_name"]
+        pi["home"].mkdir()
+        fleet.start_agent(pi)
+        pis.append(pi)
+    try:
+        template = fleet.call("POST", "/jobs/templates",
+                              harmless_update_nginx_config(conf_dir, config_url), expect=201)
+        job_id = fleet.execute({"job_name": "Update nginx config - Production",
+                                "template_id": template["id"], "target_type": "group",
+                                "target_filter": PRODUCTION_PIS})
+        detail = wait_until(lambda: (d := fleet.detail(job_id))["job"]["status"] in (
+            "SUCCEEDED", "FAILED") and d, timeout_s=90, what="the job to finish")
+        job = detail["job"]
+        assert (job["status"], job["total_devices"], job["succeeded_devices"]) == (
+            "SUCCEEDED", 3, 3), detail["device_statuses"]
+        for row in detail["device_statuses"]:
+            assert (row["status"], row["exit_code"], row["executed_steps"]) == ("SUCCEEDED", 0, 4)
+            assert "downloaded " + config_url in row["stdout"]
+            assert row["stdout"].endswith("nginx reloaded\n")
+        assert (conf_dir / "nginx.conf").read_bytes() == new_config
+        assert (conf_dir / "nginx.conf.backup").exists()
+        assert all((pi["home"] / "reloaded").exists() for pi in pis)
+
+        for pi in pis:
+            (pi["home"] / "reloaded").unlink()
+        wrong = harmless_update_nginx_config(conf_dir, config_url, sha256="0" * 64)
+        failed_id = fleet.execute({"job_document": wrong["job_document"],
+                                   "target_type": "device", "target_devices": [pis[0]["uuid"]]})
+        row = fleet.wait_for_status(failed_id, "SUCCEEDED", "FAILED", timeout_s=60)
+        assert (row["status"], row["failed_step"]) == ("FAILED", "Download new config"), row
+        assert "sha256 mismatch" in row["stderr"]
+        assert not (pis[0]["home"] / "reloaded").exists()  # the steps after it did not run
+    finally:
+        web.shutdown()
+        web.server_close()

@@ -76,6 +76,17 @@ def test_running_needs_a_server_a_device_and_a_token():
         assert name in str(error.value)
 
 
+@pytest.mark.parametrize(("text", "value"), [("false", False), ("no", False), ("0", False),
+                                             ("true", True), ("Yes", True)])
+def test_allow_local_handlers_is_read_as_a_boolean_from_every_source(text, value):
+    assert load_config({}, environ={"JOBS_AGENT_ALLOW_LOCAL_HANDLERS": text}).allow_local_handlers \
+        is value
+    args = build_parser().parse_args(["run", "--allow-local-handlers", text])
+    assert load_config(vars(args), environ={}).allow_local_handlers is value
+    with pytest.raises(ConfigError, match="allow_local_handlers: expected true or false"):
+        load_config({}, environ={"JOBS_AGENT_ALLOW_LOCAL_HANDLERS": "maybe"})
+
+
 def test_the_command_line_accepts_every_setting_as_a_flag():
     args = build_parser().parse_args(
         ["run", "--server-url", "http://x", "--poll-interval-s", "2.5", "--state-dir", "/s"])

@@ -115,6 +115,29 @@ def test_writing_to_stderr_fails_a_step_unless_allow_std_err(engine):
     assert allowed.stderr == "warning\n"
 
 
+@pytest.mark.parametrize(("allow", "script", "status"), [
+    (2, "echo a >&2; echo b >&2", SUCCEEDED),
+    (2, "printf 'a\\nb\\nc' >&2", FAILED),  # the unterminated last line counts
+    (1, "echo a >&2; echo b >&2", FAILED),
+    (0, "echo a >&2", FAILED),
+    (0, "true", SUCCEEDED),
+    (5, "echo a >&2; exit 3", FAILED),
+])
+def test_allow_std_err_as_a_number_counts_the_step_s_stderr_lines(engine, allow, script, status):
+    result = run(engine, document(command("noisy", f"sh,-c,{script}", allowStdErr=allow)))
+    assert result.status == status, result.reason
+    if status == FAILED and "exit" not in script:
+        assert "stderr" in result.reason
+
+
+def test_stderr_lines_of_an_earlier_step_do_not_count_against_the_next(engine):
+    result = run(engine, document(
+        command("first", "sh,-c,echo one >&2; echo two >&2", allowStdErr=True),
+        command("second", "sh,-c,echo three >&2", allowStdErr=1),
+    ))
+    assert result.status == SUCCEEDED, result.reason
+
+
 def test_aws_style_action_documents_with_string_booleans_run(engine, tmp_path):
     marker = tmp_path / "aws"
     doc = {
@@ -294,7 +317,7 @@ def test_an_unknown_handler_without_a_server_fails_the_step(engine):
     step = {"name": "x", "type": "runHandler", "input": {"handler": "nothing.sh"}}
     result = run(engine, document(step))
     assert result.status == FAILED
-    assert "no server is configured" in result.reason
+    assert "none configured" in result.reason
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import stat
 import threading
 from pathlib import Path
@@ -13,7 +14,7 @@ from agent_fakes import DEVICE_UUID, TOKEN, fake_server
 
 from agent.client import DeviceApi
 from agent.engine import FAILED, SUCCEEDED, EngineSettings, JobEngine
-from agent.handlers import HandlerStore
+from agent.handlers import DEFAULT_PATH, HandlerStore
 from agent.process import StepSetupError
 
 SCRIPT = '#!/bin/bash\necho "user=[$1] db=$2"\n'
@@ -78,7 +79,7 @@ def test_the_cache_serves_while_the_server_is_down_unless_it_was_tampered_with(f
 
 
 def test_an_unknown_handler_is_a_clear_step_failure(fake, tmp_path):
-    with pytest.raises(StepSetupError, match="not found on the server"):
+    with pytest.raises(StepSetupError, match="not found; looked in .*the server, PATH"):
         store(fake, tmp_path).resolve("nothing")
 
 
@@ -89,3 +90,86 @@ def test_a_local_handler_wins_over_the_server(fake, tmp_path):
     local.write_text("#!/bin/sh\necho local\n")
     local.chmod(0o700)
     assert run_handler(store(fake, tmp_path)).stdout == "local\n"
+
+
+def local_script(directory: Path, name: str, body: str = "echo local\n", mode: int = 0o700):
+    directory.mkdir(parents=True, exist_ok=True)
+    script = directory / name
+    script.write_text("#!/bin/sh\n" + body)
+    script.chmod(mode)
+    return script
+
+
+def test_x_sh_and_x_name_the_same_handler_when_only_one_exists(fake, tmp_path):
+    handlers = store(fake, tmp_path)
+    local_script(tmp_path / "handlers", "greet")
+    assert handlers.resolve("greet.sh").script == str(tmp_path / "handlers" / "greet")
+    local_script(tmp_path / "handlers", "greet.sh")
+    assert handlers.resolve("greet.sh").script == str(tmp_path / "handlers" / "greet.sh")
+    assert handlers.resolve("greet").script == str(tmp_path / "handlers" / "greet")
+    fake.handlers["reboot"] = handler_body()
+    assert handlers.resolve("reboot.sh").script == str(tmp_path / "cache" / "reboot")
+    fake.handlers["tidy.sh"] = handler_body()
+    assert handlers.resolve("tidy", DEFAULT_PATH).script == str(tmp_path / "cache" / "tidy.sh")
+
+
+def test_without_a_path_the_server_comes_before_path_and_path_runs_an_executable(fake, tmp_path):
+    handlers = store(fake, tmp_path)
+    assert handlers.resolve("echo").argv == (shutil.which("echo"),)
+    fake.handlers["echo"] = handler_body()
+    assert handlers.resolve("echo").script == str(tmp_path / "cache" / "echo")
+
+
+def test_default_path_never_falls_through_to_path(fake, tmp_path):
+    with pytest.raises(StepSetupError, match="not found"):
+        store(fake, tmp_path).resolve("echo", DEFAULT_PATH)
+
+
+def test_an_unreachable_server_does_not_fall_through_to_path(fake, tmp_path):
+    fake.down = True
+    with pytest.raises(StepSetupError, match="server unreachable"):
+        store(fake, tmp_path).resolve("reboot")
+
+
+def test_allow_local_handlers_off_runs_server_handlers_only(fake, tmp_path):
+    api = DeviceApi(fake.url, DEVICE_UUID, TOKEN)
+    handlers = HandlerStore(tmp_path / "handlers", tmp_path / "cache", api, allow_local=False)
+    local_script(tmp_path / "handlers", "backup-database")
+    local_script(tmp_path / "elsewhere", "x.sh")
+    with pytest.raises(StepSetupError, match="not found"):
+        handlers.resolve("echo")
+    with pytest.raises(StepSetupError, match="allow_local_handlers is off"):
+        handlers.resolve("x.sh", str(tmp_path / "elsewhere"))
+    fake.handlers["backup-database"] = handler_body()
+    assert handlers.resolve("backup-database").script == str(tmp_path / "cache" / "backup-database")
+
+
+@pytest.mark.parametrize("problem", ["file-writable", "dir-writable", "file-symlink",
+                                     "dir-symlink", "file-owner", "relative"])
+def test_a_path_handler_anyone_else_could_change_is_refused(fake, tmp_path, problem):
+    directory = tmp_path / "opt" / "handlers"
+    script = local_script(directory, "x.sh")
+    path = str(directory)
+    if problem == "file-writable":
+        script.chmod(0o722)
+    elif problem == "dir-writable":
+        directory.chmod(0o777)
+    elif problem == "file-symlink":
+        script.rename(directory / "real.sh")
+        script.symlink_to(directory / "real.sh")
+    elif problem == "dir-symlink":
+        (tmp_path / "link").symlink_to(directory)
+        path = str(tmp_path / "link")
+    elif problem == "file-owner":
+        if os.geteuid() != 0:
+            pytest.skip("changing a file's owner needs root")
+        os.chown(script, 12345, 12345)
+    else:
+        path = "opt/handlers"
+    with pytest.raises(StepSetupError, match="refused|absolute"):
+        store(fake, tmp_path).resolve("x.sh", path)
+
+
+def test_a_path_handler_in_a_trusted_directory_runs(fake, tmp_path):
+    script = local_script(tmp_path / "opt" / "handlers", "x.sh")
+    assert store(fake, tmp_path).resolve("x", str(script.parent)).script == str(script)

@@ -220,9 +220,9 @@ def test_a_reboot_step_without_a_reboot_fails_on_restart(fake, tmp_path):
     job_id = fake.add_job(doc, status="IN_PROGRESS")
     _cut_short(tmp_path, job_id, doc, {"name": "Reboot", "reboot": True,
                                         "boot_id": current_boot_id()}, done=0)
-    make_agent(fake, tmp_path).runner.recover()
+    make_agent(fake, tmp_path, reboot_wait_s=0.2).runner.recover()
     assert fake.statuses(job_id) == ["FAILED"]
-    assert "did not reboot" in fake.reports_for(job_id)[0]["reason"]
+    assert "did not reboot within 0.2 s" in fake.reports_for(job_id)[0]["reason"]
 
 
 def test_an_in_progress_job_this_agent_has_no_record_of_is_failed_not_rerun(fake, tmp_path):
@@ -355,3 +355,71 @@ def test_a_nudged_poll_asks_for_a_fresh_answer_and_a_timed_one_does_not(fake, tm
     finally:
         agent.stop()
         loop.join(5)
+
+
+def _run_until_reboot_wait(fake, tmp_path, doc: dict, boot_id_file: Path, **overrides):
+    """Run ``doc`` in an agent until it waits for the system to go down, then stop the agent."""
+    job_id = fake.add_job(doc)
+    agent = make_agent(fake, tmp_path, boot_id_file=str(boot_id_file), **overrides)
+    loop = threading.Thread(target=agent.run)
+    loop.start()
+    state = tmp_path / "state" / "current-job.json"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        record = json.loads(state.read_text()) if state.exists() else {}
+        if (record.get("running") or {}).get("reboot") and fake.statuses(job_id):
+            break
+        time.sleep(0.05)
+    time.sleep(0.3)  # the reboot step's process has exited; the agent is waiting
+    agent.stop()
+    loop.join(5)
+    assert not loop.is_alive()
+    return job_id, json.loads(state.read_text())
+
+
+@pytest.mark.parametrize("reboot_step", [
+    {"name": "Reboot", "type": "runCommand", "input": {"command": "true"}, "rebootsDevice": True},
+    {"name": "Reboot", "type": "runHandler", "input": {"handler": "reboot.sh"}},
+], ids=["marked", "reboot-handler"])
+def test_a_reboot_step_is_recorded_and_a_new_boot_id_finishes_the_job(fake, tmp_path, reboot_step):
+    boot_id = tmp_path / "boot_id"
+    boot_id.write_text("boot-1\n")
+    (tmp_path / "handlers").mkdir()
+    handler = tmp_path / "handlers" / "reboot"
+    handler.write_text("#!/bin/sh\nexit 0\n")
+    handler.chmod(0o700)
+    after = tmp_path / "after"
+    doc = {"version": "1.0", "steps": [
+        reboot_step,
+        {"name": "after", "type": "runCommand", "input": {"command": f"touch,{after}"}},
+    ]}
+    job_id, record = _run_until_reboot_wait(fake, tmp_path, doc, boot_id, reboot_wait_s=60.0)
+    assert record["running"]["boot_id"] == "boot-1"
+    assert fake.statuses(job_id) == ["IN_PROGRESS"] and not after.exists()
+    boot_id.write_text("boot-2\n")
+    make_agent(fake, tmp_path, boot_id_file=str(boot_id)).runner.recover()
+    assert after.exists()
+    final = fake.reports_for(job_id)[-1]
+    assert (final["status"], final["executed_steps"]) == ("SUCCEEDED", 2)
+    assert final["status_details"]["steps"][0]["outcome"] == "succeeded (system rebooted)"
+
+
+def test_a_reboot_step_on_the_same_boot_waits_out_the_timeout_then_fails(fake, tmp_path):
+    boot_id = tmp_path / "boot_id"
+    boot_id.write_text("boot-1\n")
+    after = tmp_path / "after"
+    doc = {"version": "1.0", "steps": [
+        {"name": "Reboot", "type": "runCommand", "input": {"command": "true"},
+         "rebootsDevice": True},
+        {"name": "after", "type": "runCommand", "input": {"command": f"touch,{after}"}},
+    ]}
+    job_id, record = _run_until_reboot_wait(fake, tmp_path, doc, boot_id, reboot_wait_s=3.0)
+    restarted = make_agent(fake, tmp_path, boot_id_file=str(boot_id), reboot_wait_s=3.0)
+    started = time.monotonic()
+    restarted.runner.recover()
+    waited = time.monotonic() - started
+    assert 0.5 < waited < 3.5  # what was left of the 3 s since the step started
+    final = fake.reports_for(job_id)[-1]
+    assert final["status"] == "FAILED" and not after.exists()
+    assert "did not reboot within 3 s" in final["reason"]
+    assert "boot id did not change" in final["reason"]

@@ -95,11 +95,80 @@ def test_handler_args_default_to_empty_and_timeout_is_kept():
 @pytest.mark.parametrize("value", ["yes", "True", 1, 0, None, "1"])
 def test_booleans_other_than_true_false_are_refused(value):
     document = copy.deepcopy(SEED_TEMPLATE_DOCUMENT)
-    document["steps"][0]["allowStdErr"] = value
+    document["steps"][0]["ignoreStepFailure"] = value
     document["includeStdOut"] = value
     messages = problems(document)
     assert "includeStdOut" in messages
-    assert "allowStdErr" in messages["steps"]["0"]
+    assert "ignoreStepFailure" in messages["steps"]["0"]
+
+
+@pytest.mark.parametrize(("value", "stored"), [
+    (2, 2), (0, 0), (True, True), ("false", False), ("true", True)])
+def test_allow_stderr_is_a_boolean_or_a_number_of_lines(value, stored):
+    document = copy.deepcopy(SEED_TEMPLATE_DOCUMENT)
+    document["steps"][0]["allowStdErr"] = value
+    assert validate_job_document(document)["steps"][0]["allowStdErr"] == stored
+
+
+@pytest.mark.parametrize("value", [-1, 1.5, "2", "yes", None, [1]])
+def test_allow_stderr_refuses_anything_else(value):
+    document = copy.deepcopy(SEED_TEMPLATE_DOCUMENT)
+    document["steps"][0]["allowStdErr"] = value
+    assert "allowStdErr" in problems(document)["steps"]["0"]
+
+
+def test_unknown_keys_at_every_level_are_kept_and_known_keys_still_checked():
+    document = {
+        "_comment": "a sample", "conditions": [{"key": "os"}], "version": "1.0",
+        "steps": [{"_comment": "wrapper", "action": {
+            "name": "Echo", "type": "runHandler", "_note": 1,
+            "input": {"handler": "echo", "args": ["hi"], "extra": {"a": [1]}},
+        }}],
+        "finalStep": {"name": "f", "type": "runCommand", "input": {"command": "true", "x": 1}},
+    }
+    canonical = validate_job_document(document)
+    assert canonical["_comment"] == "a sample"
+    assert canonical["conditions"] == [{"key": "os"}]
+    step = canonical["steps"][0]
+    assert (step["_comment"], step["_note"], step["input"]["extra"]) == ("wrapper", 1, {"a": [1]})
+    assert canonical["finalStep"]["input"] == {"command": "true", "x": 1}
+    assert validate_job_document(canonical) == canonical
+    bad = copy.deepcopy(document)
+    bad["steps"][0]["action"]["timeoutSeconds"] = "10"
+    bad["steps"][0]["action"]["_note"] = "nul\x00"
+    messages = problems(bad)["steps"]["0"]["action"]
+    assert set(messages) == {"timeoutSeconds", "_note"}
+
+
+def test_old_schema_is_stored_as_the_one_step_document_it_stands_for():
+    old = {"_comment": "Device Client sample", "operation": "download-file.sh",
+           "args": ["https://x/y.tar.gz", "/tmp/y.tar.gz"], "path": "default",
+           "allowStdErr": 3, "includeStdOut": "true"}
+    assert validate_job_document(old) == {
+        "_comment": "Device Client sample", "version": "1.0", "includeStdOut": True,
+        "steps": [{"name": "download-file.sh", "type": "runHandler",
+                   "input": {"handler": "download-file.sh",
+                             "args": ["https://x/y.tar.gz", "/tmp/y.tar.gz"], "path": "default"},
+                   "allowStdErr": 3, "ignoreStepFailure": False}],
+    }
+
+
+@pytest.mark.parametrize(("old", "field"), [
+    ({"operation": 5}, "operation"), ({"operation": "../x"}, "operation"),
+    ({"operation": "x", "args": "a"}, "args"),
+    ({"operation": "x", "allowStdErr": -2}, "allowStdErr"),
+    ({"operation": "x", "includeStdOut": "yes"}, "includeStdOut"),
+])
+def test_old_schema_problems_are_named_by_the_old_keys(old, field):
+    assert field in problems(old)
+
+
+def test_reboot_marker_is_kept_only_when_set():
+    document = copy.deepcopy(SEED_TEMPLATE_DOCUMENT)
+    document["steps"][0]["rebootsDevice"] = "true"
+    assert validate_job_document(document)["steps"][0]["rebootsDevice"] is True
+    document["steps"][0]["rebootsDevice"] = False
+    assert "rebootsDevice" not in validate_job_document(document)["steps"][0]
 
 
 def test_every_problem_is_reported_with_its_path():
@@ -110,7 +179,7 @@ def test_every_problem_is_reported_with_its_path():
             {"name": "x", "type": "runScript", "input": {"command": "ls"}},
             "not a step",
             {"name": "t", "type": "runCommand", "input": {"command": "ls"},
-             "timeoutSeconds": 0, "colour": "red"},
+             "timeoutSeconds": 0, "allowStdErr": "some"},
         ],
         "finalStep": {"name": "f", "type": "runHandler", "input": {"handler": "../etc/x"}},
     })
@@ -120,7 +189,7 @@ def test_every_problem_is_reported_with_its_path():
     assert step0["input"]["command"] == ["Missing data for required field."]
     assert "type" in messages["steps"]["1"]
     assert messages["steps"]["2"] == ["Must be a step object."]
-    assert set(messages["steps"]["3"]) == {"timeoutSeconds", "colour"}
+    assert set(messages["steps"]["3"]) == {"timeoutSeconds", "allowStdErr"}
     assert "handler" in messages["finalStep"]["input"]
 
 
@@ -164,8 +233,8 @@ def test_every_problem_is_reported_with_its_path():
          ("steps", "0", "timeoutSeconds")),
         ({"version": "1.0", "steps": [{"action": "ls"}]}, ("steps", "0", "action")),
         ({"version": "1.0", "steps": [{"name": "a", "type": "runCommand",
-                                       "input": {"command": "ls"}}], "conditions": []},
-         ("conditions",)),
+                                       "input": {"command": "ls"}}], "includeStdOut": 1},
+         ("includeStdOut",)),
     ],
 )
 def test_bad_document_names_the_field(document, path):

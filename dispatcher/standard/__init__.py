@@ -1,0 +1,1 @@
+"""The standard handler library and the standard templates built on it, shipped with device-jobs."""

@@ -1,0 +1,45 @@
+#!/bin/sh
+# restart-services: restart system services, stopping at the first that fails.
+#
+# The agent passes the step's runAsUser first, then the args: SERVICE...
+# (names may also come as one space-separated argument, as a template's {{SERVICES}} does).
+# systemd (systemctl) where the device has it; otherwise OpenRC (rc-service), then
+# service(8), then the /etc/init.d script of that name.
+set -u
+
+usage() {
+    cat >&2 <<'USAGE'
+usage: restart-services USER SERVICE...
+  USER     the step's runAsUser, passed by the agent (may be empty)
+  SERVICE  service names (letters, digits and . _ @ : -), at least one
+USAGE
+    exit 2
+}
+
+[ $# -ge 1 ] && [ "$1" != "--help" ] || usage
+shift
+set -f  # a name like "*" is refused below, never expanded
+# shellcheck disable=SC2048,SC2086  # splitting "a b" into two names is the point
+set -- $*
+[ $# -ge 1 ] || usage
+for service in "$@"; do
+    case $service in
+        -*|*[!A-Za-z0-9._@:-]*) echo "restart-services: not a service name: $service" >&2; usage ;;
+    esac
+done
+
+for service in "$@"; do
+    if command -v systemctl >/dev/null 2>&1; then
+        systemctl restart -- "$service"
+    elif command -v rc-service >/dev/null 2>&1; then
+        rc-service "$service" restart
+    elif command -v service >/dev/null 2>&1; then
+        service "$service" restart
+    elif [ -x "/etc/init.d/$service" ]; then
+        "/etc/init.d/$service" restart
+    else
+        echo "restart-services: no service manager found (systemctl, rc-service, service, /etc/init.d)" >&2
+        exit 1
+    fi || { echo "restart-services: could not restart $service" >&2; exit 1; }
+    echo "restart: $service"
+done
