@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 DEFAULT_CONFIG_FILE = "/etc/jobs-agent/agent.conf"
@@ -130,11 +131,11 @@ def read_config_file(path: str) -> dict[str, object]:
     return data
 
 
-def _convert(raw: Mapping[str, object]) -> tuple[dict[str, object], list[str]]:
-    values: dict[str, object] = {}
+def _convert(raw: Mapping[str, object]) -> tuple[dict[str, Any], list[str]]:
+    values: dict[str, Any] = {}
     problems = []
     for name, value in raw.items():
-        kind = type(FIELDS[name].default)
+        kind: type = type(FIELDS[name].default)
         if kind is bool:
             text = str(value).strip().lower()
             if text not in BOOLEAN_WORDS:
@@ -153,7 +154,7 @@ BOOLEAN_WORDS = {"true": True, "yes": True, "on": True, "1": True,
                  "false": False, "no": False, "off": False, "0": False}
 
 
-def _check(values: Mapping[str, object]) -> list[str]:
+def _check(values: Mapping[str, Any]) -> list[str]:
     problems = []
     server_url = str(values.get("server_url", ""))
     if server_url and (urlsplit(server_url).scheme not in ("http", "https")
@@ -169,12 +170,12 @@ def _check(values: Mapping[str, object]) -> list[str]:
         except ValueError:
             problems.append(f"device_uuid: not a UUID: {device_uuid!r}")
     for name in ("poll_interval_s", "step_timeout_s", "cancel_check_s"):
-        if name in values and not float(values[name]) > 0:  # type: ignore[arg-type]
+        if name in values and not float(values[name]) > 0:
             problems.append(f"{name}: must be greater than 0")
-    if "reboot_wait_s" in values and float(values["reboot_wait_s"]) < 0:  # type: ignore[arg-type]
+    if "reboot_wait_s" in values and float(values["reboot_wait_s"]) < 0:
         problems.append("reboot_wait_s: must not be negative")
     if str(values.get("log_level", "INFO")).upper() not in LOG_LEVELS:
         problems.append(f"log_level: one of {', '.join(LOG_LEVELS)}")
-    if "output_cap_bytes" in values and int(values["output_cap_bytes"]) < 1024:  # type: ignore[arg-type]
+    if "output_cap_bytes" in values and int(values["output_cap_bytes"]) < 1024:
         problems.append("output_cap_bytes: must be at least 1024")
     return problems

@@ -265,15 +265,19 @@ class JobEngine:
     ) -> ProcessOutcome:
         user = step.get("runAsUser")
         run_as = resolve_user(user) if user else None
-        streams = {"stdout": stdout, "stderr": stderr, "timeout_s": timeout_s,
-                   "interrupt": interrupt, "env": self.env, "run_as": run_as,
-                   "on_started": listener.step_process_started if listener else None}
+        on_started = listener.step_process_started if listener else None
+
+        def run(command: list[str]) -> ProcessOutcome:
+            return run_process(command, stdout=stdout, stderr=stderr, timeout_s=timeout_s,
+                               interrupt=interrupt, env=self.env, run_as=run_as,
+                               on_started=on_started)
+
         if argv is not None:
-            return run_process(argv, **streams)
+            return run(argv)
         handler = self.handlers.resolve(step["input"]["handler"], step["input"].get("path"))
         args = step["input"].get("args") or list(handler.default_args)
         with runnable_by(handler, run_as) as command:
-            return run_process([*command, user or "", *args], **streams)
+            return run([*command, user or "", *args])
 
     def _await_reboot(
         self, name: str, outcome: ProcessOutcome, interrupt: threading.Event

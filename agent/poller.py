@@ -55,8 +55,9 @@ class Backoff:
 def poll_after_s(body: dict) -> float | None:
     """The server's ``pollAfterSeconds`` hint, when it is a sane number."""
     value = body.get("pollAfterSeconds")
-    is_number = isinstance(value, int | float) and not isinstance(value, bool)
-    return float(value) if is_number and 0 < value <= POLL_AFTER_MAX_S else None
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    return float(value) if 0 < value <= POLL_AFTER_MAX_S else None
 
 
 class Poller:

@@ -163,7 +163,7 @@ class JobRunner:
         if result is not None:
             log.warning("reporting cut-short job job_id=%s reason=%s", job.job_id, result.reason)
             self._finish(job, result)
-        else:
+        elif progress is not None:
             log.info("resuming job job_id=%s at_step=%d", job.job_id, progress.next_index)
             self._run(job, plan, progress)
 
