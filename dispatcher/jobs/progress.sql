@@ -65,3 +65,23 @@ SELECT id, occurred_at, actor, action, target_type, target_id, job_id, device_uu
  WHERE job_id = %(job_id)s
  ORDER BY id
  LIMIT %(limit)s OFFSET %(offset)s;
+
+-- name: recent_job_events
+-- The newest events of one job, newest first, without a total (served by job_events_job_idx).
+SELECT id, occurred_at, actor, action, target_type, target_id, job_id, device_uuid, details
+  FROM job_events
+ WHERE job_id = %(job_id)s
+ ORDER BY id DESC
+ LIMIT %(limit)s;
+
+-- name: count_executions_by_status
+-- How many executions are in each status (an index-only scan of job_executions_status_idx).
+SELECT status, count(*) AS n FROM job_executions GROUP BY status;
+
+-- name: live_job_device_counts
+-- The devices of every live execution by status: the counter shards of those jobs summed.
+SELECT c.status, sum(c.n)::bigint AS n
+  FROM job_status_counts c
+  JOIN job_executions e ON e.job_id = c.job_id
+ WHERE e.status IN ('SCHEDULED', 'QUEUED', 'IN_PROGRESS')
+ GROUP BY c.status;
