@@ -42,6 +42,7 @@ class Browser:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         path = ARTIFACTS / f"{self.prefix}-{self.shots:02d}-{name}.png"
         width = self.driver.get_window_size()["width"]
+        self.driver.set_window_size(width, WIDE[1])
         height = self.driver.execute_script("return document.documentElement.scrollHeight")
         self.driver.set_window_size(width, min(max(height + 120, 600), 4000))
         self.driver.save_screenshot(str(path))

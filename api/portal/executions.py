@@ -94,6 +94,16 @@ def device_output(job_id: uuid.UUID, device_uuid: uuid.UUID):
     return render_template("device_output.html", row=row, job=job, device_uuid=device_uuid)
 
 
+@bp.route("/executions/<uuid:job_id>/devices/<uuid:device_uuid>/<any(stdout, stderr):stream>.txt")
+def download_output(job_id: uuid.UUID, device_uuid: uuid.UUID, stream: str):
+    """The output tail as a plain-text download (never rendered by the browser)."""
+    row = reports.get_device_job(job_id, device_uuid)
+    response = current_app.response_class(row[stream] or "", mimetype="text/plain")
+    response.headers["Content-Disposition"] = (
+        f'attachment; filename="{job_id}-{device_uuid}-{stream}.txt"')
+    return response
+
+
 def _settings():
     return current_app.config["SETTINGS"]
 

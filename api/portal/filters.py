@@ -65,6 +65,21 @@ def online(last_seen_at: datetime | None) -> bool:
     return (datetime.now(UTC) - last_seen_at).total_seconds() <= ONLINE_WITHIN_S
 
 
+# The main menu entry each page belongs to (by endpoint prefix; the first match wins).
+SECTIONS = (("portal.device_output", "executions"), ("portal.retry_device", "executions"),
+            ("portal.execut", "executions"), ("portal.new_execution", "executions"),
+            ("portal.template", "templates"), ("portal.new_template", "templates"),
+            ("portal.device", "devices"), ("portal.new_device", "devices"),
+            ("portal.handler", "handlers"), ("portal.new_handler", "handlers"))
+
+
+def section_of(endpoint: str | None) -> str:
+    for prefix, section in SECTIONS:
+        if (endpoint or "").startswith(prefix):
+            return section
+    return ""
+
+
 def pretty_json(value: object) -> str:
     return json.dumps(value, indent=2, sort_keys=False, default=str)
 
@@ -72,6 +87,6 @@ def pretty_json(value: object) -> str:
 def register(app: Flask) -> None:
     app.jinja_env.filters.update(ago=ago, utc=utc, badge=badge, pretty_json=pretty_json)
     app.jinja_env.globals.update(
-        duration=duration, online=online, csrf_token=sessions.csrf_token,
+        duration=duration, online=online, section_of=section_of, csrf_token=sessions.csrf_token,
         can_write=sessions.can_write, ENDED_JOB=ENDED_JOB, FAILURES=FAILURES,
     )

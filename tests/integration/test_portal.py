@@ -227,3 +227,17 @@ def test_cors_preflight_for_allowed_origins_only(settings):
     read = client.get("/api/v1/devices", headers={"Origin": "http://ui.example",
                                                   "Authorization": f"Bearer {TEST_ADMIN_TOKEN}"})
     assert read.headers["Access-Control-Allow-Origin"] == "http://ui.example"
+
+
+def test_output_download_is_plain_text(admin):
+    client, _ = admin
+    fleet = register_fleet(1)
+    job_id = insert_job(fleet)
+    with db.pool().connection() as conn:
+        conn.execute("UPDATE device_job_status SET stdout = %s WHERE job_id = %s",
+                     ("<script>x</script>", job_id))
+    answer = client.get(f"/portal/executions/{job_id}/devices/{fleet[0].uuid}/stdout.txt")
+    assert answer.mimetype == "text/plain"
+    assert answer.headers["X-Content-Type-Options"] == "nosniff"
+    assert "attachment" in answer.headers["Content-Disposition"]
+    assert answer.get_data(as_text=True) == "<script>x</script>"
