@@ -10,12 +10,16 @@ Content-Security-Policy allows no inline script. Live parts poll small HTML frag
 
 from __future__ import annotations
 
+import logging
+
 from flask import Blueprint, Flask, redirect, render_template, request, url_for
 from werkzeug.exceptions import HTTPException, NotFound
 
 from api.portal import filters, sessions
 from dispatcher.config import Settings
 from dispatcher.errors import DispatcherError
+
+log = logging.getLogger(__name__)
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -73,6 +77,12 @@ def _domain_error(exc: DispatcherError):
 @bp.errorhandler(HTTPException)
 def _http_error(exc: HTTPException):
     return _error_page(exc.code or 500, exc.description or "")
+
+
+@bp.errorhandler(Exception)
+def _unexpected_error(exc: Exception):
+    log.exception("unhandled error in the portal")
+    return _error_page(500, "Something went wrong on the server; it has been logged.")
 
 
 def _error_page(code: int, message: str):

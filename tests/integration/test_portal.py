@@ -241,3 +241,133 @@ def test_output_download_is_plain_text(admin):
     assert answer.headers["X-Content-Type-Options"] == "nosniff"
     assert "attachment" in answer.headers["Content-Disposition"]
     assert answer.get_data(as_text=True) == "<script>x</script>"
+
+
+def test_template_lifecycle_and_test_on_device(admin):
+    client, csrf = admin
+    device = register_fleet(1)[0]
+    created = client.post("/portal/templates/new", data={
+        "csrf_token": csrf, "name": "probe", "category": "maintenance",
+        "job_document": '{"version": "1.0", "steps": [{"name": "Echo", "type": "runCommand",'
+                        ' "input": {"command": "echo,{{WORD}}"}}]}',
+        "parameters": '{"WORD": "hi"}', "is_active": "on"}, follow_redirects=True)
+    page = created.get_data(as_text=True)
+    assert "Template probe created." in page and "default <code>hi</code>" in page
+    template_id = int(re.search(r"/portal/templates/(\d+)/edit", page).group(1))
+    listing = client.get("/portal/templates?name=PRO&category=maintenance&active=yes")
+    assert "probe" in listing.get_data(as_text=True)
+    assert "probe" not in client.get("/portal/templates?name=zzz").get_data(as_text=True)
+
+    off = client.post(f"/portal/templates/{template_id}/active",
+                      data={"csrf_token": csrf, "is_active": "0"}, follow_redirects=True)
+    assert "Template probe deactivated." in off.get_data(as_text=True)
+    client.post(f"/portal/templates/{template_id}/active",
+                data={"csrf_token": csrf, "is_active": "1"})
+
+    tested = client.post(f"/portal/templates/{template_id}/test",
+                         data={"csrf_token": csrf, "device_uuid": str(device.uuid)})
+    assert tested.status_code == 302
+    assert re.match(r".*/portal/executions/[0-9a-f-]{36}$", tested.headers["Location"])
+    job = client.get(tested.headers["Location"]).get_data(as_text=True)
+    assert "probe (test)" in job and "Test execution created on 1 device." in job
+
+    deleted = client.post(f"/portal/templates/{template_id}/delete", data={"csrf_token": csrf},
+                          follow_redirects=True)
+    assert "Template probe deleted." in deleted.get_data(as_text=True)
+    assert client.get(f"/portal/templates/{template_id}").status_code == 404
+
+
+def test_execute_from_a_template_with_a_parameter_lands_on_the_execution(admin):
+    client, csrf = admin
+    register_fleet(2)
+    client.post("/portal/templates/new", data={
+        "csrf_token": csrf, "name": "say", "category": "system",
+        "job_document": '{"version": "1.0", "steps": [{"name": "Say", "type": "runCommand",'
+                        ' "input": {"command": "echo,{{WORD}}"}}]}',
+        "parameters": '{"WORD": null}', "is_active": "on"})
+    template_id = re.search(r'value="(\d+)"[^>]*>say', client.get(
+        "/portal/executions/new").get_data(as_text=True)).group(1)
+    form = client.get(f"/portal/executions/new?template_id={template_id}").get_data(as_text=True)
+    assert 'name="param_WORD"' in form
+    missing = client.post("/portal/executions/new", data={
+        "csrf_token": csrf, "source": "template", "template_id": template_id,
+        "target_type": "all"})
+    assert missing.status_code == 400 and 'id="parameters-error"' in missing.get_data(
+        as_text=True)
+    bad_policy = client.post("/portal/executions/new", data={
+        "csrf_token": csrf, "source": "template", "template_id": template_id,
+        "param_WORD": "hi", "target_type": "all",
+        "policies": '{"rollout_config": {"maximum_per_minute": -1}}'})
+    assert 'id="policies-error"' in bad_policy.get_data(as_text=True)
+    done = client.post("/portal/executions/new", data={
+        "csrf_token": csrf, "source": "template", "template_id": template_id,
+        "param_WORD": "hi", "target_type": "group", "device_type": "raspberry-pi",
+        "attributes": '{"rack": "r1"}'}, follow_redirects=True)
+    assert "Job created and queued for 2 device(s)." in done.get_data(as_text=True)
+
+
+def test_register_a_device_shows_its_token_once(admin):
+    client, csrf = admin
+    answer = client.post("/portal/devices/new", data={
+        "csrf_token": csrf, "device_name": "gw-1", "device_type": "gateway",
+        "attributes": '{"site": "north"}'})
+    page = answer.get_data(as_text=True)
+    token = re.search(r'JOBS_AGENT_TOKEN=(\S+)</pre>', page).group(1)
+    device_uuid = re.search(r"JOBS_AGENT_DEVICE_UUID=(\S+)", page).group(1)
+    from dispatcher.tokens import authenticate
+
+    assert authenticate(token).device_uuid == uuid.UUID(device_uuid)
+    device_page = client.get(f"/portal/devices/{device_uuid}").get_data(as_text=True)
+    assert token not in device_page and "north" in device_page
+    listing = client.get('/portal/devices?device_type=gateway&attributes={"site":"north"}')
+    assert "gw-1" in listing.get_data(as_text=True)
+    bad = client.post("/portal/devices/new", data={"csrf_token": csrf, "device_name": ""})
+    assert bad.status_code == 400 and 'id="device_name-error"' in bad.get_data(as_text=True)
+
+
+def test_device_jobs_tab_puts_the_current_job_on_top(admin):
+    client, _ = admin
+    device = register_fleet(1)[0]
+    finished = insert_job([device], job_name="older-finished")
+    set_row_status(finished, device, "FAILED")
+    insert_job([device], job_name="running-now")
+    older = insert_job([device], job_name="newest-finished")
+    set_row_status(older, device, "SUCCEEDED")
+    page = client.get(f"/portal/devices/{device.uuid}").get_data(as_text=True)
+    assert page.index("running-now") < page.index("newest-finished") < page.index(
+        "older-finished")
+    assert page.count('class="small retry-device"') == 1  # Retry on the FAILED one
+
+
+def test_handlers_create_and_edit_show_the_sha256(admin):
+    import hashlib
+
+    client, csrf = admin
+    script = "#!/bin/sh\necho hi\n"
+    created = client.post("/portal/handlers/new", data={
+        "csrf_token": csrf, "name": "hello.sh", "script_type": "bash",
+        "script_content": script, "permissions": "700", "default_args": ""},
+        follow_redirects=True)
+    sha = hashlib.sha256(script.encode()).hexdigest()
+    assert sha in created.get_data(as_text=True)
+    assert sha in client.get("/portal/handlers").get_data(as_text=True)
+    edited = client.post("/portal/handlers/hello.sh", data={
+        "csrf_token": csrf, "script_type": "bash", "script_content": "echo bye\n",
+        "permissions": "755", "default_args": "--loud"}, follow_redirects=True)
+    assert "Handler saved:" in edited.get_data(as_text=True)
+    bad = client.post("/portal/handlers/new", data={
+        "csrf_token": csrf, "name": "../x", "script_type": "bash", "script_content": "x"})
+    assert bad.status_code == 400 and 'id="name-error"' in bad.get_data(as_text=True)
+
+
+def test_an_unexpected_error_is_a_500_page(admin, app, monkeypatch):
+    from dispatcher.jobs import progress
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(progress, "executions_overview", broken)
+    client, _ = admin
+    answer = client.get("/portal/executions")
+    assert answer.status_code == 500 and answer.mimetype == "text/html"
+    assert "boom" not in answer.get_data(as_text=True)

@@ -105,8 +105,21 @@ function startTargetCount(output) {
   changed();
 }
 
+// A search box narrows the options of a device picker to those whose name contains the text;
+// chosen options stay visible so a choice is never hidden.
+function startPickerSearch(input) {
+  const select = document.getElementById(input.dataset.filters);
+  input.addEventListener("input", () => {
+    const text = input.value.trim().toLowerCase();
+    Array.from(select.options).forEach((option) => {
+      option.hidden = text !== "" && !option.selected && !option.text.toLowerCase().includes(text);
+    });
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   wire(document);
   document.querySelectorAll("[data-live]").forEach(startLive);
   document.querySelectorAll("[data-count-url]").forEach(startTargetCount);
+  document.querySelectorAll("input[data-filters]").forEach(startPickerSearch);
 });
