@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, Flask, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException, NotFound
 
 from api.portal import filters, sessions
@@ -44,7 +45,7 @@ def install_portal(app: Flask, settings: Settings) -> None:
 
 
 @bp.before_request
-def _signed_in() -> object:
+def _signed_in() -> ResponseReturnValue | None:
     return sessions.require_login()
 
 

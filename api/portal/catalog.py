@@ -3,6 +3,7 @@ template's "Test on device"."""
 
 from __future__ import annotations
 
+import json
 import uuid
 
 from flask import current_app, flash, redirect, render_template, request, url_for
@@ -68,8 +69,8 @@ def _save_template(template_id: int | None):
             errors = invalid_input_errors(exc)
         except Conflict as exc:
             errors = {"name": [exc.message]}
-    template = templates.get_template(template_id) if template_id else None
-    return render_template("template_form.html", form=form, errors=errors, template=template,
+    current = templates.get_template(template_id) if template_id else None
+    return render_template("template_form.html", form=form, errors=errors, template=current,
                            categories=CATEGORIES), 400
 
 
@@ -110,8 +111,6 @@ def edit_template(template_id: int):
 
 
 def _pretty(value: object) -> str:
-    import json
-
     return json.dumps(value, indent=2)
 
 
@@ -221,6 +220,6 @@ def _save_handler(name: str | None):
         errors = invalid_input_errors(exc)
     except Conflict as exc:
         errors = {"name": [exc.message]}
-    handler = handlers.get_handler(name) if name else None
-    return render_template("handler_form.html", form=form, errors=errors, handler=handler,
+    current = handlers.get_handler(name) if name else None
+    return render_template("handler_form.html", form=form, errors=errors, handler=current,
                            script_types=SCRIPT_TYPES), 400

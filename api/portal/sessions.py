@@ -14,14 +14,16 @@ Every POST carries the session's CSRF token in the form field ``csrf_token``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import logging
 import secrets
 from datetime import timedelta
 
-from flask import Flask, abort, g, redirect, request, session, url_for
+from flask import Flask, abort, current_app, g, redirect, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
+from flask.typing import ResponseReturnValue
 
 from api.auth import ANONYMOUS_ADMIN
 from dispatcher.config import Settings
@@ -107,11 +109,9 @@ def session_principal(settings: Settings) -> Principal | None:
     return principal
 
 
-def require_login() -> object:
+def require_login() -> ResponseReturnValue | None:
     """Before each portal request: check CSRF on a POST, resolve the signed-in principal (on
     ``g``, where ``api.auth.actor`` finds it for the audit trail), or send to the login page."""
-    from flask import current_app
-
     if request.method in STATE_CHANGING:
         sent = request.form.get("csrf_token", "")
         expected = session.get("csrf_token", "")
@@ -142,7 +142,6 @@ def require_admin() -> None:
 
 def admin_only(view):
     """A view only an admin may call (the server's refusal; the page hides the control)."""
-    import functools
 
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
