@@ -65,12 +65,18 @@ def executions_live():
 
 def _execution_view(job_id: uuid.UUID) -> dict:
     status, page = _status(DEVICE_STATUSES), _page()
-    detail = progress.execution_detail(job_id)
-    job = detail["job"]
-    devices = progress.list_execution_devices(job_id, status, PAGE_SIZE, (page - 1) * PAGE_SIZE)
+    job = progress.get_execution(job_id)
+    counts = progress.status_counts(job_id)
+    search = (request.args.get("device") or "").strip()
+    offset = (page - 1) * PAGE_SIZE
+    if search:
+        devices = progress.search_execution_devices(job_id, search, status, PAGE_SIZE, offset)
+    else:
+        devices = progress.list_execution_devices(job_id, status, PAGE_SIZE, offset)
     runs = (recurring.list_runs(job_id, RUNS_SHOWN, 0)
             if job["execution_type"] == RECURRING else None)
-    return {"job": job, "devices": devices, "status": status, "page": page,
+    return {"job": job, "devices": devices, "status": status, "page": page, "search": search,
+            "counts": counts,
             "page_size": PAGE_SIZE, "statuses": DEVICE_STATUSES, "runs": runs,
             "events": progress.recent_job_events(job_id, EVENTS_SHOWN),
             "ended": job["status"] in ENDED_JOB}

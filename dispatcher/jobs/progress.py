@@ -146,3 +146,17 @@ def executions_overview() -> dict:
     jobs = {row["status"]: row["n"] for row in db.all("count_executions_by_status")}
     devices = {row["status"]: row["n"] for row in db.all("live_job_device_counts")}
     return {"jobs_by_status": jobs, **counters_from_status_counts(devices)}
+
+
+def search_execution_devices(
+    job_id: uuid.UUID, name_contains: str, status: str | None, limit: int, offset: int
+) -> dict:
+    """A page of an execution's devices whose name contains ``name_contains`` (any case).
+
+    Not counted: ``more`` says whether another page follows. The devices are scanned by name,
+    so the cost grows with the fleet, not with the job."""
+    require_execution(job_id)
+    rows = db.all("search_execution_devices", job_id=job_id, name_contains=name_contains,
+                  status=status, limit=limit, offset=offset)
+    return {"device_statuses": rows[:limit], "more": len(rows) > limit, "limit": limit,
+            "offset": offset}

@@ -85,3 +85,16 @@ SELECT c.status, sum(c.n)::bigint AS n
   JOIN job_executions e ON e.job_id = c.job_id
  WHERE e.status IN ('SCHEDULED', 'QUEUED', 'IN_PROGRESS')
  GROUP BY c.status;
+
+-- name: search_execution_devices
+-- A page of a job's devices (latest rows) whose name contains a text, by device uuid; one row
+-- more than the page tells whether there are more.
+SELECT d.device_uuid, v.device_name, d.status, d.execution_number, d.version_number,
+       d.queued_at, d.started_at, d.completed_at, d.last_updated_at, d.exit_code,
+       d.stdout_truncated, d.stderr_truncated, d.reason, d.executed_steps, d.failed_step
+  FROM devices v
+  JOIN device_job_status d ON d.device_uuid = v.uuid AND d.job_id = %(job_id)s AND d.is_latest
+ WHERE v.device_name ILIKE '%%' || %(name_contains)s || '%%'
+   AND (%(status)s::text IS NULL OR d.status = %(status)s)
+ ORDER BY v.uuid
+ LIMIT %(limit)s + 1 OFFSET %(offset)s;

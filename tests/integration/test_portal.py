@@ -371,3 +371,31 @@ def test_an_unexpected_error_is_a_500_page(admin, app, monkeypatch):
     answer = client.get("/portal/executions")
     assert answer.status_code == 500 and answer.mimetype == "text/html"
     assert "boom" not in answer.get_data(as_text=True)
+
+
+def test_execution_devices_are_searched_by_name_and_filtered_by_status(admin):
+    client, _ = admin
+    fleet = register_fleet(3, prefix="north") + register_fleet(2, prefix="south")
+    job_id = insert_job(fleet)
+    set_row_status(job_id, fleet[0], "FAILED")
+    page = client.get(f"/portal/executions/{job_id}?device=NORTH").get_data(as_text=True)
+    assert page.count('class="view-output"') == 3 and "south-000" not in page
+    failed = client.get(f"/portal/executions/{job_id}?device=north&status=FAILED")
+    assert failed.get_data(as_text=True).count('class="view-output"') == 1
+    assert "FAILED (1)" in failed.get_data(as_text=True)
+    none = client.get(f"/portal/executions/{job_id}?device=west").get_data(as_text=True)
+    assert "No devices named like “west”." in none
+
+
+def test_a_recurring_execution_shows_its_runs(admin):
+    client, csrf = admin
+    register_fleet(1)
+    answer = client.post("/portal/executions/new", data={
+        "csrf_token": csrf, "source": "custom", "job_name": "nightly",
+        "job_document": '{"version": "1.0", "steps": [{"name": "a", "type": "runCommand",'
+                        ' "input": {"command": "true"}}]}',
+        "target_type": "all",
+        "policies": '{"execution_type": "recurring", "schedule": {"cron": "0 3 * * *"}}'},
+        follow_redirects=True)
+    page = answer.get_data(as_text=True)
+    assert "<h2>Runs</h2>" in page and "No run has fired yet; the next is" in page
