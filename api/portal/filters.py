@@ -81,11 +81,17 @@ def section_of(endpoint: str | None) -> str:
 
 
 def pretty_json(value: object) -> str:
-    return json.dumps(value, indent=2, sort_keys=False, default=str)
+    return json.dumps(value, indent=2, default=str)
+
+
+def json_text(value: object) -> str:
+    """JSON to read, escaped by autoescape like any text (``tojson`` would show \\u003c)."""
+    return json.dumps(value, ensure_ascii=False, default=str)
 
 
 def register(app: Flask) -> None:
-    app.jinja_env.filters.update(ago=ago, utc=utc, badge=badge, pretty_json=pretty_json)
+    app.jinja_env.filters.update(ago=ago, utc=utc, badge=badge, pretty_json=pretty_json,
+                                  json_text=json_text)
     app.jinja_env.globals.update(
         duration=duration, online=online, section_of=section_of, csrf_token=sessions.csrf_token,
         can_write=sessions.can_write, ENDED_JOB=ENDED_JOB, FAILURES=FAILURES,

@@ -112,6 +112,10 @@ def main() -> None:
                 "execution, FAILED, page 400": f"/portal/executions/{big_job}?status=FAILED"
                                                "&page=400",
                 "execution live fragment": f"/portal/executions/{big_job}/live",
+                "execution, device search (many match)": f"/portal/executions/{big_job}"
+                                                         "?device=bench-1",
+                "execution, device search (one match)": f"/portal/executions/{big_job}"
+                                                        "?device=bench-77777",
                 "device page": f"/portal/devices/{device_uuid(7)}",
             }
             print(f"{args.requests} sequential requests each, signed in:")

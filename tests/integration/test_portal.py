@@ -399,3 +399,17 @@ def test_a_recurring_execution_shows_its_runs(admin):
         follow_redirects=True)
     page = answer.get_data(as_text=True)
     assert "<h2>Runs</h2>" in page and "No run has fired yet; the next is" in page
+
+
+def test_device_attributes_are_escaped_text(admin):
+    from job_rows import QUIET_SETTINGS
+
+    from dispatcher.devices import register_device
+
+    client, _ = admin
+    device, _ = register_device("plain", "pi", {"note": "<script>alert(3)</script>"},
+                                settings=QUIET_SETTINGS)
+    for path in (f"/portal/devices/{device['uuid']}", "/portal/devices"):
+        page = client.get(path).get_data(as_text=True)
+        assert "&#34;&lt;script&gt;alert(3)&lt;/script&gt;&#34;" in page, path
+        assert "<script>alert(3)" not in page, path
