@@ -252,6 +252,8 @@ def test_a_viewer_finds_no_write_control_and_other_origins_call_the_api(
         template = stack.call("POST", "/jobs/templates", {
             "name": "viewed-template", "job_document": {"version": "1.0", "steps": [
                 shell("Hi", "echo hi")]}}, 201)
+        stack.call("POST", "/jobs/handlers", {"name": "viewed.sh", "script_type": "bash",
+                                               "script_content": "echo hi\n"}, 201)
         viewer_token, _ = create_api_token("viewer", "browser viewer")
 
         sign_in(browser, base, viewer_token)
@@ -263,6 +265,7 @@ def test_a_viewer_finds_no_write_control_and_other_origins_call_the_api(
             "viewer-devices": "/portal/devices",
             "viewer-device": f"/portal/devices/{device['uuid']}",
             "viewer-handlers": "/portal/handlers",
+            "viewer-handler": "/portal/handlers/viewed.sh",
         }
         for shot, path in pages.items():
             browser.get(base + path, shot)
@@ -271,7 +274,8 @@ def test_a_viewer_finds_no_write_control_and_other_origins_call_the_api(
             assert all(action.endswith("/portal/logout") for action in post_forms), (path,
                                                                                       post_forms)
             for label in ("Execute a job", "New template", "Register a device", "Force cancel",
-                          "Test on device", "New handler"):
+                          "Test on device", "New handler", "Save handler", "Run a job here",
+                          "Retry", "Delete", "Deactivate", "Edit"):
                 assert label not in driver.page_source, (path, label)
             if shot == "viewer-devices":  # the device's name is text, not markup
                 assert driver.find_elements(By.XPATH, "//a[text()='<b>bold-name</b>']")
