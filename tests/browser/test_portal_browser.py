@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import http.server
 import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -149,6 +150,13 @@ def test_an_operator_runs_watches_retries_and_cancels(settings, server_processes
     assert driver.execute_script("return window.notReloaded === true;"), "the page reloaded"
     wait_for(browser, lambda d: "SUCCEEDED" in text_of(d, "#job-status"), what="job SUCCEEDED")
     browser.shot("execution-succeeded")
+    # The job has ended: the page stops polling (it polls every 2 s while the job runs).
+    polls = "return performance.getEntriesByType('resource')" \
+            ".filter(e => e.name.includes('/live')).length;"
+    polled = driver.execute_script(polls)
+    assert polled > 0
+    time.sleep(5)
+    assert driver.execute_script(polls) == polled, "still polling after the job ended"
 
     # One device's output: the device's <script> is text, not markup.
     driver.find_elements(By.CSS_SELECTOR, "a.view-output")[0].click()
