@@ -9,8 +9,10 @@ from flask import Flask
 from flask_smorest import Api
 
 from api.auth import authenticate_before_body
+from api.cors import install_cors
 from api.docs_assets import SWAGGER_UI_URL
 from api.errors import register_error_handlers
+from api.portal import install_portal
 from dispatcher import db
 from dispatcher.config import Settings
 
@@ -67,6 +69,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     from api.metrics import install_metrics
 
     install_metrics(app)
+    install_cors(app, settings.cors_allowed_origins)
+    install_portal(app, settings)
     for module_name in RESOURCE_BLUEPRINTS:
         module = importlib.import_module(module_name)
         api.register_blueprint(module.blp, url_prefix="/api/v1")

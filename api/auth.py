@@ -41,7 +41,8 @@ def current_principal() -> Principal:
     return principal
 
 
-UNAUTHENTICATED_BLUEPRINTS = frozenset({"health", "api-docs", "api-docs-assets"})
+# The portal signs in with its own session (api.portal.sessions), not a bearer token.
+UNAUTHENTICATED_BLUEPRINTS = frozenset({"health", "api-docs", "api-docs-assets", "portal"})
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Make sure PostgreSQL, Redis and Mosquitto are running on this machine, installing them with
-# apt when they are absent. Says what it does; safe to run again and again.
+# apt when they are absent (and Chromium for the browser tests). Says what it does; safe to run
+# again and again.
 set -euo pipefail
 
 say() { printf '[services] %s\n' "$*"; }
@@ -39,6 +40,11 @@ if ! psql -h 127.0.0.1 -U postgres -Atc 'select 1' >/dev/null 2>&1; then
     hba=$(as_root su postgres -c "psql -Atc 'show hba_file'")
     as_root sed -i '1i host all postgres 127.0.0.1/32 trust' "$hba"
     as_root su postgres -c "psql -Atc 'select pg_reload_conf()'" >/dev/null
+fi
+
+# Chromium and its WebDriver, for the portal's browser tests (tests/browser)
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+    apt_install chromium chromium-driver
 fi
 
 # Redis

@@ -50,6 +50,12 @@ class Settings:
     continuous_reconcile_interval_s: int = 30
     db_pool_min_size: int = 1
     db_pool_max_size: int = 10
+    # The operator portal (/portal/): its session cookie is signed with secret_key (derived
+    # from admin_token, or random per process, when empty; see api.portal.sessions).
+    portal_enabled: bool = True
+    secret_key: str = ""
+    # Origins (comma-separated) whose pages may call /api/v1 with a bearer token.
+    cors_allowed_origins: str = ""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -82,4 +88,7 @@ class Settings:
             ),
             db_pool_min_size=_env_int("DB_POOL_MIN_SIZE", cls.db_pool_min_size),
             db_pool_max_size=_env_int("DB_POOL_MAX_SIZE", cls.db_pool_max_size),
+            portal_enabled=_env_bool("PORTAL_ENABLED", cls.portal_enabled),
+            secret_key=os.environ.get("SECRET_KEY", ""),
+            cors_allowed_origins=os.environ.get("CORS_ALLOWED_ORIGINS", ""),
         )

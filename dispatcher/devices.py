@@ -166,3 +166,8 @@ def rotate_device_token(device_uuid: uuid_mod.UUID, actor: str) -> str:
             c, actor, "device.token_rotated", "device", device_uuid, device_uuid=device_uuid,
         )
     return token
+
+
+def fleet_overview(seen_within_s: int) -> dict:
+    """How many devices there are and how many were seen in the last ``seen_within_s``."""
+    return db.one("fleet_overview", seen_within_s=seen_within_s) or {"total": 0, "online": 0}

@@ -59,3 +59,11 @@ SELECT count(*) AS n
   FROM devices
  WHERE (%(device_type)s::text IS NULL OR device_type = %(device_type)s)
    AND attributes @> %(attributes)s;
+
+-- name: fleet_overview
+-- How many devices are registered, and how many were seen within the last seen_within_s seconds.
+SELECT count(*) AS total,
+       count(*) FILTER (
+           WHERE last_seen_at > now() - make_interval(secs => %(seen_within_s)s)
+       ) AS online
+  FROM devices;

@@ -120,3 +120,14 @@ def delete_template(template_id: int, actor: str) -> dict:
             details={"name": template["name"], "category": template["category"]},
         )
     return template
+
+
+def search_templates(
+    name_contains: str, category: str | None, is_active: bool | None, limit: int, offset: int
+) -> dict:
+    """A page of templates, by name, whose name contains ``name_contains`` (any case); "" finds
+    every template. Templates are few (a catalogue, not a fleet), so no index is needed."""
+    return db.page(
+        "search_job_templates", "templates", "count_search_job_templates", limit=limit,
+        offset=offset, name_contains=name_contains, category=category, is_active=is_active,
+    )

@@ -56,3 +56,22 @@ RETURNING id, name, description, category, job_document, parameters, created_by,
 -- name: delete_job_template
 -- Remove a template; executions made from it keep their own copy of the document.
 DELETE FROM job_templates WHERE id = %(id)s;
+
+-- name: search_job_templates
+-- A page of templates whose name contains a text (case-insensitive), with the list's filters.
+SELECT id, name, description, category, parameters, is_active, created_by, created_at,
+       updated_at, count(*) OVER () AS total
+  FROM job_templates
+ WHERE name ILIKE '%%' || %(name_contains)s || '%%'
+   AND (%(category)s::text IS NULL OR category = %(category)s)
+   AND (%(is_active)s::boolean IS NULL OR is_active = %(is_active)s)
+ ORDER BY name
+ LIMIT %(limit)s OFFSET %(offset)s;
+
+-- name: count_search_job_templates
+-- How many templates search_job_templates pages through.
+SELECT count(*) AS n
+  FROM job_templates
+ WHERE name ILIKE '%%' || %(name_contains)s || '%%'
+   AND (%(category)s::text IS NULL OR category = %(category)s)
+   AND (%(is_active)s::boolean IS NULL OR is_active = %(is_active)s);

@@ -64,3 +64,14 @@ def authenticate(token: str, bootstrap_admin_token: str = "") -> Principal | Non
     if row is None:
         return None
     return Principal(kind=row["kind"], name=row["name"], device_uuid=row["device_uuid"])
+
+
+def authenticate_hash(token_hash: bytes, bootstrap_admin_token: str = "") -> Principal | None:
+    """``authenticate`` for a token known only by its SHA-256 (the portal's session keeps no
+    token), so a revoked token ends its portal sessions at their next request."""
+    if bootstrap_admin_token and hmac.compare_digest(token_hash, hash_token(bootstrap_admin_token)):
+        return Principal(kind="admin", name=BOOTSTRAP_TOKEN_NAME)
+    row = db.one("find_principal", token_hash=token_hash)
+    if row is None:
+        return None
+    return Principal(kind=row["kind"], name=row["name"], device_uuid=row["device_uuid"])

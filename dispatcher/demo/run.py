@@ -312,6 +312,8 @@ class Demo:
     def print_links(self) -> None:
         base = self.api.base_url
         print()
+        print(f"  Portal      {base}/portal/  (sign in with the admin token "
+              f"{self.settings.admin_token})")
         print(f"  Swagger UI  {base}/api/v1/docs")
         print(f"  Flower      http://127.0.0.1:{self.flower_port}/")
         print(f"  Metrics     {base}/metrics")

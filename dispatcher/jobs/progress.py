@@ -132,3 +132,31 @@ def _device_page(
     )
     total = sum(by_status.values()) if status is None else by_status.get(status, 0)
     return {"device_statuses": rows, "total": total, "limit": limit, "offset": offset}
+
+
+def recent_job_events(job_id: uuid.UUID, limit: int) -> list[dict]:
+    """The newest events of one job, newest first, without counting the rest (the portal's
+    timeline of a job with many devices)."""
+    return db.all("recent_job_events", job_id=job_id, limit=limit)
+
+
+def executions_overview() -> dict:
+    """The numbers on top of the executions dashboard: executions by status, and the devices
+    of live executions by status. Both are read from indexes and the counter shards."""
+    jobs = {row["status"]: row["n"] for row in db.all("count_executions_by_status")}
+    devices = {row["status"]: row["n"] for row in db.all("live_job_device_counts")}
+    return {"jobs_by_status": jobs, **counters_from_status_counts(devices)}
+
+
+def search_execution_devices(
+    job_id: uuid.UUID, name_contains: str, status: str | None, limit: int, offset: int
+) -> dict:
+    """A page of an execution's devices whose name contains ``name_contains`` (any case).
+
+    Not counted: ``more`` says whether another page follows. The devices are scanned by name,
+    so the cost grows with the fleet, not with the job."""
+    require_execution(job_id)
+    rows = db.all("search_execution_devices", job_id=job_id, name_contains=name_contains,
+                  status=status, limit=limit, offset=offset)
+    return {"device_statuses": rows[:limit], "more": len(rows) > limit, "limit": limit,
+            "offset": offset}

@@ -65,3 +65,36 @@ SELECT id, occurred_at, actor, action, target_type, target_id, job_id, device_uu
  WHERE job_id = %(job_id)s
  ORDER BY id
  LIMIT %(limit)s OFFSET %(offset)s;
+
+-- name: recent_job_events
+-- The newest events of one job, newest first, without a total (served by job_events_job_idx).
+SELECT id, occurred_at, actor, action, target_type, target_id, job_id, device_uuid, details
+  FROM job_events
+ WHERE job_id = %(job_id)s
+ ORDER BY id DESC
+ LIMIT %(limit)s;
+
+-- name: count_executions_by_status
+-- How many executions are in each status (an index-only scan of job_executions_status_idx).
+SELECT status, count(*) AS n FROM job_executions GROUP BY status;
+
+-- name: live_job_device_counts
+-- The devices of every live execution by status: the counter shards of those jobs summed.
+SELECT c.status, sum(c.n)::bigint AS n
+  FROM job_status_counts c
+  JOIN job_executions e ON e.job_id = c.job_id
+ WHERE e.status IN ('SCHEDULED', 'QUEUED', 'IN_PROGRESS')
+ GROUP BY c.status;
+
+-- name: search_execution_devices
+-- A page of a job's devices (latest rows) whose name contains a text, by device uuid; one row
+-- more than the page tells whether there are more.
+SELECT d.device_uuid, v.device_name, d.status, d.execution_number, d.version_number,
+       d.queued_at, d.started_at, d.completed_at, d.last_updated_at, d.exit_code,
+       d.stdout_truncated, d.stderr_truncated, d.reason, d.executed_steps, d.failed_step
+  FROM devices v
+  JOIN device_job_status d ON d.device_uuid = v.uuid AND d.job_id = %(job_id)s AND d.is_latest
+ WHERE v.device_name ILIKE '%%' || %(name_contains)s || '%%'
+   AND (%(status)s::text IS NULL OR d.status = %(status)s)
+ ORDER BY v.uuid
+ LIMIT %(limit)s + 1 OFFSET %(offset)s;

@@ -119,3 +119,9 @@ def count_target_devices(conn: db.Connector, target: Target) -> int:
         return len(device_uuids)
     return conn.row_unprepared("count_matching_devices", device_type=target.device_type,
                                attributes=db.jsonb(target.attributes))["n"]
+
+
+def count_target(target: Target) -> int:
+    """``count_target_devices`` on a connection of its own (a live "N devices match")."""
+    with db.connect() as conn:
+        return count_target_devices(conn, target)

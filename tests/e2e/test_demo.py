@@ -59,6 +59,9 @@ def test_demo_with_three_devices_succeeds_and_stops_everything(demo_database):
     api_url = re.search(r"Swagger UI\s+(http://127\.0\.0\.1:\d+)/api/v1/docs", result.stdout)
     assert api_url, result.stdout
     assert re.search(r"Flower\s+http://127\.0\.0\.1:\d+/", result.stdout)
+    portal = re.search(r"Portal\s+(http://127\.0\.0\.1:\d+)/portal/\s+\(sign in with the "
+                       r"admin token (\S+)\)", result.stdout)
+    assert portal and portal.group(1) == api_url.group(1), result.stdout
 
     # Nothing the demo started is still running: no server process (their DATABASE_URL names
     # the demo's database) and no agent (they talk to the demo's API).

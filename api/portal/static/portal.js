@@ -1,0 +1,125 @@
+// device-jobs portal: live regions, confirmations, the target counter. Plain JS, no build.
+"use strict";
+
+// A [data-live] element is refreshed from its URL (an HTML fragment rendered by the server,
+// escaped there) every data-live-every ms while the tab is visible, until the fragment says
+// data-ended="true"; after an error the wait doubles, up to a minute.
+function startLive(container) {
+  const url = container.dataset.live;
+  const every = parseInt(container.dataset.liveEvery || "3000", 10);
+  let wait = every;
+  let timer = null;
+  let last = null;
+
+  function ended() {
+    const region = container.querySelector(".live-region");
+    return region !== null && region.dataset.ended === "true";
+  }
+
+  function schedule() {
+    clearTimeout(timer);
+    if (!document.hidden && !ended()) {
+      timer = setTimeout(refresh, wait);
+    }
+  }
+
+  async function refresh() {
+    try {
+      const response = await fetch(url, { credentials: "same-origin", headers: { "Accept": "text/html" } });
+      if (response.redirected || !response.ok) {
+        throw new Error("HTTP " + response.status);
+      }
+      const html = await response.text();
+      if (html !== last) {
+        last = html;
+        container.innerHTML = html;
+        wire(container);
+      }
+      wait = every;
+      container.removeAttribute("data-live-error");
+    } catch (error) {
+      wait = Math.min(wait * 2, 60000);
+      container.setAttribute("data-live-error", String(error));
+    }
+    schedule();
+  }
+
+  document.addEventListener("visibilitychange", schedule);
+  schedule();
+}
+
+// Forms with data-confirm ask first, stating what will happen.
+function wire(root) {
+  root.querySelectorAll("form[data-confirm]").forEach((form) => {
+    if (form.dataset.wired) return;
+    form.dataset.wired = "1";
+    form.addEventListener("submit", (event) => {
+      if (!window.confirm(form.dataset.confirm)) event.preventDefault();
+    });
+  });
+}
+
+// The execute form: show the part of the target that applies, and how many devices it reaches.
+function startTargetCount(output) {
+  const form = output.closest("form");
+  let timer = null;
+
+  function targetType() {
+    const checked = form.querySelector("input[name=target_type]:checked");
+    return checked ? checked.value : "group";
+  }
+
+  function showParts() {
+    form.querySelectorAll(".target-part").forEach((part) => {
+      part.hidden = part.dataset.for !== targetType();
+    });
+  }
+
+  async function count() {
+    const params = new URLSearchParams({ target_type: targetType() });
+    if (targetType() === "group") {
+      params.set("device_type", form.querySelector("#device_type").value);
+      params.set("attributes", form.querySelector("#attributes").value);
+    } else if (targetType() === "device") {
+      const picked = Array.from(form.querySelector("#target_devices").selectedOptions).map((o) => o.value);
+      params.set("target_devices", picked.join(","));
+    }
+    try {
+      const response = await fetch(output.dataset.countUrl + "?" + params, { credentials: "same-origin" });
+      const answer = await response.json();
+      output.textContent = answer.error ? answer.error : answer.devices + " device(s) match";
+      output.classList.toggle("field-error", Boolean(answer.error));
+    } catch (error) {
+      output.textContent = "Could not count the devices just now.";
+    }
+  }
+
+  function changed() {
+    showParts();
+    clearTimeout(timer);
+    timer = setTimeout(count, 300);
+  }
+
+  form.addEventListener("input", changed);
+  form.addEventListener("change", changed);
+  changed();
+}
+
+// A search box narrows the options of a device picker to those whose name contains the text;
+// chosen options stay visible so a choice is never hidden.
+function startPickerSearch(input) {
+  const select = document.getElementById(input.dataset.filters);
+  input.addEventListener("input", () => {
+    const text = input.value.trim().toLowerCase();
+    Array.from(select.options).forEach((option) => {
+      option.hidden = text !== "" && !option.selected && !option.text.toLowerCase().includes(text);
+    });
+  });
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  wire(document);
+  document.querySelectorAll("[data-live]").forEach(startLive);
+  document.querySelectorAll("[data-count-url]").forEach(startTargetCount);
+  document.querySelectorAll("input[data-filters]").forEach(startPickerSearch);
+});
