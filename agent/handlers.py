@@ -26,7 +26,7 @@ from agent.storage import atomic_write_bytes, atomic_write_json, ensure_private_
 
 log = logging.getLogger(__name__)
 
-HANDLER_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
+HANDLER_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}\Z")
 INTERPRETERS = {"bash": ("bash",), "python": ("python3",), "node": ("node",)}
 DEFAULT_PATH = "default"
 

@@ -58,7 +58,9 @@ def authenticate(token: str, bootstrap_admin_token: str = "") -> Principal | Non
 
     ``bootstrap_admin_token`` (the ``ADMIN_TOKEN`` setting) is an admin token that needs no row.
     """
-    if bootstrap_admin_token and hmac.compare_digest(token, bootstrap_admin_token):
+    # Compared as bytes: compare_digest refuses str with non-ASCII characters.
+    if bootstrap_admin_token and hmac.compare_digest(token.encode(),
+                                                     bootstrap_admin_token.encode()):
         return Principal(kind="admin", name=BOOTSTRAP_TOKEN_NAME)
     row = db.one("find_principal", token_hash=hash_token(token))
     if row is None:

@@ -33,7 +33,8 @@ class StatusReport(Schema):
     """A device's report on its execution of a job (the seed's snake_case body)."""
 
     status = fields.String(required=True, validate=validate.OneOf(DEVICE_REPORTED))
-    exit_code = fields.Integer(allow_none=True, validate=validate.Range(-(2**31), 2**31 - 1))
+    exit_code = fields.Integer(allow_none=True, strict=True,
+                               validate=validate.Range(-(2**31), 2**31 - 1))
     stdout = Text(allow_none=True, metadata={"description": "Only the last bytes are kept."})
     stderr = Text(allow_none=True, metadata={"description": "Only the last bytes are kept."})
     reason = Text(allow_none=True, validate=validate.Length(max=REASON_MAX_CHARS))

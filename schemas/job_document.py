@@ -37,7 +37,7 @@ STEP_TIMEOUT_S_MAX = 7 * 24 * 3600
 # A handler is fetched by name from /devices/<uuid>/handlers/<name> and stored under that name on
 # the device, so a name can never hold a path separator or start with a dot. Braces are allowed
 # so that a template can write {{HANDLER}}; the rendered document is validated again.
-HANDLER_REFERENCE = re.compile(r"^[A-Za-z0-9_{][A-Za-z0-9._{}-]{0,127}$")
+HANDLER_REFERENCE = re.compile(r"^[A-Za-z0-9_{][A-Za-z0-9._{}-]{0,127}\Z")
 
 _UNESCAPED_COMMA = re.compile(r"(?<!\\),")
 
@@ -109,7 +109,7 @@ class _StepFields(Schema):
     """A step's own fields; its ``input`` is checked against the schema its ``type`` selects."""
 
     name = Text(required=True, validate=validate.Length(min=1, max=256))
-    type = fields.String(required=True, validate=validate.OneOf(STEP_TYPES))
+    type = Text(required=True, validate=validate.OneOf(STEP_TYPES))
     input = fields.Dict(required=True)
     runAsUser = Text(validate=validate.Length(max=256))
     allowStdErr = FlexibleBoolean(load_default=False)
@@ -130,7 +130,8 @@ def _load_action(raw: object) -> dict:
         step = _STEP_FIELDS.load(raw)
     except ValidationError as exc:
         errors.update(exc.messages)
-    input_schema = _INPUT_SCHEMAS.get(raw.get("type"))
+    step_type = raw.get("type")
+    input_schema = _INPUT_SCHEMAS.get(step_type) if isinstance(step_type, str) else None
     step_input: dict = {}
     if input_schema is not None and isinstance(raw.get("input"), dict):
         try:
