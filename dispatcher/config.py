@@ -52,7 +52,7 @@ class Settings:
     db_pool_max_size: int = 10
     # How long a request waits for a pool connection before answering 503 (an outage, or a
     # pool too small for the load).
-    db_pool_timeout_s: float = 10.0
+    db_pool_timeout_s: int = 10
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -85,5 +85,5 @@ class Settings:
             ),
             db_pool_min_size=_env_int("DB_POOL_MIN_SIZE", cls.db_pool_min_size),
             db_pool_max_size=_env_int("DB_POOL_MAX_SIZE", cls.db_pool_max_size),
-            db_pool_timeout_s=_env_int("DB_POOL_TIMEOUT_S", int(cls.db_pool_timeout_s)),
+            db_pool_timeout_s=_env_int("DB_POOL_TIMEOUT_S", cls.db_pool_timeout_s),
         )

@@ -34,3 +34,7 @@ class Unavailable(DispatcherError):
 
     http_status = 503
     retry_after_s = 5
+
+
+class Misconfigured(DispatcherError):
+    """A server command would run with settings that would put the fleet at risk."""

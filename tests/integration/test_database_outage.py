@@ -39,7 +39,7 @@ def outage_app(private_postgres: PrivatePostgres):
     url = psycopg.conninfo.make_conninfo(private_postgres.url, dbname="device_jobs")
     migrate(url)
     settings = replace(Settings(), database_url=url, admin_token=TEST_ADMIN_TOKEN,
-                       mqtt_url="", db_pool_timeout_s=1.0)
+                       mqtt_url="", db_pool_timeout_s=1)
     application = create_app(settings)
     application.config["TESTING"] = True
     return application
