@@ -32,7 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "/etc/jobs-agent/agent.conf when it exists, or JOBS_AGENT_CONFIG)")
     for name, spec in FIELDS.items():
         kind = type(spec.default)
-        common.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind, default=None,
+        # A yes/no setting is parsed with the others' words ("true", "no"...) by load_config.
+        common.add_argument(f"--{name.replace('_', '-')}", dest=name,
+                            type=str if kind is bool else kind, default=None,
                             metavar=kind.__name__.upper(), help=f"default: {spec.default!r}")
     parser = argparse.ArgumentParser(prog="jobs-agent", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"jobs-agent {__version__}")

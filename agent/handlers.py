@@ -121,21 +121,28 @@ class HandlerStore:
                 f"handler {name!r} refused: its content does not match its sha256 "
                 f"(expected {expected or 'none'}, content hashes to {actual})"
             )
-        script = self.cache_dir / name
+        script, meta_file = self._cache_files(name)
         meta = {"script_sha256": actual, "script_type": script_type,
                 "default_args": [str(arg) for arg in default_args]}
         try:
-            ensure_private_dir(self.cache_dir)
+            for directory in (self.cache_dir, script.parent, meta_file.parent):
+                ensure_private_dir(directory)
             atomic_write_bytes(script, data, mode=0o700)
-            atomic_write_json(self.cache_dir / f"{name}.meta.json", meta)
+            atomic_write_json(meta_file, meta)
         except OSError as exc:
             raise StepSetupError(f"handler {name!r}: cannot store it: {exc}") from None
         log.info("handler fetched name=%s sha256=%s", name, actual)
         return Handler((*INTERPRETERS[script_type], str(script)), tuple(meta["default_args"]))
 
+    def _cache_files(self, name: str) -> tuple[Path, Path]:
+        """Where a fetched handler's script and its metadata are cached. Scripts and metadata
+        live in directories of their own, so no handler name (``X.meta.json``) can stand for
+        another handler's metadata."""
+        return self.cache_dir / "scripts" / name, self.cache_dir / "meta" / f"{name}.json"
+
     def _cached(self, name: str) -> Handler | None:
-        meta = read_json(self.cache_dir / f"{name}.meta.json")
-        script = self.cache_dir / name
+        script, meta_file = self._cache_files(name)
+        meta = read_json(meta_file)
         if meta is None or meta.get("script_type") not in INTERPRETERS:
             return None
         try:

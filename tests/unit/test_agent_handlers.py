@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import stat
 import threading
@@ -51,7 +52,7 @@ def test_a_fetched_handler_is_verified_cached_mode_700_and_gets_its_default_args
     result = run_handler(store(fake, tmp_path))
     assert result.status == SUCCEEDED, result.reason
     assert result.stdout == "user=[] db=myapp\n"  # the seed's handler reads its argument as $2
-    cached = tmp_path / "cache" / "backup-database"
+    cached = tmp_path / "cache" / "scripts" / "backup-database"
     assert cached.read_text() == SCRIPT
     assert stat.S_IMODE(os.stat(cached).st_mode) == 0o700
     assert stat.S_IMODE(os.stat(tmp_path / "cache").st_mode) == 0o700
@@ -63,7 +64,7 @@ def test_a_handler_whose_content_does_not_match_its_sha256_is_refused(fake, tmp_
     result = run_handler(store(fake, tmp_path))
     assert result.status == FAILED
     assert "does not match its sha256" in result.reason
-    assert not (tmp_path / "cache" / "backup-database").exists()
+    assert not (tmp_path / "cache" / "scripts" / "backup-database").exists()
 
 
 def test_the_cache_serves_while_the_server_is_down_unless_it_was_tampered_with(fake, tmp_path):
@@ -72,9 +73,23 @@ def test_the_cache_serves_while_the_server_is_down_unless_it_was_tampered_with(f
     handlers.resolve("backup-database")
     fake.down = True
     assert run_handler(handlers).stdout == "user=[] db=myapp\n"
-    (tmp_path / "cache" / "backup-database").write_text("#!/bin/bash\nrm -rf /tmp/x\n")
+    (tmp_path / "cache" / "scripts" / "backup-database").write_text("#!/bin/bash\nrm -rf /x\n")
     with pytest.raises(StepSetupError, match="no cached copy"):
         handlers.resolve("backup-database")
+
+
+def test_a_handler_named_like_metadata_cannot_change_another_handlers_cached_defaults(
+        fake, tmp_path):
+    fake.handlers["backup-database"] = handler_body()
+    handlers = store(fake, tmp_path)
+    handlers.resolve("backup-database")
+    forged = json.dumps({"script_sha256": hashlib.sha256(SCRIPT.encode()).hexdigest(),
+                         "script_type": "bash", "default_args": ["injected"]})
+    fake.handlers["backup-database.meta.json"] = {
+        **handler_body(forged), "name": "backup-database.meta.json"}
+    handlers.resolve("backup-database.meta.json")
+    fake.down = True
+    assert run_handler(handlers).stdout == "user=[] db=myapp\n"
 
 
 def test_an_unknown_handler_is_a_clear_step_failure(fake, tmp_path):
