@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from agent.signatures import decode_public_key
+
 DEFAULT_CONFIG_FILE = "/etc/jobs-agent/agent.conf"
 ENV_PREFIX = "JOBS_AGENT_"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -49,6 +51,8 @@ class AgentConfig:
     log_level: str = "INFO"
     # Plain http:// to a host other than this one sends the token and the jobs in clear text.
     allow_insecure_http: bool = False
+    # Base64 Ed25519 public key: when set, only job documents signed with its private key run.
+    signing_public_key: str = ""
 
     def require_server(self) -> AgentConfig:
         """Check what talking to the server needs; return self so calls can chain."""
@@ -192,6 +196,11 @@ def _check(values: Mapping[str, object]) -> list[str]:
             problems.append(f"{name}: must be greater than 0")
     if "reboot_wait_s" in values and float(values["reboot_wait_s"]) < 0:  # type: ignore[arg-type]
         problems.append("reboot_wait_s: must not be negative")
+    if values.get("signing_public_key"):
+        try:
+            decode_public_key(str(values["signing_public_key"]))
+        except ValueError as exc:
+            problems.append(f"signing_public_key: not an Ed25519 public key ({exc})")
     if str(values.get("log_level", "INFO")).upper() not in LOG_LEVELS:
         problems.append(f"log_level: one of {', '.join(LOG_LEVELS)}")
     if "output_cap_bytes" in values and int(values["output_cap_bytes"]) < 1024:  # type: ignore[arg-type]

@@ -15,6 +15,7 @@ from agent.outbox import Outbox
 from agent.poller import Poller
 from agent.reporter import Reporter
 from agent.runner import JobRunner
+from agent.signatures import decode_public_key
 from agent.state import JobState
 
 if TYPE_CHECKING:
@@ -43,7 +44,10 @@ class Agent:
         api = device_api(config)
         reporter = Reporter(api, Outbox(state_dir / "outbox"))
         engine = JobEngine(engine_settings(config), handler_store(config, api))
-        self.runner = JobRunner(api, engine, JobState(state_dir), reporter, self._cancel_check_s)
+        signing_key = (decode_public_key(config.signing_public_key)
+                       if config.signing_public_key else None)
+        self.runner = JobRunner(api, engine, JobState(state_dir), reporter, self._cancel_check_s,
+                                signing_key)
         self.poller = Poller(api, self.runner, reporter, config.poll_interval_s)
         self.listener: NotifyListener | None = None
         if config.mqtt_url:

@@ -24,7 +24,7 @@ from typing import Protocol
 from marshmallow import ValidationError
 
 from agent.client import AgentError
-from agent.handlers import HandlerStore, runnable_by
+from agent.handlers import HandlerStore, require_pinned_content, runnable_by
 from agent.output import OutputTail
 from agent.process import ProcessOutcome, StepSetupError, resolve_user, run_process
 from schemas.job_document import RUN_COMMAND, split_command, validate_job_document
@@ -251,6 +251,7 @@ class JobEngine:
         if argv is not None:
             return run_process(argv, **streams)
         handler = self.handlers.resolve(step["input"]["handler"], step["input"].get("path"))
+        require_pinned_content(handler, step["input"].get("sha256"))
         args = step["input"].get("args") or list(handler.default_args)
         with runnable_by(handler, run_as) as command:
             return run_process([*command, user or "", *args], **streams)

@@ -156,6 +156,22 @@ class HandlerStore:
         return Handler(argv, tuple(meta.get("default_args") or ()))
 
 
+def require_pinned_content(handler: Handler, sha256: str | None) -> None:
+    """Refuse (StepSetupError) a handler whose script is not the content the job was executed
+    with: the server pins each runHandler step to the handler's sha256 at execute."""
+    if not sha256:
+        return
+    try:
+        actual = hashlib.sha256(Path(handler.script).read_bytes()).hexdigest()
+    except OSError as exc:
+        raise StepSetupError(f"handler {handler.script}: {exc.strerror}") from None
+    if actual != sha256:
+        raise StepSetupError(
+            f"handler {os.path.basename(handler.script)!r} refused: its content (sha256 "
+            f"{actual}) is not the version this job was executed with (sha256 {sha256})"
+        )
+
+
 @contextmanager
 def runnable_by(handler: Handler, run_as: RunAs | None) -> Iterator[list[str]]:
     """The argv that starts ``handler`` as ``run_as``.

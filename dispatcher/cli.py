@@ -16,6 +16,7 @@ from dispatcher import stack
 from dispatcher.config import Settings
 from dispatcher.logs import configure_logging
 from dispatcher.secret_checks import refuse_unsafe_start
+from dispatcher.signing_cli import add_signing_commands
 from schemas.vocabulary import TOKEN_ROLES
 
 Command = Callable[[argparse.Namespace, Settings], int]
@@ -240,6 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_token_commands(sub)
     _add_device_commands(sub)
     _add_server_commands(sub)
+    add_signing_commands(sub)
     return parser
 
 

@@ -53,6 +53,9 @@ class Settings:
     # How long a request waits for a pool connection before answering 503 (an outage, or a
     # pool too small for the load).
     db_pool_timeout_s: int = 10
+    # An Ed25519 private key (``dispatcher signing-key create``): when set, every execution's
+    # job document is signed, and agents given the public key run only signed documents.
+    signing_key_file: str = ""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -86,4 +89,5 @@ class Settings:
             db_pool_min_size=_env_int("DB_POOL_MIN_SIZE", cls.db_pool_min_size),
             db_pool_max_size=_env_int("DB_POOL_MAX_SIZE", cls.db_pool_max_size),
             db_pool_timeout_s=_env_int("DB_POOL_TIMEOUT_S", cls.db_pool_timeout_s),
+            signing_key_file=os.environ.get("SIGNING_KEY_FILE", ""),
         )

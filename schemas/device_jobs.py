@@ -23,6 +23,11 @@ class NextJob(Schema):
     execution_number = fields.Integer(data_key="executionNumber")
     version_number = fields.Integer(data_key="versionNumber")
     status = fields.String()
+    job_document_signature = fields.String(
+        data_key="jobDocumentSignature", allow_none=True,
+        metadata={"description": "Base64 Ed25519 signature of the job document (null when the "
+                                 "server signs nothing); see README, Security."},
+    )
     message = fields.String(metadata={"description": '"No pending jobs" when there is none.'})
     poll_after_seconds = fields.Integer(
         data_key="pollAfterSeconds", metadata={"description": "When to poll next."}

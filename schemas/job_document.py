@@ -39,6 +39,8 @@ STEP_TIMEOUT_S_MAX = 7 * 24 * 3600
 # so that a template can write {{HANDLER}}; the rendered document is validated again.
 HANDLER_REFERENCE = re.compile(r"^[A-Za-z0-9_{][A-Za-z0-9._{}-]{0,127}\Z")
 
+HANDLER_SHA256 = re.compile(r"^[0-9a-f]{64}\Z")
+
 _UNESCAPED_COMMA = re.compile(r"(?<!\\),")
 
 
@@ -100,6 +102,8 @@ class _RunHandlerInput(Schema):
     )
     args = fields.List(Text(), load_default=list)
     path = Text()
+    # Set by the server at execute: the handler's sha256 then; the agent runs nothing else.
+    sha256 = Text(validate=validate.Regexp(HANDLER_SHA256, error="Must be a hex sha256."))
 
 
 _INPUT_SCHEMAS = {RUN_COMMAND: _RunCommandInput(), RUN_HANDLER: _RunHandlerInput()}
