@@ -28,8 +28,9 @@ def handler_job(name: str = "stamp") -> dict:
 
 
 def touch_job(mark: str) -> dict:
+    command = f"sh,-c,touch $DEVICE_HOME/{mark}"
     return {"version": "1.0", "steps": [
-        {"name": mark, "type": "runCommand", "input": {"command": f"sh,-c,touch $DEVICE_HOME/{mark}"}}]}
+        {"name": mark, "type": "runCommand", "input": {"command": command}}]}
 
 
 def stored(job_id: str) -> dict:
