@@ -12,6 +12,7 @@ from api.auth import authenticate_first
 from api.docs_assets import SWAGGER_UI_URL
 from api.errors import register_error_handlers
 from api.headers import add_security_headers
+from api.rate_limits import install_rate_limits
 from dispatcher import db
 from dispatcher.config import Settings
 
@@ -59,6 +60,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     api = Api(app)
     # After Api(app): ours replaces flask-smorest's handler, so every error has one shape.
     register_error_handlers(app)
+    install_rate_limits(app, settings)
     app.before_request(authenticate_first)
     app.after_request(add_security_headers)
     from api.docs_assets import blp as docs_assets_blp

@@ -56,6 +56,12 @@ class Settings:
     # An Ed25519 private key (``dispatcher signing-key create``): when set, every execution's
     # job document is signed, and agents given the public key run only signed documents.
     signing_key_file: str = ""
+    # Requests a minute (0: no limit). A 100k-device fleet polling every 30 s makes 2 polls a
+    # minute per device and, all behind one NAT address, about 200k a minute from it.
+    rate_limit_device_per_min: int = 600
+    rate_limit_address_per_min: int = 1_000_000
+    # 401s a minute from one address, past which it is refused everything until the minute ends.
+    rate_limit_auth_failures_per_min: int = 120
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -90,4 +96,13 @@ class Settings:
             db_pool_max_size=_env_int("DB_POOL_MAX_SIZE", cls.db_pool_max_size),
             db_pool_timeout_s=_env_int("DB_POOL_TIMEOUT_S", cls.db_pool_timeout_s),
             signing_key_file=os.environ.get("SIGNING_KEY_FILE", ""),
+            rate_limit_device_per_min=_env_int(
+                "RATE_LIMIT_DEVICE_PER_MIN", cls.rate_limit_device_per_min
+            ),
+            rate_limit_address_per_min=_env_int(
+                "RATE_LIMIT_ADDRESS_PER_MIN", cls.rate_limit_address_per_min
+            ),
+            rate_limit_auth_failures_per_min=_env_int(
+                "RATE_LIMIT_AUTH_FAILURES_PER_MIN", cls.rate_limit_auth_failures_per_min
+            ),
         )
