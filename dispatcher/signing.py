@@ -2,12 +2,12 @@
 
 Threat model: an agent given the public key (``signing_public_key``) runs only documents
 signed with the private key. Whoever can write to the database, the broker or the network
-between server and devices, or holds an admin token but not the key file, cannot make a device
-run anything new. The key is read by the process that executes jobs (the API, and the beat
-process for scheduled runs, which only copy a signed document); keep the file readable by that
-user alone (``dispatcher signing-key create`` writes it mode 600). A signed document can be
-executed again (a replay of something once approved): the signature covers what runs, not
-when or where. Handler scripts are covered through their sha256 pins in the document.
+between server and devices, but not the key file, cannot make a device run anything unsigned.
+Only the API reads the key, at execute; the runs of a recurring job copy their parent's signed
+document. Keep the file readable by the API's user alone (``dispatcher signing-key create``
+writes it mode 600). A signed document can be executed again (a replay of something once
+approved): the signature covers what runs, not when or where; and an admin token can still
+execute any document the API will sign. Handler scripts are covered through their sha256 pins.
 """
 
 from __future__ import annotations
