@@ -84,7 +84,8 @@ def authenticate_first() -> None:
     """
     if request.url_rule is None or request.blueprint in UNAUTHENTICATED_BLUEPRINTS:
         return
-    view_class = getattr(current_app.view_functions.get(request.endpoint), "view_class", None)
+    view = current_app.view_functions.get(request.endpoint or "")
+    view_class = getattr(view, "view_class", None)
     if getattr(view_class, "checks_device_token", False):
         _refuse_unknown_device_token()
         return
@@ -98,8 +99,8 @@ def authenticate_first() -> None:
 def _refuse_unknown_device_token() -> None:
     if current_app.config["SETTINGS"].auth_disabled:
         return
-    token = bearer_token()
-    if token is None:
+    token = bearer_token() or ""
+    if not token:
         abort(401, message="Missing bearer token")
     device_uuid = (request.view_args or {}).get("uuid")
     token_hash = hash_token(token)

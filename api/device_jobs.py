@@ -72,8 +72,8 @@ def _no_job_answer(poll_after_s: int) -> str:
     return json.dumps(next_job.answer(_IDLE, poll_after_s))
 
 
-_IDLE = next_job.PolledJob(uuid_mod.UUID(int=0), *[None] * (len(next_job.PolledJob._fields) - 2),
-                           has_pending=False)
+_IDLE = next_job.PolledJob(uuid_mod.UUID(int=0),
+                           **dict.fromkeys(next_job.PolledJob._fields[1:-1]), has_pending=False)
 
 
 @blp.route("/devices/<uuid:uuid>/jobs")
