@@ -1,7 +1,9 @@
 """The device side of the HTTP protocol, with urllib from the standard library.
 
 Every call returns an ``ApiAnswer`` for 2xx and 4xx answers; anything that says "try again
-later" (no connection, timeout, 5xx, 429) raises ``ServerUnavailable``.
+later" (no connection, timeout, 5xx, 429) raises ``ServerUnavailable``. Redirects are never
+followed (a 3xx is a ``ProtocolError``): following one would send the device's token, and
+take jobs from, whatever host the answer names.
 """
 
 from __future__ import annotations
@@ -61,7 +63,9 @@ class DeviceApi:
         self._base = f"{server_url.rstrip('/')}/api/v1/devices/{quote(device_uuid)}"
         self._token = token
         self._timeout_s = timeout_s
-        self._ssl = ssl.create_default_context(cafile=ca_file) if ca_file else None
+        self._opener = _opener_without_redirects(
+            ssl.create_default_context(cafile=ca_file) if ca_file else None
+        )
 
     def next_job(self, fresh: bool = False) -> ApiAnswer:
         """Poll. ``fresh`` (after an MQTT nudge) asks the server for its database's answer,
@@ -87,19 +91,33 @@ class DeviceApi:
             request.add_header("Content-Type", "application/json")
         for name, value in (headers or {}).items():
             request.add_header(name, value)
+        redirect_target = ""
         try:
-            with urllib.request.urlopen(
-                request, timeout=self._timeout_s, context=self._ssl
-            ) as response:
+            with self._opener.open(request, timeout=self._timeout_s) as response:
                 status, raw = response.status, response.read(MAX_ANSWER_BYTES + 1)
         except urllib.error.HTTPError as exc:
+            redirect_target = exc.headers.get("Location", "") if exc.headers else ""
             status, raw = exc.code, _read_error_body(exc)
         except (OSError, http.client.HTTPException) as exc:
             reason = getattr(exc, "reason", exc)
             raise ServerUnavailable(f"{method} {path}: {reason}") from None
         if status >= 500 or status == 429:
             raise ServerUnavailable(f"{method} {path}: HTTP {status}")
+        if 300 <= status < 400:
+            raise ProtocolError(f"{method} {path}: HTTP {status} redirect refused (to "
+                                f"{redirect_target!r}); set server_url to the server itself")
         return ApiAnswer(status, _parse_body(method, path, status, raw))
+
+
+def _opener_without_redirects(context: ssl.SSLContext | None) -> urllib.request.OpenerDirector:
+    """urllib's default opener less its HTTPRedirectHandler: a 3xx comes back as an HTTPError."""
+    opener = urllib.request.OpenerDirector()
+    for handler in (urllib.request.ProxyHandler(), urllib.request.UnknownHandler(),
+                    urllib.request.HTTPHandler(), urllib.request.HTTPSHandler(context=context),
+                    urllib.request.HTTPDefaultErrorHandler(),
+                    urllib.request.HTTPErrorProcessor()):
+        opener.add_handler(handler)
+    return opener
 
 
 def _read_error_body(exc: urllib.error.HTTPError) -> bytes:

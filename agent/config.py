@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import configparser
 import dataclasses
+import ipaddress
 import json
 import os
+import stat
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,9 +19,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from agent.signatures import decode_public_key
+
 DEFAULT_CONFIG_FILE = "/etc/jobs-agent/agent.conf"
 ENV_PREFIX = "JOBS_AGENT_"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+FALSE_WORDS = frozenset({"0", "false", "no", "off"})
 
 
 class ConfigError(Exception):
@@ -48,6 +54,10 @@ class AgentConfig:
     allow_local_handlers: bool = True
     # Where the kernel's boot id is read, to tell a reboot from an agent restart.
     boot_id_file: str = "/proc/sys/kernel/random/boot_id"
+    # Plain http:// to a host other than this one sends the token and the jobs in clear text.
+    allow_insecure_http: bool = False
+    # Base64 Ed25519 public key: when set, only job documents signed with its private key run.
+    signing_public_key: str = ""
 
     def require_server(self) -> AgentConfig:
         """Check what talking to the server needs; return self so calls can chain."""
@@ -95,6 +105,7 @@ def load_config(
     values, problems = _convert(raw)
     if not values.get("token") and values.get("token_file"):
         try:
+            problems.extend(_private_file_problems("token_file", str(values["token_file"])))
             values["token"] = Path(str(values["token_file"])).read_text().strip()
         except OSError as exc:
             problems.append(f"token_file: cannot read {values['token_file']}: {exc.strerror}")
@@ -105,10 +116,15 @@ def load_config(
 
 
 def read_config_file(path: str) -> dict[str, object]:
+    """The settings of a config file, which only its owner may read or write: it says which
+    server this device obeys, and may hold the token or the MQTT password."""
     try:
+        problems = _private_file_problems("config file", path)
         text = Path(path).read_text()
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    if problems:
+        raise ConfigError("; ".join(problems))
     if path.endswith(".json") or text.lstrip().startswith("{"):
         try:
             data = json.loads(text)
@@ -131,17 +147,26 @@ def read_config_file(path: str) -> dict[str, object]:
     return data
 
 
+def _private_file_problems(what: str, path: str) -> list[str]:
+    """Why ``path`` is not private to its owner (OSError when it cannot be looked at)."""
+    mode = os.stat(path).st_mode
+    if stat.S_IMODE(mode) & 0o077:
+        return [f"{what} {path} is mode {stat.S_IMODE(mode):o}: group and others must have no "
+                f"access (chmod 600 {path})"]
+    return []
+
+
 def _convert(raw: Mapping[str, object]) -> tuple[dict[str, Any], list[str]]:
     values: dict[str, Any] = {}
     problems = []
     for name, value in raw.items():
         kind: type = type(FIELDS[name].default)
         if kind is bool:
-            text = str(value).strip().lower()
-            if text not in BOOLEAN_WORDS:
-                problems.append(f"{name}: expected true or false, got {value!r}")
+            word = str(value).strip().lower()
+            if word in TRUE_WORDS | FALSE_WORDS:
+                values[name] = word in TRUE_WORDS
             else:
-                values[name] = BOOLEAN_WORDS[text]
+                problems.append(f"{name}: expected true or false, got {value!r}")
             continue
         try:
             values[name] = kind(str(value).strip()) if kind is not str else str(value).strip()
@@ -150,16 +175,18 @@ def _convert(raw: Mapping[str, object]) -> tuple[dict[str, Any], list[str]]:
     return values, problems
 
 
-BOOLEAN_WORDS = {"true": True, "yes": True, "on": True, "1": True,
-                 "false": False, "no": False, "off": False, "0": False}
-
-
 def _check(values: Mapping[str, Any]) -> list[str]:
     problems = []
     server_url = str(values.get("server_url", ""))
     if server_url and (urlsplit(server_url).scheme not in ("http", "https")
                        or not urlsplit(server_url).netloc):
         problems.append(f"server_url: must be an http(s) URL, got {server_url!r}")
+    elif (server_url and urlsplit(server_url).scheme == "http"
+          and not _is_loopback(urlsplit(server_url).hostname or "")
+          and not values.get("allow_insecure_http")):
+        problems.append(f"server_url: {server_url} is plain http to another host, which would "
+                        "send the token and the jobs in clear text; use https (or set "
+                        "allow_insecure_http on a network you trust)")
     mqtt_url = str(values.get("mqtt_url", ""))
     if mqtt_url and urlsplit(mqtt_url).scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
         problems.append(f"mqtt_url: must be mqtt://host[:port] or mqtts://…, got {mqtt_url!r}")
@@ -174,8 +201,22 @@ def _check(values: Mapping[str, Any]) -> list[str]:
             problems.append(f"{name}: must be greater than 0")
     if "reboot_wait_s" in values and float(values["reboot_wait_s"]) < 0:
         problems.append("reboot_wait_s: must not be negative")
+    if values.get("signing_public_key"):
+        try:
+            decode_public_key(str(values["signing_public_key"]))
+        except ValueError as exc:
+            problems.append(f"signing_public_key: not an Ed25519 public key ({exc})")
     if str(values.get("log_level", "INFO")).upper() not in LOG_LEVELS:
         problems.append(f"log_level: one of {', '.join(LOG_LEVELS)}")
     if "output_cap_bytes" in values and int(values["output_cap_bytes"]) < 1024:
         problems.append("output_cap_bytes: must be at least 1024")
     return problems
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -15,6 +15,7 @@ from agent.outbox import Outbox
 from agent.poller import Poller
 from agent.reporter import Reporter
 from agent.runner import JobRunner
+from agent.signatures import decode_public_key
 from agent.state import JobState
 
 if TYPE_CHECKING:
@@ -45,7 +46,9 @@ class Agent:
         reporter = Reporter(api, Outbox(state_dir / "outbox"))
         engine = JobEngine(engine_settings(config), handler_store(config, api))
         state = JobState(state_dir, Path(config.boot_id_file))
-        self.runner = JobRunner(api, engine, state, reporter, self._cancel_check_s)
+        signing_key = (decode_public_key(config.signing_public_key)
+                       if config.signing_public_key else None)
+        self.runner = JobRunner(api, engine, state, reporter, self._cancel_check_s, signing_key)
         self.poller = Poller(api, self.runner, reporter, config.poll_interval_s)
         self.listener: NotifyListener | None = None
         if config.mqtt_url:

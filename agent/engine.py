@@ -25,9 +25,10 @@ from typing import Protocol
 from marshmallow import ValidationError
 
 from agent.client import AgentError
-from agent.handlers import HandlerStore, handler_names, runnable_by
+from agent.handlers import HandlerStore, require_pinned_content, runnable_by
 from agent.output import OutputTail
 from agent.process import ProcessOutcome, StepSetupError, resolve_user, run_process
+from schemas.handlers import handler_names
 from schemas.job_document import (
     RUN_COMMAND,
     RUN_HANDLER,
@@ -275,6 +276,7 @@ class JobEngine:
         if argv is not None:
             return run(argv)
         handler = self.handlers.resolve(step["input"]["handler"], step["input"].get("path"))
+        require_pinned_content(handler, step["input"].get("sha256"))
         args = step["input"].get("args") or list(handler.default_args)
         with runnable_by(handler, run_as) as command:
             return run([*command, user or "", *args])

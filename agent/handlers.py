@@ -35,10 +35,11 @@ from pathlib import Path
 from agent.client import DeviceApi, ServerUnavailable
 from agent.process import RunAs, StepSetupError
 from agent.storage import atomic_write_bytes, atomic_write_json, ensure_private_dir, read_json
+from schemas.handlers import handler_names
 
 log = logging.getLogger(__name__)
 
-HANDLER_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
+HANDLER_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}\Z")
 INTERPRETERS = {"bash": ("bash",), "python": ("python3",), "node": ("node",)}
 DEFAULT_PATH = "default"
 
@@ -53,12 +54,6 @@ class Handler:
     @property
     def script(self) -> str:
         return self.argv[-1]
-
-
-def handler_names(name: str) -> list[str]:
-    """The names ``name`` may stand for, in order: itself, then itself with or without ".sh"."""
-    other = name[:-3] if name.endswith(".sh") else name + ".sh"
-    return [name, other] if HANDLER_NAME.match(other) else [name]
 
 
 class HandlerStore:
@@ -164,21 +159,28 @@ class HandlerStore:
                 f"handler {name!r} refused: its content does not match its sha256 "
                 f"(expected {expected or 'none'}, content hashes to {actual})"
             )
-        script = self.cache_dir / name
+        script, meta_file = self._cache_files(name)
         meta = {"script_sha256": actual, "script_type": script_type,
                 "default_args": [str(arg) for arg in default_args]}
         try:
-            ensure_private_dir(self.cache_dir)
+            for directory in (self.cache_dir, script.parent, meta_file.parent):
+                ensure_private_dir(directory)
             atomic_write_bytes(script, data, mode=0o700)
-            atomic_write_json(self.cache_dir / f"{name}.meta.json", meta)
+            atomic_write_json(meta_file, meta)
         except OSError as exc:
             raise StepSetupError(f"handler {name!r}: cannot store it: {exc}") from None
         log.info("handler fetched name=%s sha256=%s", name, actual)
         return Handler((*INTERPRETERS[script_type], str(script)), tuple(meta["default_args"]))
 
+    def _cache_files(self, name: str) -> tuple[Path, Path]:
+        """Where a fetched handler's script and its metadata are cached. Scripts and metadata
+        live in directories of their own, so no handler name (``X.meta.json``) can stand for
+        another handler's metadata."""
+        return self.cache_dir / "scripts" / name, self.cache_dir / "meta" / f"{name}.json"
+
     def _cached(self, name: str) -> Handler | None:
-        meta = read_json(self.cache_dir / f"{name}.meta.json")
-        script = self.cache_dir / name
+        script, meta_file = self._cache_files(name)
+        meta = read_json(meta_file)
         if meta is None or meta.get("script_type") not in INTERPRETERS:
             return None
         try:
@@ -229,6 +231,21 @@ def check_trusted_directories(directory: Path) -> None:
                 f"handler directory {current} refused: it must be owned by root or the agent's "
                 "user and not writable by group or others"
             )
+
+def require_pinned_content(handler: Handler, sha256: str | None) -> None:
+    """Refuse (StepSetupError) a handler whose script is not the content the job was executed
+    with: the server pins each runHandler step to the handler's sha256 at execute."""
+    if not sha256:
+        return
+    try:
+        actual = hashlib.sha256(Path(handler.script).read_bytes()).hexdigest()
+    except OSError as exc:
+        raise StepSetupError(f"handler {handler.script}: {exc.strerror}") from None
+    if actual != sha256:
+        raise StepSetupError(
+            f"handler {os.path.basename(handler.script)!r} refused: its content (sha256 "
+            f"{actual}) is not the version this job was executed with (sha256 {sha256})"
+        )
 
 
 @contextmanager

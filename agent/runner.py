@@ -37,8 +37,9 @@ from agent.recovery import (
     stop_leftover_step,
 )
 from agent.reporter import Reporter
+from agent.signatures import signature_problem
 from agent.state import JobState
-from schemas.vocabulary import IN_PROGRESS, QUEUED
+from schemas.vocabulary import IN_PROGRESS, QUEUED, REJECTED
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ class Job:
     job_name: str
     document: object
     status: str = QUEUED
+    signature: str | None = None
 
     @classmethod
     def from_answer(cls, body: Mapping) -> Job:
@@ -65,7 +67,7 @@ class Job:
             with contextlib.suppress(ValueError):
                 document = json.loads(document)
         return cls(job_id, execution_number, str(body.get("jobName") or ""), document,
-                   str(body.get("status") or QUEUED))
+                   str(body.get("status") or QUEUED), body.get("jobDocumentSignature"))
 
     @classmethod
     def from_record(cls, record: Mapping) -> Job:
@@ -81,8 +83,10 @@ class JobRunner:
         state: JobState,
         reporter: Reporter,
         cancel_check_s: Callable[[], float],
+        signing_public_key: bytes | None = None,
     ) -> None:
         self.api = api
+        self.signing_public_key = signing_public_key
         self.engine = engine
         self.state = state
         self.reporter = reporter
@@ -117,7 +121,14 @@ class JobRunner:
         return True
 
     def run(self, job: Job) -> None:
-        """Run a job from its first step (REJECTED when its document is not valid)."""
+        """Run a job from its first step (REJECTED when its document is not valid, or not
+        signed with the configured key)."""
+        if self.signing_public_key is not None:
+            problem = signature_problem(job.document, job.signature, self.signing_public_key)
+            if problem is not None:
+                log.error("job refused job_id=%s reason=%s", job.job_id, problem)
+                self._finish(job, JobResult(REJECTED, reason=problem))
+                return
         try:
             plan = load_plan(job.document)
         except ValidationError as exc:

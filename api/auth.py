@@ -13,9 +13,9 @@ import uuid
 from collections.abc import Callable
 
 from flask import current_app, g, request
-from flask_smorest import abort
 
-from dispatcher.tokens import Principal, authenticate
+from api.errors import abort
+from dispatcher.tokens import Principal, authenticate, hash_token
 
 log = logging.getLogger(__name__)
 
@@ -46,25 +46,69 @@ UNAUTHENTICATED_BLUEPRINTS = frozenset({"health", "api-docs", "api-docs-assets",
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
-def authenticate_before_body() -> None:
-    """Answer 401 before a request body is parsed, so no one learns anything without a token.
+class DeviceTokensSeen:
+    """Hashes of device tokens this process has seen accepted, with their device.
 
-    Only for requests that carry a body; reads need no early check, and the poll keeps its
-    single query. The principal is cached on ``g``, so the route's own check costs nothing.
-    A view whose class sets ``checks_device_token`` (the device's status report) checks the
-    token in the statement that does its work: here it only needs a bearer token to be there.
+    Lets the status report refuse an unknown token before its body is parsed without a query
+    of its own on the hot path: the device's polls (and earlier reports) have put its token
+    here. An entry may outlive a rotated token; that only lets a body be parsed, since the
+    report's statement checks the token again. Bounded: when full it starts over. Any thread
+    may use it; dict operations are atomic.
     """
-    if (
-        request.method in BODY_METHODS
-        and request.url_rule is not None
-        and request.blueprint not in UNAUTHENTICATED_BLUEPRINTS
-    ):
-        view = current_app.view_functions.get(request.endpoint)
-        if getattr(getattr(view, "view_class", None), "checks_device_token", False):
-            if not current_app.config["SETTINGS"].auth_disabled and bearer_token() is None:
-                abort(401, message="Missing bearer token")
-            return
+
+    def __init__(self, capacity: int = 200_000) -> None:
+        self.capacity = capacity
+        self._devices: dict[bytes, uuid.UUID] = {}
+
+    def note(self, token_hash: bytes, device_uuid: uuid.UUID) -> None:
+        if len(self._devices) >= self.capacity:
+            self._devices = {}
+        self._devices[token_hash] = device_uuid
+
+    def is_of(self, token_hash: bytes, device_uuid: uuid.UUID) -> bool:
+        return self._devices.get(token_hash) == device_uuid
+
+
+device_tokens_seen = DeviceTokensSeen()
+
+
+def authenticate_first() -> None:
+    """Answer 401 or 403 before a body or query string is parsed: no one learns anything about
+    validation (or costs the server a 1 MiB parse) without a token that may call the endpoint.
+
+    A route guarded by ``require`` is authorized here with the same kinds (the principal is
+    cached on ``g``, so the route's own check costs nothing); any other request with a body
+    needs a valid token. The poll, a plain view with no body, checks its token in its one
+    query. A view whose class sets ``checks_device_token`` (the device's status report) checks
+    the token in the statement that does its work: here the token must be one this process has
+    seen for that device (``DeviceTokensSeen``), else it is looked up once.
+    """
+    if request.url_rule is None or request.blueprint in UNAUTHENTICATED_BLUEPRINTS:
+        return
+    view = current_app.view_functions.get(request.endpoint or "")
+    view_class = getattr(view, "view_class", None)
+    if getattr(view_class, "checks_device_token", False):
+        _refuse_unknown_device_token()
+        return
+    kinds = getattr(getattr(view_class, request.method.lower(), None), "required_kinds", None)
+    if kinds is not None:
+        authorize(kinds, (request.view_args or {}).get("uuid"))
+    elif request.method in BODY_METHODS:
         current_principal()
+
+
+def _refuse_unknown_device_token() -> None:
+    if current_app.config["SETTINGS"].auth_disabled:
+        return
+    token = bearer_token() or ""
+    if not token:
+        abort(401, message="Missing bearer token")
+    device_uuid = (request.view_args or {}).get("uuid")
+    token_hash = hash_token(token)
+    if device_uuid is None or device_tokens_seen.is_of(token_hash, device_uuid):
+        return
+    authorize(("device",), device_uuid)
+    device_tokens_seen.note(token_hash, device_uuid)
 
 
 def bearer_token() -> str | None:
@@ -94,6 +138,8 @@ def require(*kinds: str) -> Callable:
             authorize(kinds, kwargs.get("uuid"))
             return view(*args, **kwargs)
 
+        # Read by ``authenticate_first`` (through the decorators above, which copy it).
+        wrapper.required_kinds = kinds  # type: ignore[attr-defined]
         return wrapper
 
     return decorator

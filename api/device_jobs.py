@@ -9,9 +9,9 @@ import uuid as uuid_mod
 
 from flask import current_app, request
 from flask.views import MethodView
-from flask_smorest import abort
 
-from api.auth import actor, authorize, bearer_token, require
+from api.auth import actor, authorize, bearer_token, device_tokens_seen, require
+from api.errors import abort
 from api.json_body import ResourceBlueprint
 from api.metrics import mark_poll
 from dispatcher.jobs import reports
@@ -48,6 +48,8 @@ def next_device_job(uuid: uuid_mod.UUID):
         # Not this device's token: the general check answers 401 or 403.
         authorize(("device",), uuid)
         abort(404, message=f"Device {uuid} not found")
+    if token_hash is not None:
+        device_tokens_seen.note(token_hash, uuid)
     mark_poll(handed_out_job=polled.job_id is not None)
     if polled.job_id is None:
         body = _no_job_answer(settings.poll_after_s)
@@ -109,6 +111,6 @@ class DeviceJobStatusReport(MethodView):
         authorize(("device",), uuid)
         return reports.report_status(uuid, job_id, report, cap, actor())
 
-    # The token is checked by the statement that applies the report, not before the body is
-    # read; a request without any token is still refused first (see api.auth).
+    # The token is checked by the statement that applies the report; before the body is read,
+    # only a token this process has not seen for the device is looked up (see api.auth).
     checks_device_token = True

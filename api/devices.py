@@ -8,6 +8,7 @@ from flask import current_app
 from flask.views import MethodView
 
 from api.auth import actor, read_access, write_access
+from api.headers import NO_STORE
 from api.json_body import ResourceBlueprint
 from dispatcher import devices
 from schemas.devices import (
@@ -47,7 +48,7 @@ class Devices(MethodView):
             body["device_name"], body["device_type"], body["attributes"],
             device_uuid=body.get("uuid"), actor=actor(), settings=_settings(),
         )
-        return {**device, "device_token": token}
+        return {**device, "device_token": token}, NO_STORE
 
 
 @blp.route("/devices/<uuid:uuid>")
@@ -79,4 +80,4 @@ class DeviceTokenRotation(MethodView):
     @write_access
     def post(self, uuid: uuid_mod.UUID):
         """Issue a new device token; the old one stops working at once."""
-        return {"uuid": uuid, "device_token": devices.rotate_device_token(uuid, actor())}
+        return {"uuid": uuid, "device_token": devices.rotate_device_token(uuid, actor())}, NO_STORE

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from http import HTTPStatus
+from typing import NoReturn, cast
 
+import flask_smorest
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
-from dispatcher.errors import DispatcherError
+from dispatcher.errors import DispatcherError, Unavailable
+
+# flask-smorest's abort carries no type information; it always raises.
+abort = cast(Callable[..., NoReturn], flask_smorest.abort)
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +45,11 @@ def _validation_errors(exc: HTTPException) -> dict:
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(DispatcherError)
     def domain_error(exc: DispatcherError):
-        return _respond(exc.http_status, exc.message, exc.errors, **exc.details)
+        response = _respond(exc.http_status, exc.message, exc.errors, **exc.details)
+        if isinstance(exc, Unavailable):
+            # Logged once per outage where it was noticed (dispatcher.db), not per request.
+            response.headers["Retry-After"] = str(exc.retry_after_s)
+        return response
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):

@@ -66,5 +66,6 @@ class DeviceHandlerFetch(MethodView):
     @blp.response(200, DeviceHandler)
     @device_access
     def get(self, uuid: uuid_mod.UUID, name: str):
-        """A handler's script and sha256, for the device whose token this is."""
-        return handlers.get_handler(name)
+        """A handler's script and sha256, for the device whose token this is, when one of its
+        pending or recent executions runs it (404 otherwise)."""
+        return handlers.get_device_handler(uuid, name)

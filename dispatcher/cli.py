@@ -15,6 +15,8 @@ from pathlib import Path
 from dispatcher import stack
 from dispatcher.config import Settings
 from dispatcher.logs import configure_logging
+from dispatcher.secret_checks import refuse_unsafe_start
+from dispatcher.signing_cli import add_signing_commands
 from schemas.vocabulary import TOKEN_ROLES
 
 Command = Callable[[argparse.Namespace, Settings], int]
@@ -90,10 +92,12 @@ def _exec(argv: list[str], env: dict[str, str] | None = None) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    refuse_unsafe_start(settings, os.environ, api_bind=args.bind)
     return _exec(stack.gunicorn_command(args.bind, args.workers, args.threads, args.gunicorn_args))
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    refuse_unsafe_start(settings, os.environ)
     env = dict(os.environ)
     if args.metrics_port:
         env["WORKER_METRICS_PORT"] = str(args.metrics_port)
@@ -105,16 +109,19 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_beat(args: argparse.Namespace, settings: Settings) -> int:
+    refuse_unsafe_start(settings, os.environ)
     return _exec(stack.beat_command(args.log_level, args.schedule_file, args.celery_args))
 
 
 def cmd_flower(args: argparse.Namespace, settings: Settings) -> int:
+    refuse_unsafe_start(settings, os.environ, flower=True)
     return _exec(stack.flower_command(args.address, args.port, args.flower_args))
 
 
 def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
     from honcho.manager import Manager
 
+    refuse_unsafe_start(settings, os.environ, flower=True, api_bind=f"127.0.0.1:{args.api_port}")
     cmd_migrate(args, settings)
     with tempfile.TemporaryDirectory(prefix="device-jobs-dev-") as run_dir:
         env = stack.local_stack_environment(Path(run_dir))
@@ -240,6 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_token_commands(sub)
     _add_device_commands(sub)
     _add_server_commands(sub)
+    add_signing_commands(sub)
     # The operator commands talk to the API: they need only the client package.
     from client.cli import add_operator_commands
 

@@ -57,6 +57,19 @@ class Settings:
     # Origins (comma-separated) whose pages may call /api/v1 with a bearer token.
     cors_allowed_origins: str = ""
 
+    # How long a request waits for a pool connection before answering 503 (an outage, or a
+    # pool too small for the load).
+    db_pool_timeout_s: int = 10
+    # An Ed25519 private key (``dispatcher signing-key create``): when set, every execution's
+    # job document is signed, and agents given the public key run only signed documents.
+    signing_key_file: str = ""
+    # Requests a minute (0: no limit). A 100k-device fleet polling every 30 s makes 2 polls a
+    # minute per device and, all behind one NAT address, about 200k a minute from it.
+    rate_limit_device_per_min: int = 600
+    rate_limit_address_per_min: int = 1_000_000
+    # 401s a minute from one address, past which it is refused everything until the minute ends.
+    rate_limit_auth_failures_per_min: int = 120
+
     @classmethod
     def from_env(cls) -> Settings:
         return cls(
@@ -91,4 +104,16 @@ class Settings:
             portal_enabled=_env_bool("PORTAL_ENABLED", cls.portal_enabled),
             secret_key=os.environ.get("SECRET_KEY", ""),
             cors_allowed_origins=os.environ.get("CORS_ALLOWED_ORIGINS", ""),
+
+            db_pool_timeout_s=_env_int("DB_POOL_TIMEOUT_S", cls.db_pool_timeout_s),
+            signing_key_file=os.environ.get("SIGNING_KEY_FILE", ""),
+            rate_limit_device_per_min=_env_int(
+                "RATE_LIMIT_DEVICE_PER_MIN", cls.rate_limit_device_per_min
+            ),
+            rate_limit_address_per_min=_env_int(
+                "RATE_LIMIT_ADDRESS_PER_MIN", cls.rate_limit_address_per_min
+            ),
+            rate_limit_auth_failures_per_min=_env_int(
+                "RATE_LIMIT_AUTH_FAILURES_PER_MIN", cls.rate_limit_auth_failures_per_min
+            ),
         )

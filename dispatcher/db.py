@@ -7,6 +7,7 @@ assembled from strings anywhere else.
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from collections.abc import Callable, Iterator
@@ -21,7 +22,9 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 from dispatcher.config import Settings
-from dispatcher.errors import Conflict, InvalidInput
+from dispatcher.errors import Conflict, InvalidInput, Unavailable
+
+log = logging.getLogger(__name__)
 
 PACKAGE_DIR = Path(__file__).parent
 _HEADER = re.compile(r"^--\s*name:\s*([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
@@ -73,6 +76,7 @@ def configure(settings: Settings) -> ConnectionPool:
             min_size=settings.db_pool_min_size,
             max_size=settings.db_pool_max_size,
             kwargs={"row_factory": dict_row, "autocommit": True},
+            timeout=settings.db_pool_timeout_s,
             open=True,
             name="device-jobs",
         )
@@ -118,7 +122,11 @@ def jsonb(value: Any) -> Jsonb | None:
 
 @contextmanager
 def translate_errors() -> Iterator[None]:
-    """Turn driver errors caused by the caller's data into domain errors."""
+    """Turn driver errors caused by the caller's data into domain errors.
+
+    The messages name the constraint, never the values: PostgreSQL's detail repeats the
+    failing row, which may hold other fields (or secrets) the caller never sent.
+    """
     try:
         yield
     except pg_errors.UniqueViolation as exc:
@@ -133,9 +141,41 @@ def translate_errors() -> Iterator[None]:
 
 def _constraint_message(exc: psycopg.Error, what: str) -> str:
     diag = exc.diag
-    if diag.message_detail:
-        return diag.message_detail
-    return f"{diag.constraint_name or 'value'} {what}"
+    return f"{diag.constraint_name or diag.column_name or 'value'} {what}"
+
+
+class _Outage:
+    """Whether the database is known unreachable, so an outage is logged once, not per request.
+
+    Written by any thread without a lock: at worst two threads both log the same transition.
+    """
+
+    active = False
+
+    def began(self, exc: BaseException) -> None:
+        if not self.active:
+            self.active = True
+            first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            log.warning("database unavailable: %s", first_line)
+
+    def ended(self) -> None:
+        if self.active:
+            self.active = False
+            log.warning("database reachable again")
+
+
+outage = _Outage()
+
+
+@contextmanager
+def unavailable_when_unreachable() -> Iterator[None]:
+    """Turn a lost or refused connection (or no free pool connection in time) into
+    ``Unavailable``, which the API answers with 503 and Retry-After."""
+    try:
+        yield
+    except psycopg.OperationalError as exc:
+        outage.began(exc)
+        raise Unavailable("The database is unavailable; retry later.") from exc
 
 
 class Connector:
@@ -189,14 +229,18 @@ def _required(query: str, found: dict | None) -> dict:
 @contextmanager
 def connect() -> Iterator[Connector]:
     """A pooled connection in autocommit mode: each statement is its own transaction."""
-    with pool().connection() as conn:
+    with unavailable_when_unreachable(), pool().connection() as conn:
+        if outage.active:
+            outage.ended()
         yield Connector(conn)
 
 
 @contextmanager
 def transaction() -> Iterator[Connector]:
     """A pooled connection with one transaction around the block."""
-    with pool().connection() as conn, conn.transaction():
+    with unavailable_when_unreachable(), pool().connection() as conn, conn.transaction():
+        if outage.active:
+            outage.ended()
         yield Connector(conn)
 
 

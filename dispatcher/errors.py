@@ -27,3 +27,14 @@ class Conflict(DispatcherError):
     """The request clashes with the current state (duplicate name, refused transition)."""
 
     http_status = 409
+
+
+class Unavailable(DispatcherError):
+    """A dependency (the database) cannot be reached: the caller should retry later."""
+
+    http_status = 503
+    retry_after_s = 5
+
+
+class Misconfigured(DispatcherError):
+    """A server command would run with settings that would put the fleet at risk."""

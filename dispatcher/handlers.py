@@ -7,11 +7,17 @@ a device can check the script it fetched before running it.
 from __future__ import annotations
 
 import hashlib
+import uuid
 
 from dispatcher import audit, db
 from dispatcher.changes import field_changes
 from dispatcher.errors import NotFound
-from schemas.handlers import HANDLER_NAME_PATTERN
+from schemas.handlers import HANDLER_NAME_PATTERN, handler_names
+from schemas.vocabulary import PENDING
+
+# A device may fetch the handlers of its executions that are pending, or were updated this
+# recently (a step being set up as the row moves on, a retry of a cached copy).
+DEVICE_HANDLER_RECENT_S = 24 * 3600
 
 EDITABLE_FIELDS = (
     "description", "script_type", "script_content", "script_sha256", "permissions", "default_args",
@@ -63,6 +69,19 @@ def _lock_handler(c: db.Connector, name: str) -> dict:
 
 def get_handler(name: str) -> dict:
     handler = db.one("get_job_handler", name=name) if HANDLER_NAME_PATTERN.match(name) else None
+    if handler is None:
+        raise _not_found(name)
+    return handler
+
+
+def get_device_handler(device_uuid: uuid.UUID, name: str) -> dict:
+    """A handler for a device, only when one of its pending or recent executions runs it: a
+    device token reads no script its own jobs do not need. NotFound otherwise (a device does
+    not learn which handlers exist)."""
+    handler = db.one(
+        "get_device_job_handler", name=name, twin=handler_names(name)[-1],
+        device_uuid=device_uuid, pending=list(PENDING), recent_s=DEVICE_HANDLER_RECENT_S,
+    ) if HANDLER_NAME_PATTERN.match(name) else None
     if handler is None:
         raise _not_found(name)
     return handler

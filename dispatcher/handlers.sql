@@ -44,3 +44,26 @@ RETURNING id, name, description, script_type, script_content, script_sha256, per
 -- name: delete_job_handler
 -- Remove a handler.
 DELETE FROM job_handlers WHERE name = %(name)s;
+
+-- name: get_device_job_handler
+-- A handler by name, for a device one of whose pending or recently updated executions runs it
+-- (by that name, or by its ".sh" twin: X.sh and X name one handler when only one exists).
+SELECT h.name, h.script_type, h.script_content, h.script_sha256, h.permissions, h.default_args
+  FROM job_handlers h
+ WHERE h.name = %(name)s
+   AND EXISTS (
+       SELECT 1
+         FROM device_job_status s JOIN job_executions e ON e.job_id = s.job_id
+        WHERE s.device_uuid = %(device_uuid)s AND s.is_latest
+          AND (s.status = ANY(%(pending)s)
+               OR s.last_updated_at > now() - make_interval(secs => %(recent_s)s))
+          AND (jsonb_path_exists(
+                   e.job_document,
+                   '$.steps[*] ? (@.type == "runHandler"
+                                  && (@.input.handler == $name || @.input.handler == $twin))',
+                   jsonb_build_object('name', %(name)s::text, 'twin', %(twin)s::text))
+               OR jsonb_path_exists(
+                   e.job_document,
+                   '$.finalStep ? (@.type == "runHandler"
+                                   && (@.input.handler == $name || @.input.handler == $twin))',
+                   jsonb_build_object('name', %(name)s::text, 'twin', %(twin)s::text))));

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -12,6 +13,12 @@ from dispatcher import db
 from dispatcher.errors import NotFound
 
 BOOTSTRAP_TOKEN_NAME = "bootstrap (ADMIN_TOKEN)"
+# api_tokens.last_used_at is written at most this often per token, so a busy token costs one
+# UPDATE a minute, not one per request.
+LAST_USED_EVERY_S = 60
+# token hash -> monotonic time this process last wrote its last_used_at. Any thread may use it:
+# at worst two threads both write, and the statement itself skips a write made meanwhile.
+_last_used_written: dict[bytes, float] = {}
 
 
 @dataclass(frozen=True)
@@ -58,12 +65,11 @@ def authenticate(token: str, bootstrap_admin_token: str = "") -> Principal | Non
 
     ``bootstrap_admin_token`` (the ``ADMIN_TOKEN`` setting) is an admin token that needs no row.
     """
-    if bootstrap_admin_token and hmac.compare_digest(token, bootstrap_admin_token):
+    # Compared as bytes: compare_digest refuses str with non-ASCII characters.
+    if bootstrap_admin_token and hmac.compare_digest(token.encode(),
+                                                     bootstrap_admin_token.encode()):
         return Principal(kind="admin", name=BOOTSTRAP_TOKEN_NAME)
-    row = db.one("find_principal", token_hash=hash_token(token))
-    if row is None:
-        return None
-    return Principal(kind=row["kind"], name=row["name"], device_uuid=row["device_uuid"])
+    return _principal(hash_token(token))
 
 
 def authenticate_hash(token_hash: bytes, bootstrap_admin_token: str = "") -> Principal | None:
@@ -71,7 +77,23 @@ def authenticate_hash(token_hash: bytes, bootstrap_admin_token: str = "") -> Pri
     token), so a revoked token ends its portal sessions at their next request."""
     if bootstrap_admin_token and hmac.compare_digest(token_hash, hash_token(bootstrap_admin_token)):
         return Principal(kind="admin", name=BOOTSTRAP_TOKEN_NAME)
+    return _principal(token_hash)
+
+
+def _principal(token_hash: bytes) -> Principal | None:
     row = db.one("find_principal", token_hash=token_hash)
     if row is None:
         return None
+    if row["kind"] != "device":
+        _note_use(token_hash)
     return Principal(kind=row["kind"], name=row["name"], device_uuid=row["device_uuid"])
+
+
+def _note_use(token_hash: bytes) -> None:
+    now = time.monotonic()
+    if now - _last_used_written.get(token_hash, -LAST_USED_EVERY_S) < LAST_USED_EVERY_S:
+        return
+    if len(_last_used_written) > 10_000:
+        _last_used_written.clear()
+    _last_used_written[token_hash] = now
+    db.execute("touch_api_token", token_hash=token_hash, every_s=LAST_USED_EVERY_S)

@@ -21,3 +21,9 @@ SELECT 'device' AS kind, uuid::text AS name, uuid AS device_uuid
 UNION ALL
 SELECT role, name, NULL FROM api_tokens WHERE token_hash = %(token_hash)s AND revoked_at IS NULL
 LIMIT 1;
+
+-- name: touch_api_token
+-- Note that an admin or viewer token was used; at most once a minute, whichever process asks.
+UPDATE api_tokens SET last_used_at = now()
+ WHERE token_hash = %(token_hash)s
+   AND (last_used_at IS NULL OR last_used_at < now() - make_interval(secs => %(every_s)s));

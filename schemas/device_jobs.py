@@ -23,6 +23,11 @@ class NextJob(Schema):
     execution_number = fields.Integer(data_key="executionNumber")
     version_number = fields.Integer(data_key="versionNumber")
     status = fields.String()
+    job_document_signature = fields.String(
+        data_key="jobDocumentSignature", allow_none=True,
+        metadata={"description": "Base64 Ed25519 signature of the job document (null when the "
+                                 "server signs nothing); see README, Security."},
+    )
     message = fields.String(metadata={"description": '"No pending jobs" when there is none.'})
     poll_after_seconds = fields.Integer(
         data_key="pollAfterSeconds", metadata={"description": "When to poll next."}
@@ -33,7 +38,8 @@ class StatusReport(Schema):
     """A device's report on its execution of a job (the seed's snake_case body)."""
 
     status = fields.String(required=True, validate=validate.OneOf(DEVICE_REPORTED))
-    exit_code = fields.Integer(allow_none=True, validate=validate.Range(-(2**31), 2**31 - 1))
+    exit_code = fields.Integer(allow_none=True, strict=True,
+                               validate=validate.Range(-(2**31), 2**31 - 1))
     stdout = Text(allow_none=True, metadata={"description": "Only the last bytes are kept."})
     stderr = Text(allow_none=True, metadata={"description": "Only the last bytes are kept."})
     reason = Text(allow_none=True, validate=validate.Length(max=REASON_MAX_CHARS))

@@ -10,7 +10,7 @@ from schemas.common import ListMeta, PaginationQuery
 from schemas.fields import JsonObject, Text, refuse_unstorable_json
 
 DEVICE_TYPE = validate.Regexp(
-    r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$",
+    r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}\Z",
     error="Must be 1-64 letters, digits, '.', '_', ':' or '-', starting with a letter or digit.",
 )
 DEVICE_NAME = validate.Length(min=1, max=256)

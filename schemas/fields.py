@@ -1,8 +1,9 @@
 """Fields whose values can always be stored in PostgreSQL.
 
-PostgreSQL refuses text and jsonb containing NUL characters, and jsonb refuses NaN and
-Infinity. Rejecting them at the edge turns what would be a database error into a 400 that
-names the field.
+PostgreSQL refuses text and jsonb containing NUL characters or lone surrogates (``"\\ud800"``
+decodes from JSON but cannot be encoded as UTF-8), and jsonb refuses NaN and Infinity.
+Rejecting them at the edge turns what would be a database error into a 400 that names the
+field.
 """
 
 from __future__ import annotations
@@ -12,6 +13,18 @@ import math
 from marshmallow import ValidationError, fields
 
 NUL_MESSAGE = "Must not contain NUL characters."
+SURROGATE_MESSAGE = "Must be valid Unicode text (no lone surrogates)."
+
+
+def refuse_unstorable_text(text: str) -> None:
+    """Raise ValidationError if ``text`` holds a NUL or a lone surrogate."""
+    if "\x00" in text:
+        raise ValidationError(NUL_MESSAGE)
+    if not text.isascii():
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            raise ValidationError(SURROGATE_MESSAGE) from None
 
 
 def refuse_unstorable_json(value: object) -> None:
@@ -20,8 +33,7 @@ def refuse_unstorable_json(value: object) -> None:
     while pending:
         item = pending.pop()
         if isinstance(item, str):
-            if "\x00" in item:
-                raise ValidationError(NUL_MESSAGE)
+            refuse_unstorable_text(item)
         elif isinstance(item, float):
             if not math.isfinite(item):
                 raise ValidationError("Numbers must be finite.")
@@ -33,12 +45,11 @@ def refuse_unstorable_json(value: object) -> None:
 
 
 class Text(fields.String):
-    """A string without NUL characters."""
+    """A string without NUL characters or lone surrogates."""
 
     def _deserialize(self, value, attr, data, **kwargs):
         text = super()._deserialize(value, attr, data, **kwargs)
-        if "\x00" in text:
-            raise ValidationError(NUL_MESSAGE)
+        refuse_unstorable_text(text)
         return text
 
 

@@ -11,14 +11,21 @@ from schemas.fields import Text
 
 SCRIPT_TYPES = ("bash", "python", "node")
 # A handler is stored on the device under its name: no path separators, no leading dot.
-HANDLER_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
+HANDLER_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}\Z")
+
+
+def handler_names(name: str) -> list[str]:
+    """The names ``name`` may stand for, in order: itself, then itself with or without ".sh"
+    (``X.sh`` and ``X`` name the same handler when only one of them exists)."""
+    other = name[:-3] if name.endswith(".sh") else name + ".sh"
+    return [name, other] if HANDLER_NAME_PATTERN.match(other) else [name]
 HANDLER_NAME = validate.Regexp(
     HANDLER_NAME_PATTERN,
     error="Must be 1-128 letters, digits, '.', '_' or '-', not starting with '.' or '-'.",
 )
 
 
-_OCTAL_MODE = re.compile(r"^[0-7]{3,4}$")
+_OCTAL_MODE = re.compile(r"^[0-7]{3,4}\Z")
 
 
 class Permissions(fields.Field):

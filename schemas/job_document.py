@@ -44,7 +44,9 @@ STEP_TIMEOUT_S_MAX = 7 * 24 * 3600
 # A handler is fetched by name from /devices/<uuid>/handlers/<name> and stored under that name on
 # the device, so a name can never hold a path separator or start with a dot. Braces are allowed
 # so that a template can write {{HANDLER}}; the rendered document is validated again.
-HANDLER_REFERENCE = re.compile(r"^[A-Za-z0-9_{][A-Za-z0-9._{}-]{0,127}$")
+HANDLER_REFERENCE = re.compile(r"^[A-Za-z0-9_{][A-Za-z0-9._{}-]{0,127}\Z")
+
+HANDLER_SHA256 = re.compile(r"^[0-9a-f]{64}\Z")
 
 _UNESCAPED_COMMA = re.compile(r"(?<!\\),")
 
@@ -153,6 +155,8 @@ class _RunHandlerInput(_Lenient):
     )
     args = fields.List(Text(), load_default=list)
     path = Text()
+    # Set by the server at execute: the handler's sha256 then; the agent runs nothing else.
+    sha256 = Text(validate=validate.Regexp(HANDLER_SHA256, error="Must be a hex sha256."))
 
 
 _INPUT_SCHEMAS = {RUN_COMMAND: _RunCommandInput(), RUN_HANDLER: _RunHandlerInput()}
@@ -162,7 +166,7 @@ class _StepFields(_Lenient):
     """A step's own fields; its ``input`` is checked against the schema its ``type`` selects."""
 
     name = Text(required=True, validate=validate.Length(min=1, max=256))
-    type = fields.String(required=True, validate=validate.OneOf(STEP_TYPES))
+    type = Text(required=True, validate=validate.OneOf(STEP_TYPES))
     input = fields.Dict(required=True)
     runAsUser = Text(validate=validate.Length(max=256))
     allowStdErr = StdErrAllowance(load_default=False)
@@ -186,7 +190,8 @@ def _load_action(raw: object, outer_extras: dict | None = None) -> dict:
     except ValidationError as exc:
         errors.update(exc.normalized_messages())
     extras = {**(outer_extras or {}), **_extras(_STEP_FIELDS, raw, errors)}
-    input_schema = _INPUT_SCHEMAS.get(str(raw.get("type")))
+    step_type = raw.get("type")
+    input_schema = _INPUT_SCHEMAS.get(step_type) if isinstance(step_type, str) else None
     step_input: dict = {}
     if input_schema is not None and isinstance(raw.get("input"), dict):
         input_errors: dict = {}

@@ -17,7 +17,7 @@ from schemas.policies import ExecutionPolicies, StoredPolicies
 
 CATEGORIES = ("system", "maintenance", "deployment", "custom")
 PARAMETER_NAME = validate.Regexp(
-    r"^[A-Za-z_][A-Za-z0-9_]*$",
+    r"^[A-Za-z_][A-Za-z0-9_]*\Z",
     error="Must be a placeholder name: a letter or '_', then letters, digits or '_'.",
 )
 

@@ -44,10 +44,10 @@ class FakeDeviceServer:
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     def add_job(self, document: object, name: str = "test job", execution_number: int = 1,
-                status: str = "QUEUED") -> str:
+                status: str = "QUEUED", signature: str | None = None) -> str:
         job_id = str(uuid.uuid4())
         self.jobs[job_id] = {"document": document, "name": name, "status": status,
-                             "execution_number": execution_number}
+                             "execution_number": execution_number, "signature": signature}
         return job_id
 
     def set_status(self, job_id: str, status: str) -> None:
@@ -90,7 +90,8 @@ class FakeDeviceServer:
             "jobId": job_id, "jobName": job["name"], "jobDocument": job["document"],
             "deviceUuid": DEVICE_UUID, "queuedAt": "2026-01-01T00:00:00Z",
             "executionNumber": job["execution_number"], "versionNumber": 1,
-            "status": job["status"], "pollAfterSeconds": self.poll_after_s,
+            "status": job["status"], "jobDocumentSignature": job["signature"],
+            "pollAfterSeconds": self.poll_after_s,
         }
 
     def _report(self, job_id: str, body: dict) -> tuple[int, object]:

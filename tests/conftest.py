@@ -19,7 +19,8 @@ from dispatcher.config import Settings
 from dispatcher.migrate import migrate
 
 PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-TEST_ADMIN_TOKEN = "test-admin-token"
+# Long enough for the server commands, which refuse an ADMIN_TOKEN under 32 characters.
+TEST_ADMIN_TOKEN = "test-admin-token-0123456789abcdef-0123"
 _counter = itertools.count()
 
 

@@ -48,7 +48,7 @@ def register_fleet(n: int, prefix: str = "pi", device_type: str = "raspberry-pi"
 
 def insert_job(
     devices: list[Device], *, job_name: str = "Custom diagnostic", fanout_done: bool = True,
-    status: str = "QUEUED",
+    status: str = "QUEUED", document: dict | None = None,
 ) -> uuid.UUID:
     """A job whose fan-out has made one QUEUED row per device (or not yet marked DONE)."""
     job_id = uuid.uuid4()
@@ -56,7 +56,7 @@ def insert_job(
         conn.execute(
             "INSERT INTO job_executions (job_id, job_name, job_document, target_type, status,"
             " total_devices, fanout_status) VALUES (%s, %s, %s, 'group', %s, %s, %s)",
-            (job_id, job_name, db.jsonb(JOB_DOCUMENT), status, len(devices),
+            (job_id, job_name, db.jsonb(document or JOB_DOCUMENT), status, len(devices),
              "DONE" if fanout_done else "RUNNING"),
         )
         conn.execute(
@@ -65,6 +65,15 @@ def insert_job(
             (job_id, [d.uuid for d in devices]),
         )
     return job_id
+
+
+def handler_document(*handlers: str, final: str | None = None) -> dict:
+    """A job document whose steps run ``handlers`` (and ``final`` as its finalStep)."""
+    document: dict = {"version": "1.0", "steps": [
+        {"name": name, "type": "runHandler", "input": {"handler": name}} for name in handlers]}
+    if final is not None:
+        document["finalStep"] = {"name": final, "type": "runHandler", "input": {"handler": final}}
+    return document
 
 
 def set_row_status(job_id: uuid.UUID, device: Device, status: str) -> None:

@@ -19,8 +19,10 @@ from dispatcher.config import Settings
 from dispatcher.enqueue import enqueue_fan_out
 from dispatcher.errors import Conflict, InvalidInput
 from dispatcher.jobs.documents import render_job_document
+from dispatcher.jobs.pins import pin_handlers
 from dispatcher.jobs.targeting import Target, count_target_devices, parse_target
 from dispatcher.policies import columns
+from dispatcher.signing import sign_document
 from dispatcher.templates import get_template
 from schemas.job_document import validate_job_document
 from schemas.vocabulary import SCHEDULED, TARGET_ALL
@@ -41,12 +43,14 @@ def create_execution(body: dict, actor: str, settings: Settings) -> dict:
         total = count_target_devices(c, target)
         if total == 0:
             raise _no_devices(target)
+        document = pin_handlers(c, document)
         job = c.row(
             "insert_job_execution",
             job_id=job_id,
             template_id=template["id"] if template else None,
             job_name=_job_name(body, template),
             job_document=db.jsonb(document),
+            job_document_signature=sign_document(document, settings.signing_key_file),
             parameters=db.jsonb(body.get("parameters") or {}),
             target_type=target.target_type,
             target_devices=list(target.device_uuids) if target.device_uuids else None,

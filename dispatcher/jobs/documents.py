@@ -23,7 +23,7 @@ from dispatcher.errors import InvalidInput
 from schemas.job_document import escape_command_argument, validate_job_document
 
 PLACEHOLDER = re.compile(r"\{\{([A-Za-z_][A-Za-z0-9_]*)\}\}")
-PARAMETER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+PARAMETER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 def find_placeholders(document: object) -> set[str]:

@@ -22,10 +22,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from dispatcher import db
-from dispatcher.errors import Conflict, NotFound
+from dispatcher.errors import Conflict, InvalidInput, NotFound
 from dispatcher.jobs import completion, states
 from dispatcher.jobs.states import Actor
 from dispatcher.poll import sightings
+from schemas.job_document import document_size_bytes
 from schemas.vocabulary import REJECTED, TERMINAL
 
 OUTPUT_FIELDS = ("stdout", "stderr")
@@ -70,11 +71,16 @@ def get_device_job(job_id: uuid.UUID, device_uuid: uuid.UUID) -> dict:
 
 
 def _report_fields(report: dict[str, Any], output_cap_bytes: int) -> dict[str, Any]:
-    """The row columns a report sets (None: keep the stored value), outputs cut to the cap."""
+    """The row columns a report sets (None: keep the stored value), outputs cut to the cap.
+    ``status_details`` cannot be cut: over the cap it is refused."""
     fields: dict[str, Any] = {name: report.get(name) for name in REPORT_FIELDS}
     for name in OUTPUT_FIELDS:
         fields[name], fields[f"{name}_truncated"] = keep_tail(report.get(name), output_cap_bytes)
-    fields["status_details"] = db.jsonb(report.get("status_details"))
+    details = report.get("status_details")
+    if details is not None and document_size_bytes(details) > output_cap_bytes:
+        raise InvalidInput(f"status_details is larger than {output_cap_bytes} bytes",
+                           {"status_details": [f"At most {output_cap_bytes} bytes of JSON."]})
+    fields["status_details"] = db.jsonb(details)
     return fields
 
 

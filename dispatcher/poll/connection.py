@@ -25,16 +25,22 @@ _generation = 0
 def own_one(query: str, row_factory: RowFactory, /, **params: Any) -> Any:
     """One row (made by ``row_factory``) of a read-only query, run on this thread's own
     connection; None when there is none. A connection found lost is replaced and the query run
-    once more, which is safe only because the query writes nothing."""
-    for attempt in (1, 2):
-        cursor = _cursor(row_factory)
-        try:
-            with db.translate_errors():
-                return cursor.execute(db.QUERIES[query], params, prepare=True).fetchone()
-        except psycopg.OperationalError:
-            if attempt == 2 or not cursor.connection.closed:
-                raise
-            _forget(cursor.connection)
+    once more, which is safe only because the query writes nothing. A database that cannot be
+    reached raises ``Unavailable``."""
+    with db.unavailable_when_unreachable():
+        for attempt in (1, 2):
+            cursor = _cursor(row_factory)
+            try:
+                with db.translate_errors():
+                    row = cursor.execute(db.QUERIES[query], params, prepare=True).fetchone()
+            except psycopg.OperationalError:
+                if attempt == 2 or not cursor.connection.closed:
+                    raise
+                _forget(cursor.connection)
+                continue
+            if db.outage.active:
+                db.outage.ended()
+            return row
     raise AssertionError("unreachable")
 
 

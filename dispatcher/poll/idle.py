@@ -123,13 +123,18 @@ class IdleDevices:
             self._valid_since = self._position
 
     def _listen(self) -> None:
+        # Logged once per outage: the reconnection attempts that fail after it are not news.
+        lost_logged = False
         while not self._stopped.is_set():
             try:
                 with psycopg.connect(self.database_url, autocommit=True,
                                      **CONNECT_OPTIONS) as conn:
+                    lost_logged = False
                     self._follow(conn)
             except Exception as exc:  # any failure: drop the knowledge, connect again
-                log.warning("idle devices listener lost error=%s", exc)
+                log.log(logging.DEBUG if lost_logged else logging.WARNING,
+                        "idle devices listener lost error=%s", exc)
+                lost_logged = True
             finally:
                 self.drop()
             self._stopped.wait(RECONNECT_DELAY_S)

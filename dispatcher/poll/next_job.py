@@ -32,6 +32,7 @@ class PolledJob(NamedTuple):
     execution_number: int | None
     version_number: int | None
     status: str | None
+    job_document_signature: str | None
     has_pending: bool
 
 

@@ -19,6 +19,7 @@ import time
 import uuid
 
 from dispatcher import db
+from dispatcher.errors import Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,8 @@ class Sightings:
             return db.execute(
                 "record_polls", device_uuids=device_uuids, resolution_s=LAST_SEEN_RESOLUTION_S
             )
+        except Unavailable:
+            return 0  # presence is best effort, and dispatcher.db logs the outage once
         except Exception as exc:  # presence is best effort: a poll never fails for it
             log.warning("last_seen_at not recorded devices=%d error=%s", len(batch), exc)
             return 0

@@ -32,3 +32,19 @@ def test_device_registration_is_audited(app):
                              " WHERE target_type = 'device' AND target_id = %s",
                              (str(device["uuid"]),)).fetchall()
     assert trail == [{"action": "device.created", "actor": "system"}]
+
+
+def test_a_token_in_use_has_its_last_use_written_at_most_once_a_minute(client):
+    from dispatcher import db
+    from dispatcher.tokens import create_api_token, list_api_tokens
+
+    token, record = create_api_token("viewer", "grafana")
+    assert record["last_used_at"] is None
+    headers = {"Authorization": f"Bearer {token}"}
+    assert client.get("/api/v1/devices", headers=headers).status_code == 200
+    first = next(t for t in list_api_tokens() if t["id"] == record["id"])["last_used_at"]
+    assert first is not None
+    with db.pool().connection() as conn:
+        conn.execute("SELECT pg_sleep(0.05)")
+    assert client.get("/api/v1/devices", headers=headers).status_code == 200
+    assert next(t for t in list_api_tokens() if t["id"] == record["id"])["last_used_at"] == first

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from job_rows import QUIET_SETTINGS
+from job_rows import QUIET_SETTINGS, Device, handler_document, insert_job
 
 from dispatcher.devices import register_device
 
@@ -21,6 +21,9 @@ def world(client, admin_headers) -> dict:
     client.post("/api/v1/jobs/handlers", json={"name": "h", "script_type": "bash",
                                                "script_content": "echo hi"},
                 headers=admin_headers)
+    # Each device may fetch "h" only because a job of its own runs it.
+    insert_job([Device(d["uuid"], d["device_name"], "") for d in (device_a, device_b)],
+               document=handler_document("h"))
     return {"a": device_a["uuid"], "b": device_b["uuid"], "template": template["id"],
             "token_a": token_a, "token_b": token_b}
 

@@ -185,12 +185,14 @@ def broker(tmp_path):
     for user, password in users.items():
         flags = ["-b"] if passwd.exists() else ["-c", "-b"]
         subprocess.run(["mosquitto_passwd", *flags, str(passwd), user, password], check=True)
-    port = free_port()
+    port, server_port = free_port(), free_port()
     conf = (DEPLOY / "mosquitto" / "mosquitto.conf").read_text()
     conf = conf.replace("/mosquitto/config/passwd", str(passwd))
     conf = conf.replace("/mosquitto/config/acl", str(DEPLOY / "mosquitto" / "acl"))
     conf = conf.replace("/mosquitto/data/", f"{tmp_path}/")
     conf = re.sub(r"^listener 1883$", f"listener {port} 127.0.0.1", conf, flags=re.MULTILINE)
+    conf = re.sub(r"^listener 1884$", f"listener {server_port} 127.0.0.1", conf,
+                  flags=re.MULTILINE)
     # Run as the test's user: started as root, mosquitto would switch to a user that cannot
     # read pytest's private temporary directory.
     conf += f"\nuser {pwd.getpwuid(os.getuid()).pw_name}\n"
@@ -199,16 +201,18 @@ def broker(tmp_path):
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
+        with socket.socket() as s, socket.socket() as s2:
+            if s.connect_ex(("127.0.0.1", port)) == 0 and \
+                    s2.connect_ex(("127.0.0.1", server_port)) == 0:
                 break
         time.sleep(0.05)
-    yield port, users, devices
+    yield port, users, devices, server_port
     process.terminate()
     process.wait(timeout=10)
 
 
-def connect(port: int, user: str, password: str) -> tuple[mqtt.Client, list[str], bool]:
+def connect(port: int, user: str, password: str,
+            client_id: str = "") -> tuple[mqtt.Client, list[str], bool]:
     """A connected client (or one the broker refused), the topics it receives, and whether in."""
     received: list[str] = []
     answered = threading.Event()
@@ -218,7 +222,8 @@ def connect(port: int, user: str, password: str) -> tuple[mqtt.Client, list[str]
         accepted.append(not reason_code.is_failure)
         answered.set()
 
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"t-{uuid.uuid4().hex[:8]}")
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
+                         client_id=client_id or f"t-{uuid.uuid4().hex[:8]}")
     client.username_pw_set(user, password)
     client.on_connect = on_connect
     client.on_message = lambda c, u, message: received.append(message.topic)
@@ -229,7 +234,7 @@ def connect(port: int, user: str, password: str) -> tuple[mqtt.Client, list[str]
 
 
 def test_mosquitto_acl_lets_a_device_read_only_its_own_topic(broker):
-    port, users, (device_a, device_b) = broker
+    port, users, (device_a, device_b), server_port = broker
     a, received_by_a, _ = connect(port, device_a, users[device_a])
     b, received_by_b, _ = connect(port, device_b, users[device_b])
     a.subscribe(f"devices/{device_a}/jobs/notify", qos=1)
@@ -237,7 +242,7 @@ def test_mosquitto_acl_lets_a_device_read_only_its_own_topic(broker):
     a.subscribe("devices/#", qos=1)
     b.subscribe(f"devices/{device_b}/jobs/notify", qos=1)
     time.sleep(0.3)
-    server, _, _ = connect(port, "dispatcher", users["dispatcher"])
+    server, _, _ = connect(server_port, "dispatcher", users["dispatcher"])
     for device in (device_a, device_b):
         message = server.publish(f"devices/{device}/jobs/notify", '{"event": "queued"}', qos=1)
         message.wait_for_publish(5)
@@ -252,7 +257,29 @@ def test_mosquitto_acl_lets_a_device_read_only_its_own_topic(broker):
 
 
 def test_mosquitto_refuses_unknown_users_and_anonymous_clients(broker):
-    port, users, (device_a, _) = broker
+    port, users, (device_a, _), _ = broker
     assert connect(port, device_a, users[device_a])[2] is True
     assert connect(port, device_a, "wrong-password")[2] is False
     assert connect(port, "", "")[2] is False
+
+
+def test_a_device_cannot_take_over_another_devices_session(broker):
+    port, users, (device_a, device_b), server_port = broker
+    dropped = threading.Event()
+    a, received_by_a, _ = connect(port, device_a, users[device_a], f"jobs-agent-{device_a}")
+    a.on_disconnect = lambda *args: dropped.set()
+    a.subscribe(f"devices/{device_a}/jobs/notify", qos=1)
+    # Device b asks for device a's client id: the broker gives it its own (its user name).
+    b, _, b_in = connect(port, device_b, users[device_b], f"jobs-agent-{device_a}")
+    assert b_in
+    time.sleep(0.3)
+    assert not dropped.is_set()
+    server, _, _ = connect(server_port, "dispatcher", users["dispatcher"])
+    server.publish(f"devices/{device_a}/jobs/notify", '{"event": "queued"}', qos=1) \
+        .wait_for_publish(5)
+    time.sleep(0.3)
+    assert received_by_a == [f"devices/{device_a}/jobs/notify"]
+    for client in (a, b, server):
+        client.loop_stop()
+        client.disconnect()
+

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import hashlib
 
-from job_rows import QUIET_SETTINGS, target_events
+from job_rows import (
+    QUIET_SETTINGS,
+    Device,
+    handler_document,
+    insert_job,
+    set_row_status,
+    target_events,
+)
 
+from dispatcher import db
 from dispatcher.devices import register_device
 
 HANDLERS = "/api/v1/jobs/handlers"
@@ -107,6 +115,7 @@ def test_delete_answers_the_handler_and_it_is_gone(client, admin_headers):
 def test_device_fetches_a_handler_and_can_verify_it(client, admin_headers):
     create(client, admin_headers)
     device, token = register_device("pi", settings=QUIET_SETTINGS)
+    insert_job([Device(device["uuid"], "pi", token)], document=handler_document("backup-database"))
     response = client.get(f"/api/v1/devices/{device['uuid']}/handlers/backup-database",
                           headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 200
@@ -117,3 +126,28 @@ def test_device_fetches_a_handler_and_can_verify_it(client, admin_headers):
     missing = client.get(f"/api/v1/devices/{device['uuid']}/handlers/nope",
                          headers={"Authorization": f"Bearer {token}"})
     assert missing.status_code == 404
+
+
+def test_a_device_fetches_only_handlers_its_own_pending_or_recent_jobs_run(client, admin_headers):
+    for name in ("backup-database", "final-handler", "someone-elses"):
+        create(client, admin_headers, name=name)
+    me, other = (Device(d["uuid"], d["device_name"], t) for d, t in (
+        register_device("me", settings=QUIET_SETTINGS),
+        register_device("other", settings=QUIET_SETTINGS)))
+    insert_job([me], document=handler_document("backup-database", final="final-handler"))
+    insert_job([other], document=handler_document("someone-elses"))
+
+    def fetch(name: str) -> int:
+        return client.get(f"/api/v1/devices/{me.uuid}/handlers/{name}",
+                          headers=me.headers).status_code
+
+    assert fetch("backup-database") == 200
+    assert fetch("final-handler") == 200
+    assert fetch("someone-elses") == 404
+    old = insert_job([me], document=handler_document("someone-elses"), status="SUCCEEDED")
+    set_row_status(old, me, "SUCCEEDED")
+    assert fetch("someone-elses") == 200
+    with db.pool().connection() as conn:
+        conn.execute("UPDATE device_job_status SET last_updated_at = now() - interval '2 days'"
+                     " WHERE job_id = %s", (old,))
+    assert fetch("someone-elses") == 404

@@ -36,6 +36,10 @@ def migrate_cli(settings, monkeypatch, capsys):
     root.setLevel(level)
 
 
+def handler_sha256(client, headers, name: str) -> str:
+    return client.get(f"/api/v1/jobs/handlers/{name}", headers=headers).get_json()["script_sha256"]
+
+
 def test_the_library_ships_every_handler_and_template_the_guide_needs():
     assert {h["name"] for h in standard_handlers()} == STANDARD_HANDLERS
     assert {t["name"] for t in standard_templates(32 * 1024)} == STANDARD_TEMPLATES
@@ -101,7 +105,8 @@ def test_a_standard_template_executes_with_its_parameters(migrate_cli, client, a
     detail = client.get(f"/api/v1/jobs/executions/{job_id}", headers=admin_headers).get_json()
     step = detail["job"]["job_document"]["steps"][0]
     assert step["input"] == {"handler": "download-file",
-                             "args": ["https://example.com/a", "/tmp/a", ""]}
+                             "args": ["https://example.com/a", "/tmp/a", ""],
+                             "sha256": handler_sha256(client, admin_headers, "download-file")}
     missing = client.post("/api/v1/jobs/execute", json={
         "job_name": "fetch", "template_id": download["id"], "target_type": "device",
         "target_devices": [device["uuid"]], "parameters": {"URL": "https://example.com/a"},

@@ -15,6 +15,13 @@ from agent.config import FIELDS, ConfigError, load_config
 UUID = "8479359e-dbeb-4858-813c-e8a9008dde04"
 
 
+def write_private(path: Path, text: str) -> Path:
+    """A config or token file as the agent wants it: mode 600."""
+    path.write_text(text)
+    path.chmod(0o600)
+    return path
+
+
 def test_defaults_are_usable_for_a_device():
     config = load_config({}, environ={}, config_file=None)
     assert config.poll_interval_s == 30.0
@@ -24,23 +31,22 @@ def test_defaults_are_usable_for_a_device():
 
 
 def test_flags_beat_environment_which_beats_the_config_file(tmp_path):
-    ini = tmp_path / "agent.conf"
-    ini.write_text(f"[agent]\nserver_url = http://file:8000\ndevice_uuid = {UUID}\n"
-                   "poll_interval_s = 60\nmqtt_url = mqtt://broker\n")
-    env = {"JOBS_AGENT_SERVER_URL": "http://env:8000", "JOBS_AGENT_POLL_INTERVAL_S": "45"}
+    ini = write_private(tmp_path / "agent.conf",
+                        f"[agent]\nserver_url = https://file:8000\ndevice_uuid = {UUID}\n"
+                        "poll_interval_s = 60\nmqtt_url = mqtt://broker\n")
+    env = {"JOBS_AGENT_SERVER_URL": "https://env:8000", "JOBS_AGENT_POLL_INTERVAL_S": "45"}
     config = load_config({"poll_interval_s": 5.0}, environ=env, config_file=str(ini))
-    assert config.server_url == "http://env:8000"
+    assert config.server_url == "https://env:8000"
     assert config.poll_interval_s == 5.0
     assert config.mqtt_url == "mqtt://broker"
     assert config.device_uuid == UUID
 
 
 def test_a_json_config_file_and_a_token_file(tmp_path):
-    token_file = tmp_path / "token"
-    token_file.write_text("s3cret\n")
-    conf = tmp_path / "agent.json"
-    conf.write_text(json.dumps({"server_url": "https://jobs.example.com", "device_uuid": UUID,
-                                "token_file": str(token_file), "output_cap_bytes": 8192}))
+    token_file = write_private(tmp_path / "token", "s3cret\n")
+    conf = write_private(tmp_path / "agent.json", json.dumps({
+        "server_url": "https://jobs.example.com", "device_uuid": UUID,
+        "token_file": str(token_file), "output_cap_bytes": 8192}))
     config = load_config({}, environ={"JOBS_AGENT_CONFIG": str(conf)})
     assert config.token == "s3cret"
     assert config.output_cap_bytes == 8192
@@ -63,10 +69,40 @@ def test_bad_values_are_refused_with_the_setting_named(env, named):
 
 
 def test_unknown_keys_in_a_config_file_are_refused(tmp_path):
-    conf = tmp_path / "agent.conf"
-    conf.write_text("[agent]\npoll_intervall_s = 10\n")
+    conf = write_private(tmp_path / "agent.conf", "[agent]\npoll_intervall_s = 10\n")
     with pytest.raises(ConfigError, match="unknown keys poll_intervall_s"):
         load_config({}, environ={}, config_file=str(conf))
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o660, 0o622])
+def test_a_config_or_token_file_others_may_access_is_refused(tmp_path, mode):
+    conf = write_private(tmp_path / "agent.conf", f"[agent]\ndevice_uuid = {UUID}\n")
+    token = write_private(tmp_path / "token", "s3cret")
+    conf.chmod(mode)
+    with pytest.raises(ConfigError, match="config file .* group and others must have no access"):
+        load_config({}, environ={}, config_file=str(conf))
+    conf.chmod(0o600)
+    token.chmod(mode)
+    with pytest.raises(ConfigError, match="token_file .* group and others must have no access"):
+        load_config({"token_file": str(token)}, environ={}, config_file=str(conf))
+
+
+@pytest.mark.parametrize("server_url, allowed", [
+    ("http://jobs.example.com", False), ("http://10.0.0.2:8000", False),
+    ("http://127.0.0.1:8000", True), ("http://localhost:8000", True), ("http://[::1]:8000", True),
+    ("https://jobs.example.com", True),
+])
+def test_plain_http_to_another_host_is_refused_unless_allowed(server_url, allowed):
+    env = {"JOBS_AGENT_SERVER_URL": server_url}
+    if allowed:
+        assert load_config({}, environ=env).server_url == server_url
+    else:
+        with pytest.raises(ConfigError, match="plain http"):
+            load_config({}, environ=env)
+        insecure = load_config({}, environ={**env, "JOBS_AGENT_ALLOW_INSECURE_HTTP": "true"})
+        assert insecure.allow_insecure_http is True
+    with pytest.raises(ConfigError, match="allow_insecure_http: expected true or false"):
+        load_config({}, environ={**env, "JOBS_AGENT_ALLOW_INSECURE_HTTP": "perhaps"})
 
 
 def test_running_needs_a_server_a_device_and_a_token():
@@ -89,9 +125,9 @@ def test_allow_local_handlers_is_read_as_a_boolean_from_every_source(text, value
 
 def test_the_command_line_accepts_every_setting_as_a_flag():
     args = build_parser().parse_args(
-        ["run", "--server-url", "http://x", "--poll-interval-s", "2.5", "--state-dir", "/s"])
+        ["run", "--server-url", "https://x", "--poll-interval-s", "2.5", "--state-dir", "/s"])
     config = load_config(vars(args), environ={})
-    assert (config.server_url, config.poll_interval_s, config.state_dir) == ("http://x", 2.5, "/s")
+    assert (config.server_url, config.poll_interval_s, config.state_dir) == ("https://x", 2.5, "/s")
 
 
 def test_jobs_agent_run_without_configuration_exits_2_and_says_what_is_missing(tmp_path):
@@ -105,9 +141,13 @@ def test_jobs_agent_run_without_configuration_exits_2_and_says_what_is_missing(t
 
 def test_the_example_config_file_loads_and_documents_every_setting(tmp_path):
     example = Path(__file__).resolve().parents[2] / "deploy" / "agent.conf.example"
+    installed = tmp_path / "agent.conf"
+    installed.write_text(example.read_text())
+    installed.chmod(0o600)
     token = tmp_path / "token"
     token.write_text("t")
-    config = load_config({"token_file": str(token)}, environ={}, config_file=str(example))
+    token.chmod(0o600)
+    config = load_config({"token_file": str(token)}, environ={}, config_file=str(installed))
     assert config.require_server().server_url == "https://jobs.example.com"
     text = example.read_text()
     for name in FIELDS:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import stat
@@ -52,7 +53,7 @@ def test_a_fetched_handler_is_verified_cached_mode_700_and_gets_its_default_args
     result = run_handler(store(fake, tmp_path))
     assert result.status == SUCCEEDED, result.reason
     assert result.stdout == "user=[] db=myapp\n"  # the seed's handler reads its argument as $2
-    cached = tmp_path / "cache" / "backup-database"
+    cached = tmp_path / "cache" / "scripts" / "backup-database"
     assert cached.read_text() == SCRIPT
     assert stat.S_IMODE(os.stat(cached).st_mode) == 0o700
     assert stat.S_IMODE(os.stat(tmp_path / "cache").st_mode) == 0o700
@@ -64,7 +65,7 @@ def test_a_handler_whose_content_does_not_match_its_sha256_is_refused(fake, tmp_
     result = run_handler(store(fake, tmp_path))
     assert result.status == FAILED
     assert "does not match its sha256" in result.reason
-    assert not (tmp_path / "cache" / "backup-database").exists()
+    assert not (tmp_path / "cache" / "scripts" / "backup-database").exists()
 
 
 def test_the_cache_serves_while_the_server_is_down_unless_it_was_tampered_with(fake, tmp_path):
@@ -73,9 +74,23 @@ def test_the_cache_serves_while_the_server_is_down_unless_it_was_tampered_with(f
     handlers.resolve("backup-database")
     fake.down = True
     assert run_handler(handlers).stdout == "user=[] db=myapp\n"
-    (tmp_path / "cache" / "backup-database").write_text("#!/bin/bash\nrm -rf /tmp/x\n")
+    (tmp_path / "cache" / "scripts" / "backup-database").write_text("#!/bin/bash\nrm -rf /x\n")
     with pytest.raises(StepSetupError, match="no cached copy"):
         handlers.resolve("backup-database")
+
+
+def test_a_handler_named_like_metadata_cannot_change_another_handlers_cached_defaults(
+        fake, tmp_path):
+    fake.handlers["backup-database"] = handler_body()
+    handlers = store(fake, tmp_path)
+    handlers.resolve("backup-database")
+    forged = json.dumps({"script_sha256": hashlib.sha256(SCRIPT.encode()).hexdigest(),
+                         "script_type": "bash", "default_args": ["injected"]})
+    fake.handlers["backup-database.meta.json"] = {
+        **handler_body(forged), "name": "backup-database.meta.json"}
+    handlers.resolve("backup-database.meta.json")
+    fake.down = True
+    assert run_handler(handlers).stdout == "user=[] db=myapp\n"
 
 
 def test_an_unknown_handler_is_a_clear_step_failure(fake, tmp_path):
@@ -108,16 +123,17 @@ def test_x_sh_and_x_name_the_same_handler_when_only_one_exists(fake, tmp_path):
     assert handlers.resolve("greet.sh").script == str(tmp_path / "handlers" / "greet.sh")
     assert handlers.resolve("greet").script == str(tmp_path / "handlers" / "greet")
     fake.handlers["reboot"] = handler_body()
-    assert handlers.resolve("reboot.sh").script == str(tmp_path / "cache" / "reboot")
+    assert handlers.resolve("reboot.sh").script == str(tmp_path / "cache" / "scripts" / "reboot")
     fake.handlers["tidy.sh"] = handler_body()
-    assert handlers.resolve("tidy", DEFAULT_PATH).script == str(tmp_path / "cache" / "tidy.sh")
+    assert handlers.resolve("tidy", DEFAULT_PATH).script == str(
+        tmp_path / "cache" / "scripts" / "tidy.sh")
 
 
 def test_without_a_path_the_server_comes_before_path_and_path_runs_an_executable(fake, tmp_path):
     handlers = store(fake, tmp_path)
     assert handlers.resolve("echo").argv == (shutil.which("echo"),)
     fake.handlers["echo"] = handler_body()
-    assert handlers.resolve("echo").script == str(tmp_path / "cache" / "echo")
+    assert handlers.resolve("echo").script == str(tmp_path / "cache" / "scripts" / "echo")
 
 
 def test_default_path_never_falls_through_to_path(fake, tmp_path):
@@ -141,7 +157,8 @@ def test_allow_local_handlers_off_runs_server_handlers_only(fake, tmp_path):
     with pytest.raises(StepSetupError, match="allow_local_handlers is off"):
         handlers.resolve("x.sh", str(tmp_path / "elsewhere"))
     fake.handlers["backup-database"] = handler_body()
-    assert handlers.resolve("backup-database").script == str(tmp_path / "cache" / "backup-database")
+    assert handlers.resolve("backup-database").script == str(
+        tmp_path / "cache" / "scripts" / "backup-database")
 
 
 @pytest.mark.parametrize("problem", ["file-writable", "dir-writable", "file-symlink",

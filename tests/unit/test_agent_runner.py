@@ -75,6 +75,17 @@ def test_an_invalid_document_is_rejected_without_running_or_starting(fake, tmp_p
     assert "steps.0.type" in fake.reports_for(job_id)[0]["reason"]
 
 
+@pytest.mark.parametrize("step_type", [[], {}])
+def test_a_step_type_that_is_not_a_string_is_rejected_once(fake, tmp_path, step_type):
+    job_id = fake.add_job({"version": "1.0", "steps": [
+        {"name": "x", "type": step_type, "input": {"command": "true"}}]})
+    agent = make_agent(fake, tmp_path)
+    agent.poller.poll_once()
+    agent.poller.poll_once()
+    assert fake.statuses(job_id) == ["REJECTED"]
+    assert "type" in fake.reports_for(job_id)[0]["reason"]
+
+
 def test_the_wait_honours_the_longer_of_local_interval_and_poll_after_seconds(fake, tmp_path):
     fake.poll_after_s = 100
     agent = make_agent(fake, tmp_path, poll_interval_s=10.0)

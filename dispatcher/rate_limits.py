@@ -1,0 +1,140 @@
+"""Request rate limits per device, per client address, and for failed authentications.
+
+Counted in fixed one-minute windows shared by every API process through Redis, with no Redis
+round trip on almost every request: each process counts in memory, and once a second one
+request adds the process's counts to Redis and reads back the fleet-wide totals (one pipelined
+round trip). A request is refused when the last known total plus this process's unsent count
+is over the limit, so a process enforces a limit at once on its own and all processes agree
+within a second. Redis unreachable: the limits count this process's requests only (logged
+once, retried every ``RETRY_REDIS_S``), and no request is refused for it.
+
+Thread safety: any request thread may call ``check``/``note_failed_authentication``; counts
+are kept under one lock held for dict updates only; the one thread that flushes (a
+non-blocking lock picks it) talks to Redis without holding it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+
+import redis
+
+from dispatcher.config import Settings
+
+log = logging.getLogger(__name__)
+
+WINDOW_S = 60
+FLUSH_EVERY_S = 1.0
+RETRY_REDIS_S = 10.0
+DEVICE, ADDRESS, AUTH_FAILURES = "device", "address", "auth-failures"
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a request is refused, and after how many seconds to try again."""
+
+    message: str
+    retry_after_s: int
+
+
+class RateLimits:
+    def __init__(self, settings: Settings) -> None:
+        self.limits = {DEVICE: settings.rate_limit_device_per_min,
+                       ADDRESS: settings.rate_limit_address_per_min,
+                       AUTH_FAILURES: settings.rate_limit_auth_failures_per_min}
+        self.prefix = f"{settings.celery_key_prefix}ratelimit:"
+        self._redis = redis.Redis.from_url(settings.redis_url, socket_timeout=1.0,
+                                           socket_connect_timeout=1.0)
+        self._lock = threading.Lock()
+        self._window = self._current_window()
+        self._pending: defaultdict[tuple[str, str], int] = defaultdict(int)
+        self._totals: dict[tuple[str, str], int] = {}
+        self._redis_down = False
+        self._flushing = threading.Lock()
+        self._next_flush = time.monotonic() + FLUSH_EVERY_S
+
+    @staticmethod
+    def _current_window() -> int:
+        return int(time.time()) // WINDOW_S
+
+    def _retry_after_s(self) -> int:
+        return max(1, WINDOW_S - int(time.time()) % WINDOW_S)
+
+    def check(self, address: str | None, device: str | None) -> Refusal | None:
+        """Count a request from ``address`` (for ``device``); a Refusal when it is over a limit.
+        An address over its failed-authentication limit is refused everything this window."""
+        refusal = None
+        with self._lock:
+            self._roll_window()
+            if address and self._over(AUTH_FAILURES, address):
+                refusal = Refusal("Too many failed authentications from this address",
+                                  self._retry_after_s())
+            for kind, key in ((DEVICE, device), (ADDRESS, address)):
+                if refusal is None and key and self.limits[kind] > 0:
+                    self._pending[(kind, key)] += 1
+                    if self._over(kind, key):
+                        refusal = Refusal(f"Too many requests for this {kind}",
+                                          self._retry_after_s())
+        if time.monotonic() >= self._next_flush and self._flushing.acquire(blocking=False):
+            try:
+                self.flush()
+            finally:
+                self._flushing.release()
+        return refusal
+
+    def note_failed_authentication(self, address: str | None) -> None:
+        if not address or self.limits[AUTH_FAILURES] <= 0:
+            return
+        with self._lock:
+            self._roll_window()
+            self._pending[(AUTH_FAILURES, address)] += 1
+
+    def _over(self, kind: str, key: str) -> bool:
+        limit = self.limits[kind]
+        if limit <= 0:
+            return False
+        return self._totals.get((kind, key), 0) + self._pending.get((kind, key), 0) > limit
+
+    def _roll_window(self) -> None:
+        window = self._current_window()
+        if window != self._window:
+            self._window, self._totals = window, {}
+            self._pending = defaultdict(int)
+
+    def flush(self) -> None:
+        """Add this process's counts to Redis and learn the fleet-wide totals."""
+        self._next_flush = time.monotonic() + FLUSH_EVERY_S
+        with self._lock:
+            self._roll_window()
+            window, pending = self._window, self._pending
+            self._pending = defaultdict(int)
+        if not pending:
+            return
+        keys = list(pending)
+        try:
+            pipe = self._redis.pipeline(transaction=False)
+            for kind, key in keys:
+                name = f"{self.prefix}{kind}:{key}:{window}"
+                pipe.incrby(name, pending[(kind, key)])
+                pipe.expire(name, 2 * WINDOW_S)
+            totals = pipe.execute()[::2]
+        except redis.RedisError as exc:
+            if not self._redis_down:
+                log.warning("rate limits: Redis unavailable, counting in this process only: %s",
+                            exc)
+                self._redis_down = True
+            self._next_flush = time.monotonic() + RETRY_REDIS_S
+            totals = None
+        with self._lock:
+            if window != self._window:
+                return
+            for (kind, key), total in zip(keys, totals or [None] * len(keys), strict=True):
+                local = self._totals.get((kind, key), 0) + pending[(kind, key)]
+                self._totals[(kind, key)] = int(total) if total is not None else local
+        if totals is not None and self._redis_down:
+            log.warning("rate limits: Redis reachable again")
+            self._redis_down = False

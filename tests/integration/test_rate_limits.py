@@ -1,0 +1,87 @@
+"""Rate limits per device, per client address, and for failed authentications: 429 with
+Retry-After, counted in the real Redis so every API process shares them."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import redis
+from job_rows import next_url, register_fleet
+
+from api.app import create_app
+from dispatcher.config import Settings
+from dispatcher.rate_limits import RateLimits
+
+
+def limited_client(settings: Settings, **limits: int):
+    app = create_app(replace(settings, **limits))
+    app.config["TESTING"] = True
+    return app, app.test_client()
+
+
+def test_a_device_over_its_limit_gets_429_with_retry_after(settings):
+    app, client = limited_client(settings, rate_limit_device_per_min=5)
+    busy, quiet = register_fleet(2)
+    answers = [client.get(next_url(busy), headers=busy.headers).status_code for _ in range(7)]
+    assert answers == [200] * 5 + [429] * 2
+    refused = client.get(next_url(busy), headers=busy.headers)
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    assert refused.get_json()["code"] == 429
+    assert client.get(next_url(quiet), headers=quiet.headers).status_code == 200
+    assert client.get("/healthz").status_code == 200
+
+
+def test_an_address_over_its_limit_gets_429(settings, admin_headers):
+    _, client = limited_client(settings, rate_limit_address_per_min=3)
+    answers = [client.get("/api/v1/devices", headers=admin_headers).status_code
+               for _ in range(4)]
+    assert answers == [200, 200, 200, 429]
+    other = client.get("/api/v1/devices", headers=admin_headers,
+                       environ_base={"REMOTE_ADDR": "10.1.2.3"})
+    assert other.status_code == 200
+
+
+def test_failed_authentications_lock_the_address_out_for_the_window(settings, admin_headers):
+    _, client = limited_client(settings, rate_limit_auth_failures_per_min=3)
+    bad = {"Authorization": "Bearer guess"}
+    answers = [client.get("/api/v1/devices", headers=bad).status_code for _ in range(5)]
+    assert answers == [401, 401, 401, 401, 429]
+    # Even a valid token from that address waits; other addresses do not.
+    assert client.get("/api/v1/devices", headers=admin_headers).status_code == 429
+    assert client.get("/api/v1/devices", headers=admin_headers,
+                      environ_base={"REMOTE_ADDR": "10.9.9.9"}).status_code == 200
+
+
+def test_processes_share_their_counts_through_redis(settings):
+    limited = replace(settings, rate_limit_device_per_min=10)
+    first, second = RateLimits(limited), RateLimits(limited)
+    for _ in range(6):
+        assert first.check("10.0.0.1", "device-a") is None
+    first.flush()
+    for _ in range(4):
+        assert second.check("10.0.0.2", "device-a") is None
+    second.flush()
+    assert second.check("10.0.0.2", "device-a") is not None
+    keys = redis.Redis.from_url(settings.redis_url).keys(f"{settings.celery_key_prefix}ratelimit:*")
+    assert keys
+
+
+def test_redis_down_falls_back_to_counting_in_the_process(settings, caplog):
+    limits = RateLimits(replace(settings, redis_url="redis://127.0.0.1:1/0",
+                                rate_limit_device_per_min=3))
+    for _ in range(3):
+        assert limits.check("10.0.0.1", "d") is None
+    limits.flush()
+    assert limits.check("10.0.0.1", "d") is not None
+    assert "Redis unavailable" in caplog.text
+
+
+@pytest.mark.parametrize("field", ["rate_limit_device_per_min", "rate_limit_address_per_min",
+                                   "rate_limit_auth_failures_per_min"])
+def test_the_defaults_never_limit_a_100k_fleet_polling_every_30s(field):
+    per_device, from_one_nat = 2 * 3, 100_000 * 2 * 3  # polls and a few reports a minute
+    limit = getattr(Settings(), field)
+    assert limit == 0 or limit >= {"rate_limit_device_per_min": per_device,
+                                   "rate_limit_address_per_min": from_one_nat,
+                                   "rate_limit_auth_failures_per_min": 100}[field]
