@@ -230,18 +230,19 @@ def _required(query: str, found: dict | None) -> dict:
 def connect() -> Iterator[Connector]:
     """A pooled connection in autocommit mode: each statement is its own transaction."""
     with unavailable_when_unreachable(), pool().connection() as conn:
-        if outage.active:
-            outage.ended()
         yield Connector(conn)
+    # Only a block that ran (a connection handed out can still turn out dead) ends an outage.
+    if outage.active:
+        outage.ended()
 
 
 @contextmanager
 def transaction() -> Iterator[Connector]:
     """A pooled connection with one transaction around the block."""
     with unavailable_when_unreachable(), pool().connection() as conn, conn.transaction():
-        if outage.active:
-            outage.ended()
         yield Connector(conn)
+    if outage.active:
+        outage.ended()
 
 
 def execute(query: str, /, **params: Any) -> int:
