@@ -53,6 +53,8 @@ class RateLimits:
         self._window = self._current_window()
         self._pending: defaultdict[tuple[str, str], int] = defaultdict(int)
         self._totals: dict[tuple[str, str], int] = {}
+        # Keys of this window whose Redis expiry has been set.
+        self._expiring: set[tuple[str, str]] = set()
         self._redis_down = False
         self._flushing = threading.Lock()
         self._next_flush = time.monotonic() + FLUSH_EVERY_S
@@ -102,7 +104,7 @@ class RateLimits:
     def _roll_window(self) -> None:
         window = self._current_window()
         if window != self._window:
-            self._window, self._totals = window, {}
+            self._window, self._totals, self._expiring = window, {}, set()
             self._pending = defaultdict(int)
 
     def flush(self) -> None:
@@ -117,11 +119,14 @@ class RateLimits:
         keys = list(pending)
         try:
             pipe = self._redis.pipeline(transaction=False)
+            # A key lives for one window: its expiry is sent once a window per process, so a
+            # busy device costs one command a flush, not two.
+            expiring = [(kind, key) for kind, key in keys if (kind, key) not in self._expiring]
             for kind, key in keys:
-                name = f"{self.prefix}{kind}:{key}:{window}"
-                pipe.incrby(name, pending[(kind, key)])
-                pipe.expire(name, 2 * WINDOW_S)
-            totals = pipe.execute()[::2]
+                pipe.incrby(f"{self.prefix}{kind}:{key}:{window}", pending[(kind, key)])
+            for kind, key in expiring:
+                pipe.expire(f"{self.prefix}{kind}:{key}:{window}", 2 * WINDOW_S)
+            totals = pipe.execute()[:len(keys)]
         except redis.RedisError as exc:
             if not self._redis_down:
                 log.warning("rate limits: Redis unavailable, counting in this process only: %s",
@@ -132,6 +137,8 @@ class RateLimits:
         with self._lock:
             if window != self._window:
                 return
+            if totals is not None:
+                self._expiring.update(expiring)
             for (kind, key), total in zip(keys, totals or [None] * len(keys), strict=True):
                 local = self._totals.get((kind, key), 0) + pending[(kind, key)]
                 self._totals[(kind, key)] = int(total) if total is not None else local
