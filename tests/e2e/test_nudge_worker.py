@@ -6,10 +6,9 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from job_rows import QUIET_SETTINGS, job_row
+from job_rows import QUIET_SETTINGS
 from json_http import JsonHttp
 from mqtt_listener import MQTT_URL, NudgeListener, nudge_topic
-from processes import wait_until
 
 from dispatcher.devices import register_device
 from dispatcher.jobs.create import create_execution
@@ -46,16 +45,20 @@ def test_a_device_registered_into_a_continuous_job_is_nudged(
     nudging = replace(settings, mqtt_url=MQTT_URL)
     server_processes.start_worker(nudging)
     api = JsonHttp(server_processes.start_api(nudging).url)
-    register_device("first-pi", "raspberry-pi", {"site": "lab"}, settings=QUIET_SETTINGS)
-    job = create_execution({
-        "job_name": "Keep the lab tidy", "job_document": DIAGNOSTIC, "target_type": "group",
-        "target_filter": {"site": "lab"}, "execution_type": "continuous",
-    }, "admin:test", nudging)
-    wait_until(lambda: job_row(job["job_id"])["fanout_status"] == "DONE", 30, "the fan-out")
+    first = register_device("first-pi", "raspberry-pi", {"site": "lab"},
+                            settings=QUIET_SETTINGS)[0]
     with NudgeListener() as listener:
+        job = create_execution({
+            "job_name": "Keep the lab tidy", "job_document": DIAGNOSTIC, "target_type": "group",
+            "target_filter": {"site": "lab"}, "execution_type": "continuous",
+        }, "admin:test", nudging)
+        # The fan-out's own nudge to the first device is published after its commit: wait for
+        # it, so that the only nudge still to come is the newcomer's.
+        assert len(listener.wait_for(1, job["job_id"], timeout_s=30)) == 1
         status, newcomer = api.request("POST", "/api/v1/devices", {
             "device_name": "new-pi", "attributes": {"site": "lab"}}, admin_headers)
         assert status == 201
-        received = listener.wait_for(1, job["job_id"], timeout_s=30)
-    assert received == [(nudge_topic(newcomer["uuid"]),
-                         {"jobId": str(job["job_id"]), "event": "queued"}, 1)]
+        received = listener.wait_for(2, job["job_id"], timeout_s=30)
+    expected = {"jobId": str(job["job_id"]), "event": "queued"}
+    assert received == [(nudge_topic(first["uuid"]), expected, 1),
+                        (nudge_topic(newcomer["uuid"]), expected, 1)]
