@@ -74,6 +74,12 @@ class Fleet:
         return wait_until(lambda: (row := self.device_row(job_id))["status"] in statuses and row,
                           timeout_s, f"device status in {statuses}")
 
+    def wait_for_job(self, job_id: str, *statuses: str, timeout_s: float = 30.0) -> dict:
+        """The execution's detail once its status is one of ``statuses``. A job completes just
+        after the commit of its last device's report, so it can lag that row by a moment."""
+        return wait_until(lambda: (d := self.detail(job_id))["job"]["status"] in statuses and d,
+                          timeout_s, f"job status in {statuses}")
+
 
 def device_transitions(job_id: str) -> list[tuple[str, str]]:
     """(actor, new status) of every device-row transition of a job, in order."""
@@ -124,8 +130,7 @@ def test_a_template_on_three_devices_runs_on_each_agent_and_counts_right(
     job_id = fleet.execute({"template_id": template["id"], "target_type": "group",
                             "target_filter": {"device_type": "e2e-pi"},
                             "parameters": {"GREETING": "hi from e2e"}})
-    detail = wait_until(lambda: (d := fleet.detail(job_id))["job"]["status"] == "SUCCEEDED"
-                        and d, what="job SUCCEEDED")
+    detail = fleet.wait_for_job(job_id, "SUCCEEDED")
     job = detail["job"]
     assert (job["total_devices"], job["succeeded_devices"], job["failed_devices"]) == (3, 3, 0)
     for device in devices:
@@ -213,7 +218,7 @@ def test_an_agent_killed_mid_job_and_restarted_ends_the_job_with_a_reason(
     assert row["failed_step"] == "Long"
     assert (device["home"] / "runs").read_text() == "run\n"  # not run a second time
     assert not (device["home"] / "after").exists()
-    assert fleet.detail(job_id)["job"]["status"] == "FAILED"
+    assert fleet.wait_for_job(job_id, "FAILED", "SUCCEEDED")["job"]["status"] == "FAILED"
 
 
 def test_with_mqtt_a_job_reaches_an_agent_polling_every_300_s_within_a_second(

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 from json_http import JsonHttp
-from processes import wait_until
 from test_agent_e2e import Fleet
 from test_device_client_documents import install_standard_library
 
@@ -181,8 +180,7 @@ def test_complete_workflow_succeeds_on_real_agents_and_a_wrong_sha256_fails_it(
         job_id = fleet.execute({"job_name": "Update nginx config - Production",
                                 "template_id": template["id"], "target_type": "group",
                                 "target_filter": PRODUCTION_PIS})
-        detail = wait_until(lambda: (d := fleet.detail(job_id))["job"]["status"] in (
-            "SUCCEEDED", "FAILED") and d, timeout_s=90, what="the job to finish")
+        detail = fleet.wait_for_job(job_id, "SUCCEEDED", "FAILED", timeout_s=90)
         job = detail["job"]
         assert (job["status"], job["total_devices"], job["succeeded_devices"]) == (
             "SUCCEEDED", 3, 3), detail["device_statuses"]
