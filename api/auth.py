@@ -15,7 +15,7 @@ from collections.abc import Callable
 from flask import current_app, g, request
 
 from api.errors import abort
-from dispatcher.tokens import Principal, authenticate, hash_token
+from dispatcher.tokens import Principal, authenticate, hash_token, is_device_token
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,8 @@ def _refuse_unknown_device_token() -> None:
     token_hash = hash_token(token)
     if device_uuid is None or device_tokens_seen.is_of(token_hash, device_uuid):
         return
-    authorize(("device",), device_uuid)
+    if not is_device_token(device_uuid, token_hash):
+        authorize(("device",), device_uuid)  # answers 401 or 403
     device_tokens_seen.note(token_hash, device_uuid)
 
 

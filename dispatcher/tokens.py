@@ -9,8 +9,11 @@ import time
 import uuid
 from dataclasses import dataclass
 
+from psycopg.rows import tuple_row
+
 from dispatcher import db
 from dispatcher.errors import NotFound
+from dispatcher.poll.connection import own_one
 
 BOOTSTRAP_TOKEN_NAME = "bootstrap (ADMIN_TOKEN)"
 # api_tokens.last_used_at is written at most this often per token, so a busy token costs one
@@ -78,6 +81,13 @@ def authenticate_hash(token_hash: bytes, bootstrap_admin_token: str = "") -> Pri
     if bootstrap_admin_token and hmac.compare_digest(token_hash, hash_token(bootstrap_admin_token)):
         return Principal(kind="admin", name=BOOTSTRAP_TOKEN_NAME)
     return _principal(token_hash)
+
+
+def is_device_token(device_uuid: uuid.UUID, token_hash: bytes) -> bool:
+    """Whether ``token_hash`` is this device's own token: one prepared primary-key lookup on
+    the thread's own connection, for the status report, whose body is read only after it."""
+    return own_one("device_token_matches", tuple_row, device_uuid=device_uuid,
+                   token_hash=token_hash) is not None
 
 
 def _principal(token_hash: bytes) -> Principal | None:

@@ -27,3 +27,7 @@ LIMIT 1;
 UPDATE api_tokens SET last_used_at = now()
  WHERE token_hash = %(token_hash)s
    AND (last_used_at IS NULL OR last_used_at < now() - make_interval(secs => %(every_s)s));
+
+-- name: device_token_matches
+-- Whether a token hash is this device's own: the status report's check before its body is read.
+SELECT 1 FROM devices WHERE uuid = %(device_uuid)s AND token_hash = %(token_hash)s;
