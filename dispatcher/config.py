@@ -48,6 +48,10 @@ class Settings:
     # the full continuous reconcile is slower, device changes reconcile at once.
     policy_sweep_interval_s: int = 5
     continuous_reconcile_interval_s: int = 30
+    # The portal's fleet numbers are counted this often; a device seen within
+    # device_online_within_s (a few poll intervals) counts as online.
+    fleet_count_interval_s: int = 15
+    device_online_within_s: int = 300
     db_pool_min_size: int = 1
     db_pool_max_size: int = 10
     # The operator portal (/portal/): its session cookie is signed with secret_key (derived
@@ -98,6 +102,10 @@ class Settings:
             ),
             continuous_reconcile_interval_s=_env_int(
                 "CONTINUOUS_RECONCILE_INTERVAL_S", cls.continuous_reconcile_interval_s
+            ),
+            fleet_count_interval_s=_env_int("FLEET_COUNT_INTERVAL_S", cls.fleet_count_interval_s),
+            device_online_within_s=_env_int(
+                "DEVICE_ONLINE_WITHIN_S", cls.device_online_within_s
             ),
             db_pool_min_size=_env_int("DB_POOL_MIN_SIZE", cls.db_pool_min_size),
             db_pool_max_size=_env_int("DB_POOL_MAX_SIZE", cls.db_pool_max_size),

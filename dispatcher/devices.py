@@ -168,6 +168,18 @@ def rotate_device_token(device_uuid: uuid_mod.UUID, actor: str) -> str:
     return token
 
 
-def fleet_overview(seen_within_s: int) -> dict:
-    """How many devices there are and how many were seen in the last ``seen_within_s``."""
-    return db.one("fleet_overview", seen_within_s=seen_within_s) or {"total": 0, "online": 0}
+def count_fleet(now: datetime, online_within_s: int) -> Outcome:
+    """Count the fleet into ``fleet_counts``: the devices, and those seen within
+    ``online_within_s`` of ``now``. A periodic sweep: one scan of the devices every
+    ``FLEET_COUNT_INTERVAL_S``, so that no page scans them."""
+    db.row("count_fleet", now=now, online_within_s=online_within_s)
+    return Outcome()
+
+
+def fleet_overview(online_within_s: int) -> dict:
+    """The fleet numbers as last counted (``total``, ``online``, ``counted_at``); counted now
+    when they never were (before the sweep's first run) or with another online window."""
+    counts = db.one("fleet_counts")
+    if counts is None or counts["online_within_s"] != online_within_s:
+        counts = db.row("count_fleet", now=datetime.now(UTC), online_within_s=online_within_s)
+    return counts

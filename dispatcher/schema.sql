@@ -1,5 +1,9 @@
 -- The schema that dispatcher/migrations builds, as pg_dump prints it (written
 -- by tests/schema_dump.py, checked by tests/integration/test_schema.py).
+CREATE EXTENSION IF NOT EXISTS pg_trgm WITH SCHEMA public;
+
+COMMENT ON EXTENSION pg_trgm IS 'text similarity measurement and index searching based on trigrams';
+
 CREATE FUNCTION public.device_job_target_id(p_job_id uuid, p_device_uuid uuid) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$
@@ -293,6 +297,15 @@ CREATE TABLE public.devices (
     CONSTRAINT devices_attributes_check CHECK ((jsonb_typeof(attributes) = 'object'::text))
 );
 
+CREATE TABLE public.fleet_counts (
+    singleton boolean DEFAULT true NOT NULL,
+    total bigint NOT NULL,
+    online bigint NOT NULL,
+    online_within_s integer NOT NULL,
+    counted_at timestamp with time zone NOT NULL,
+    CONSTRAINT fleet_counts_singleton_check CHECK (singleton)
+);
+
 CREATE TABLE public.job_events (
     id bigint NOT NULL,
     occurred_at timestamp with time zone DEFAULT now() NOT NULL,
@@ -501,6 +514,9 @@ ALTER TABLE ONLY public.devices
 ALTER TABLE ONLY public.devices
     ADD CONSTRAINT devices_token_hash_key UNIQUE (token_hash);
 
+ALTER TABLE ONLY public.fleet_counts
+    ADD CONSTRAINT fleet_counts_pkey PRIMARY KEY (singleton);
+
 ALTER TABLE ONLY public.job_events
     ADD CONSTRAINT job_events_pkey PRIMARY KEY (id);
 
@@ -550,6 +566,8 @@ CREATE INDEX device_signatures_attributes_gin ON public.device_signatures USING 
 CREATE INDEX device_signatures_type_idx ON public.device_signatures USING btree (device_type);
 
 CREATE INDEX devices_attributes_gin ON public.devices USING gin (attributes jsonb_path_ops);
+
+CREATE INDEX devices_name_trgm_idx ON public.devices USING gin (device_name public.gin_trgm_ops);
 
 CREATE INDEX devices_type_idx ON public.devices USING btree (device_type, uuid);
 

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 
 from celery import shared_task
 
+from dispatcher import devices
 from dispatcher.celery_config import periodic_task_name
 from dispatcher.config import Settings
 from dispatcher.jobs import fanout
@@ -59,6 +60,8 @@ PERIODIC_WORK: tuple[Periodic, ...] = (
     Periodic(retries.retry_failed_rows, "policy_sweep_interval_s"),
     Periodic(sweeps.advance_maintenance_windows, "policy_sweep_interval_s"),
     Periodic(continuous.reconcile_continuous, "continuous_reconcile_interval_s"),
+    Periodic(devices.count_fleet, "fleet_count_interval_s",
+             {"online_within_s": "device_online_within_s"}),
 )
 
 

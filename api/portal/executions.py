@@ -23,8 +23,6 @@ from schemas.vocabulary import (
     RECURRING,
 )
 
-from .filters import ONLINE_WITHIN_S
-
 PAGE_SIZE = 25
 EVENTS_SHOWN = 20
 RUNS_SHOWN = 10
@@ -48,9 +46,10 @@ def _executions_view() -> dict:
     status, page = _status(JOB_STATUSES), _page()
     listing = progress.list_executions(status, PAGE_SIZE, (page - 1) * PAGE_SIZE)
     live = any(job["status"] in LIVE_JOB for job in listing["executions"])
+    fleet = fleet_overview(current_app.config["SETTINGS"].device_online_within_s)
     return {"listing": listing, "status": status, "page": page, "page_size": PAGE_SIZE,
             "statuses": JOB_STATUSES, "live": live, "overview": progress.executions_overview(),
-            "fleet": fleet_overview(ONLINE_WITHIN_S)}
+            "fleet": fleet}
 
 
 @bp.route("/executions")

@@ -5,13 +5,10 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from flask import Flask
+from flask import Flask, current_app
 
 from api.portal import sessions
 from schemas.vocabulary import ENDED_JOB, FAILURES, PENDING, SUCCEEDED
-
-# A device seen within this long counts as online (a few poll intervals).
-ONLINE_WITHIN_S = 300
 
 
 def ago(moment: datetime | None, now: datetime | None = None) -> str:
@@ -60,9 +57,11 @@ def badge(status: str | None) -> str:
 
 
 def online(last_seen_at: datetime | None) -> bool:
+    """Seen within ``DEVICE_ONLINE_WITHIN_S``, as the fleet's online count has it."""
     if last_seen_at is None:
         return False
-    return (datetime.now(UTC) - last_seen_at).total_seconds() <= ONLINE_WITHIN_S
+    within_s = current_app.config["SETTINGS"].device_online_within_s
+    return (datetime.now(UTC) - last_seen_at).total_seconds() <= within_s
 
 
 # The main menu entry each page belongs to (by endpoint prefix; the first match wins).

@@ -24,8 +24,6 @@ from dispatcher.jobs import reports
 from schemas.devices import DeviceCreate
 from schemas.vocabulary import PENDING
 
-from .filters import ONLINE_WITHIN_S
-
 PAGE_SIZE = 50
 JOBS_PAGE_SIZE = 25
 
@@ -76,8 +74,9 @@ def device_list():
     except InvalidInput as exc:
         errors.setdefault("attributes", []).append(exc.message)
         listing = {"devices": [], "total": 0, "limit": PAGE_SIZE, "offset": 0}
+    fleet = devices.fleet_overview(current_app.config["SETTINGS"].device_online_within_s)
     return render_template("devices.html", listing=listing, args=args, errors=errors, page=page,
-                           page_size=PAGE_SIZE, fleet=devices.fleet_overview(ONLINE_WITHIN_S))
+                           page_size=PAGE_SIZE, fleet=fleet)
 
 
 @bp.route("/devices/new")

@@ -153,8 +153,9 @@ def search_execution_devices(
 ) -> dict:
     """A page of an execution's devices whose name contains ``name_contains`` (any case).
 
-    Not counted: ``more`` says whether another page follows. The devices are scanned by name,
-    so the cost grows with the fleet, not with the job."""
+    Not counted: ``more`` says whether another page follows. A text of three characters or
+    more is found in a trigram index of device names; a shorter one reads the devices in uuid
+    order until the page is full (quick when many match, a scan of the fleet when none do)."""
     require_execution(job_id)
     rows = db.all("search_execution_devices", job_id=job_id, name_contains=name_contains,
                   status=status, limit=limit, offset=offset)

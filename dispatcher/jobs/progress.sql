@@ -24,16 +24,26 @@ SELECT job_id, job_name, template_id, job_document, parameters, target_type, tar
 
 -- name: list_execution_device_statuses
 -- A page of the latest row of each device of a job, by device uuid, optionally of one status.
+-- The page's devices are found first on an index alone (device_job_status_latest_idx, or
+-- device_job_status_job_status_idx with a status), so the rows skipped by a deep offset are
+-- index entries, not joined rows; only the page's own rows are read and joined.
+WITH page AS (
+    SELECT device_uuid
+      FROM device_job_status
+     WHERE job_id = %(job_id)s AND is_latest
+       AND (%(status)s::text IS NULL OR status = %(status)s)
+     ORDER BY device_uuid
+     LIMIT %(limit)s OFFSET %(offset)s
+)
 SELECT d.device_uuid, v.device_name, d.status, d.execution_number, d.version_number,
        d.queued_at, d.started_at, d.completed_at, d.last_updated_at, d.exit_code, d.stdout,
        d.stderr, d.stdout_truncated, d.stderr_truncated, d.reason, d.executed_steps,
        d.failed_step, d.status_details
-  FROM device_job_status d
+  FROM page
+  JOIN device_job_status d
+    ON d.job_id = %(job_id)s AND d.device_uuid = page.device_uuid AND d.is_latest
   JOIN devices v ON v.uuid = d.device_uuid
- WHERE d.job_id = %(job_id)s AND d.is_latest
-   AND (%(status)s::text IS NULL OR d.status = %(status)s)
- ORDER BY d.device_uuid
- LIMIT %(limit)s OFFSET %(offset)s;
+ ORDER BY d.device_uuid;
 
 -- name: job_status_counts_by_status
 -- Live device counts of one job by status: the shards of job_status_counts summed.
@@ -88,7 +98,8 @@ SELECT c.status, sum(c.n)::bigint AS n
 
 -- name: search_execution_devices
 -- A page of a job's devices (latest rows) whose name contains a text, by device uuid; one row
--- more than the page tells whether there are more.
+-- more than the page tells whether there are more. A text of three characters or more is
+-- looked up in devices_name_trgm_idx, so a rare name is found without reading the fleet.
 SELECT d.device_uuid, v.device_name, d.status, d.execution_number, d.version_number,
        d.queued_at, d.started_at, d.completed_at, d.last_updated_at, d.exit_code,
        d.stdout_truncated, d.stderr_truncated, d.reason, d.executed_steps, d.failed_step

@@ -1,0 +1,78 @@
+"""The fleet numbers on the portal (devices registered, devices online) are counted by a periodic
+sweep into one row, so a page reads one row instead of counting the fleet."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from conftest import TEST_ADMIN_TOKEN
+from job_rows import register_fleet
+from test_portal import sign_in
+
+from dispatcher import db
+from dispatcher.devices import count_fleet, fleet_overview
+from workers.periodic import PERIODIC_WORK, beat_schedule
+
+ONLINE_WITHIN_S = 300
+
+
+def seen(device_uuid, ago: timedelta) -> None:
+    with db.pool().connection() as conn:
+        conn.execute("UPDATE devices SET last_seen_at = now() - %s WHERE uuid = %s",
+                     (ago, device_uuid))
+
+
+def test_the_first_view_counts_and_later_views_read_the_sweep_s_count(app):
+    fleet = register_fleet(3)
+    seen(fleet[0].uuid, timedelta(seconds=10))
+    seen(fleet[1].uuid, timedelta(seconds=ONLINE_WITHIN_S - 30))
+    seen(fleet[2].uuid, timedelta(hours=2))
+    first = fleet_overview(ONLINE_WITHIN_S)
+    assert (first["total"], first["online"]) == (3, 2)
+
+    register_fleet(1, prefix="newcomer")
+    seen(fleet[2].uuid, timedelta(seconds=1))
+    assert (fleet_overview(ONLINE_WITHIN_S)["total"], fleet_overview(ONLINE_WITHIN_S)["online"]) \
+        == (3, 2), "a view reads the stored count; it does not count the fleet"
+
+    count_fleet(datetime.now(UTC), ONLINE_WITHIN_S)
+    counted = fleet_overview(ONLINE_WITHIN_S)
+    assert (counted["total"], counted["online"]) == (4, 3)
+    assert counted["counted_at"] >= first["counted_at"]
+
+
+def test_another_online_window_is_counted_at_once(app):
+    fleet = register_fleet(2)
+    seen(fleet[0].uuid, timedelta(seconds=100))
+    seen(fleet[1].uuid, timedelta(seconds=10))
+    assert fleet_overview(ONLINE_WITHIN_S)["online"] == 2
+    narrow = fleet_overview(60)
+    assert (narrow["online"], narrow["online_within_s"]) == (1, 60)
+
+
+def test_the_count_is_periodic_work_at_its_setting(app, settings):
+    often = replace(settings, fleet_count_interval_s=7, device_online_within_s=120)
+    work = next(w for w in PERIODIC_WORK if w.sweep is count_fleet)
+    assert work.task_name == "maintenance.count_fleet"
+    assert beat_schedule(often)["count-fleet"]["schedule"] == 7.0
+    fleet = register_fleet(2)
+    seen(fleet[0].uuid, timedelta(seconds=60))
+    seen(fleet[1].uuid, timedelta(seconds=600))
+    work.run(often)
+    counted = fleet_overview(120)
+    assert (counted["total"], counted["online"], counted["online_within_s"]) == (2, 1, 120)
+
+
+def test_the_dashboard_and_devices_page_show_the_counted_fleet(app, client):
+    fleet = register_fleet(3)
+    seen(fleet[0].uuid, timedelta(seconds=5))
+    count_fleet(datetime.now(UTC), app.config["SETTINGS"].device_online_within_s)
+    sign_in(client, TEST_ADMIN_TOKEN)
+    dashboard = client.get("/portal/executions").get_data(as_text=True)
+    assert '<span class="n">1/3</span><span class="what">devices online</span>' in dashboard
+    assert "devices online counted <time" in dashboard
+    devices_page = client.get("/portal/devices").get_data(as_text=True)
+    assert '<span class="n">1</span><span class="what">online (seen in 5 min)</span>' \
+        in devices_page
+    assert "Fleet counted <time" in devices_page
