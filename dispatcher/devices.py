@@ -176,10 +176,16 @@ def count_fleet(now: datetime, online_within_s: int) -> Outcome:
     return Outcome()
 
 
-def fleet_overview(online_within_s: int) -> dict:
-    """The fleet numbers as last counted (``total``, ``online``, ``counted_at``); counted now
-    when they never were (before the sweep's first run) or with another online window."""
+def fleet_overview(online_within_s: int, count_interval_s: int) -> dict:
+    """The fleet numbers as last counted (``total``, ``online``, ``counted_at``).
+
+    Counted here instead when they never were, were counted with another online window, or
+    are older than two sweep intervals (beat is not running): so a view scans the fleet only
+    when the sweep cannot have, and then at most once per two intervals.
+    """
     counts = db.one("fleet_counts")
-    if counts is None or counts["online_within_s"] != online_within_s:
-        counts = db.row("count_fleet", now=datetime.now(UTC), online_within_s=online_within_s)
+    now = datetime.now(UTC)
+    if (counts is None or counts["online_within_s"] != online_within_s
+            or (now - counts["counted_at"]).total_seconds() > 2 * count_interval_s):
+        counts = db.row("count_fleet", now=now, online_within_s=online_within_s)
     return counts
