@@ -74,12 +74,13 @@ def submit(browser, form_css: str) -> None:
 
 
 class Stack:
-    """gunicorn, a Celery worker, devices and their agents for one test."""
+    """gunicorn, a Celery worker (and beat), devices and their agents for one test."""
 
     def __init__(self, settings, server_processes, tmp_path: Path, agents: int,
-                 worker: bool = True) -> None:
+                 worker: bool = True, beat: bool = False) -> None:
         self.settings = settings
         self.worker = server_processes.start_worker(settings) if worker else None
+        self.beat = server_processes.start_beat(settings) if beat else None
         self.api = server_processes.start_api(settings)
         self.http = JsonHttp(self.api.url)
         self.devices = []
@@ -106,7 +107,9 @@ class Stack:
 
 def test_an_operator_runs_watches_retries_and_cancels(settings, server_processes, tmp_path,
                                                       browser):
-    stack = Stack(replace(settings, poll_after_s=1), server_processes, tmp_path, AGENTS)
+    # Beat counts the fleet every 2 s, so the dashboard's "devices online" follows the agents.
+    stack = Stack(replace(settings, poll_after_s=1, fleet_count_interval_s=2), server_processes,
+                  tmp_path, AGENTS, beat=True)
     base, driver = stack.api.url, browser.driver
     sign_in(browser, base, TEST_ADMIN_TOKEN)
     browser.shot("dashboard-empty")
@@ -208,7 +211,12 @@ def test_an_operator_runs_watches_retries_and_cancels(settings, server_processes
     browser.get(f"{base}/portal/executions", "phone-dashboard")
     browser.get(f"{base}/portal/executions/{job_id}", "phone-execution")
     browser.size(WIDE)
-    browser.get(f"{base}/portal/executions", "dashboard-wide")
+
+    def every_agent_online(d) -> bool:
+        d.get(f"{base}/portal/executions")  # no job is live: the page itself does not poll
+        return f"{AGENTS}/{AGENTS}\ndevices online" in text_of(d, ".counters")
+    wait_for(browser, every_agent_online, 30, "every agent counted online")
+    browser.shot("dashboard-wide")
 
 
 class OtherOrigin:
