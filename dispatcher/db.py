@@ -265,19 +265,17 @@ def page(
 ) -> dict:
     """One page of a list: ``{key: rows, total, limit, offset}``.
 
-    ``query`` returns the page with ``count(*) OVER () AS total``; a page past the end has no
-    row to carry that count, so ``count_query`` (returning ``n``) is asked instead.
+    ``query`` returns the page (``limit`` rows from ``offset``); ``count_query`` (returning
+    ``n``) counts the whole list, and is asked only when the page cannot tell: a page shorter
+    than ``limit`` ends the list, so its total is ``offset`` plus its rows. Counting apart
+    from the page can read the list's index alone, where a window count reads every row.
     """
     with connect() as c:
         rows = c.all(query, limit=limit, offset=offset, **params)
-        if rows:
-            total = rows[0]["total"]
-        elif offset:
-            total = c.row(count_query, **params)["n"]
+        if 0 < len(rows) < limit or (not rows and not offset):
+            total = offset + len(rows)
         else:
-            total = 0
-    for row in rows:
-        del row["total"]
+            total = c.row(count_query, **params)["n"]
     return {key: rows, "total": total, "limit": limit, "offset": offset}
 
 

@@ -16,8 +16,7 @@ SELECT uuid, device_name, device_type, attributes, created_at, updated_at, last_
 
 -- name: list_devices
 -- A page of devices of one type (or any) whose attributes contain a JSON object, by uuid.
-SELECT uuid, device_name, device_type, attributes, created_at, updated_at, last_seen_at,
-       count(*) OVER () AS total
+SELECT uuid, device_name, device_type, attributes, created_at, updated_at, last_seen_at
   FROM devices
  WHERE (%(device_type)s::text IS NULL OR device_type = %(device_type)s)
    AND attributes @> %(attributes)s
@@ -54,7 +53,7 @@ UPDATE devices SET token_hash = %(token_hash)s, updated_at = now()
 RETURNING uuid;
 
 -- name: count_devices
--- How many devices list_devices would page through (used when a page lands past the end).
+-- How many devices list_devices pages through.
 SELECT count(*) AS n
   FROM devices
  WHERE (%(device_type)s::text IS NULL OR device_type = %(device_type)s)

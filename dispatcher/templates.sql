@@ -60,7 +60,7 @@ DELETE FROM job_templates WHERE id = %(id)s;
 -- name: search_job_templates
 -- A page of templates whose name contains a text (case-insensitive), with the list's filters.
 SELECT id, name, description, category, parameters, is_active, created_by, created_at,
-       updated_at, count(*) OVER () AS total
+       updated_at
   FROM job_templates
  WHERE name ILIKE '%%' || %(name_contains)s || '%%'
    AND (%(category)s::text IS NULL OR category = %(category)s)

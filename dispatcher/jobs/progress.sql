@@ -1,8 +1,7 @@
 -- name: list_job_executions
 -- A page of executions, newest first, optionally of one status.
 SELECT job_id, job_name, template_id, target_type, target_filter, execution_type, status,
-       total_devices, fanout_status, reason, queued_at, started_at, completed_at, created_by,
-       count(*) OVER () AS total
+       total_devices, fanout_status, reason, queued_at, started_at, completed_at, created_by
   FROM job_executions
  WHERE (%(status)s::text IS NULL OR status = %(status)s)
  ORDER BY id DESC
@@ -69,8 +68,7 @@ SELECT count(*) AS n FROM job_events WHERE job_id = %(job_id)s;
 
 -- name: list_job_events
 -- The audit trail of one job (the job and each of its devices), oldest first, paged.
-SELECT id, occurred_at, actor, action, target_type, target_id, job_id, device_uuid, details,
-       count(*) OVER () AS total
+SELECT id, occurred_at, actor, action, target_type, target_id, job_id, device_uuid, details
   FROM job_events
  WHERE job_id = %(job_id)s
  ORDER BY id

@@ -3,7 +3,7 @@
 SELECT d.job_id, e.job_name, d.device_uuid, d.status, d.execution_number, d.version_number,
        d.is_latest, d.queued_at, d.started_at, d.completed_at, d.last_updated_at, d.exit_code,
        d.stdout, d.stderr, d.stdout_truncated, d.stderr_truncated, d.reason, d.executed_steps,
-       d.failed_step, d.status_details, count(*) OVER () AS total
+       d.failed_step, d.status_details
   FROM device_job_status d
   JOIN job_executions e ON e.job_id = d.job_id
  WHERE d.device_uuid = %(device_uuid)s

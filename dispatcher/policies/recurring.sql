@@ -49,7 +49,7 @@ SELECT count(*) AS n FROM job_executions WHERE parent_job_id = %(parent_job_id)s
 -- name: list_runs
 -- The runs of a recurring parent, newest slot first, paged.
 SELECT job_id, job_name, status, scheduled_for, total_devices, queued_at, started_at,
-       completed_at, count(*) OVER () AS total
+       completed_at
   FROM job_executions
  WHERE parent_job_id = %(parent_job_id)s
  ORDER BY scheduled_for DESC

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
 from job_rows import insert_job, register_fleet, set_row_status, status_url
 
 from dispatcher.jobs import progress
@@ -94,6 +95,18 @@ def test_unknown_execution_and_wrong_tokens(client, admin_headers):
     assert client.get(f"{EXECUTIONS}/not-a-uuid", headers=admin_headers).status_code == 404
     assert client.get(f"{EXECUTIONS}/{job_id}", headers=pi.headers).status_code == 403
     assert client.get(EXECUTIONS).status_code == 401
+
+
+@pytest.mark.parametrize(("limit", "offset"), [(3, 0), (2, 0), (2, 2), (5, 0), (1, 2), (3, 3)])
+def test_every_page_tells_the_whole_total(client, admin_headers, limit, offset):
+    """Full pages, short last pages and the page just past the end: the total of all three."""
+    devices = register_fleet(1)
+    for _ in range(3):
+        insert_job(devices)
+    page = client.get(f"/api/v1/jobs/executions?limit={limit}&offset={offset}",
+                      headers=admin_headers).get_json()
+    assert len(page["executions"]) == max(0, min(limit, 3 - offset))
+    assert page["total"] == 3
 
 
 def test_a_page_past_the_end_still_tells_the_total(client, admin_headers):
