@@ -172,20 +172,25 @@ def count_fleet(now: datetime, online_within_s: int) -> Outcome:
     """Count the fleet into ``fleet_counts``: the devices, and those seen within
     ``online_within_s`` of ``now``. A periodic sweep: one scan of the devices every
     ``FLEET_COUNT_INTERVAL_S``, so that no page scans them."""
-    db.row("count_fleet", now=now, online_within_s=online_within_s)
+    _count_fleet(now, online_within_s)
     return Outcome()
 
 
-def fleet_overview(online_within_s: int, count_interval_s: int) -> dict:
+def fleet_overview(settings: Settings) -> dict:
     """The fleet numbers as last counted (``total``, ``online``, ``counted_at``).
 
     Counted here instead when they never were, were counted with another online window, or
     are older than two sweep intervals (beat is not running): so a view scans the fleet only
     when the sweep cannot have, and then at most once per two intervals.
     """
+    within_s = settings.device_online_within_s
     counts = db.one("fleet_counts")
     now = datetime.now(UTC)
-    if (counts is None or counts["online_within_s"] != online_within_s
-            or (now - counts["counted_at"]).total_seconds() > 2 * count_interval_s):
-        counts = db.row("count_fleet", now=now, online_within_s=online_within_s)
+    if (counts is None or counts["online_within_s"] != within_s
+            or (now - counts["counted_at"]).total_seconds() > 2 * settings.fleet_count_interval_s):
+        counts = _count_fleet(now, within_s)
     return counts
+
+
+def _count_fleet(now: datetime, online_within_s: int) -> dict:
+    return db.row("count_fleet", now=now, online_within_s=online_within_s)

@@ -46,11 +46,9 @@ def _executions_view() -> dict:
     status, page = _status(JOB_STATUSES), _page()
     listing = progress.list_executions(status, PAGE_SIZE, (page - 1) * PAGE_SIZE)
     live = any(job["status"] in LIVE_JOB for job in listing["executions"])
-    settings = current_app.config["SETTINGS"]
-    fleet = fleet_overview(settings.device_online_within_s, settings.fleet_count_interval_s)
     return {"listing": listing, "status": status, "page": page, "page_size": PAGE_SIZE,
             "statuses": JOB_STATUSES, "live": live, "overview": progress.executions_overview(),
-            "fleet": fleet}
+            "fleet": fleet_overview(current_app.config["SETTINGS"])}
 
 
 @bp.route("/executions")

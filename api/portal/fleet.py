@@ -74,9 +74,7 @@ def device_list():
     except InvalidInput as exc:
         errors.setdefault("attributes", []).append(exc.message)
         listing = {"devices": [], "total": 0, "limit": PAGE_SIZE, "offset": 0}
-    settings = current_app.config["SETTINGS"]
-    fleet = devices.fleet_overview(settings.device_online_within_s,
-                                   settings.fleet_count_interval_s)
+    fleet = devices.fleet_overview(current_app.config["SETTINGS"])
     return render_template("devices.html", listing=listing, args=args, errors=errors, page=page,
                            page_size=PAGE_SIZE, fleet=fleet)
 

@@ -11,11 +11,13 @@ from job_rows import register_fleet
 from test_portal import sign_in
 
 from dispatcher import db
+from dispatcher.config import Settings
 from dispatcher.devices import count_fleet, fleet_overview
 from workers.periodic import PERIODIC_WORK, beat_schedule
 
 ONLINE_WITHIN_S = 300
 INTERVAL_S = 15
+SETTINGS = Settings(device_online_within_s=ONLINE_WITHIN_S, fleet_count_interval_s=INTERVAL_S)
 
 
 def seen(device_uuid, ago: timedelta) -> None:
@@ -29,17 +31,17 @@ def test_the_first_view_counts_and_later_views_read_the_sweep_s_count(app):
     seen(fleet[0].uuid, timedelta(seconds=10))
     seen(fleet[1].uuid, timedelta(seconds=ONLINE_WITHIN_S - 30))
     seen(fleet[2].uuid, timedelta(hours=2))
-    first = fleet_overview(ONLINE_WITHIN_S, INTERVAL_S)
+    first = fleet_overview(SETTINGS)
     assert (first["total"], first["online"]) == (3, 2)
 
     register_fleet(1, prefix="newcomer")
     seen(fleet[2].uuid, timedelta(seconds=1))
-    stored = fleet_overview(ONLINE_WITHIN_S, INTERVAL_S)
+    stored = fleet_overview(SETTINGS)
     assert (stored["total"], stored["online"]) == (3, 2), \
         "a view reads the stored count; it does not count the fleet"
 
     count_fleet(datetime.now(UTC), ONLINE_WITHIN_S)
-    counted = fleet_overview(ONLINE_WITHIN_S, INTERVAL_S)
+    counted = fleet_overview(SETTINGS)
     assert (counted["total"], counted["online"]) == (4, 3)
     assert counted["counted_at"] >= first["counted_at"]
 
@@ -49,17 +51,17 @@ def test_a_count_older_than_two_sweep_intervals_is_counted_again_by_a_view(app):
     register_fleet(2)
     count_fleet(datetime.now(UTC) - timedelta(seconds=2 * INTERVAL_S - 5), ONLINE_WITHIN_S)
     register_fleet(1, prefix="newcomer")
-    assert fleet_overview(ONLINE_WITHIN_S, INTERVAL_S)["total"] == 2
+    assert fleet_overview(SETTINGS)["total"] == 2
     count_fleet(datetime.now(UTC) - timedelta(seconds=2 * INTERVAL_S + 5), ONLINE_WITHIN_S)
-    assert fleet_overview(ONLINE_WITHIN_S, INTERVAL_S)["total"] == 3
+    assert fleet_overview(SETTINGS)["total"] == 3
 
 
 def test_another_online_window_is_counted_at_once(app):
     fleet = register_fleet(2)
     seen(fleet[0].uuid, timedelta(seconds=100))
     seen(fleet[1].uuid, timedelta(seconds=10))
-    assert fleet_overview(ONLINE_WITHIN_S, INTERVAL_S)["online"] == 2
-    narrow = fleet_overview(60, INTERVAL_S)
+    assert fleet_overview(SETTINGS)["online"] == 2
+    narrow = fleet_overview(replace(SETTINGS, device_online_within_s=60))
     assert (narrow["online"], narrow["online_within_s"]) == (1, 60)
 
 
@@ -72,7 +74,7 @@ def test_the_count_is_periodic_work_at_its_setting(app, settings):
     seen(fleet[0].uuid, timedelta(seconds=60))
     seen(fleet[1].uuid, timedelta(seconds=600))
     work.run(often)
-    counted = fleet_overview(120, 7)
+    counted = fleet_overview(often)
     assert (counted["total"], counted["online"], counted["online_within_s"]) == (2, 1, 120)
 
 
