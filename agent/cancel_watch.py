@@ -13,8 +13,8 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from agent.client import AgentError, DeviceApi, ServerUnavailable
 from agent.reporter import Reporter
+from agent.server_api import AgentError, DeviceApi, ServerUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent import __version__
-from agent.client import DeviceApi
 from agent.config import AgentConfig
 from agent.engine import EngineSettings, JobEngine
 from agent.handlers import HandlerStore
@@ -15,6 +14,7 @@ from agent.outbox import Outbox
 from agent.poller import Poller
 from agent.reporter import Reporter
 from agent.runner import JobRunner
+from agent.server_api import DeviceApi
 from agent.signatures import decode_public_key
 from agent.state import JobState
 

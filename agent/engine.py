@@ -24,10 +24,10 @@ from typing import Protocol
 
 from marshmallow import ValidationError
 
-from agent.client import AgentError
 from agent.handlers import HandlerStore, require_pinned_content, runnable_by
 from agent.output import OutputTail
 from agent.process import ProcessOutcome, StepSetupError, resolve_user, run_process
+from agent.server_api import AgentError
 from schemas.handlers import handler_names
 from schemas.job_document import (
     RUN_COMMAND,

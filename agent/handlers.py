@@ -32,8 +32,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.client import DeviceApi, ServerUnavailable
 from agent.process import RunAs, StepSetupError
+from agent.server_api import DeviceApi, ServerUnavailable
 from agent.storage import atomic_write_bytes, atomic_write_json, ensure_private_dir, read_json
 from schemas.handlers import handler_names
 

@@ -13,13 +13,14 @@ sessions) and the job waits a whole poll interval.
 
 from __future__ import annotations
 
-import json
 import logging
 import ssl
 from collections.abc import Callable
 from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
+
+from schemas.nudges import NUDGE_QOS, UNKNOWN_EVENT, Nudge, notify_topic, read_nudge
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +29,6 @@ RECONNECT_MAX_S = 60
 KEEPALIVE_S = 60
 
 NudgeCallback = Callable[[str, "str | None"], None]
-
-
-def notify_topic(device_uuid: str) -> str:
-    return f"devices/{device_uuid}/jobs/notify"
 
 
 class NotifyListener:
@@ -77,7 +74,7 @@ class NotifyListener:
             log.warning("mqtt connect refused host=%s reason=%s", self._host, reason_code)
             return
         log.info("mqtt connected host=%s topic=%s", self._host, self.topic)
-        client.subscribe(self.topic, qos=1)
+        client.subscribe(self.topic, qos=NUDGE_QOS)
 
     def _subscribed(self, client, userdata, mid, reason_codes, properties) -> None:
         if any(code.is_failure for code in reason_codes):
@@ -94,14 +91,11 @@ class NotifyListener:
         log.warning("mqtt disconnected host=%s reason=%s", self._host, reason_code)
 
     def _message(self, client, userdata, message) -> None:
-        event, job_id = "unknown", None
-        try:
-            payload = json.loads(message.payload)
-            event = str(payload.get("event") or "unknown")
-            job_id = str(payload["jobId"]) if payload.get("jobId") else None
-        except (ValueError, AttributeError, TypeError):
+        nudge = read_nudge(message.payload)
+        if nudge is None:
             log.warning("unreadable mqtt nudge topic=%s", message.topic)
-        self._notify(event, job_id)
+            nudge = Nudge(UNKNOWN_EVENT, None)
+        self._notify(nudge.event, nudge.job_id)
 
     def _notify(self, event: str, job_id: str | None) -> None:
         try:

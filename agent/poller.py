@@ -15,9 +15,9 @@ import threading
 import time
 from collections.abc import Callable
 
-from agent.client import DeviceApi, ServerUnavailable
 from agent.reporter import Reporter
 from agent.runner import Job, JobRunner
+from agent.server_api import DeviceApi, ServerUnavailable
 
 log = logging.getLogger(__name__)
 

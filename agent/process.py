@@ -20,8 +20,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.client import AgentError
 from agent.output import OutputTail
+from agent.server_api import AgentError
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import logging
 
-from agent.client import DeviceApi, ServerUnavailable
 from agent.outbox import Outbox, OutboxEntry
+from agent.server_api import DeviceApi, ServerUnavailable
 from schemas.vocabulary import IN_PROGRESS, TERMINAL
 
 log = logging.getLogger(__name__)

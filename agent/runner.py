@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from marshmallow import ValidationError
 
 from agent.cancel_watch import CancelWatch, JobControl
-from agent.client import DeviceApi, ProtocolError
 from agent.engine import (
     FAILED,
     JobEngine,
@@ -37,6 +36,7 @@ from agent.recovery import (
     stop_leftover_step,
 )
 from agent.reporter import Reporter
+from agent.server_api import DeviceApi, ProtocolError
 from agent.signatures import signature_problem
 from agent.state import JobState
 from schemas.vocabulary import IN_PROGRESS, QUEUED, REJECTED

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from flask import current_app, g, request
 
 from api.errors import abort
-from dispatcher.tokens import Principal, authenticate, hash_token, is_device_token
+from dispatcher.fleet.tokens import Principal, authenticate, hash_token, is_device_token
 
 log = logging.getLogger(__name__)
 

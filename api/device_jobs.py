@@ -14,9 +14,9 @@ from api.auth import actor, authorize, bearer_token, device_tokens_seen, require
 from api.errors import abort
 from api.json_body import ResourceBlueprint
 from api.metrics import mark_poll
+from dispatcher.fleet.tokens import hash_token
 from dispatcher.jobs import reports
 from dispatcher.poll import next_job
-from dispatcher.tokens import hash_token
 from schemas.device_jobs import (
     DeviceJobList,
     DeviceJobListQuery,

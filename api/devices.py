@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import uuid as uuid_mod
 
-from flask import current_app
 from flask.views import MethodView
 
 from api.auth import actor, read_access, write_access
+from api.effects import carried
 from api.headers import NO_STORE
 from api.json_body import ResourceBlueprint
-from dispatcher import devices
+from dispatcher.fleet import devices
 from schemas.devices import (
     DeviceCreate,
     DeviceCreated,
@@ -24,10 +24,6 @@ from schemas.devices import (
 )
 
 blp = ResourceBlueprint("devices", __name__, description="Devices of the fleet and their tokens")
-
-
-def _settings():
-    return current_app.config["SETTINGS"]
 
 
 @blp.route("/devices")
@@ -44,10 +40,10 @@ class Devices(MethodView):
     @write_access
     def post(self, body: dict):
         """Register a device; the answer carries its token, shown only this once."""
-        device, token = devices.register_device(
+        device, token = carried(devices.register_device(
             body["device_name"], body["device_type"], body["attributes"],
-            device_uuid=body.get("uuid"), actor=actor(), settings=_settings(),
-        )
+            device_uuid=body.get("uuid"), actor=actor(),
+        ))
         return {**device, "device_token": token}, NO_STORE
 
 
@@ -63,14 +59,14 @@ class Device(MethodView):
     @write_access
     def patch(self, body: dict, uuid: uuid_mod.UUID):
         """Change name, type or attributes (merged; null removes one); answers what changed."""
-        device, changed = devices.update_device(uuid, body, actor(), _settings())
+        device, changed = carried(devices.update_device(uuid, body, actor()))
         return {**device, "changed": changed}
 
     @blp.response(200, DeviceDeleted)
     @write_access
     def delete(self, uuid: uuid_mod.UUID):
         """Delete a device and its job history; answers the device as it was."""
-        device, removed = devices.delete_device(uuid, actor(), _settings())
+        device, removed = carried(devices.delete_device(uuid, actor()))
         return {**device, "removed_job_statuses": removed}
 
 

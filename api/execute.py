@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
-from flask import current_app
 from flask.views import MethodView
 
 from api.auth import actor, read_access, write_access
+from api.effects import carried, settings
 from api.json_body import ResourceBlueprint
 from dispatcher.jobs.create import create_execution, preview_execution
 from schemas.execute import ExecuteJobRequest, ExecuteJobResponse, ExecutePreview
@@ -24,7 +24,7 @@ class ExecuteJob(MethodView):
 
         Answers once the execution is stored; device rows are created in the background.
         """
-        job = create_execution(body, actor(), current_app.config["SETTINGS"])
+        job = carried(create_execution(body, actor(), settings()))
         total = job["total_devices"]
         return {"job": job, "message": f"Job created and queued for {total} device(s)"}
 
@@ -37,4 +37,4 @@ class PreviewJob(MethodView):
     def post(self, body: dict):
         """Check an execute request and show what it would create: the rendered document, the
         policies, and how many devices match now. Nothing is stored, queued or audited."""
-        return preview_execution(body, current_app.config["SETTINGS"])
+        return preview_execution(body, settings())

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import uuid as uuid_mod
 
-from flask import current_app
+from flask import url_for
 from flask.views import MethodView
 
 from api.auth import actor, read_access, write_access
+from api.effects import carried
 from api.json_body import ResourceBlueprint
 from dispatcher.jobs import control, progress
 from schemas.device_jobs import DeviceJobStatus
@@ -27,10 +28,6 @@ blp = ResourceBlueprint(
 )
 
 
-def _settings():
-    return current_app.config["SETTINGS"]
-
-
 @blp.route("/jobs/executions")
 class Executions(MethodView):
     @blp.arguments(ExecutionListQuery, location="query")
@@ -47,7 +44,9 @@ class Execution(MethodView):
     @read_access
     def get(self, job_id: uuid_mod.UUID):
         """One execution with live counters and its first devices."""
-        return progress.execution_detail(job_id)
+        detail = progress.execution_detail(job_id)
+        return {**detail, "device_statuses_url": url_for("executions.ExecutionDevices",
+                                                         job_id=job_id)}
 
 
 @blp.route("/jobs/executions/<uuid:job_id>/devices")
@@ -69,9 +68,9 @@ class ExecutionCancel(MethodView):
     @write_access
     def post(self, body: dict, job_id: uuid_mod.UUID):
         """Cancel: QUEUED devices are canceled; IN_PROGRESS ones too with force."""
-        result = control.cancel_execution(
-            job_id, actor(), _settings(), force=body["force"], reason=body.get("reason"),
-        )
+        result = carried(control.cancel_execution(
+            job_id, actor(), force=body["force"], reason=body.get("reason"),
+        ))
         return {**result, "message": f"Job canceled for {result['canceled_devices']} device(s)"}
 
 
@@ -81,7 +80,7 @@ class ExecutionRetry(MethodView):
     @write_access
     def post(self, job_id: uuid_mod.UUID):
         """Queue again every device whose execution failed, timed out or was rejected."""
-        result = control.retry_execution(job_id, actor(), _settings())
+        result = carried(control.retry_execution(job_id, actor()))
         return {**result, "message": f"Job queued again for {result['retried_devices']} device(s)"}
 
 
@@ -92,9 +91,9 @@ class DeviceJobCancel(MethodView):
     @write_access
     def post(self, body: dict, uuid: uuid_mod.UUID, job_id: uuid_mod.UUID):
         """Cancel one device's execution (IN_PROGRESS only with force)."""
-        return control.cancel_device_job(
-            job_id, uuid, actor(), _settings(), force=body["force"], reason=body.get("reason"),
-        )
+        return carried(control.cancel_device_job(
+            job_id, uuid, actor(), force=body["force"], reason=body.get("reason"),
+        ))
 
 
 @blp.route("/devices/<uuid:uuid>/jobs/<uuid:job_id>/retry")
@@ -103,4 +102,4 @@ class DeviceJobRetry(MethodView):
     @write_access
     def post(self, uuid: uuid_mod.UUID, job_id: uuid_mod.UUID):
         """Queue one device's failed execution again, with the next execution number."""
-        return control.retry_device_job(job_id, uuid, actor(), _settings())
+        return carried(control.retry_device_job(job_id, uuid, actor()))

@@ -38,7 +38,8 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_token_create(args: argparse.Namespace, settings: Settings) -> int:
-    from dispatcher import db, tokens
+    from dispatcher import db
+    from dispatcher.fleet import tokens
 
     db.configure(settings)
     token, record = tokens.create_api_token(args.role, args.name, created_by="cli")
@@ -48,7 +49,8 @@ def cmd_token_create(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_token_list(args: argparse.Namespace, settings: Settings) -> int:
-    from dispatcher import db, tokens
+    from dispatcher import db
+    from dispatcher.fleet import tokens
 
     db.configure(settings)
     for record in tokens.list_api_tokens():
@@ -57,7 +59,8 @@ def cmd_token_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> int:
-    from dispatcher import db, tokens
+    from dispatcher import db
+    from dispatcher.fleet import tokens
 
     db.configure(settings)
     record = tokens.revoke_api_token(args.id)
@@ -67,11 +70,13 @@ def cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_device_register(args: argparse.Namespace, settings: Settings) -> int:
     from dispatcher import db
-    from dispatcher.devices import register_device
+    from dispatcher.fleet.devices import register_device
+    from dispatcher.sender import deliver
 
     db.configure(settings)
-    device, token = register_device(
-        args.name, args.type, dict(args.attr), actor="cli:device register", settings=settings
+    device, token = deliver(
+        register_device(args.name, args.type, dict(args.attr), actor="cli:device register"),
+        settings,
     )
     if args.json:
         print(json.dumps({**device, "token": token}, default=str))

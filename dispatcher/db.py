@@ -1,8 +1,8 @@
 """Database access: the connection pool, the named queries, and a thin connector.
 
-Every SQL statement lives in ``dispatcher/sql/*.sql`` under a ``-- name: <query_name>`` header
-and is loaded once at import. Python code calls ``db.one("query_name", **params)``; no SQL is
-assembled from strings anywhere else.
+Every SQL statement lives in the ``.sql`` file beside the module that runs it (``fanout.py`` runs
+``fanout.sql``), under a ``-- name: <query_name>`` header, and is loaded once at import. Python
+code calls ``db.one("query_name", **params)``; no SQL is assembled from strings anywhere else.
 """
 
 from __future__ import annotations
@@ -98,6 +98,12 @@ def close() -> None:
             _pool.close()
             _pool = None
         _run_close_hooks()
+
+
+def ping(timeout_s: float) -> None:
+    """Raise unless PostgreSQL answers within ``timeout_s`` (readiness)."""
+    with pool().connection(timeout=timeout_s) as conn:
+        conn.execute(QUERIES["ping"])
 
 
 def database_url() -> str:

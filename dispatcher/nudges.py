@@ -12,7 +12,6 @@ thousands.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import secrets
@@ -27,12 +26,17 @@ import paho.mqtt.client as mqtt
 
 from dispatcher import db, metrics
 from dispatcher.config import Settings
+from schemas.nudges import (
+    CANCELED_EVENT,
+    NUDGE_QOS,
+    QUEUED_EVENT,
+    notify_topic,
+    nudge_payload,
+)
 from schemas.vocabulary import CANCELED, QUEUED
 
 log = logging.getLogger(__name__)
 
-TOPIC_TEMPLATE = "devices/{uuid}/jobs/notify"
-NUDGE_QOS = 1
 PUBLISH_BATCH_SIZE = 500
 MAX_INFLIGHT_MESSAGES = PUBLISH_BATCH_SIZE
 CONNECT_TIMEOUT_S = 3.0
@@ -42,15 +46,7 @@ KEEPALIVE_S = 60
 RECONNECT_DELAY_MAX_S = 30
 DEVICE_PAGE_SIZE = 5_000
 # The latest-row status of the devices an event is about, when no device list is given.
-EVENT_STATUS = {"queued": QUEUED, "canceled": CANCELED}
-
-
-def topic_for(device_uuid: uuid.UUID | str) -> str:
-    return TOPIC_TEMPLATE.format(uuid=device_uuid)
-
-
-def nudge_payload(job_id: uuid.UUID | str, event: str) -> bytes:
-    return json.dumps({"jobId": str(job_id), "event": event}).encode()
+EVENT_STATUS = {QUEUED_EVENT: QUEUED, CANCELED_EVENT: CANCELED}
 
 
 class NudgePublisher:
@@ -119,7 +115,7 @@ class NudgePublisher:
                 metrics.record_nudges(0, len(batch))
                 break
             assert self._client is not None
-            sent = [self._client.publish(topic_for(u), payload, qos=NUDGE_QOS) for u in batch]
+            sent = [self._client.publish(notify_topic(u), payload, qos=NUDGE_QOS) for u in batch]
             batch_acknowledged = _await_acknowledgements(sent, BATCH_ACK_TIMEOUT_S)
             acknowledged += batch_acknowledged
             metrics.record_nudges(batch_acknowledged, len(batch) - batch_acknowledged)

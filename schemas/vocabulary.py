@@ -41,6 +41,12 @@ ENDED_JOB = frozenset({SUCCEEDED, FAILED, CANCELED})
 # A job whose devices all finished (it cannot be canceled any more).
 COMPLETED_JOB = frozenset({SUCCEEDED, FAILED})
 
+# Where a job's fan-out stands (``job_executions.fanout_status``). The SQL spells DONE as a
+# literal where a partial index's predicate must match it.
+FANOUT_PENDING = "PENDING"
+FANOUT_RUNNING = "RUNNING"
+FANOUT_DONE = "DONE"
+
 # How a job runs (job_executions.execution_type).
 ONE_TIME = "oneTime"
 RECURRING = "recurring"

@@ -88,7 +88,7 @@ def admin_headers() -> dict[str, str]:
 
 @pytest.fixture
 def viewer_headers(app) -> dict[str, str]:
-    from dispatcher.tokens import create_api_token
+    from dispatcher.fleet.tokens import create_api_token
 
     token, _ = create_api_token("viewer", "test viewer")
     return {"Authorization": f"Bearer {token}"}

@@ -11,9 +11,11 @@ from dataclasses import dataclass
 
 from dispatcher import db
 from dispatcher.config import Settings
-from dispatcher.devices import register_device
-from dispatcher.jobs import progress
+from dispatcher.fleet.devices import register_device
+from dispatcher.jobs import fanout, progress
+from dispatcher.outcome import Decided, T
 from dispatcher.poll import next_job as poll
+from dispatcher.sender import carry_out, deliver
 
 # Device changes made with these settings nudge no one (no MQTT URL): for tests whose devices
 # have no agent listening.
@@ -37,11 +39,16 @@ class Device:
         return {"Authorization": f"Bearer {self.token}"}
 
 
+def quietly(decided: Decided[T]) -> T:
+    """Carry out what a domain function decided, nudging no one; answer its answer."""
+    return deliver(decided, QUIET_SETTINGS)
+
+
 def register_fleet(n: int, prefix: str = "pi", device_type: str = "raspberry-pi") -> list[Device]:
     fleet = []
     for i in range(n):
-        device, token = register_device(f"{prefix}-{i:03d}", device_type, {"rack": "r1"},
-                                        settings=QUIET_SETTINGS)
+        device, token = deliver(register_device(f"{prefix}-{i:03d}", device_type, {"rack": "r1"}),
+                                QUIET_SETTINGS)
         fleet.append(Device(device["uuid"], device["device_name"], token))
     return fleet
 
@@ -149,3 +156,13 @@ def bulk_register_devices(
             " sha256(uuid_send(gen_random_uuid())) FROM generate_series(1, %s) AS i",
             (name_prefix, device_type, db.jsonb(attributes or {}), count),
         ).rowcount
+
+
+def fan_out(job_id: uuid.UUID, settings: Settings) -> int:
+    """Fan a job out here, as the worker's task does: carry out each chunk's outcome; answer how
+    many rows this run inserted."""
+    inserted = 0
+    for outcome in fanout.fan_out_job(job_id, settings.fanout_chunk_size):
+        carry_out(outcome, settings)
+        inserted += outcome.moved_rows
+    return inserted

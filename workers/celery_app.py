@@ -1,8 +1,8 @@
 """The Celery app of the workers and beat, built from Settings read from the environment.
 
 ``celery -A workers worker`` and ``celery -A workers beat`` find ``app`` here (re-exported by
-``workers/__init__.py``). The configuration is ``dispatcher.celery_config.celery_config``, the same
-mapping the API's producer uses; the beat schedule is ``workers.periodic.beat_schedule``.
+``workers/__init__.py``). The configuration is ``dispatcher.sender.celery_config``, the same
+mapping the API's sender uses; the beat schedule is ``workers.periodic.beat_schedule``.
 
 The worker's main process never touches PostgreSQL or MQTT: each pool process opens its own
 database pool and MQTT connection on first use, so nothing is shared across a fork.
@@ -18,8 +18,8 @@ from celery import Celery
 from celery.signals import task_postrun, task_prerun, worker_init
 
 from dispatcher import metrics
-from dispatcher.celery_config import celery_config
 from dispatcher.config import Settings
+from dispatcher.sender import celery_config
 from workers.periodic import beat_schedule
 
 log = logging.getLogger(__name__)

@@ -28,7 +28,7 @@ CONTENT_SECURITY_POLICY = (
     "frame-ancestors 'none'"
 )
 
-bp = Blueprint("portal", __name__, url_prefix="/portal", template_folder="templates",
+bp = Blueprint("portal", __name__, url_prefix="/portal", template_folder="pages",
                static_folder="static")
 
 

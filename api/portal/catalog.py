@@ -9,11 +9,13 @@ import uuid
 from flask import current_app, flash, redirect, render_template, request, url_for
 
 from api.auth import actor
+from api.effects import carried, settings
 from api.portal import bp
 from api.portal.forms import FieldErrors, FormInvalid, invalid_input_errors, json_value, load
 from api.portal.sessions import admin_only
-from dispatcher import devices, handlers, templates
+from dispatcher import handlers, templates
 from dispatcher.errors import Conflict, InvalidInput
+from dispatcher.fleet import devices
 from dispatcher.jobs.create import create_execution
 from schemas.handlers import SCRIPT_TYPES, HandlerCreate, HandlerUpdate
 from schemas.templates import CATEGORIES, TemplateCreate, TemplateUpdate
@@ -149,10 +151,10 @@ def test_template(template_id: int):
         return redirect(url_for("portal.template_page", template_id=template_id))
     template = templates.get_template(template_id)
     try:
-        job = create_execution(
+        job = carried(create_execution(
             {"template_id": template_id, "job_name": f"{template['name']} (test)",
              "target_type": TARGET_DEVICE, "target_devices": [device_uuid], "parameters": {}},
-            actor(), current_app.config["SETTINGS"])
+            actor(), settings()))
     except (InvalidInput, Conflict) as exc:
         flash(f"Not started: {exc.message}", "bad")
         return redirect(url_for("portal.template_page", template_id=template_id))

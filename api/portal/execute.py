@@ -11,16 +11,18 @@ from __future__ import annotations
 import re
 import uuid
 
-from flask import current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask import flash, jsonify, redirect, render_template, request, url_for
 
 from api.auth import actor
+from api.effects import carried, settings
 from api.portal import bp
 from api.portal.forms import FieldErrors, FormInvalid, invalid_input_errors, json_value, load
 from api.portal.sessions import admin_only
-from dispatcher import devices, templates
+from dispatcher import templates
 from dispatcher.errors import DispatcherError, InvalidInput
+from dispatcher.fleet import devices
 from dispatcher.jobs.create import create_execution
-from dispatcher.jobs.targeting import count_target, parse_target
+from dispatcher.jobs.targeting import count_target_devices, parse_target
 from schemas.execute import ExecuteJobRequest
 from schemas.policies import POLICY_FIELDS
 from schemas.vocabulary import TARGET_ALL, TARGET_DEVICE, TARGET_GROUP, TARGET_TYPES
@@ -60,11 +62,11 @@ def execute():
     form = request.form.to_dict()
     form["target_devices"] = "\n".join(request.form.getlist("target_devices"))
     errors: FieldErrors = {}
-    body = execute_body(form, errors)
+    body = execute_request(form, errors)
     if not errors:
         try:
-            job = create_execution(load(ExecuteJobRequest(), body, FIELD_OF), actor(),
-                                   current_app.config["SETTINGS"])
+            job = carried(create_execution(load(ExecuteJobRequest(), body, FIELD_OF), actor(),
+                                           settings()))
         except FormInvalid as exc:
             errors = exc.errors
         except InvalidInput as exc:
@@ -75,7 +77,7 @@ def execute():
     return render_template("execute.html", **_form_context(form, errors)), 400
 
 
-def execute_body(form: dict, errors: FieldErrors) -> dict:
+def execute_request(form: dict, errors: FieldErrors) -> dict:
     """The execute request the form stands for (JSON syntax errors go to ``errors``)."""
     body: dict = {"target_type": form.get("target_type") or ""}
     if form.get("job_name"):
@@ -134,7 +136,7 @@ def target_count():
             uuids = [uuid.UUID(u) for u in
                      _UUID_SEPARATORS.split(request.args.get("target_devices", "")) if u]
             target = parse_target(TARGET_DEVICE, target_devices=uuids)
-        return jsonify(devices=count_target(target))
+        return jsonify(devices=count_target_devices(target))
     except InvalidInput as exc:
         return jsonify(error=exc.message), 400
     except ValueError:

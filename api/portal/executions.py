@@ -9,10 +9,11 @@ from flask import current_app, flash, redirect, render_template, request, url_fo
 from werkzeug.exceptions import BadRequest
 
 from api.auth import actor
+from api.effects import carried, settings
 from api.portal import bp
 from api.portal.sessions import admin_only
-from dispatcher.devices import fleet_overview
 from dispatcher.errors import Conflict
+from dispatcher.fleet.counts import fleet_overview
 from dispatcher.jobs import control, progress, reports
 from dispatcher.policies import recurring
 from schemas.vocabulary import (
@@ -48,7 +49,7 @@ def _executions_view() -> dict:
     live = any(job["status"] in LIVE_JOB for job in listing["executions"])
     return {"listing": listing, "status": status, "page": page, "page_size": PAGE_SIZE,
             "statuses": JOB_STATUSES, "live": live, "overview": progress.executions_overview(),
-            "fleet": fleet_overview(current_app.config["SETTINGS"])}
+            "fleet": fleet_overview(settings())}
 
 
 @bp.route("/executions")
@@ -108,10 +109,6 @@ def download_output(job_id: uuid.UUID, device_uuid: uuid.UUID, stream: str):
     return response
 
 
-def _settings():
-    return current_app.config["SETTINGS"]
-
-
 def _back_to(job_id: uuid.UUID) -> str:
     """Where an action returns: the page it was made on (a portal path), else the execution."""
     back = request.form.get("back") or ""
@@ -125,8 +122,8 @@ def _back_to(job_id: uuid.UUID) -> str:
 def cancel_execution(job_id: uuid.UUID):
     force = request.form.get("force") == "1"
     try:
-        result = control.cancel_execution(job_id, actor(), _settings(), force=force,
-                                          reason=request.form.get("reason") or None)
+        result = carried(control.cancel_execution(job_id, actor(), force=force,
+                                                  reason=request.form.get("reason") or None))
     except Conflict as exc:
         flash(f"Not canceled: {exc.message}.", "bad")
     else:
@@ -139,7 +136,7 @@ def cancel_execution(job_id: uuid.UUID):
 @admin_only
 def retry_execution(job_id: uuid.UUID):
     try:
-        result = control.retry_execution(job_id, actor(), _settings())
+        result = carried(control.retry_execution(job_id, actor()))
     except Conflict as exc:
         flash(f"Not retried: {exc.message}.", "bad")
     else:
@@ -151,7 +148,7 @@ def retry_execution(job_id: uuid.UUID):
 @admin_only
 def retry_device(job_id: uuid.UUID, device_uuid: uuid.UUID):
     try:
-        row = control.retry_device_job(job_id, device_uuid, actor(), _settings())
+        row = carried(control.retry_device_job(job_id, device_uuid, actor()))
     except Conflict as exc:
         flash(f"Not retried: {exc.message}.", "bad")
     else:

@@ -15,11 +15,13 @@ from flask import (
 )
 
 from api.auth import actor
+from api.effects import carried, settings
 from api.portal import bp, sessions
 from api.portal.forms import FieldErrors, FormInvalid, json_value, load
 from api.portal.sessions import admin_only
-from dispatcher import devices
 from dispatcher.errors import Conflict, InvalidInput
+from dispatcher.fleet import devices
+from dispatcher.fleet.counts import fleet_overview
 from dispatcher.jobs import reports
 from schemas.devices import DeviceCreate
 from schemas.vocabulary import PENDING
@@ -74,7 +76,7 @@ def device_list():
     except InvalidInput as exc:
         errors.setdefault("attributes", []).append(exc.message)
         listing = {"devices": [], "total": 0, "limit": PAGE_SIZE, "offset": 0}
-    fleet = devices.fleet_overview(current_app.config["SETTINGS"])
+    fleet = fleet_overview(settings())
     return render_template("devices.html", listing=listing, args=args, errors=errors, page=page,
                            page_size=PAGE_SIZE, fleet=fleet)
 
@@ -95,9 +97,9 @@ def register_device():
     if not errors:
         try:
             fields = load(DeviceCreate(), body)
-            device, token = devices.register_device(
+            device, token = carried(devices.register_device(
                 fields["device_name"], fields["device_type"], fields["attributes"],
-                actor=actor(), settings=current_app.config["SETTINGS"])
+                actor=actor()))
         except FormInvalid as exc:
             errors = exc.errors
         except (InvalidInput, Conflict) as exc:

@@ -27,7 +27,7 @@ from flask.typing import ResponseReturnValue
 
 from api.auth import ANONYMOUS_ADMIN
 from dispatcher.config import Settings
-from dispatcher.tokens import Principal, authenticate_hash, hash_token
+from dispatcher.fleet.tokens import Principal, authenticate_hash, hash_token
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,8 @@ out at once), then cancels its rows set-based in chunks of ``CANCEL_CHUNK_ROWS``
 transaction, paged by device uuid; IN_PROGRESS rows only with ``force``. A policy cancels
 inside the transaction of its sweep. A retry holds the job row while it queues rows again, so
 a job cannot be completed between its rows being queued and the job being reopened. Devices
-hear of both through an MQTT nudge, sent after the commit (``dispatcher.jobs.outcome``).
+hear of both through an MQTT nudge: each function answers with what its commit leaves to do
+(``dispatcher.outcome``), and the caller sends it.
 """
 
 from __future__ import annotations
@@ -22,11 +23,10 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from dispatcher import audit, db
-from dispatcher.config import Settings
 from dispatcher.errors import Conflict, NotFound
 from dispatcher.jobs import completion, progress, reports, states
-from dispatcher.jobs.outcome import Outcome, carry_out
 from dispatcher.jobs.states import Actor
+from dispatcher.outcome import Decided, Outcome
 from schemas.vocabulary import CANCELED, COMPLETED_JOB, FAILURES, LIVE_JOB, SCHEDULED
 
 log = logging.getLogger(__name__)
@@ -38,9 +38,9 @@ UNRETRYABLE_JOB_STATUSES = frozenset({CANCELED, SCHEDULED})
 
 
 def cancel_execution(
-    job_id: uuid.UUID, actor: str, settings: Settings, *, force: bool = False,
-    reason: str | None = None, chunk_rows: int = CANCEL_CHUNK_ROWS,
-) -> dict:
+    job_id: uuid.UUID, actor: str, *, force: bool = False, reason: str | None = None,
+    chunk_rows: int = CANCEL_CHUNK_ROWS,
+) -> Decided[dict]:
     """An operator cancels a job and its devices' pending rows; answer the job and how many
     rows changed."""
     now = datetime.now(UTC)
@@ -61,9 +61,9 @@ def cancel_execution(
                                           *chunk))
     with db.connect() as c:
         completion.snapshot_counters(c, job_id)
-    carry_out(outcome, settings)
     log.info("job canceled job_id=%s force=%s devices=%d", job_id, force, outcome.moved_rows)
-    return {"job": progress.get_execution(job_id), "canceled_devices": outcome.moved_rows}
+    return Decided({"job": progress.get_execution(job_id), "canceled_devices": outcome.moved_rows},
+                   outcome)
 
 
 def cancel_live_job(
@@ -124,9 +124,9 @@ def _chunks(
 
 
 def cancel_device_job(
-    job_id: uuid.UUID, device_uuid: uuid.UUID, actor: str, settings: Settings, *,
-    force: bool = False, reason: str | None = None,
-) -> dict:
+    job_id: uuid.UUID, device_uuid: uuid.UUID, actor: str, *, force: bool = False,
+    reason: str | None = None,
+) -> Decided[dict]:
     """Cancel one device's execution of a job (IN_PROGRESS only with force)."""
     with db.transaction() as c:
         row = reports.lock_for_transition(
@@ -135,13 +135,13 @@ def cancel_device_job(
         if not row.is_repeat:
             outcome = cancel_rows(c, job_id, [row.status], actor, datetime.now(UTC), reason,
                                   force, device_uuid=device_uuid)
-    if not row.is_repeat:
-        outcome.may_have_completed.add(job_id)
-        carry_out(outcome, settings)
-    return reports.get_device_job(job_id, device_uuid)
+    if row.is_repeat:
+        return Decided(reports.get_device_job(job_id, device_uuid))
+    outcome.may_have_completed.add(job_id)
+    return Decided(reports.get_device_job(job_id, device_uuid), outcome)
 
 
-def retry_execution(job_id: uuid.UUID, actor: str, settings: Settings) -> dict:
+def retry_execution(job_id: uuid.UUID, actor: str) -> Decided[dict]:
     """Queue again every device whose latest row failed, timed out or was rejected."""
     with db.transaction() as c:
         job = _lock_retryable_job(c, job_id)
@@ -152,14 +152,12 @@ def retry_execution(job_id: uuid.UUID, actor: str, settings: Settings) -> dict:
                 c, actor, "job.retried", "job", job_id, job_id=job_id,
                 details={"from": job["status"], "devices": outcome.moved_rows},
             )
-    carry_out(outcome, settings)
     log.info("job retried job_id=%s devices=%d", job_id, outcome.moved_rows)
-    return {"job": progress.get_execution(job_id), "retried_devices": outcome.moved_rows}
+    return Decided({"job": progress.get_execution(job_id), "retried_devices": outcome.moved_rows},
+                   outcome)
 
 
-def retry_device_job(
-    job_id: uuid.UUID, device_uuid: uuid.UUID, actor: str, settings: Settings
-) -> dict:
+def retry_device_job(job_id: uuid.UUID, device_uuid: uuid.UUID, actor: str) -> Decided[dict]:
     """Queue one device's failed execution of a job again, with the next execution number."""
     with db.transaction() as c:
         _lock_retryable_job(c, job_id)
@@ -172,8 +170,7 @@ def retry_device_job(
                 f"this one is {current['status']}",
                 current_status=current["status"],
             )
-    carry_out(outcome, settings)
-    return reports.get_device_job(job_id, device_uuid)
+    return Decided(reports.get_device_job(job_id, device_uuid), outcome)
 
 
 def retry_rows(

@@ -1,8 +1,9 @@
 """Creating a job execution: its document, its target, its row, then its fan-out.
 
-The execution and its audit event commit in one transaction *before* the fan-out is enqueued.
-From then on the job is durable: if the broker is down the enqueue is logged and skipped, and
-the fan-out sweeper enqueues it later. The caller never waits for the fan-out itself, so
+The execution and its audit event commit in one transaction; the fan-out is what the creation
+leaves to do (its ``Outcome``), sent by the caller after that commit. From then on the job is
+durable: if the broker is down the send is logged and skipped, and the stalled fan-out sweep
+sends it later. The caller never waits for the fan-out itself, so
 executing on a million devices answers as fast as executing on one.
 """
 
@@ -16,11 +17,11 @@ from marshmallow import ValidationError
 
 from dispatcher import audit, db
 from dispatcher.config import Settings
-from dispatcher.enqueue import enqueue_fan_out
 from dispatcher.errors import Conflict, InvalidInput
 from dispatcher.jobs.documents import render_job_document
 from dispatcher.jobs.pins import pin_handlers
 from dispatcher.jobs.targeting import Target, count_target_devices, parse_target
+from dispatcher.outcome import Decided, Outcome
 from dispatcher.policies import columns
 from dispatcher.signing import sign_document
 from dispatcher.templates import get_template
@@ -30,17 +31,17 @@ from schemas.vocabulary import SCHEDULED, TARGET_ALL
 log = logging.getLogger(__name__)
 
 
-def create_execution(body: dict, actor: str, settings: Settings) -> dict:
-    """Create an execution from a validated execute request and enqueue its fan-out.
+def create_execution(body: dict, actor: str, settings: Settings) -> Decided[dict]:
+    """Create an execution from a validated execute request; its fan-out is left to do.
 
-    ``body`` holds the execute request's fields (``schemas.execute.ExecuteJobRequest``). Returns
+    ``body`` holds the execute request's fields (``schemas.execute.ExecuteJobRequest``). Answers
     the job row, with ``total_devices`` the number of devices targeted at this moment.
     """
     template, document, target, execution_policies = _prepare(body, settings)
     policy_columns = columns.execution_columns(execution_policies, datetime.now(UTC))
     job_id = uuid.uuid4()
     with db.transaction() as c:
-        total = count_target_devices(c, target)
+        total = count_target_devices(target, c)
         if total == 0:
             raise _no_devices(target)
         document = pin_handlers(c, document)
@@ -66,9 +67,8 @@ def create_execution(body: dict, actor: str, settings: Settings) -> dict:
         )
     log.info("job created job_id=%s target_type=%s total_devices=%d status=%s", job_id,
              target.target_type, total, job["status"])
-    if job["status"] != SCHEDULED:
-        enqueue_fan_out(settings, job_id)
-    return job
+    fan_outs = [job_id] if job["status"] != SCHEDULED else []
+    return Decided(job, Outcome(fan_outs=fan_outs))
 
 
 def preview_execution(body: dict, settings: Settings) -> dict:
@@ -77,8 +77,7 @@ def preview_execution(body: dict, settings: Settings) -> dict:
     start in and how many devices its target reaches now (a dry run for operators)."""
     template, document, target, execution_policies = _prepare(body, settings)
     policy_columns = columns.execution_columns(execution_policies, datetime.now(UTC))
-    with db.connect() as c:
-        total = count_target_devices(c, target)
+    total = count_target_devices(target)
     if total == 0:
         raise _no_devices(target)
     return {

@@ -9,9 +9,9 @@ The execution row lock serializes chunks with a cancel (which updates the same r
 touching device rows) and with a second copy of the task: a canceled job gets no new rows, and
 two copies take turns advancing one cursor instead of racing.
 
-The sweeper (``resume_stalled_fanouts``, run by beat) enqueues again every fan-out that did
-not finish and shows no sign of life: never enqueued because the broker was down, or a worker
-that died mid-way.
+The stalled fan-out sweep (``dispatcher.maintenance.stalled_fanouts``) sends again every
+fan-out that did not finish and shows no sign of life: never sent because the broker was down,
+or a worker that died mid-way.
 """
 
 from __future__ import annotations
@@ -19,46 +19,46 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from datetime import datetime
+from collections.abc import Iterator
 
 from dispatcher import audit, db, metrics
-from dispatcher.config import Settings
-from dispatcher.enqueue import enqueue_nudge
-from dispatcher.jobs import completion
-from dispatcher.jobs.outcome import Outcome
 from dispatcher.jobs.targeting import target_of_execution
-from schemas.vocabulary import ENDED_JOB, SCHEDULED
+from dispatcher.outcome import Outcome
+from schemas.nudges import QUEUED_EVENT
+from schemas.vocabulary import ENDED_JOB, FANOUT_DONE, SCHEDULED
 
 log = logging.getLogger(__name__)
 
-FANOUT_DONE = "DONE"
-RESUME_BATCH_LIMIT = 100
 FANOUT_ACTOR = "system:fanout"
 
 
-def fan_out_job(job_id: uuid.UUID, settings: Settings) -> int:
-    """Create the rows of ``job_id`` chunk by chunk; return how many this call inserted.
+def fan_out_job(job_id: uuid.UUID, chunk_size: int) -> Iterator[Outcome]:
+    """Create the rows of ``job_id`` chunk by chunk, yielding after each chunk has committed
+    what it leaves to do: nudge the chunk's devices ("queued"); ``moved_rows`` counts the rows
+    it inserted.
 
-    Safe to call any number of times, concurrently or after a crash. After each chunk, the
-    chunk's devices are nudged ("queued").
+    Safe to run any number of times, concurrently or after a crash.
     """
     started = time.monotonic()
     inserted_total = 0
     page_filter: dict | None = None  # the target, parsed from the job row once
     while True:
-        chunk = _fan_out_chunk(job_id, settings.fanout_chunk_size, page_filter)
+        chunk = _fan_out_chunk(job_id, chunk_size, page_filter)
         if chunk is None:
-            return inserted_total
+            return
         inserted, finished, page_filter = chunk
         inserted_total += len(inserted)
-        enqueue_nudge(settings, job_id, "queued", inserted)
+        outcome = Outcome(moved_rows=len(inserted))
+        outcome.nudge(job_id, QUEUED_EVENT, inserted)
         if finished:
             metrics.record_fanout_duration(time.monotonic() - started)
             log.info("fanout done job_id=%s inserted_by_this_run=%d", job_id, inserted_total)
             # Devices may all have finished before the fan-out was marked DONE; their reports
             # could not complete the job then, so look once more now.
-            completion.complete_if_done(job_id)
-            return inserted_total
+            outcome.may_have_completed.add(job_id)
+        yield outcome
+        if finished:
+            return
 
 
 def _fan_out_chunk(
@@ -105,15 +105,3 @@ def _finish(c: db.Connector, job_id: uuid.UUID, cursor: uuid.UUID | None,
     log.info("fanout finished job_id=%s total_devices=%d stopped_by=%s", job_id, total,
              stopped_by)
 
-
-def resume_stalled_fanouts(
-    now: datetime, stalled_after_s: float, limit: int = RESUME_BATCH_LIMIT
-) -> Outcome:
-    """The unfinished fan-outs with no enqueue or committed chunk for ``stalled_after_s``: never
-    enqueued because the broker was down, or their worker died. Their outcome is to be fanned
-    out again. Beat runs this every ``fanout_sweep_interval_s``."""
-    stalled = [row["job_id"] for row in
-               db.all("stalled_fanouts", now=now, stalled_after_s=stalled_after_s, limit=limit)]
-    if stalled:
-        log.info("fanout sweep stalled=%d", len(stalled))
-    return Outcome(fan_outs=stalled)

@@ -102,7 +102,6 @@ def execution_detail(job_id: uuid.UUID) -> dict:
         "job": job,
         "device_statuses": page["device_statuses"],
         "device_statuses_total": page["total"],
-        "device_statuses_url": f"/api/v1/jobs/executions/{job_id}/devices",
     }
 
 

@@ -2,7 +2,7 @@
 
 A group filter such as ``{"device_type": "raspberry-pi", "environment": "production"}`` matches
 ``device_type`` against the column and every other key by JSON containment on ``attributes``
-(``dispatcher.devices.device_filter_params``, the same rule the device list uses).
+(``dispatcher.fleet.filters.device_filter_params``, the same rule the device list uses).
 
 Counting is cheap whatever the fleet size: triggers keep ``device_signatures``, the number of
 devices per distinct (device_type, attributes), exact, and any target is counted by summing the
@@ -17,8 +17,8 @@ import uuid
 from dataclasses import dataclass
 
 from dispatcher import db
-from dispatcher.devices import DEVICE_TYPE_KEY, device_filter_params
 from dispatcher.errors import InvalidInput
+from dispatcher.fleet.filters import DEVICE_TYPE_KEY, device_filter_params
 from schemas.vocabulary import TARGET_ALL, TARGET_DEVICE, TARGET_GROUP, TARGET_TYPES
 
 
@@ -101,11 +101,15 @@ def target_of_execution(execution: dict) -> Target:
     return Target(TARGET_ALL)
 
 
-def count_target_devices(conn: db.Connector, target: Target) -> int:
-    """How many registered devices ``target`` reaches now.
+def count_target_devices(target: Target, conn: db.Connector | None = None) -> int:
+    """How many registered devices ``target`` reaches now (on ``conn``, else a connection of its
+    own: a live "N devices match").
 
     A device list naming unregistered devices is refused with InvalidInput naming each one.
     """
+    if conn is None:
+        with db.connect() as own:
+            return count_target_devices(target, own)
     if target.target_type == TARGET_DEVICE:
         device_uuids = list(target.device_uuids or ())
         unknown = [row["uuid"] for row in conn.all("unknown_devices", device_uuids=device_uuids)]
@@ -119,9 +123,3 @@ def count_target_devices(conn: db.Connector, target: Target) -> int:
         return len(device_uuids)
     return conn.row_unprepared("count_matching_devices", device_type=target.device_type,
                                attributes=db.jsonb(target.attributes))["n"]
-
-
-def count_target(target: Target) -> int:
-    """``count_target_devices`` on a connection of its own (a live "N devices match")."""
-    with db.connect() as conn:
-        return count_target_devices(conn, target)

@@ -14,7 +14,7 @@ from datetime import datetime
 
 from dispatcher import db
 from dispatcher.jobs import control
-from dispatcher.jobs.outcome import Outcome
+from dispatcher.outcome import Outcome
 from dispatcher.policies import POLICY_ACTOR
 from schemas.policies import ALL_FAILURES
 from schemas.vocabulary import EXECUTED, FAILED, FAILURES, REJECTED, TIMED_OUT

@@ -20,12 +20,18 @@ from dispatcher.changes import field_changes
 from dispatcher.errors import InvalidInput
 from dispatcher.policies import schedules
 from schemas.policies import POLICY_FIELDS, ExecutionPolicies, policy_combination_errors
-from schemas.vocabulary import ONE_TIME, QUEUED, RECURRING, SCHEDULED, STOP_ROLLOUT
+from schemas.vocabulary import (
+    FANOUT_DONE,
+    FANOUT_PENDING,
+    ONE_TIME,
+    QUEUED,
+    RECURRING,
+    SCHEDULED,
+    STOP_ROLLOUT,
+)
 
 _SCHEMA = ExecutionPolicies()
 # A recurring parent is never fanned out itself: each of its runs is.
-FANOUT_DONE = "DONE"
-FANOUT_PENDING = "PENDING"
 
 
 def stored_policies(values: dict) -> dict[str, Any]:

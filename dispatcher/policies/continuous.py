@@ -2,7 +2,7 @@
 that stops matching is REMOVED, and one that matches again gets a new attempt.
 
 Beat reconciles every continuous job in full now and then; registering, changing or deleting a
-device reconciles that one device at once (``dispatcher.devices``).
+device reconciles that one device at once (``dispatcher.fleet.devices``).
 """
 
 from __future__ import annotations
@@ -13,14 +13,16 @@ from datetime import datetime
 
 from dispatcher import db
 from dispatcher.jobs import control
-from dispatcher.jobs.outcome import Outcome
-from dispatcher.policies import BATCH_SIZE, POLICY_ACTOR
+from dispatcher.outcome import Outcome
+from dispatcher.policies import POLICY_ACTOR
+from schemas.nudges import CANCELED_EVENT, QUEUED_EVENT
 
 log = logging.getLogger(__name__)
 
 
 def reconcile_continuous(
     now: datetime, job_id: uuid.UUID | None = None, device_uuid: uuid.UUID | None = None,
+    limit: int | None = None,
 ) -> Outcome:
     """Bring continuous jobs in line with the fleet: matching devices get a row, QUEUED rows
     of devices that stopped matching are REMOVED, and devices that match again get a new
@@ -30,15 +32,15 @@ def reconcile_continuous(
     with db.transaction() as c:
         added = c.all("reconcile_add", **scope, actor=POLICY_ACTOR)
         removed = c.all("reconcile_remove", **scope, actor=POLICY_ACTOR)
-        rematched = [r["id"] for r in c.all("rematched_rows", **scope, limit=BATCH_SIZE)]
+        rematched = [r["id"] for r in c.all("rematched_rows", **scope, limit=limit)]
         outcome.merge(control.retry_rows(c, rematched, POLICY_ACTOR, "device_job.requeued", now))
     for row in added:
         if row["released"]:
-            outcome.nudge(row["job_id"], "queued", [row["device_uuid"]])
+            outcome.nudge(row["job_id"], QUEUED_EVENT, [row["device_uuid"]])
     for row in removed:
         outcome.may_have_completed.add(row["job_id"])
         if row["released"]:
-            outcome.nudge(row["job_id"], "canceled", [row["device_uuid"]])
+            outcome.nudge(row["job_id"], CANCELED_EVENT, [row["device_uuid"]])
     requeued = outcome.moved_rows
     outcome.moved_rows += len(added) + len(removed)
     if outcome.moved_rows:

@@ -14,14 +14,14 @@ from datetime import datetime
 
 from dispatcher import audit, db
 from dispatcher.jobs import progress
-from dispatcher.jobs.outcome import Outcome
-from dispatcher.policies import BATCH_SIZE, POLICY_ACTOR, schedules
+from dispatcher.outcome import Outcome
+from dispatcher.policies import POLICY_ACTOR, schedules
 from schemas.vocabulary import SUCCEEDED
 
 log = logging.getLogger(__name__)
 
 
-def fire_due_runs(now: datetime, limit: int = BATCH_SIZE) -> Outcome:
+def fire_due_runs(now: datetime, limit: int | None = None) -> Outcome:
     """Fire the due slot of every recurring parent; the new runs are to be fanned out."""
     outcome = Outcome()
     for row in db.all("due_recurring_jobs", now=now, limit=limit):

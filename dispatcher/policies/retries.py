@@ -8,13 +8,13 @@ from datetime import datetime
 
 from dispatcher import db
 from dispatcher.jobs import control
-from dispatcher.jobs.outcome import Outcome
-from dispatcher.policies import BATCH_SIZE, POLICY_ACTOR
+from dispatcher.outcome import Outcome
+from dispatcher.policies import POLICY_ACTOR
 
 log = logging.getLogger(__name__)
 
 
-def retry_failed_rows(now: datetime, limit: int = BATCH_SIZE) -> Outcome:
+def retry_failed_rows(now: datetime, limit: int | None = None) -> Outcome:
     """A new attempt for each failed row that its job's retry_config still allows."""
     with db.transaction() as c:
         ids = [r["id"] for r in c.all("retryable_rows", limit=limit)]

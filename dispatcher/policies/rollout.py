@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from dispatcher import db
-from dispatcher.jobs.outcome import Outcome
+from dispatcher.outcome import Outcome
 from dispatcher.policies import POLICY_ACTOR
+from schemas.nudges import QUEUED_EVENT
 from schemas.policies import MAX_ROLLOUT_RATE_PER_MINUTE
 
 log = logging.getLogger(__name__)
@@ -87,7 +88,7 @@ def release_waves(now: datetime) -> Outcome:
                 rate_per_minute=rate, actor=POLICY_ACTOR,
             )
         devices = [r["device_uuid"] for r in released]
-        outcome.nudge(row["job_id"], "queued", devices)
+        outcome.nudge(row["job_id"], QUEUED_EVENT, devices)
         outcome.moved_rows += len(devices)
         log.info("rollout wave job_id=%s released=%d rate_per_minute=%d",
                  row["job_id"], len(devices), rate)

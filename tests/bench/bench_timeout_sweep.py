@@ -32,7 +32,7 @@ from bench_support import (
 
 from dispatcher import db
 from dispatcher.config import Settings
-from dispatcher.policies import sweeps
+from dispatcher.maintenance import timeouts
 
 JOB_ID = uuid.uuid5(uuid.NAMESPACE_URL, "bench-timeout-job")
 # Every device is IN_PROGRESS on the job, and every deadline passed a minute ago.
@@ -88,7 +88,7 @@ def bare_update_floor(url: str) -> tuple[float, int]:
 def quiet_sweep(url: str) -> float:
     """The sweep with no poll load, then the rows are put back."""
     started = time.monotonic()
-    sweeps.time_out_overdue(datetime.now(UTC))
+    timeouts.time_out_overdue(datetime.now(UTC), Settings())
     elapsed = time.monotonic() - started
     put_rows_back(url)
     return elapsed
@@ -118,7 +118,7 @@ def main() -> None:
             def run_sweep() -> None:
                 time.sleep(1)  # let the load settle first
                 started = time.monotonic()
-                outcome = sweeps.time_out_overdue(datetime.now(UTC))
+                outcome = timeouts.time_out_overdue(datetime.now(UTC), Settings())
                 sweep.update(seconds=time.monotonic() - started, rows=outcome.moved_rows)
 
             sweeper = threading.Thread(target=run_sweep)
@@ -132,7 +132,7 @@ def main() -> None:
 
     print(f"timeout sweep: {sweep['rows']} rows TIMED_OUT in {sweep['seconds']:.2f} s "
           f"({sweep['rows'] / sweep['seconds']:.0f} rows/s, chunks of "
-          f"{sweeps.TIMEOUT_CHUNK_SIZE}), {events} audit rows")
+          f"{timeouts.BATCH_SIZE}), {events} audit rows")
     print(f"floor: one bare UPDATE of {floor_rows} rows in {floor_s:.2f} s, no poll load; "
           f"the sweep with no poll load: {quiet_sweep_s:.2f} s "
           f"({quiet_sweep_s / floor_s:.1f}x the floor)")

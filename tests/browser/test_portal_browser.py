@@ -21,7 +21,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from dispatcher import db
-from dispatcher.tokens import create_api_token
+from dispatcher.fleet.tokens import create_api_token
 
 pytestmark = pytest.mark.slow
 

@@ -13,9 +13,10 @@ from job_rows import bulk_register_devices
 from processes import wait_until
 
 from dispatcher import db
+from dispatcher.config import Settings
 from dispatcher.jobs.create import create_execution
-from dispatcher.jobs.fanout import resume_stalled_fanouts
-from dispatcher.jobs.outcome import carry_out
+from dispatcher.maintenance.stalled_fanouts import resume_stalled_fanouts
+from dispatcher.sender import carry_out, deliver
 
 pytestmark = pytest.mark.slow
 
@@ -74,7 +75,8 @@ def test_a_worker_killed_mid_fan_out_is_finished_by_another(
                                (held_position,)).fetchone()[0]
         blocker.execute("SELECT 1 FROM devices WHERE uuid = %s FOR UPDATE", (held,))
         first_worker = server_processes.start_worker(small_chunks)
-        job_id = create_execution(CUSTOM_JOB, "admin:test", small_chunks)["job_id"]
+        job = deliver(create_execution(CUSTOM_JOB, "admin:test", small_chunks), small_chunks)
+        job_id = job["job_id"]
         wait_until(lambda: fanout_state(job_id)["rows"] == 15 * chunk, FANOUT_TIMEOUT_S,
                    "15 chunks")
         first_worker.kill()
@@ -84,7 +86,7 @@ def test_a_worker_killed_mid_fan_out_is_finished_by_another(
     assert cut_short["rows"] == 15 * chunk
 
     server_processes.start_worker(small_chunks)
-    stalled = resume_stalled_fanouts(datetime.now(UTC), stalled_after_s=0)
+    stalled = resume_stalled_fanouts(datetime.now(UTC), Settings(fanout_stalled_after_s=0))
     assert stalled.fan_outs == [job_id]
     carry_out(stalled, small_chunks)
     state = wait_until(lambda: fanned_out(job_id), FANOUT_TIMEOUT_S, "the resumed fan-out")

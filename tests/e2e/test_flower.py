@@ -10,7 +10,7 @@ import pytest
 from processes import ServerProcess, free_port, settings_environment
 
 from dispatcher import stack
-from dispatcher.celery_config import FAN_OUT_TASK
+from dispatcher.sender import FAN_OUT_TASK
 
 pytestmark = pytest.mark.slow
 WAIT_S = 30.0

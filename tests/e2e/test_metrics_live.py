@@ -15,7 +15,7 @@ import pytest
 from json_http import JsonHttp
 from prometheus_client.parser import text_string_to_metric_families
 
-from dispatcher.celery_config import FAN_OUT_TASK, NUDGE_TASK
+from dispatcher.sender import FAN_OUT_TASK, NUDGE_TASK
 
 pytestmark = pytest.mark.slow
 WAIT_S = 30.0

@@ -6,12 +6,13 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from job_rows import QUIET_SETTINGS
+from job_rows import quietly
 from json_http import JsonHttp
 from mqtt_listener import MQTT_URL, NudgeListener, nudge_topic
 
-from dispatcher.devices import register_device
+from dispatcher.fleet.devices import register_device
 from dispatcher.jobs.create import create_execution
+from dispatcher.sender import deliver
 
 pytestmark = pytest.mark.slow
 
@@ -24,14 +25,14 @@ DIAGNOSTIC = {
 def test_the_fan_out_nudges_each_new_device_row(app, settings, server_processes):
     nudging = replace(settings, mqtt_url=MQTT_URL)
     server_processes.start_worker(nudging)
-    chosen = [register_device(f"pi-{i}", "raspberry-pi", settings=QUIET_SETTINGS)[0]["uuid"]
+    chosen = [quietly(register_device(f"pi-{i}", "raspberry-pi"))[0]["uuid"]
               for i in range(2)]
-    register_device("not-chosen", "raspberry-pi", settings=QUIET_SETTINGS)
+    quietly(register_device("not-chosen", "raspberry-pi"))
     with NudgeListener() as listener:
-        job = create_execution({
+        job = deliver(create_execution({
             "job_name": "Custom diagnostic", "job_document": DIAGNOSTIC,
             "target_type": "device", "target_devices": chosen,
-        }, "admin:test", nudging)
+        }, "admin:test", nudging), nudging)
         received = listener.wait_for(2, job["job_id"], timeout_s=30)
     expected = {"jobId": str(job["job_id"]), "event": "queued"}
     assert sorted(received) == sorted((nudge_topic(d), expected, 1) for d in chosen)
@@ -45,13 +46,12 @@ def test_a_device_registered_into_a_continuous_job_is_nudged(
     nudging = replace(settings, mqtt_url=MQTT_URL)
     server_processes.start_worker(nudging)
     api = JsonHttp(server_processes.start_api(nudging).url)
-    first = register_device("first-pi", "raspberry-pi", {"site": "lab"},
-                            settings=QUIET_SETTINGS)[0]
+    first = quietly(register_device("first-pi", "raspberry-pi", {"site": "lab"}))[0]
     with NudgeListener() as listener:
-        job = create_execution({
+        job = deliver(create_execution({
             "job_name": "Keep the lab tidy", "job_document": DIAGNOSTIC, "target_type": "group",
             "target_filter": {"site": "lab"}, "execution_type": "continuous",
-        }, "admin:test", nudging)
+        }, "admin:test", nudging), nudging)
         # The fan-out's own nudge to the first device is published after its commit: wait for
         # it, so that the only nudge still to come is the newcomer's.
         assert len(listener.wait_for(1, job["job_id"], timeout_s=30)) == 1

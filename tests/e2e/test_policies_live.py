@@ -11,15 +11,16 @@ from dataclasses import replace
 
 import psycopg
 import pytest
-from job_rows import QUIET_SETTINGS, next_job
 from job_rows import job_row as job_state
+from job_rows import next_job, quietly
 from processes import wait_until
 
 from dispatcher import db
-from dispatcher.devices import register_device
+from dispatcher.fleet.devices import register_device
 from dispatcher.jobs import reports
 from dispatcher.jobs.create import create_execution
 from dispatcher.policies import recurring
+from dispatcher.sender import deliver
 from schemas.policies import ExecutionPolicies
 
 pytestmark = pytest.mark.slow
@@ -49,8 +50,7 @@ def sweeping(app, quick, server_processes):
 
 
 def fleet(n: int, **attributes) -> list:
-    return [register_device(f"pi-{i}", "raspberry-pi", attributes,
-                            settings=QUIET_SETTINGS)[0]["uuid"]
+    return [quietly(register_device(f"pi-{i}", "raspberry-pi", attributes))[0]["uuid"]
             for i in range(n)]
 
 
@@ -59,7 +59,7 @@ def execute(settings, policies: dict, target_filter: dict | None = None) -> dict
             "target_type": "group" if target_filter else "all",
             **({"target_filter": target_filter} if target_filter else {}),
             **ExecutionPolicies().load(policies)}
-    return create_execution(body, ACTOR, settings)
+    return deliver(create_execution(body, ACTOR, settings), settings)
 
 
 def job(job_id) -> dict:

@@ -13,12 +13,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from job_rows import fan_out
 from werkzeug.serving import make_server
 
 from agent.config import AgentConfig
 from agent.daemon import Agent
 from dispatcher import db
-from dispatcher.jobs.fanout import fan_out_job
 
 EXECUTE = "/api/v1/jobs/execute"
 
@@ -55,7 +55,7 @@ def execute(client, headers, settings, device: dict, document: dict) -> str:
         "target_type": "device", "target_devices": [str(device["uuid"])]})
     assert response.status_code == 201, response.get_json()
     job_id = response.get_json()["job"]["job_id"]
-    fan_out_job(job_id, settings)
+    fan_out(job_id, settings)
     return job_id
 
 

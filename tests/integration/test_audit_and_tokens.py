@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from job_rows import QUIET_SETTINGS
+from job_rows import quietly
 
-from dispatcher import db, tokens
-from dispatcher.devices import register_device
+from dispatcher import db
+from dispatcher.fleet import tokens
+from dispatcher.fleet.devices import register_device
 
 
 def test_device_token_authenticates_only_its_device(app):
-    device, token = register_device("pi-1", "raspberry-pi", {"environment": "production"},
-                                    settings=QUIET_SETTINGS)
+    device, token = quietly(register_device("pi-1", "raspberry-pi", {"environment": "production"}))
     principal = tokens.authenticate(token)
     assert principal is not None
     assert principal.kind == "device"
@@ -26,7 +26,7 @@ def test_revoked_viewer_token_no_longer_authenticates(app):
 
 
 def test_device_registration_is_audited(app):
-    device, _ = register_device("pi-2", settings=QUIET_SETTINGS)
+    device, _ = quietly(register_device("pi-2"))
     with db.pool().connection() as conn:
         trail = conn.execute("SELECT action, actor FROM job_events"
                              " WHERE target_type = 'device' AND target_id = %s",
@@ -36,7 +36,7 @@ def test_device_registration_is_audited(app):
 
 def test_a_token_in_use_has_its_last_use_written_at_most_once_a_minute(client):
     from dispatcher import db
-    from dispatcher.tokens import create_api_token, list_api_tokens
+    from dispatcher.fleet.tokens import create_api_token, list_api_tokens
 
     token, record = create_api_token("viewer", "grafana")
     assert record["last_used_at"] is None

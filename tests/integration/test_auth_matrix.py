@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from job_rows import QUIET_SETTINGS, Device, handler_document, insert_job
+from job_rows import Device, handler_document, insert_job, quietly
 
-from dispatcher.devices import register_device
+from dispatcher.fleet.devices import register_device
 
 DOCUMENT = {"version": "1.0", "steps": [{"name": "df", "type": "runCommand",
                                          "input": {"command": "df,-h"}}]}
@@ -14,8 +14,8 @@ DOCUMENT = {"version": "1.0", "steps": [{"name": "df", "type": "runCommand",
 @pytest.fixture
 def world(client, admin_headers) -> dict:
     """Two devices with their tokens, one template, one handler."""
-    device_a, token_a = register_device("device-a", settings=QUIET_SETTINGS)
-    device_b, token_b = register_device("device-b", settings=QUIET_SETTINGS)
+    device_a, token_a = quietly(register_device("device-a"))
+    device_b, token_b = quietly(register_device("device-b"))
     template = client.post("/api/v1/jobs/templates", json={"name": "t", "job_document": DOCUMENT},
                            headers=admin_headers).get_json()
     client.post("/api/v1/jobs/handlers", json={"name": "h", "script_type": "bash",

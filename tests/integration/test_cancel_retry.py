@@ -18,6 +18,7 @@ from job_rows import (
 
 from dispatcher import db
 from dispatcher.jobs import completion, control
+from dispatcher.sender import deliver
 
 EXECUTIONS = "/api/v1/jobs/executions"
 
@@ -92,12 +93,12 @@ def test_cancel_walks_a_big_job_in_chunks(app, settings):
     fleet = register_fleet(11)
     job_id = insert_job(fleet)
     set_row_status(job_id, fleet[5], "IN_PROGRESS")
-    result = control.cancel_execution(job_id, "admin:test", settings, chunk_rows=3)
+    result = deliver(control.cancel_execution(job_id, "admin:test", chunk_rows=3), settings)
     assert result["canceled_devices"] == 10
     counters = live_counters(job_id)
     assert (counters["canceled_devices"], counters["in_progress_devices"]) == (10, 1)
-    forced = control.cancel_execution(job_id, "admin:test", settings, force=True,
-                                                chunk_rows=3)
+    forced = deliver(control.cancel_execution(job_id, "admin:test", force=True,
+                                                chunk_rows=3), settings)
     assert forced["canceled_devices"] == 1
     assert live_counters(job_id)["canceled_devices"] == 11
 

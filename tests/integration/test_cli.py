@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from dispatcher import tokens
 from dispatcher.cli import build_parser, main
+from dispatcher.fleet import tokens
 
 
 @pytest.fixture(autouse=True)

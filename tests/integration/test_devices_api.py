@@ -8,8 +8,9 @@ from urllib.parse import quote
 
 from job_rows import insert_job, job_row, register_fleet, set_row_status, target_events
 
-from dispatcher import db, tokens
-from dispatcher.devices import device_filter_params
+from dispatcher import db
+from dispatcher.fleet import tokens
+from dispatcher.fleet.filters import device_filter_params
 
 DEVICES = "/api/v1/devices"
 

@@ -7,13 +7,15 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
-from job_rows import QUIET_SETTINGS, target_events
+from job_rows import quietly, target_events
 from job_templates import RESTART_TEMPLATE as SHARED_RESTART_TEMPLATE
 
 from dispatcher import db
-from dispatcher.devices import register_device
-from dispatcher.jobs.fanout import resume_stalled_fanouts
-from dispatcher.jobs.outcome import carry_out
+from dispatcher.config import Settings
+from dispatcher.fleet.devices import register_device
+from dispatcher.maintenance.stalled_fanouts import resume_stalled_fanouts
+from dispatcher.outcome import Outcome
+from dispatcher.sender import carry_out
 
 EXECUTE = "/api/v1/jobs/execute"
 TEMPLATES = "/api/v1/jobs/templates"
@@ -49,8 +51,8 @@ def execute(client, headers, body: dict, status: int = 201) -> dict:
 def fleet(app) -> dict[str, list[uuid.UUID]]:
     """Three production Pis, one staging Pi, two production gateways."""
     def add(n: int, device_type: str, environment: str) -> list[uuid.UUID]:
-        return [register_device(f"{device_type}-{environment}-{i}", device_type,
-                                {"environment": environment}, settings=QUIET_SETTINGS)[0]["uuid"]
+        return [quietly(register_device(f"{device_type}-{environment}-{i}", device_type,
+                                {"environment": environment}))[0]["uuid"]
                 for i in range(n)]
 
     return {
@@ -260,12 +262,17 @@ def test_broker_down_still_creates_the_job_and_the_sweeper_enqueues_it(
     assert execution_row(job["job_id"])["fanout_enqueued_at"] is None
 
     # The sweeper finds it; with the broker still down it leaves it for next time.
-    stalled = resume_stalled_fanouts(datetime.now(UTC), stalled_after_s=0)
+    stalled = stalled_now(0)
     assert stalled.fan_outs == [uuid.UUID(job["job_id"])]
     carry_out(stalled, broker_down)
     assert execution_row(job["job_id"])["fanout_enqueued_at"] is None
     # With the broker back, it enqueues the fan-out and records that it did.
-    carry_out(resume_stalled_fanouts(datetime.now(UTC), stalled_after_s=0), settings)
+    carry_out(stalled_now(0), settings)
     assert execution_row(job["job_id"])["fanout_enqueued_at"] is not None
     # Recently enqueued: not enqueued again until the stall threshold passes.
-    assert resume_stalled_fanouts(datetime.now(UTC), stalled_after_s=60).fan_outs == []
+    assert stalled_now(60).fan_outs == []
+
+
+def stalled_now(after_s: int) -> Outcome:
+    """What the stalled fan-out sweep finds now, with fan-outs stalled after ``after_s``."""
+    return resume_stalled_fanouts(datetime.now(UTC), Settings(fanout_stalled_after_s=after_s))

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from job_rows import QUIET_SETTINGS
+from job_rows import quietly
 from job_templates import RESTART_TEMPLATE
 
 from dispatcher import db
-from dispatcher.devices import register_device
+from dispatcher.fleet.devices import register_device
 
 PREVIEW = "/api/v1/jobs/execute/preview"
 
@@ -23,8 +23,8 @@ def stored_counts() -> dict:
 @pytest.fixture
 def template_id(client, admin_headers) -> int:
     for i in range(3):
-        register_device(f"pi-{i}", "raspberry-pi", {"rack": "r1"}, settings=QUIET_SETTINGS)
-    register_device("gw", "gateway", {"rack": "r1"}, settings=QUIET_SETTINGS)
+        quietly(register_device(f"pi-{i}", "raspberry-pi", {"rack": "r1"}))
+    quietly(register_device("gw", "gateway", {"rack": "r1"}))
     response = client.post("/api/v1/jobs/templates", headers=admin_headers, json={
         **RESTART_TEMPLATE, "parameters": {"SERVICE_NAME": "nginx"}})
     assert response.status_code == 201, response.get_json()

@@ -6,10 +6,10 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from job_rows import QUIET_SETTINGS, bulk_register_devices
+from job_rows import bulk_register_devices, quietly
 
 from dispatcher import db
-from dispatcher.devices import delete_device, register_device, update_device
+from dispatcher.fleet.devices import delete_device, register_device, update_device
 from dispatcher.jobs.targeting import count_target_devices, parse_target
 
 FILTERS = [
@@ -44,7 +44,7 @@ DIAGNOSTIC = {
 
 def counted(target_type: str, target_filter: dict | None = None) -> int:
     with db.connect() as c:
-        return count_target_devices(c, parse_target(target_type, None, target_filter))
+        return count_target_devices(parse_target(target_type, None, target_filter), c)
 
 
 def matching(target_filter: dict) -> int:
@@ -79,13 +79,12 @@ def fleet(app) -> dict:
     bulk_register_devices(5, "raspberry-pi", {"environment": "production", "rack": 7})
     bulk_register_devices(3, "raspberry-pi", {"environment": "staging", "rack": "7"})
     bulk_register_devices(2, "gateway", {"environment": "production", "canary": True})
-    tagged, _ = register_device("edge-1", "gateway", {
-        "environment": "staging", "tags": ["edge", "lte"], "location": {"site": "berlin"}},
-        settings=QUIET_SETTINGS)
-    register_device("edge-2", "gateway", {
+    tagged, _ = quietly(register_device("edge-1", "gateway", {
+        "environment": "staging", "tags": ["edge", "lte"], "location": {"site": "berlin"}}))
+    quietly(register_device("edge-2", "gateway", {
         "environment": "staging", "canary": True, "tags": ["edge"],
-        "location": {"site": "berlin", "floor": 2}}, settings=QUIET_SETTINGS)
-    plain, _ = register_device("plain-1", settings=QUIET_SETTINGS)
+        "location": {"site": "berlin", "floor": 2}}))
+    plain, _ = quietly(register_device("plain-1"))
     return {"tagged": tagged["uuid"], "plain": plain["uuid"]}
 
 
@@ -127,11 +126,11 @@ def test_bulk_registration_joins_and_adds_signatures(fleet):
 
 
 def test_counts_follow_attribute_and_type_changes(fleet):
-    update_device(fleet["plain"], {"device_type": "raspberry-pi",
+    quietly(update_device(fleet["plain"], {"device_type": "raspberry-pi",
                                    "attributes": {"environment": "production", "rack": 7}},
-                  "admin:test", QUIET_SETTINGS)
-    update_device(fleet["tagged"], {"attributes": {"environment": "production", "tags": None}},
-                  "admin:test", QUIET_SETTINGS)
+                  "admin:test"))
+    untagged = {"attributes": {"environment": "production", "tags": None}}
+    quietly(update_device(fleet["tagged"], untagged, "admin:test"))
     assert counted("group", {"device_type": "raspberry-pi", "environment": "production"}) == 6
     assert_counts_exact()
 
@@ -161,15 +160,14 @@ def test_concurrent_registrations_edits_and_deletions_stay_exact(fleet):
             attributes = {"environment": "production", "rack": i % 3}
             if i % 5 == 0:
                 attributes["location"] = {"site": f"site-{worker}"}
-            added.append(register_device(f"w{worker}-{i}", "raspberry-pi", attributes,
-                                         settings=QUIET_SETTINGS)[0])
+            added.append(quietly(register_device(f"w{worker}-{i}", "raspberry-pi", attributes))[0])
             if i % 4 == 0:
                 bulk_register_devices(3, "gateway", {"environment": "staging", "rack": i % 2},
                                       name_prefix=f"w{worker}-bulk-{i}")
         for device in added[::3]:
-            update_device(device["uuid"], {"attributes": {"rack": 9}}, "admin:test", QUIET_SETTINGS)
+            quietly(update_device(device["uuid"], {"attributes": {"rack": 9}}, "admin:test"))
         for device in added[1::3]:
-            delete_device(device["uuid"], "admin:test", QUIET_SETTINGS)
+            quietly(delete_device(device["uuid"], "admin:test"))
         return added
 
     with ThreadPoolExecutor(max_workers=6) as pool:
@@ -179,8 +177,8 @@ def test_concurrent_registrations_edits_and_deletions_stay_exact(fleet):
 
 
 def test_counts_follow_deletions(fleet):
-    delete_device(fleet["tagged"], "admin:test", QUIET_SETTINGS)
-    delete_device(fleet["plain"], "admin:test", QUIET_SETTINGS)
+    quietly(delete_device(fleet["tagged"], "admin:test"))
+    quietly(delete_device(fleet["plain"], "admin:test"))
     assert counted("all") == 11
     assert_counts_exact()
 

@@ -12,8 +12,9 @@ from test_portal import sign_in
 
 from dispatcher import db
 from dispatcher.config import Settings
-from dispatcher.devices import count_fleet, fleet_overview
-from workers.periodic import PERIODIC_WORK, beat_schedule
+from dispatcher.fleet.counts import count_fleet, fleet_overview
+from dispatcher.maintenance import SWEEPS, fleet_count
+from workers.periodic import beat_schedule, run_sweep
 
 ONLINE_WITHIN_S = 300
 INTERVAL_S = 15
@@ -67,13 +68,13 @@ def test_another_online_window_is_counted_at_once(app):
 
 def test_the_count_is_periodic_work_at_its_setting(app, settings):
     often = replace(settings, fleet_count_interval_s=7, device_online_within_s=120)
-    work = next(w for w in PERIODIC_WORK if w.sweep is count_fleet)
-    assert work.task_name == "maintenance.count_fleet"
+    assert fleet_count.SWEEP in SWEEPS
+    assert fleet_count.SWEEP.task_name == "maintenance.count_fleet"
     assert beat_schedule(often)["count-fleet"]["schedule"] == 7.0
     fleet = register_fleet(2)
     seen(fleet[0].uuid, timedelta(seconds=60))
     seen(fleet[1].uuid, timedelta(seconds=600))
-    work.run(often)
+    run_sweep(fleet_count.SWEEP, often)
     counted = fleet_overview(often)
     assert (counted["total"], counted["online"], counted["online_within_s"]) == (2, 1, 120)
 

@@ -6,9 +6,9 @@ import json
 from dataclasses import replace
 
 import pytest
-from job_rows import QUIET_SETTINGS
+from job_rows import quietly
 
-from dispatcher.devices import register_device
+from dispatcher.fleet.devices import register_device
 
 GARBAGE_BODIES = [
     b"[]",
@@ -37,7 +37,7 @@ GARBAGE_BODIES = [
 
 @pytest.fixture
 def targets(client, admin_headers) -> dict:
-    device, _ = register_device("pi", settings=QUIET_SETTINGS)
+    device, _ = quietly(register_device("pi"))
     template = client.post("/api/v1/jobs/templates", json={
         "name": "t", "job_document": {"version": "1.0", "steps": [
             {"name": "s", "type": "runCommand", "input": {"command": "ls"}}]},

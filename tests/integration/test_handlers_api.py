@@ -5,16 +5,16 @@ from __future__ import annotations
 import hashlib
 
 from job_rows import (
-    QUIET_SETTINGS,
     Device,
     handler_document,
     insert_job,
+    quietly,
     set_row_status,
     target_events,
 )
 
 from dispatcher import db
-from dispatcher.devices import register_device
+from dispatcher.fleet.devices import register_device
 
 HANDLERS = "/api/v1/jobs/handlers"
 
@@ -114,7 +114,7 @@ def test_delete_answers_the_handler_and_it_is_gone(client, admin_headers):
 
 def test_device_fetches_a_handler_and_can_verify_it(client, admin_headers):
     create(client, admin_headers)
-    device, token = register_device("pi", settings=QUIET_SETTINGS)
+    device, token = quietly(register_device("pi"))
     insert_job([Device(device["uuid"], "pi", token)], document=handler_document("backup-database"))
     response = client.get(f"/api/v1/devices/{device['uuid']}/handlers/backup-database",
                           headers={"Authorization": f"Bearer {token}"})
@@ -132,8 +132,8 @@ def test_a_device_fetches_only_handlers_its_own_pending_or_recent_jobs_run(clien
     for name in ("backup-database", "final-handler", "someone-elses"):
         create(client, admin_headers, name=name)
     me, other = (Device(d["uuid"], d["device_name"], t) for d, t in (
-        register_device("me", settings=QUIET_SETTINGS),
-        register_device("other", settings=QUIET_SETTINGS)))
+        quietly(register_device("me")),
+        quietly(register_device("other"))))
     insert_job([me], document=handler_document("backup-database", final="final-handler"))
     insert_job([other], document=handler_document("someone-elses"))
 

@@ -8,8 +8,8 @@ import pytest
 from job_rows import insert_job, next_url, register_fleet, set_row_status
 from processes import wait_until
 
+from dispatcher.fleet.tokens import hash_token
 from dispatcher.poll import idle
-from dispatcher.tokens import hash_token
 
 NO_JOB = "No pending jobs"
 

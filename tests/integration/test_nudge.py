@@ -10,7 +10,9 @@ import pytest
 from job_rows import bulk_register_devices
 from mqtt_listener import MQTT_URL, NudgeListener, nudge_topic
 
-from dispatcher import db, enqueue, nudges
+from dispatcher import db, nudges
+from dispatcher.outcome import Outcome
+from dispatcher.sender import RecordingSender, carry_out
 
 CLOSED_PORT_MQTT_URL = "mqtt://127.0.0.1:1"
 
@@ -80,7 +82,11 @@ def test_a_large_batch_is_delivered_in_full(app, mqtt_settings):
 def test_nudges_are_off_without_mqtt_url(app, settings):
     assert settings.mqtt_url == ""
     assert nudges.nudge_devices(settings, uuid.uuid4(), "queued", [uuid.uuid4()]) == 0
-    assert enqueue.enqueue_nudge(settings, uuid.uuid4(), "queued") is False
+    sender = RecordingSender()
+    outcome = Outcome(job_nudges={(uuid.uuid4(), "queued")})
+    outcome.nudge(uuid.uuid4(), "queued", [uuid.uuid4()])
+    carry_out(outcome, settings, sender)
+    assert sender.sent == []
 
 
 def test_an_unreachable_broker_skips_the_nudges_without_failing(app, settings, caplog):
@@ -96,6 +102,7 @@ def test_an_unreachable_broker_skips_the_nudges_without_failing(app, settings, c
 
 def test_an_unknown_event_is_a_programming_error(app, mqtt_settings):
     with pytest.raises(ValueError):
-        enqueue.enqueue_nudge(mqtt_settings, uuid.uuid4(), "exploded")
+        carry_out(Outcome(job_nudges={(uuid.uuid4(), "exploded")}), mqtt_settings,
+                  RecordingSender())
     with pytest.raises(ValueError):
         nudges.nudge_devices(mqtt_settings, uuid.uuid4(), "exploded", [])

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from job_rows import QUIET_SETTINGS
+from job_rows import quietly
 
-from dispatcher.devices import register_device
+from dispatcher.fleet.devices import register_device
 from dispatcher.policies import recurring
 
 EXECUTE = "/api/v1/jobs/execute"
@@ -18,8 +18,7 @@ DOCUMENT = {"version": "1.0", "steps": [
 
 @pytest.fixture
 def devices(app) -> list:
-    return [register_device(f"pi-{i}", "raspberry-pi", {"site": "lab"},
-                            settings=QUIET_SETTINGS)[0]["uuid"]
+    return [quietly(register_device(f"pi-{i}", "raspberry-pi", {"site": "lab"}))[0]["uuid"]
             for i in range(3)]
 
 

@@ -11,21 +11,25 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
-from job_rows import QUIET_SETTINGS, next_job
+from job_rows import QUIET_SETTINGS, fan_out, next_job, quietly
 from job_rows import job_row as job_state
 
 from dispatcher import db
-from dispatcher.devices import register_device, update_device
+from dispatcher.fleet.devices import register_device, update_device
 from dispatcher.jobs import reports
 from dispatcher.jobs.create import create_execution
-from dispatcher.jobs.fanout import fan_out_job
-from dispatcher.jobs.outcome import Outcome, carry_out
-from dispatcher.policies import abort, recurring, retries, rollout, sweeps
+from dispatcher.maintenance import end_times, maintenance_windows, scheduled_starts, timeouts
+from dispatcher.outcome import Outcome
+from dispatcher.policies import abort, recurring, retries, rollout
+from dispatcher.sender import carry_out, deliver
 from schemas.policies import ExecutionPolicies
 
 DOCUMENT = {"version": "1.0", "steps": [
     {"name": "uptime", "type": "runCommand", "input": {"command": "uptime"}}]}
 ACTOR = "admin:test"
+# What the maintenance sweeps read of the settings: nothing these tests change.
+SWEEP_SETTINGS = QUIET_SETTINGS
+advance_windows = maintenance_windows.advance_maintenance_windows
 
 
 @pytest.fixture(autouse=True)
@@ -38,8 +42,7 @@ def now() -> datetime:
 
 
 def fleet(n: int, device_type: str = "raspberry-pi", **attributes) -> list:
-    return [register_device(f"{device_type}-{i}", device_type, attributes,
-                            settings=QUIET_SETTINGS)[0]["uuid"]
+    return [quietly(register_device(f"{device_type}-{i}", device_type, attributes))[0]["uuid"]
             for i in range(n)]
 
 
@@ -53,9 +56,9 @@ def execute(settings, policies: dict | None = None, *, target_filter=None,
         body.update(target_type="group", target_filter=target_filter)
     else:
         body.update(target_type="all")
-    job = create_execution(body, ACTOR, settings)
+    job = deliver(create_execution(body, ACTOR, settings), settings)
     if job["status"] != "SCHEDULED":
-        fan_out_job(job["job_id"], settings)
+        fan_out(job["job_id"], settings)
     return job
 
 
@@ -116,13 +119,14 @@ def test_two_sweeps_at_once_release_one_wave(settings):
 
 # --- timeouts ------------------------------------------------------------------------------
 
-def test_silent_devices_time_out_in_chunks_and_are_audited(settings):
+def test_silent_devices_time_out_in_chunks_and_are_audited(settings, monkeypatch):
     devices = fleet(5)
     job = execute(settings, {"timeout_config": {"in_progress_timeout_minutes": 10}})
     for device in devices:
         report(device, job["job_id"], "IN_PROGRESS")
-    assert sweeps.time_out_overdue(now() + timedelta(minutes=9)).moved_rows == 0
-    outcome = sweeps.time_out_overdue(now() + timedelta(minutes=11), chunk_size=2)
+    assert timeouts.time_out_overdue(now() + timedelta(minutes=9), SWEEP_SETTINGS).moved_rows == 0
+    monkeypatch.setattr(timeouts, "BATCH_SIZE", 2)
+    outcome = timeouts.time_out_overdue(now() + timedelta(minutes=11), SWEEP_SETTINGS)
     assert outcome.moved_rows == 5
     assert {r["status"] for r in rows(job["job_id"]).values()} == {"TIMED_OUT"}
     assert len(events(job["job_id"], "device_job.timed_out")) == 5
@@ -136,10 +140,10 @@ def test_step_timeout_shortens_the_deadline_and_minus_one_clears_it(settings):
     report(first, job["job_id"], "IN_PROGRESS", step_timeout_minutes=5)
     report(second, job["job_id"], "IN_PROGRESS", step_timeout_minutes=5)
     report(second, job["job_id"], "IN_PROGRESS", step_timeout_minutes=-1)
-    sweeps.time_out_overdue(now() + timedelta(minutes=6))
+    timeouts.time_out_overdue(now() + timedelta(minutes=6), SWEEP_SETTINGS)
     statuses = {d: r["status"] for d, r in rows(job["job_id"]).items()}
     assert statuses == {first: "TIMED_OUT", second: "IN_PROGRESS"}
-    sweeps.time_out_overdue(now() + timedelta(minutes=61))
+    timeouts.time_out_overdue(now() + timedelta(minutes=61), SWEEP_SETTINGS)
     assert rows(job["job_id"])[second]["status"] == "TIMED_OUT"
 
 
@@ -152,10 +156,10 @@ def test_timeout_sweep_skips_a_row_a_report_holds_instead_of_waiting(settings, d
         other.execute("SELECT 1 FROM device_job_status WHERE device_uuid = %s FOR UPDATE",
                       (held,))
         started = now()
-        moved = sweeps.time_out_overdue(now() + timedelta(minutes=2)).moved_rows
+        moved = timeouts.time_out_overdue(now() + timedelta(minutes=2), SWEEP_SETTINGS).moved_rows
         assert (now() - started).total_seconds() < 2
         assert moved == 1
-    assert sweeps.time_out_overdue(now() + timedelta(minutes=2)).moved_rows == 1
+    assert timeouts.time_out_overdue(now() + timedelta(minutes=2), SWEEP_SETTINGS).moved_rows == 1
 
 
 # --- auto-retry ----------------------------------------------------------------------------
@@ -184,7 +188,7 @@ def test_timed_out_device_is_requeued_by_a_timed_out_criterion(settings):
         "retry_config": {"criteria_list": [{"failure_type": "TIMED_OUT", "number_of_retries": 1}]},
     })
     report(device, job["job_id"], "IN_PROGRESS")
-    carry_out(sweeps.time_out_overdue(now() + timedelta(minutes=2)), settings)
+    carry_out(timeouts.time_out_overdue(now() + timedelta(minutes=2), SWEEP_SETTINGS), settings)
     assert job_row(job["job_id"])["status"] == "IN_PROGRESS"
     retries.retry_failed_rows(now())
     row = rows(job["job_id"])[device]
@@ -202,7 +206,7 @@ def test_retries_are_counted_per_failure_type(settings):
     def attempt(ends_in: str) -> int:
         if ends_in == "TIMED_OUT":
             report(device, job["job_id"], "IN_PROGRESS")
-            sweeps.time_out_overdue(now() + timedelta(minutes=2))
+            timeouts.time_out_overdue(now() + timedelta(minutes=2), SWEEP_SETTINGS)
         else:
             report(device, job["job_id"], ends_in)
         return retries.retry_failed_rows(now()).moved_rows
@@ -227,7 +231,7 @@ def test_an_all_criterion_counts_every_failure_retried(settings):
     report(device, job["job_id"], "FAILED")
     assert retries.retry_failed_rows(now()).moved_rows == 1  # FAILED: 1 of 5
     report(device, job["job_id"], "IN_PROGRESS")
-    sweeps.time_out_overdue(now() + timedelta(minutes=2))
+    timeouts.time_out_overdue(now() + timedelta(minutes=2), SWEEP_SETTINGS)
     assert retries.retry_failed_rows(now()).moved_rows == 0  # ALL: the FAILED one counts
     report_again = rows(job["job_id"])[device]
     assert (report_again["status"], report_again["execution_number"]) == ("TIMED_OUT", 2)
@@ -264,9 +268,9 @@ def test_job_starting_later_is_scheduled_and_fanned_out_at_its_start(settings):
     start = now() + timedelta(hours=1)
     job = execute(settings, {"scheduling_config": {"start_time": start.isoformat()}})
     assert job["status"] == "SCHEDULED"
-    assert sweeps.start_due_jobs(now()).fan_outs == []
-    assert sweeps.start_due_jobs(start).fan_outs == [job["job_id"]]
-    fan_out_job(job["job_id"], settings)
+    assert scheduled_starts.start_due_jobs(now(), SWEEP_SETTINGS).fan_outs == []
+    assert scheduled_starts.start_due_jobs(start, SWEEP_SETTINGS).fan_outs == [job["job_id"]]
+    fan_out(job["job_id"], settings)
     assert job_row(job["job_id"])["status"] == "QUEUED"
     assert delivered(device)
     assert len(events(job["job_id"], "job.started")) == 1
@@ -284,8 +288,8 @@ def test_end_behavior_at_the_end_time(settings, behavior, queued_becomes, runnin
     job = execute(settings, {"scheduling_config": {"end_time": end.isoformat(),
                                                    "end_behavior": behavior}})
     report(running, job["job_id"], "IN_PROGRESS")
-    assert sweeps.end_jobs_past_end_time(now()).moved_rows == 0
-    sweeps.end_jobs_past_end_time(end + timedelta(seconds=1))
+    assert end_times.end_jobs_past_end_time(now(), SWEEP_SETTINGS).moved_rows == 0
+    end_times.end_jobs_past_end_time(end + timedelta(seconds=1), SWEEP_SETTINGS)
     latest = rows(job["job_id"])
     assert (latest[queued]["status"], latest[running]["status"]) == (queued_becomes,
                                                                     running_becomes)
@@ -298,7 +302,7 @@ def test_stop_rollout_removes_rows_never_released_and_lets_released_ones_run(set
     job = execute(settings, {"rollout_config": {"maximum_per_minute": 1},
                              "scheduling_config": {"end_time": end.isoformat()}})
     rollout.release_waves(now())
-    outcome = sweeps.end_jobs_past_end_time(end)
+    outcome = end_times.end_jobs_past_end_time(end, SWEEP_SETTINGS)
     assert outcome.moved_rows == 3
     assert rollout.release_waves(end + timedelta(minutes=5)).moved_rows == 0
     assert sum(delivered(d) for d in devices) == 1
@@ -320,8 +324,8 @@ def test_maintenance_window_gates_delivery(settings):
     row = job_row(late["job_id"])
     assert row["window_opens_at"] > now()
     # After its window closes, the sweep moves a job on to its next window (tomorrow).
-    assert sweeps.advance_maintenance_windows(row["window_opens_at"]).moved_rows == 1
-    assert sweeps.advance_maintenance_windows(row["window_closes_at"]).moved_rows == 1
+    assert advance_windows(row["window_opens_at"], SWEEP_SETTINGS).moved_rows == 1
+    assert advance_windows(row["window_closes_at"], SWEEP_SETTINGS).moved_rows == 1
     assert job_row(late["job_id"])["window_opens_at"] > row["window_opens_at"]
 
 
@@ -331,28 +335,29 @@ def test_the_devices_of_a_job_are_nudged_once_when_its_window_opens(settings):
     windows = [{"start": f"{later.minute} {later.hour} * * *", "duration_minutes": 5}]
     job_id = execute(settings, {"scheduling_config": {"maintenance_windows": windows}})["job_id"]
     opens_at = job_row(job_id)["window_opens_at"]
-    assert sweeps.advance_maintenance_windows(now()).job_nudges == set()
-    assert sweeps.advance_maintenance_windows(
-        opens_at - timedelta(seconds=1)).job_nudges == set()
+    assert advance_windows(now(), SWEEP_SETTINGS).job_nudges == set()
+    assert advance_windows(
+        opens_at - timedelta(seconds=1), SWEEP_SETTINGS).job_nudges == set()
 
     # Two beats sweep the opening at once: one of them nudges.
     claimed: list = []
     at = opens_at + timedelta(seconds=2)
     beats = [threading.Thread(target=lambda: claimed.extend(
-        sweeps.advance_maintenance_windows(at).job_nudges)) for _ in range(3)]
+        advance_windows(at, SWEEP_SETTINGS).job_nudges)) for _ in range(3)]
     for beat in beats:
         beat.start()
     for beat in beats:
         beat.join()
     assert claimed == [(job_id, "queued")]
-    assert sweeps.advance_maintenance_windows(at).job_nudges == set()
+    assert advance_windows(at, SWEEP_SETTINGS).job_nudges == set()
 
     # Tomorrow's window is nudged again.
     closes_at = job_row(job_id)["window_closes_at"]
-    assert sweeps.advance_maintenance_windows(closes_at).moved_rows == 1
+    assert advance_windows(closes_at, SWEEP_SETTINGS).moved_rows == 1
     tomorrow = job_row(job_id)["window_opens_at"]
     assert tomorrow > opens_at
-    assert sweeps.advance_maintenance_windows(tomorrow).job_nudges == {(job_id, "queued")}
+    assert advance_windows(tomorrow, SWEEP_SETTINGS).job_nudges == {
+        (job_id, "queued")}
 
 
 # --- recurring -----------------------------------------------------------------------------
@@ -384,7 +389,7 @@ def test_recurring_job_fires_once_per_slot_even_with_concurrent_beats(settings):
         first, first + timedelta(seconds=5), first + timedelta(seconds=10)]
     assert len(events(parent["job_id"], "job.run_fired")) == 3
     for run_job_id in fired:
-        fan_out_job(run_job_id, settings)
+        fan_out(run_job_id, settings)
         assert job_row(run_job_id)["total_devices"] == 2
 
 
@@ -411,11 +416,11 @@ def test_continuous_job_follows_the_group(settings):
     assert delivered(newcomer)
     assert job_row(job["job_id"])["total_devices"] == 2
 
-    update_device(newcomer, {"attributes": {"environment": "staging"}}, ACTOR, QUIET_SETTINGS)
+    quietly(update_device(newcomer, {"attributes": {"environment": "staging"}}, ACTOR))
     assert rows(job["job_id"])[newcomer]["status"] == "REMOVED"
     assert not delivered(newcomer)
 
-    update_device(newcomer, {"attributes": {"environment": "production"}}, ACTOR, QUIET_SETTINGS)
+    quietly(update_device(newcomer, {"attributes": {"environment": "production"}}, ACTOR))
     row = rows(job["job_id"])[newcomer]
     assert (row["status"], row["execution_number"]) == ("QUEUED", 2)
     assert len(events(job["job_id"], "device_job.removed")) == 1

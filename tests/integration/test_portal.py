@@ -8,10 +8,10 @@ import uuid
 
 import pytest
 from conftest import TEST_ADMIN_TOKEN
-from job_rows import insert_job, register_fleet, set_row_status
+from job_rows import insert_job, quietly, register_fleet, set_row_status
 
 from dispatcher import db
-from dispatcher.tokens import create_api_token, revoke_api_token
+from dispatcher.fleet.tokens import create_api_token, revoke_api_token
 
 
 def csrf_of(html: str) -> str:
@@ -314,7 +314,7 @@ def test_register_a_device_shows_its_token_once(admin):
     page = answer.get_data(as_text=True)
     token = re.search(r'JOBS_AGENT_TOKEN=(\S+)</pre>', page).group(1)
     device_uuid = re.search(r"JOBS_AGENT_DEVICE_UUID=(\S+)", page).group(1)
-    from dispatcher.tokens import authenticate
+    from dispatcher.fleet.tokens import authenticate
 
     assert authenticate(token).device_uuid == uuid.UUID(device_uuid)
     device_page = client.get(f"/portal/devices/{device_uuid}").get_data(as_text=True)
@@ -402,13 +402,11 @@ def test_a_recurring_execution_shows_its_runs(admin):
 
 
 def test_device_attributes_are_escaped_text(admin):
-    from job_rows import QUIET_SETTINGS
 
-    from dispatcher.devices import register_device
+    from dispatcher.fleet.devices import register_device
 
     client, _ = admin
-    device, _ = register_device("plain", "pi", {"note": "<script>alert(3)</script>"},
-                                settings=QUIET_SETTINGS)
+    device, _ = quietly(register_device("plain", "pi", {"note": "<script>alert(3)</script>"}))
     for path in (f"/portal/devices/{device['uuid']}", "/portal/devices"):
         page = client.get(path).get_data(as_text=True)
         assert "&#34;&lt;script&gt;alert(3)&lt;/script&gt;&#34;" in page, path

@@ -8,15 +8,15 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-from job_rows import job_row, next_url, register_fleet
+from job_rows import fan_out, job_row, next_url, register_fleet
 
 from agent.signatures import decode_public_key, signature_problem
 from api.app import create_app
 from dispatcher import db
 from dispatcher.handlers import script_sha256
 from dispatcher.jobs.create import create_execution
-from dispatcher.jobs.fanout import fan_out_job
 from dispatcher.policies import recurring
+from dispatcher.sender import deliver
 from dispatcher.signing import create_key_file
 from schemas.policies import ExecutionPolicies
 
@@ -49,7 +49,7 @@ def test_execute_pins_handlers_and_the_poll_delivers_a_valid_signature(signing, 
     assert pin == row["job_document"]["finalStep"]["input"]["sha256"]
     assert "sha256" not in row["job_document"]["steps"][1]["input"]
     assert pin == script_sha256(SCRIPT)
-    fan_out_job(row["job_id"], settings)
+    fan_out(row["job_id"], settings)
     polled = client.get(next_url(device), headers=device.headers).get_json()
     assert polled["jobDocumentSignature"] == row["job_document_signature"]
     assert signature_problem(polled["jobDocument"], polled["jobDocumentSignature"],
@@ -65,7 +65,7 @@ def test_without_a_key_the_poll_says_the_document_is_unsigned(client, admin_head
             "version": "1.0", "steps": [{"name": "s", "type": "runCommand",
                                          "input": {"command": "true"}}]}})
     job_id = executed.get_json()["job"]["job_id"]
-    fan_out_job(job_id, settings)
+    fan_out(job_id, settings)
     polled = client.get(next_url(device), headers=device.headers).get_json()
     assert polled["jobId"] == str(job_id)
     assert polled["jobDocumentSignature"] is None
@@ -80,7 +80,7 @@ def test_the_runs_of_a_recurring_job_carry_its_signature(signing):
                 {"name": "s", "type": "runCommand", "input": {"command": "true"}}]},
             **ExecutionPolicies().load({"execution_type": "recurring",
                                         "schedule": {"cron": "* * * * * */5"}})}
-    parent = create_execution(body, "admin:test", settings)
+    parent = deliver(create_execution(body, "admin:test", settings), settings)
     first = job_row(parent["job_id"])["next_run_at"]
     assert len(recurring.fire_due_runs(first + timedelta(seconds=1)).fan_outs) == 1
     run = recurring.list_runs(parent["job_id"], 5, 0)["runs"][0]

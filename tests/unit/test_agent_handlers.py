@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from agent_fakes import DEVICE_UUID, TOKEN, fake_server
 
-from agent.client import DeviceApi
 from agent.engine import FAILED, SUCCEEDED, EngineSettings, JobEngine
 from agent.handlers import DEFAULT_PATH, HandlerStore
 from agent.process import StepSetupError
+from agent.server_api import DeviceApi
 
 SCRIPT = '#!/bin/bash\necho "user=[$1] db=$2"\n'
 

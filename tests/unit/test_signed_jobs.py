@@ -14,11 +14,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent import ed25519
-from agent.client import DeviceApi
 from agent.config import AgentConfig
 from agent.daemon import Agent
 from agent.engine import FAILED, SUCCEEDED, EngineSettings, JobEngine
 from agent.handlers import HandlerStore
+from agent.server_api import DeviceApi
 from schemas.document_signing import signed_message
 
 

@@ -1,9 +1,11 @@
 """What a change leaves to do once it has committed: nudge devices, fan jobs out, complete jobs.
 
-Domain functions that change rows collect their side effects in an ``Outcome`` and carry it out
-after their transaction commits (``carry_out``): a nudge must never reach a device before the
-row it announces is visible, and a job can only be seen complete once its last device's row
-has committed (see ``dispatcher.jobs.completion``).
+Domain functions decide; they never tell anyone. A function that changes rows returns what must
+happen after its transaction commits as an ``Outcome`` (with its answer, a ``Decided``), and the
+adapter that called it (an API view, a worker task, a command) carries it out through the one
+sender (``dispatcher.sender.carry_out``). A nudge must never reach a device before the row it
+announces is visible, and a job can only be seen complete once its last device's row has
+committed (see ``dispatcher.jobs.completion``).
 """
 
 from __future__ import annotations
@@ -11,10 +13,9 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
-from dispatcher.config import Settings
-from dispatcher.enqueue import enqueue_fan_out, enqueue_nudge
-from dispatcher.jobs import completion
+T = TypeVar("T")
 
 
 @dataclass
@@ -46,13 +47,9 @@ class Outcome:
         return self
 
 
-def carry_out(outcome: Outcome, settings: Settings) -> None:
-    """After the changes have committed: nudge devices, enqueue fan-outs, complete jobs."""
-    for (job_id, event), devices in outcome.nudges.items():
-        enqueue_nudge(settings, job_id, event, devices)
-    for job_id, event in outcome.job_nudges:
-        enqueue_nudge(settings, job_id, event)
-    for job_id in outcome.fan_outs:
-        enqueue_fan_out(settings, job_id)
-    for job_id in outcome.may_have_completed:
-        completion.complete_if_done(job_id)
+@dataclass
+class Decided(Generic[T]):
+    """A domain function's answer and what its committed change leaves to do."""
+
+    answer: T
+    outcome: Outcome = field(default_factory=Outcome)

@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from agent.client import DeviceApi, ProtocolError
+from agent.server_api import DeviceApi, ProtocolError
 
 DEVICE = "8479359e-dbeb-4858-813c-e8a9008dde04"
 
