@@ -1,5 +1,5 @@
 import sys
 
-from dispatcher.cli import main
+from dispatcher.commands.cli import main
 
 sys.exit(main())

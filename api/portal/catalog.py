@@ -12,7 +12,8 @@ from api.auth import actor
 from api.portal import bp
 from api.portal.forms import FieldErrors, FormInvalid, invalid_input_errors, json_value, load
 from api.portal.sessions import admin_only
-from dispatcher import devices, handlers, templates
+from dispatcher import devices
+from dispatcher.catalog import handlers, templates
 from dispatcher.errors import Conflict, InvalidInput
 from dispatcher.jobs.create import create_execution
 from schemas.handlers import SCRIPT_TYPES, HandlerCreate, HandlerUpdate

@@ -17,7 +17,8 @@ from api.auth import actor
 from api.portal import bp
 from api.portal.forms import FieldErrors, FormInvalid, invalid_input_errors, json_value, load
 from api.portal.sessions import admin_only
-from dispatcher import devices, templates
+from dispatcher import devices
+from dispatcher.catalog import templates
 from dispatcher.errors import DispatcherError, InvalidInput
 from dispatcher.jobs.create import create_execution
 from dispatcher.jobs.targeting import count_target, parse_target

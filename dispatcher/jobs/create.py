@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from marshmallow import ValidationError
 
 from dispatcher import audit, db
+from dispatcher.catalog.templates import get_template
 from dispatcher.config import Settings
 from dispatcher.enqueue import enqueue_fan_out
 from dispatcher.errors import Conflict, InvalidInput
@@ -23,7 +24,6 @@ from dispatcher.jobs.pins import pin_handlers
 from dispatcher.jobs.targeting import Target, count_target_devices, parse_target
 from dispatcher.policies import columns
 from dispatcher.signing import sign_document
-from dispatcher.templates import get_template
 from schemas.job_document import validate_job_document
 from schemas.vocabulary import SCHEDULED, TARGET_ALL
 

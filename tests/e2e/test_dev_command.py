@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from processes import free_port, purge_broker_keys
 
-from dispatcher.stack import settings_environment
+from dispatcher.commands.stack import settings_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 90.0

@@ -9,8 +9,8 @@ import urllib.request
 import pytest
 from processes import ServerProcess, free_port, settings_environment
 
-from dispatcher import stack
 from dispatcher.celery_config import FAN_OUT_TASK
+from dispatcher.commands import stack
 
 pytestmark = pytest.mark.slow
 WAIT_S = 30.0

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from dispatcher.standard.library import LIBRARY_DIR
+from dispatcher.catalog.standard.library import LIBRARY_DIR
 
 HANDLERS = LIBRARY_DIR / "handlers"
 ALL = sorted(path.name.removesuffix(".sh") for path in HANDLERS.glob("*.sh"))

@@ -27,15 +27,15 @@ from urllib.parse import urlsplit
 import psycopg
 from psycopg import sql
 
-from dispatcher import stack
-from dispatcher.config import Settings
-from dispatcher.demo.processes import BackgroundProcesses, ProcessFailed
-from dispatcher.demo.report import (
+from dispatcher.commands import stack
+from dispatcher.commands.demo.processes import BackgroundProcesses, ProcessFailed
+from dispatcher.commands.demo.report import (
     JobSummary,
     ProgressDisplay,
     summarize,
     summary_table,
 )
+from dispatcher.config import Settings
 from dispatcher.migrate import ensure_database, migrate
 from schemas.vocabulary import ENDED_JOB, SUCCEEDED
 

@@ -12,11 +12,11 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from dispatcher import stack
+from dispatcher.commands import stack
+from dispatcher.commands.secret_checks import refuse_unsafe_start
+from dispatcher.commands.signing_key import add_signing_commands
 from dispatcher.config import Settings
 from dispatcher.logs import configure_logging
-from dispatcher.secret_checks import refuse_unsafe_start
-from dispatcher.signing_cli import add_signing_commands
 from schemas.vocabulary import TOKEN_ROLES
 
 Command = Callable[[argparse.Namespace, Settings], int]
@@ -24,8 +24,8 @@ Command = Callable[[argparse.Namespace, Settings], int]
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     from dispatcher import db
+    from dispatcher.catalog.standard.library import install_standard_library
     from dispatcher.migrate import ensure_database, migrate
-    from dispatcher.standard.library import install_standard_library
 
     ensure_database(settings.database_url)
     applied = migrate(settings.database_url)
@@ -139,7 +139,7 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    from dispatcher.demo.run import DemoOptions, run_demo
+    from dispatcher.commands.demo.run import DemoOptions, run_demo
 
     return run_demo(settings, DemoOptions(
         devices=args.devices, keep_running=args.keep_running, timeout_s=args.timeout_s,

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dispatcher import audit, db
-from dispatcher.handlers import script_sha256
+from dispatcher.catalog.handlers import script_sha256
+from dispatcher.catalog.templates import check_parameter_declaration
 from dispatcher.jobs.documents import checked_job_document
-from dispatcher.templates import check_parameter_declaration
 
 LIBRARY_DIR = Path(__file__).parent
 INSTALLED_BY = "dispatcher migrate"
