@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from dispatcher import tokens
-from dispatcher.commands.cli import build_parser, main
+from dispatcher_cli import build_parser, main
 
 
 @pytest.fixture(autouse=True)

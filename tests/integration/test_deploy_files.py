@@ -28,7 +28,7 @@ import paho.mqtt.client as mqtt
 import pytest
 import yaml
 
-from dispatcher.commands.cli import build_parser
+from dispatcher_cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"

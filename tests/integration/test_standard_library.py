@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from dispatcher.catalog.standard.library import standard_handlers, standard_templates
-from dispatcher.commands.cli import main
+from dispatcher_cli import main
 
 HANDLERS = "/api/v1/jobs/handlers"
 TEMPLATES = "/api/v1/jobs/templates"
