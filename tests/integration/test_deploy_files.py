@@ -107,6 +107,16 @@ def test_files_mounted_and_copied_exist():
             assert (ROOT / path).exists(), f"Dockerfile copies {path}, which does not exist"
 
 
+def test_the_image_holds_everything_the_dispatcher_command_imports():
+    # The command composes the server's commands and the operator's (dispatcher_cli, client).
+    copied = set(re.findall(r"^COPY\s+(\S+)\s+\S+$", (DEPLOY / "Dockerfile").read_text(),
+                            re.MULTILINE))
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    shipped = {f"{module}.py" for module in setuptools["py-modules"]}
+    shipped |= {pattern.rstrip("*") for pattern in setuptools["packages"]["find"]["include"]}
+    assert shipped - copied == set()
+
+
 def unit_commands() -> list[tuple[str, list[str]]]:
     units = sorted(DEPLOY.rglob("*.service"))
     assert {u.name for u in units} >= {

@@ -18,7 +18,6 @@ import socket
 import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -28,7 +27,7 @@ from psycopg import sql
 
 from dispatcher.commands import stack
 from dispatcher.commands.demo.api import ApiClientFactory
-from dispatcher.commands.demo.processes import BackgroundProcesses, ProcessFailed
+from dispatcher.commands.demo.processes import BackgroundProcesses, ProcessFailed, answers
 from dispatcher.commands.demo.report import (
     JobSummary,
     ProgressDisplay,
@@ -169,13 +168,13 @@ class Demo:
         say("starting API (gunicorn), Celery worker, beat and Flower "
             f"(MQTT nudges: {'on, ' + self.mqtt_url if self.mqtt_url else 'off, no broker'})")
         started = {name: self.processes.start(name, argv, env) for name, argv in commands.items()}
-        self.processes.wait_until(started["api"], lambda: _answers(f"{self.api.url}/readyz"),
+        self.processes.wait_until(started["api"], lambda: answers(f"{self.api.url}/readyz"),
                                   START_TIMEOUT_S)
         self.processes.wait_until(started["worker"],
                                   lambda: " ready." in started["worker"].log_text(),
                                   START_TIMEOUT_S)
         flower = f"http://127.0.0.1:{self.flower_port}/healthcheck"
-        self.processes.wait_until(started["flower"], lambda: _answers(flower), START_TIMEOUT_S)
+        self.processes.wait_until(started["flower"], lambda: answers(flower), START_TIMEOUT_S)
 
     def register_devices(self) -> list[dict]:
         say(f"registering {self.options.devices} simulated devices")
@@ -288,15 +287,6 @@ class Demo:
                 time.sleep(1)
         except KeyboardInterrupt:  # the way out of --keep-running, not a failure
             print(flush=True)
-
-
-def _answers(url: str) -> bool:
-    """Whether ``url`` answers 200: a process is up (a probe, not a call of the API)."""
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 def _free_port() -> int:
