@@ -49,6 +49,15 @@ def recorder(log: Path, then: str = "exit 0") -> str:
     return f'echo "$(basename "$0") $*" >> {log}\n{then}'
 
 
+@pytest.mark.parametrize("family", [
+    ("install-packages", "remove-packages", "verify-packages-installed", "verify-packages-removed"),
+    ("start-services", "stop-services", "restart-services"),
+])
+def test_handlers_that_differ_only_in_what_they_do_are_one_script_that_knows_its_name(family):
+    scripts = {SCRIPTS[name].replace(f"\nhandler={name}\n", "\nhandler=NAME\n") for name in family}
+    assert len(scripts) == 1
+
+
 @pytest.mark.parametrize("name", ALL)
 def test_every_handler_answers_usage_with_exit_2_without_its_user_argument(name):
     result = subprocess.run(["/bin/sh", "-c", SCRIPTS[name], name], capture_output=True,
