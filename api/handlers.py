@@ -8,7 +8,7 @@ from flask.views import MethodView
 
 from api.auth import actor, device_access, read_access, write_access
 from api.json_body import ResourceBlueprint
-from dispatcher import handlers
+from dispatcher.catalog import handlers
 from schemas.common import PaginationQuery
 from schemas.handlers import (
     DeviceHandler,

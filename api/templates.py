@@ -7,7 +7,7 @@ from flask.views import MethodView
 
 from api.auth import actor, read_access, write_access
 from api.json_body import ResourceBlueprint
-from dispatcher import templates
+from dispatcher.catalog import templates
 from schemas.templates import (
     TemplateCreate,
     TemplateList,

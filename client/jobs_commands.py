@@ -5,13 +5,20 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import uuid
 from typing import Any
 
 from client.api import DeviceJobsClient, Target, execute_body
-from client.cli import UsageError, key_value, read_json_file, with_client
+from client.command import (
+    Command,
+    UsageError,
+    list_command,
+    read_json_file,
+    uuid_text,
+    with_client,
+)
 from client.output import column, print_json, print_record, print_rows
 from client.watch import watch_jobs
+from schemas.command_line import key_value
 from schemas.vocabulary import (
     CONTINUOUS,
     DEVICE_STATUSES,
@@ -121,11 +128,12 @@ def cmd_execute(args: argparse.Namespace, client: DeviceJobsClient) -> int:
                       out=sys.stderr if args.output == "json" else sys.stdout)
 
 
-@with_client
-def cmd_list(args: argparse.Namespace, client: DeviceJobsClient) -> int:
-    page = client.list_executions(args.status, args.limit, args.offset)
-    print_rows(page["executions"], JOB_COLUMNS, args.output, page)
-    return 0
+cmd_list = list_command("executions", JOB_COLUMNS, lambda client, args: client.list_executions(
+    args.status, args.limit, args.offset))
+cmd_events = list_command("events", EVENT_COLUMNS, lambda client, args: client.job_events(
+    args.job_id, args.limit, args.offset))
+cmd_runs = list_command("runs", RUN_COLUMNS, lambda client, args: client.job_runs(
+    args.job_id, args.limit, args.offset))
 
 
 @with_client
@@ -174,20 +182,6 @@ def cmd_retry(args: argparse.Namespace, client: DeviceJobsClient) -> int:
 
 
 @with_client
-def cmd_events(args: argparse.Namespace, client: DeviceJobsClient) -> int:
-    page = client.job_events(args.job_id, args.limit, args.offset)
-    print_rows(page["events"], EVENT_COLUMNS, args.output, page)
-    return 0
-
-
-@with_client
-def cmd_runs(args: argparse.Namespace, client: DeviceJobsClient) -> int:
-    page = client.job_runs(args.job_id, args.limit, args.offset)
-    print_rows(page["runs"], RUN_COLUMNS, args.output, page)
-    return 0
-
-
-@with_client
 def cmd_output(args: argparse.Namespace, client: DeviceJobsClient) -> int:
     """The device's latest execution of the job: its stdout on stdout, its stderr on stderr."""
     row = next((r for r in client.iter_device_jobs(args.device)
@@ -202,13 +196,6 @@ def cmd_output(args: argparse.Namespace, client: DeviceJobsClient) -> int:
     print(f"# {row['status']} exit_code={row.get('exit_code')} execution "
           f"{row['execution_number']}", file=sys.stderr)
     return 0
-
-
-def uuid_text(text: str) -> str:
-    try:
-        return str(uuid.UUID(text))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a UUID: {text!r}") from None
 
 
 def _watch_options(p: argparse.ArgumentParser) -> None:
@@ -259,6 +246,17 @@ def _add_execute(jobs: argparse._SubParsersAction, read: argparse.ArgumentParser
     p.set_defaults(func=cmd_execute)
 
 
+def _job_action(actions: argparse._SubParsersAction, name: str,
+                parent: argparse.ArgumentParser, help_text: str,
+                command: Command) -> argparse.ArgumentParser:
+    """``dispatcher jobs NAME JOB_ID …``: an action on one job; its other options are added
+    to the parser this answers."""
+    p = actions.add_parser(name, parents=[parent], help=help_text)
+    p.add_argument("job_id", type=uuid_text)
+    p.set_defaults(func=command)
+    return p
+
+
 def add_commands(sub: argparse._SubParsersAction, connection: argparse.ArgumentParser,
                  read: argparse.ArgumentParser) -> None:
     jobs = sub.add_parser("jobs", help="execute, follow, cancel and retry jobs (via the API)")
@@ -270,11 +268,9 @@ def add_commands(sub: argparse._SubParsersAction, connection: argparse.ArgumentP
     _paging(p)
     p.set_defaults(func=cmd_list)
 
-    p = jobs_sub.add_parser("show", parents=[read], help="an execution and its devices (paged)")
-    p.add_argument("job_id", type=uuid_text)
+    p = _job_action(jobs_sub, "show", read, "an execution and its devices (paged)", cmd_show)
     p.add_argument("--status", choices=DEVICE_STATUSES, help="only devices in this status")
     _paging(p)
-    p.set_defaults(func=cmd_show)
 
     p = jobs_sub.add_parser("watch", parents=[connection],
                             help="follow jobs until they end; exit 0 only if all SUCCEEDED")
@@ -282,33 +278,19 @@ def add_commands(sub: argparse._SubParsersAction, connection: argparse.ArgumentP
     _watch_options(p)
     p.set_defaults(func=cmd_watch)
 
-    p = jobs_sub.add_parser("cancel", parents=[connection], help="cancel a job (or one device)")
-    p.add_argument("job_id", type=uuid_text)
+    p = _job_action(jobs_sub, "cancel", connection, "cancel a job (or one device)", cmd_cancel)
     p.add_argument("--force", action="store_true", help="also cancel devices running it")
     p.add_argument("--reason")
     p.add_argument("--device", type=uuid_text, metavar="UUID", help="only this device")
-    p.set_defaults(func=cmd_cancel)
 
-    p = jobs_sub.add_parser("retry", parents=[connection],
-                            help="queue a job again on its failed devices (or one device)")
-    p.add_argument("job_id", type=uuid_text)
+    p = _job_action(jobs_sub, "retry", connection,
+                    "queue a job again on its failed devices (or one device)", cmd_retry)
     p.add_argument("--device", type=uuid_text, metavar="UUID", help="only this device")
     p.add_argument("--watch", action="store_true", help="follow the job afterwards")
     _watch_options(p)
-    p.set_defaults(func=cmd_retry)
 
-    p = jobs_sub.add_parser("events", parents=[read], help="a job's audit trail")
-    p.add_argument("job_id", type=uuid_text)
-    _paging(p)
-    p.set_defaults(func=cmd_events)
+    _paging(_job_action(jobs_sub, "events", read, "a job's audit trail", cmd_events))
+    _paging(_job_action(jobs_sub, "runs", read, "the runs of a recurring job", cmd_runs))
 
-    p = jobs_sub.add_parser("runs", parents=[read], help="the runs of a recurring job")
-    p.add_argument("job_id", type=uuid_text)
-    _paging(p)
-    p.set_defaults(func=cmd_runs)
-
-    p = jobs_sub.add_parser("output", parents=[read],
-                            help="a device's stdout/stderr for a job")
-    p.add_argument("job_id", type=uuid_text)
+    p = _job_action(jobs_sub, "output", read, "a device's stdout/stderr for a job", cmd_output)
     p.add_argument("device", type=uuid_text, metavar="DEVICE")
-    p.set_defaults(func=cmd_output)

@@ -10,9 +10,16 @@ import argparse
 from pathlib import Path
 
 from client.api import DeviceJobsClient
-from client.cli import UsageError, key_value, read_file, read_json_file, with_client
-from client.jobs_commands import uuid_text
+from client.command import (
+    UsageError,
+    print_applied,
+    read_file,
+    read_json_file,
+    uuid_text,
+    with_client,
+)
 from client.output import column, print_json, print_record, print_rows
+from schemas.command_line import key_value
 
 TEMPLATE_COLUMNS = [
     column("ID", "id"), column("NAME", "name"), column("CATEGORY", "category"),
@@ -64,11 +71,8 @@ def cmd_templates_apply(args: argparse.Namespace, client: DeviceJobsClient) -> i
     if not isinstance(template, dict) or not isinstance(template.get("name"), str):
         raise UsageError(f"{args.file}: a template is a JSON object with a \"name\"")
     outcome, stored = client.apply_template(template)
-    if args.output == "json":
-        print_json({"outcome": outcome, "template": stored})
-    else:
-        print(f"template {stored['name']} (id {stored['id']}) {outcome}")
-    return 0
+    return print_applied(args, "template", outcome, stored,
+                         f"template {stored['name']} (id {stored['id']}) {outcome}")
 
 
 @with_client
@@ -102,11 +106,8 @@ def cmd_handlers_apply(args: argparse.Namespace, client: DeviceJobsClient) -> in
     if args.arg is not None:
         handler["default_args"] = args.arg
     outcome, stored = client.apply_handler(handler)
-    if args.output == "json":
-        print_json({"outcome": outcome, "handler": stored})
-    else:
-        print(f"handler {stored['name']} {outcome} (sha256 {stored['script_sha256']})")
-    return 0
+    return print_applied(args, "handler", outcome, stored,
+                         f"handler {stored['name']} {outcome} (sha256 {stored['script_sha256']})")
 
 
 @with_client

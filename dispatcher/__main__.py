@@ -1,5 +1,7 @@
+"""``python -m dispatcher``: the ``dispatcher`` command, composed outside the package."""
+
 import sys
 
-from dispatcher.cli import main
+from dispatcher_cli import main
 
 sys.exit(main())

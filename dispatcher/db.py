@@ -1,8 +1,9 @@
 """Database access: the connection pool, the named queries, and a thin connector.
 
-Every SQL statement lives in the ``.sql`` file beside the module that runs it (``fanout.py`` runs
-``fanout.sql``), under a ``-- name: <query_name>`` header, and is loaded once at import. Python
-code calls ``db.one("query_name", **params)``; no SQL is assembled from strings anywhere else.
+Every SQL statement lives in the ``.sql`` file beside the module that runs it
+(``dispatcher/jobs/create.sql`` beside ``create.py``) under a ``-- name: <query_name>`` header,
+and all of them are loaded once at import. Python code calls ``db.one("query_name", **params)``;
+no SQL is assembled from strings anywhere else.
 """
 
 from __future__ import annotations

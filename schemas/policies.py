@@ -14,7 +14,6 @@ from __future__ import annotations
 from datetime import UTC
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from schemas.vocabulary import (
@@ -53,6 +52,10 @@ def validate_step_timeout(minutes: int) -> None:
 
 
 def validate_cron(expression: str) -> None:
+    # croniter is the server's (only the API validates an execute request or a template): the
+    # agent and the client import these schemas without it.
+    from croniter import croniter
+
     if len(expression.split()) not in (5, 6) or not croniter.is_valid(expression):
         raise ValidationError(
             "Not a valid cron expression: five fields (minute hour day month weekday), "

@@ -26,7 +26,7 @@ class ServerLibraryBlocker:
         return None
 
 sys.meta_path.insert(0, ServerLibraryBlocker())
-from dispatcher.cli import main
+from dispatcher_cli import main
 sys.exit(main(sys.argv[1:]))
 """
 

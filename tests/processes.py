@@ -1,9 +1,9 @@
 """Real server processes for end-to-end tests: Celery worker, Celery beat, the API under gunicorn.
 
-Each process is started with the command line production uses (``dispatcher.stack``) and its
-configuration as environment variables made from a Settings, so a test's processes share its
-database and its Celery key prefix and nothing else. Processes run in their own session: ``kill``
-SIGKILLs the whole process group (a worker and its pool children), as a crash would.
+Each process is started with the command line production uses (``dispatcher.commands.stack``)
+and its configuration as environment variables made from a Settings, so a test's processes share
+its database and its Celery key prefix and nothing else. Processes run in their own session:
+``kill`` SIGKILLs the whole process group (a worker and its pool children), as a crash would.
 
     with ServerProcesses(tmp_path) as servers:
         worker = servers.start_worker(settings)
@@ -24,15 +24,15 @@ from pathlib import Path
 
 import redis
 
-from dispatcher import stack
-from dispatcher.config import Settings
-from dispatcher.demo.processes import (
+from dispatcher.commands import stack
+from dispatcher.commands.demo.processes import (
     STOP_TIMEOUT_S,
     BackgroundProcess,
     ProcessFailed,
     launch,
     wait_until_ready,
 )
+from dispatcher.config import Settings
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 START_TIMEOUT_S = 30.0
@@ -69,7 +69,7 @@ def free_port() -> int:
 
 class ServerProcess:
     """One server process to be started, its log file, and how to tell it is ready (the
-    process itself is a ``dispatcher.demo.processes.BackgroundProcess``)."""
+    process itself is a ``dispatcher.commands.demo.processes.BackgroundProcess``)."""
 
     def __init__(self, name: str, argv: list[str], env: dict[str, str], log_path: Path,
                  is_ready: Callable[[ServerProcess], bool]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 
 from flask import current_app, flash, redirect, render_template, request, url_for
 
@@ -13,7 +14,7 @@ from api.effects import carried, settings
 from api.portal import bp
 from api.portal.forms import FieldErrors, FormInvalid, invalid_input_errors, json_value, load
 from api.portal.sessions import admin_only
-from dispatcher import handlers, templates
+from dispatcher.catalog import handlers, templates
 from dispatcher.errors import Conflict, InvalidInput
 from dispatcher.fleet import devices
 from dispatcher.jobs.create import create_execution
@@ -55,25 +56,37 @@ def _save_template(template_id: int | None):
     errors: FieldErrors = {}
     body = _template_form_body(form, errors)
     if not errors:
-        try:
-            if template_id is None:
-                template = templates.create_template(load(TemplateCreate(), body), actor(),
-                                                     _max_document_bytes())
-                flash(f"Template {template['name']} created.", "ok")
-            else:
-                template, changed = templates.update_template(
-                    template_id, load(TemplateUpdate(), body), actor(), _max_document_bytes())
-                flash(f"Template saved: {', '.join(changed) or 'nothing'} changed.", "ok")
-            return redirect(url_for("portal.template_page", template_id=template["id"]))
-        except FormInvalid as exc:
-            errors = exc.errors
-        except InvalidInput as exc:
-            errors = invalid_input_errors(exc)
-        except Conflict as exc:
-            errors = {"name": [exc.message]}
+        saved, errors = _saved_or_errors(lambda: _store_template(template_id, body))
+        if saved:
+            return redirect(saved)
     current = templates.get_template(template_id) if template_id else None
     return render_template("template_form.html", form=form, errors=errors, template=current,
                            categories=CATEGORIES), 400
+
+
+def _store_template(template_id: int | None, body: dict) -> str:
+    if template_id is None:
+        template = templates.create_template(load(TemplateCreate(), body), actor(),
+                                             _max_document_bytes())
+        flash(f"Template {template['name']} created.", "ok")
+    else:
+        template, changed = templates.update_template(
+            template_id, load(TemplateUpdate(), body), actor(), _max_document_bytes())
+        flash(f"Template saved: {', '.join(changed) or 'nothing'} changed.", "ok")
+    return url_for("portal.template_page", template_id=template["id"])
+
+
+def _saved_or_errors(store: Callable[[], str]) -> tuple[str | None, FieldErrors]:
+    """``store`` a template or handler from its form: the page to go to next, or else the
+    errors to show in the form again (a name taken is an error of the name)."""
+    try:
+        return store(), {}
+    except FormInvalid as exc:
+        return None, exc.errors
+    except InvalidInput as exc:
+        return None, invalid_input_errors(exc)
+    except Conflict as exc:
+        return None, {"name": [exc.message]}
 
 
 @bp.route("/templates/new")
@@ -206,22 +219,20 @@ def update_handler(name: str):
 def _save_handler(name: str | None):
     form = request.form.to_dict()
     body = _handler_body(form)
-    try:
-        if name is None:
-            handler = handlers.create_handler(
-                load(HandlerCreate(), {"name": form.get("name", ""), **body}), actor())
-            flash(f"Handler {handler['name']} created, sha256 {handler['script_sha256']}.", "ok")
-        else:
-            handler, changed = handlers.update_handler(name, load(HandlerUpdate(), body),
-                                                       actor())
-            flash(f"Handler saved: {', '.join(changed) or 'nothing'} changed.", "ok")
-        return redirect(url_for("portal.handler_page", name=handler["name"]))
-    except FormInvalid as exc:
-        errors = exc.errors
-    except InvalidInput as exc:
-        errors = invalid_input_errors(exc)
-    except Conflict as exc:
-        errors = {"name": [exc.message]}
+    saved, errors = _saved_or_errors(lambda: _store_handler(name, form, body))
+    if saved:
+        return redirect(saved)
     current = handlers.get_handler(name) if name else None
     return render_template("handler_form.html", form=form, errors=errors, handler=current,
                            script_types=SCRIPT_TYPES), 400
+
+
+def _store_handler(name: str | None, form: dict, body: dict) -> str:
+    if name is None:
+        handler = handlers.create_handler(
+            load(HandlerCreate(), {"name": form.get("name", ""), **body}), actor())
+        flash(f"Handler {handler['name']} created, sha256 {handler['script_sha256']}.", "ok")
+    else:
+        handler, changed = handlers.update_handler(name, load(HandlerUpdate(), body), actor())
+        flash(f"Handler saved: {', '.join(changed) or 'nothing'} changed.", "ok")
+    return url_for("portal.handler_page", name=handler["name"])

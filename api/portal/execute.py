@@ -18,7 +18,7 @@ from api.effects import carried, settings
 from api.portal import bp
 from api.portal.forms import FieldErrors, FormInvalid, invalid_input_errors, json_value, load
 from api.portal.sessions import admin_only
-from dispatcher import templates
+from dispatcher.catalog import templates
 from dispatcher.errors import DispatcherError, InvalidInput
 from dispatcher.fleet import devices
 from dispatcher.jobs.create import create_execution

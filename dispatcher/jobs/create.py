@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from marshmallow import ValidationError
 
 from dispatcher import audit, db
+from dispatcher.catalog.templates import get_template
 from dispatcher.config import Settings
 from dispatcher.errors import Conflict, InvalidInput
 from dispatcher.jobs.documents import render_job_document
@@ -24,7 +25,6 @@ from dispatcher.jobs.targeting import Target, count_target_devices, parse_target
 from dispatcher.outcome import Decided, Outcome
 from dispatcher.policies import columns
 from dispatcher.signing import sign_document
-from dispatcher.templates import get_template
 from schemas.job_document import validate_job_document
 from schemas.vocabulary import SCHEDULED, TARGET_ALL
 

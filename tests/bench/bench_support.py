@@ -21,7 +21,7 @@ from pathlib import Path
 
 import psycopg
 
-from dispatcher import stack
+from dispatcher.commands import stack
 from dispatcher.migrate import migrate
 
 PG_ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")

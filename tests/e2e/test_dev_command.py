@@ -8,26 +8,18 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from processes import free_port, purge_broker_keys
 
-from dispatcher.stack import settings_environment
+from dispatcher.commands.demo.processes import answers
+from dispatcher.commands.stack import settings_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 90.0
 
 pytestmark = pytest.mark.slow
-
-
-def answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 def descendants(pid: int) -> set[int]:

@@ -9,7 +9,8 @@ import urllib.request
 import pytest
 from processes import ServerProcess, free_port, settings_environment
 
-from dispatcher import stack
+from dispatcher.commands import stack
+from dispatcher.commands.demo.processes import answers
 from dispatcher.sender import FAN_OUT_TASK
 
 pytestmark = pytest.mark.slow
@@ -19,14 +20,6 @@ WAIT_S = 30.0
 def flower_json(url: str):
     with urllib.request.urlopen(url, timeout=10) as response:
         return json.loads(response.read())
-
-
-def answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 def eventually(probe, what: str):

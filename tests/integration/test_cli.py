@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from dispatcher.cli import build_parser, main
 from dispatcher.fleet import tokens
+from dispatcher_cli import build_parser, main
 
 
 @pytest.fixture(autouse=True)

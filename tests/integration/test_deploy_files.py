@@ -28,7 +28,7 @@ import paho.mqtt.client as mqtt
 import pytest
 import yaml
 
-from dispatcher.cli import build_parser
+from dispatcher_cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -105,6 +105,16 @@ def test_files_mounted_and_copied_exist():
     for source in re.findall(r"^COPY\s+(.+)\s+\S+$", dockerfile, re.MULTILINE):
         for path in source.split():
             assert (ROOT / path).exists(), f"Dockerfile copies {path}, which does not exist"
+
+
+def test_the_image_holds_everything_the_dispatcher_command_imports():
+    # The command composes the server's commands and the operator's (dispatcher_cli, client).
+    copied = set(re.findall(r"^COPY\s+(\S+)\s+\S+$", (DEPLOY / "Dockerfile").read_text(),
+                            re.MULTILINE))
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    shipped = {f"{module}.py" for module in setuptools["py-modules"]}
+    shipped |= {pattern.rstrip("*") for pattern in setuptools["packages"]["find"]["include"]}
+    assert shipped - copied == set()
 
 
 def unit_commands() -> list[tuple[str, list[str]]]:

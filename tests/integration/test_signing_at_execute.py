@@ -13,7 +13,7 @@ from job_rows import fan_out, job_row, next_url, register_fleet
 from agent.signatures import decode_public_key, signature_problem
 from api.app import create_app
 from dispatcher import db
-from dispatcher.handlers import script_sha256
+from dispatcher.catalog.handlers import script_sha256
 from dispatcher.jobs.create import create_execution
 from dispatcher.policies import recurring
 from dispatcher.sender import deliver

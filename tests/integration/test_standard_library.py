@@ -7,8 +7,8 @@ import logging
 
 import pytest
 
-from dispatcher.cli import main
-from dispatcher.standard.library import standard_handlers, standard_templates
+from dispatcher.catalog.standard.library import standard_handlers, standard_templates
+from dispatcher_cli import main
 
 HANDLERS = "/api/v1/jobs/handlers"
 TEMPLATES = "/api/v1/jobs/templates"

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from dispatcher.commands.secret_checks import refuse_unsafe_start
 from dispatcher.config import Settings
 from dispatcher.errors import Misconfigured
-from dispatcher.secret_checks import refuse_unsafe_start
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 STRONG = "s3cr3t-" + "x" * 40

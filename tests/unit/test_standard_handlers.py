@@ -1,5 +1,6 @@
-"""The standard handler scripts, run as the agent runs them (runAsUser first, then the args),
-against a local HTTP server and fake package and service managers put on PATH."""
+"""The standard handler scripts, as the library registers them under each handler's name, run
+as the agent runs them (runAsUser first, then the args), against a local HTTP server and fake
+package and service managers put on PATH."""
 
 from __future__ import annotations
 
@@ -15,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from dispatcher.standard.library import LIBRARY_DIR
+from dispatcher.catalog.standard.library import standard_handlers
 
-HANDLERS = LIBRARY_DIR / "handlers"
-ALL = sorted(path.name.removesuffix(".sh") for path in HANDLERS.glob("*.sh"))
+SCRIPTS = {handler["name"]: handler["script_content"] for handler in standard_handlers()}
+ALL = sorted(SCRIPTS)
 # What the scripts may use besides the fakes: found on the real PATH, linked into a private bin.
 TOOLS = ("sh", "dirname", "mktemp", "sha256sum", "cut", "tr", "chmod", "mv", "wc", "rm", "cat",
          "grep", "awk", "df", "getconf", "sync")
@@ -26,7 +27,7 @@ TOOLS = ("sh", "dirname", "mktemp", "sha256sum", "cut", "tr", "chmod", "mv", "wc
 
 def run(name: str, *args: str, path: str | None = None) -> subprocess.CompletedProcess:
     env = {"PATH": path or os.environ["PATH"], "LC_ALL": "C"}
-    return subprocess.run(["/bin/sh", str(HANDLERS / f"{name}.sh"), "", *args],
+    return subprocess.run(["/bin/sh", "-c", SCRIPTS[name], name, "", *args],
                           capture_output=True, text=True, timeout=60, env=env)
 
 
@@ -48,9 +49,18 @@ def recorder(log: Path, then: str = "exit 0") -> str:
     return f'echo "$(basename "$0") $*" >> {log}\n{then}'
 
 
+@pytest.mark.parametrize("family", [
+    ("install-packages", "remove-packages", "verify-packages-installed", "verify-packages-removed"),
+    ("start-services", "stop-services", "restart-services"),
+])
+def test_handlers_that_differ_only_in_what_they_do_are_one_script_that_knows_its_name(family):
+    scripts = {SCRIPTS[name].replace(f"\nhandler={name}\n", "\nhandler=NAME\n") for name in family}
+    assert len(scripts) == 1
+
+
 @pytest.mark.parametrize("name", ALL)
 def test_every_handler_answers_usage_with_exit_2_without_its_user_argument(name):
-    result = subprocess.run(["/bin/sh", str(HANDLERS / f"{name}.sh")], capture_output=True,
+    result = subprocess.run(["/bin/sh", "-c", SCRIPTS[name], name], capture_output=True,
                             text=True, timeout=30)
     assert result.returncode == 2
     assert result.stderr.startswith(f"usage: {name} USER")

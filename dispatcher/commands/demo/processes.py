@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,6 +75,15 @@ def launch(name: str, argv: list[str], env: dict[str, str], log_path: Path,
                                  stdout=log_file, stderr=subprocess.STDOUT,
                                  start_new_session=True)
     return BackgroundProcess(name, popen, log_path)
+
+
+def answers(url: str) -> bool:
+    """Whether ``url`` answers 200: a server process is up (a probe, not a call of its API)."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
 
 
 def wait_until_ready(process: BackgroundProcess, is_ready: Callable[[], bool],

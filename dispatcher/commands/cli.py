@@ -1,8 +1,15 @@
-"""The ``dispatcher`` command: one entry point for every server-side operation."""
+"""The server's commands of ``dispatcher``: the database, tokens, devices, the server
+processes, the demo and the signing key.
+
+``add_server_commands`` adds them to the ``dispatcher`` parser (see ``dispatcher_cli``). A
+command imports the server's libraries when it runs, so the parser can be built where only the
+client is installed.
+"""
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import os
@@ -12,20 +19,45 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from dispatcher import stack
+from dispatcher.commands import stack
+from dispatcher.commands.demo.api import ApiClientFactory
+from dispatcher.commands.secret_checks import refuse_unsafe_start
+from dispatcher.commands.signing_key import add_signing_commands
 from dispatcher.config import Settings
-from dispatcher.logs import configure_logging
-from dispatcher.secret_checks import refuse_unsafe_start
-from dispatcher.signing_cli import add_signing_commands
+from schemas.command_line import key_value
 from schemas.vocabulary import TOKEN_ROLES
 
-Command = Callable[[argparse.Namespace, Settings], int]
+# The one signature of every ``dispatcher`` command, the server's and the operator's.
+Command = Callable[[argparse.Namespace], int]
+Run = Callable[[argparse.Namespace, Settings], int]
 
 
+def with_settings(run: Run) -> Command:
+    """The command calling ``run`` with the settings of the environment."""
+
+    @functools.wraps(run)
+    def command(args: argparse.Namespace) -> int:
+        return run(args, Settings.from_env())
+
+    return command
+
+
+def passed_on(extra: list[str]) -> list[str]:
+    """The options after our own for the server we start, without the "--" that separates
+    them (argparse's REMAINDER keeps it)."""
+    return extra[1:] if extra[:1] == ["--"] else extra
+
+
+@with_settings
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    migrate_and_install(settings)
+    return 0
+
+
+def migrate_and_install(settings: Settings) -> None:
     from dispatcher import db
+    from dispatcher.catalog.standard.library import install_standard_library
     from dispatcher.migrate import ensure_database, migrate
-    from dispatcher.standard.library import install_standard_library
 
     ensure_database(settings.database_url)
     applied = migrate(settings.database_url)
@@ -34,9 +66,9 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     installed = install_standard_library(settings.max_document_bytes)
     print(f"standard handlers created: {', '.join(installed.handlers) or 'none (all present)'}")
     print(f"standard templates created: {', '.join(installed.templates) or 'none (all present)'}")
-    return 0
 
 
+@with_settings
 def cmd_token_create(args: argparse.Namespace, settings: Settings) -> int:
     from dispatcher import db
     from dispatcher.fleet import tokens
@@ -48,6 +80,7 @@ def cmd_token_create(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+@with_settings
 def cmd_token_list(args: argparse.Namespace, settings: Settings) -> int:
     from dispatcher import db
     from dispatcher.fleet import tokens
@@ -58,6 +91,7 @@ def cmd_token_list(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+@with_settings
 def cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> int:
     from dispatcher import db
     from dispatcher.fleet import tokens
@@ -68,6 +102,7 @@ def cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+@with_settings
 def cmd_device_register(args: argparse.Namespace, settings: Settings) -> int:
     from dispatcher import db
     from dispatcher.fleet.devices import register_device
@@ -96,11 +131,14 @@ def _exec(argv: list[str], env: dict[str, str] | None = None) -> int:
     return 1  # not reached
 
 
+@with_settings
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     refuse_unsafe_start(settings, os.environ, api_bind=args.bind)
-    return _exec(stack.gunicorn_command(args.bind, args.workers, args.threads, args.gunicorn_args))
+    return _exec(stack.gunicorn_command(args.bind, args.workers, args.threads,
+                                       passed_on(args.gunicorn_args)))
 
 
+@with_settings
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     refuse_unsafe_start(settings, os.environ)
     env = dict(os.environ)
@@ -110,24 +148,28 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
             # The exporter in the main process adds up what the pool processes write here.
             env[stack.METRICS_DIR_ENV] = tempfile.mkdtemp(prefix="device-jobs-worker-metrics-")
     return _exec(stack.worker_command(args.log_level, args.queues, args.concurrency,
-                                      args.hostname, args.celery_args), env)
+                                      args.hostname, passed_on(args.celery_args)), env)
 
 
+@with_settings
 def cmd_beat(args: argparse.Namespace, settings: Settings) -> int:
     refuse_unsafe_start(settings, os.environ)
-    return _exec(stack.beat_command(args.log_level, args.schedule_file, args.celery_args))
+    return _exec(stack.beat_command(args.log_level, args.schedule_file,
+                                      passed_on(args.celery_args)))
 
 
+@with_settings
 def cmd_flower(args: argparse.Namespace, settings: Settings) -> int:
     refuse_unsafe_start(settings, os.environ, flower=True)
-    return _exec(stack.flower_command(args.address, args.port, args.flower_args))
+    return _exec(stack.flower_command(args.address, args.port, passed_on(args.flower_args)))
 
 
+@with_settings
 def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
     from honcho.manager import Manager
 
     refuse_unsafe_start(settings, os.environ, flower=True, api_bind=f"127.0.0.1:{args.api_port}")
-    cmd_migrate(args, settings)
+    migrate_and_install(settings)
     with tempfile.TemporaryDirectory(prefix="device-jobs-dev-") as run_dir:
         env = stack.local_stack_environment(Path(run_dir))
         commands = stack.local_stack_commands(
@@ -143,20 +185,19 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
         return manager.returncode or 0
 
 
-def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    from dispatcher.demo.run import DemoOptions, run_demo
+def demo_command(api_client: ApiClientFactory) -> Command:
+    """``dispatcher demo``, driving the API through the clients ``api_client`` makes."""
 
-    return run_demo(settings, DemoOptions(
-        devices=args.devices, keep_running=args.keep_running, timeout_s=args.timeout_s,
-        database_name=args.database_name,
-    ))
+    @with_settings
+    def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+        from dispatcher.commands.demo.run import DemoOptions, run_demo
 
+        return run_demo(settings, DemoOptions(
+            devices=args.devices, keep_running=args.keep_running, timeout_s=args.timeout_s,
+            database_name=args.database_name,
+        ), api_client)
 
-def _key_value(text: str) -> tuple[str, str]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
-    return key, value
+    return cmd_demo
 
 
 def _add_token_commands(sub: argparse._SubParsersAction) -> None:
@@ -181,13 +222,13 @@ def _add_device_commands(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--name", required=True, help="device name")
     p.add_argument("--type", default="generic", help="device type, e.g. raspberry-pi")
-    p.add_argument("--attr", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
+    p.add_argument("--attr", type=key_value, action="append", default=[], metavar="KEY=VALUE",
                    help="an attribute used by group filters (repeatable)")
     p.add_argument("--json", action="store_true", help="print the device and token as JSON")
     p.set_defaults(func=cmd_device_register)
 
 
-def _add_server_commands(sub: argparse._SubParsersAction) -> None:
+def _add_process_commands(sub: argparse._SubParsersAction, api_client: ApiClientFactory) -> None:
     p = sub.add_parser("serve", help="run the API with gunicorn")
     p.add_argument("--bind", default="127.0.0.1:8000", help="address:port (default %(default)s)")
     p.add_argument("--workers", type=int, help="gunicorn worker processes (default: config file)")
@@ -236,49 +277,16 @@ def _add_server_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--database-name", default="device_jobs_demo",
                    help="database recreated for the demo, on DATABASE_URL's server "
                         "(default %(default)s)")
-    p.set_defaults(func=cmd_demo)
+    p.set_defaults(func=demo_command(api_client))
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="dispatcher", description="device-jobs server: API, workers and administration."
-    )
-    parser.add_argument("--log-level", default=os.environ.get("LOG_LEVEL") or "INFO",
-                        help="logging level (default: LOG_LEVEL or INFO)")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def add_server_commands(sub: argparse._SubParsersAction, api_client: ApiClientFactory) -> None:
+    """Add ``migrate``, ``token``, ``device``, ``serve``, ``worker``, ``beat``, ``flower``,
+    ``dev``, ``demo`` and ``signing-key`` to ``sub``; the demo's API clients come from
+    ``api_client``."""
     p = sub.add_parser("migrate", help="create the database if needed and apply migrations")
     p.set_defaults(func=cmd_migrate)
     _add_token_commands(sub)
     _add_device_commands(sub)
-    _add_server_commands(sub)
+    _add_process_commands(sub, api_client)
     add_signing_commands(sub)
-    # The operator commands talk to the API: they need only the client package.
-    from client.cli import add_operator_commands
-
-    add_operator_commands(sub)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    for name in ("gunicorn_args", "celery_args", "flower_args"):
-        # REMAINDER keeps the "--" that separates our options from the server's.
-        extra = getattr(args, name, None)
-        if extra and extra[0] == "--":
-            setattr(args, name, extra[1:])
-    configure_logging(args.log_level)
-    try:
-        return args.func(args, Settings.from_env())
-    except Exception as exc:  # a clear one-line error for the operator, not a traceback
-        from dispatcher.errors import DispatcherError
-
-        if isinstance(exc, DispatcherError):
-            print(f"error: {exc.message}", file=sys.stderr)
-            return 1
-        raise
-
-
-if __name__ == "__main__":
-    sys.exit(main())

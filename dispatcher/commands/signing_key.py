@@ -6,10 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from dispatcher.config import Settings
 
-
-def cmd_signing_key_create(args: argparse.Namespace, settings: Settings) -> int:
+def cmd_signing_key_create(args: argparse.Namespace) -> int:
     from dispatcher.signing import create_key_file
 
     try:

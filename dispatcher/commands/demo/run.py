@@ -18,8 +18,6 @@ import socket
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -27,15 +25,16 @@ from urllib.parse import urlsplit
 import psycopg
 from psycopg import sql
 
-from dispatcher import stack
-from dispatcher.config import Settings
-from dispatcher.demo.processes import BackgroundProcesses, ProcessFailed
-from dispatcher.demo.report import (
+from dispatcher.commands import stack
+from dispatcher.commands.demo.api import ApiClientFactory
+from dispatcher.commands.demo.processes import BackgroundProcesses, ProcessFailed, answers
+from dispatcher.commands.demo.report import (
     JobSummary,
     ProgressDisplay,
     summarize,
     summary_table,
 )
+from dispatcher.config import Settings
 from dispatcher.migrate import ensure_database, migrate
 from schemas.vocabulary import ENDED_JOB, SUCCEEDED
 
@@ -46,7 +45,6 @@ PROGRESS_INTERVAL_S = 0.5
 # With MQTT a nudge starts the job at once; the poll is the fallback. Without MQTT, poll often.
 POLL_INTERVAL_WITH_MQTT_S = 10
 POLL_INTERVAL_WITHOUT_MQTT_S = 2
-PAGE_SIZE = 500
 
 HEALTH_CHECK_TEMPLATE = {
     "name": "health-check",
@@ -68,10 +66,6 @@ DEVICE_NAME_PREFIXES = {"raspberry-pi": "pi", "simulated-gateway": "gw"}
 GROUP_FILTER = {"device_type": "raspberry-pi", "environment": "production"}
 
 
-class DemoFailed(RuntimeError):
-    pass
-
-
 @dataclass(frozen=True)
 class DemoOptions:
     devices: int = 20
@@ -80,49 +74,23 @@ class DemoOptions:
     database_name: str = "device_jobs_demo"
 
 
-class DemoApi:
-    """The demo talks to the API as any client does: HTTP, JSON and an admin token."""
-
-    def __init__(self, base_url: str, token: str) -> None:
-        self.base_url = base_url
-        self.token = token
-
-    def call(self, method: str, path: str, body: dict | None = None) -> dict:
-        request = urllib.request.Request(
-            self.base_url + path, method=method,
-            data=None if body is None else json.dumps(body).encode(),
-            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return json.loads(response.read() or b"{}")
-        except urllib.error.HTTPError as exc:
-            raise DemoFailed(f"{method} {path} answered {exc.code}: {exc.read()[:500]!r}") from exc
-
-    def answers(self, path: str) -> bool:
-        try:
-            with urllib.request.urlopen(self.base_url + path, timeout=2) as response:
-                return response.status == 200
-        except OSError:
-            return False
-
-
 def say(message: str) -> None:
     print(f"==> {message}", flush=True)
 
 
-def run_demo(settings: Settings, options: DemoOptions) -> int:
+def run_demo(settings: Settings, options: DemoOptions, api_client: ApiClientFactory) -> int:
+    """Run the demo, talking to its API through a client that ``api_client`` makes."""
     run_dir = Path(tempfile.mkdtemp(prefix="device-jobs-demo-"))
     processes = BackgroundProcesses(run_dir)
     signal.signal(signal.SIGTERM, _interrupt)
     succeeded = False
     try:
-        succeeded = Demo(settings, options, run_dir, processes).run()
+        succeeded = Demo(settings, options, run_dir, processes, api_client).run()
         return 0 if succeeded else 1
     except KeyboardInterrupt:
         say("interrupted")
         return 130
-    except (ProcessFailed, DemoFailed) as exc:
+    except ProcessFailed as exc:
         print(f"demo failed: {exc}", file=sys.stderr, flush=True)
         return 1
     finally:
@@ -140,7 +108,7 @@ def _interrupt(signum: int, frame: object) -> None:
 
 class Demo:
     def __init__(self, settings: Settings, options: DemoOptions, run_dir: Path,
-                 processes: BackgroundProcesses) -> None:
+                 processes: BackgroundProcesses, api_client: ApiClientFactory) -> None:
         self.options = options
         self.run_dir = run_dir
         self.processes = processes
@@ -161,14 +129,14 @@ class Demo:
         self.poll_interval_s = poll_interval_s
         self.api_port = _free_port()
         self.flower_port = _free_port()
-        self.api = DemoApi(f"http://127.0.0.1:{self.api_port}", self.settings.admin_token)
+        self.api = api_client(f"http://127.0.0.1:{self.api_port}", self.settings.admin_token)
 
     def run(self) -> bool:
         self.prepare_database()
         self.start_stack()
         devices = self.register_devices()
         self.start_agents(devices)
-        template = self.api.call("POST", "/api/v1/jobs/templates", HEALTH_CHECK_TEMPLATE)
+        template = self.api.create_template(HEALTH_CHECK_TEMPLATE)
         say(f"template {template['name']!r} created (id {template['id']}): echo, uname -a, df -h")
         jobs = self.execute(template["id"])
         final = self.watch(jobs)
@@ -200,14 +168,13 @@ class Demo:
         say("starting API (gunicorn), Celery worker, beat and Flower "
             f"(MQTT nudges: {'on, ' + self.mqtt_url if self.mqtt_url else 'off, no broker'})")
         started = {name: self.processes.start(name, argv, env) for name, argv in commands.items()}
-        self.processes.wait_until(started["api"], lambda: self.api.answers("/readyz"),
+        self.processes.wait_until(started["api"], lambda: answers(f"{self.api.url}/readyz"),
                                   START_TIMEOUT_S)
         self.processes.wait_until(started["worker"],
                                   lambda: " ready." in started["worker"].log_text(),
                                   START_TIMEOUT_S)
-        flower = DemoApi(f"http://127.0.0.1:{self.flower_port}", "")
-        self.processes.wait_until(started["flower"], lambda: flower.answers("/healthcheck"),
-                                  START_TIMEOUT_S)
+        flower = f"http://127.0.0.1:{self.flower_port}/healthcheck"
+        self.processes.wait_until(started["flower"], lambda: answers(flower), START_TIMEOUT_S)
 
     def register_devices(self) -> list[dict]:
         say(f"registering {self.options.devices} simulated devices")
@@ -215,7 +182,7 @@ class Demo:
         for n in range(self.options.devices):
             device_type = "simulated-gateway" if n % 4 == 3 else "raspberry-pi"
             environment = "production" if n % 2 == 0 else "staging"
-            devices.append(self.api.call("POST", "/api/v1/devices", {
+            devices.append(self.api.create_device({
                 "device_name": f"sim-{DEVICE_NAME_PREFIXES[device_type]}-{n + 1:02d}",
                 "device_type": device_type,
                 "attributes": {"environment": environment, "site": "demo-lab"},
@@ -230,7 +197,7 @@ class Demo:
             home = self.run_dir / "agents" / device["device_name"]
             (home / "handlers").mkdir(parents=True)
             env = {**os.environ, "PYTHONUNBUFFERED": "1",
-                   "JOBS_AGENT_SERVER_URL": self.api.base_url,
+                   "JOBS_AGENT_SERVER_URL": self.api.url,
                    "JOBS_AGENT_DEVICE_UUID": str(device["uuid"]),
                    "JOBS_AGENT_TOKEN": device["device_token"],
                    "JOBS_AGENT_MQTT_URL": self.mqtt_url,
@@ -251,13 +218,13 @@ class Demo:
             time.sleep(0.1)
 
     def execute(self, template_id: int) -> dict[str, dict]:
-        group = self.api.call("POST", "/api/v1/jobs/execute", {
+        group = self.api.execute({
             "job_name": "Health check - production Raspberry Pis",
             "template_id": template_id, "target_type": "group", "target_filter": GROUP_FILTER,
             "created_by": "demo",
         })
         say(f"group job: {group['message']} (filter {json.dumps(GROUP_FILTER)})")
-        everyone = self.api.call("POST", "/api/v1/jobs/execute", {
+        everyone = self.api.execute({
             "job_name": "Health check all devices", "template_id": template_id,
             "target_type": "all", "parameters": {"GREETING": "hello, fleet"},
             "created_by": "demo",
@@ -269,8 +236,8 @@ class Demo:
         display = ProgressDisplay()
         deadline = time.monotonic() + self.options.timeout_s
         while True:
-            current = {label: self.api.call("GET", f"/api/v1/jobs/executions/{job['job_id']}")
-                       ["job"] for label, job in jobs.items()}
+            current = {label: self.api.get_execution(str(job["job_id"]))["job"]
+                       for label, job in jobs.items()}
             display.show(current)
             if all(job["status"] in ENDED_JOB for job in current.values()):
                 return current
@@ -280,20 +247,11 @@ class Demo:
             self.processes.check_alive()
             time.sleep(PROGRESS_INTERVAL_S)
 
-    def device_statuses(self, job_id: str) -> list[dict]:
-        rows: list[dict] = []
-        while True:
-            page = self.api.call("GET", f"/api/v1/jobs/executions/{job_id}/devices"
-                                        f"?limit={PAGE_SIZE}&offset={len(rows)}")
-            rows += page["device_statuses"]
-            if not page["device_statuses"] or len(rows) >= page["total"]:
-                return rows
-
     def report(self, jobs: dict[str, dict], final: dict[str, dict]) -> list[JobSummary]:
         summaries = []
         sample = None
         for label, job in final.items():
-            rows = self.device_statuses(jobs[label]["job_id"])
+            rows = list(self.api.iter_execution_devices(str(jobs[label]["job_id"])))
             summaries.append(summarize(label, job, rows))
             sample = sample or next((r for r in rows if r["status"] == SUCCEEDED), None)
             for row in rows:
@@ -310,7 +268,7 @@ class Demo:
         return summaries
 
     def print_links(self) -> None:
-        base = self.api.base_url
+        base = self.api.url
         print()
         print(f"  Portal      {base}/portal/  (sign in with the admin token "
               f"{self.settings.admin_token})")
@@ -322,7 +280,7 @@ class Demo:
     def wait_for_ctrl_c(self) -> None:
         say("the stack stays up until Ctrl-C; try:")
         print(f"    curl -H 'Authorization: Bearer {self.settings.admin_token}' "
-              f"{self.api.base_url}/api/v1/jobs/executions", flush=True)
+              f"{self.api.url}/api/v1/jobs/executions", flush=True)
         try:
             while True:
                 self.processes.check_alive()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from dispatcher.config import Settings
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
+PROJECT_DIR = Path(__file__).resolve().parents[2]
 # Present in a source checkout (and the container image); absent from a wheel install, where
 # gunicorn then runs with its defaults plus the command-line options.
 GUNICORN_CONFIG = PROJECT_DIR / "deploy" / "gunicorn.conf.py"

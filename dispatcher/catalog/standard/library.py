@@ -1,6 +1,9 @@
 """Install the standard handlers and templates as ordinary ones, when they are missing.
 
-The scripts (``handlers/*.sh``) and templates (``templates/*.json``) ship in the package.
+The scripts (``handlers/*.sh``) and templates (``templates/*.json``) ship in the package. A
+script's leading ``# NAME: what it does`` lines name the handlers it is registered as: a family
+of handlers that differ only in what they do (start, stop and restart services) is one script,
+registered under each name with ``@handler@`` in it replaced by that name.
 ``dispatcher migrate`` calls ``install_standard_library`` after the migrations: each handler or
 template whose name is not taken is created (with an audit event), and one that exists is left
 alone, whether it is the shipped version or an operator's edit. So an edited standard handler is
@@ -12,16 +15,19 @@ Safe to run from several processes at once: each insert does nothing when the na
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from dispatcher import audit, db
-from dispatcher.handlers import script_sha256
+from dispatcher.catalog.handlers import script_sha256
+from dispatcher.catalog.templates import check_parameter_declaration
 from dispatcher.jobs.documents import checked_job_document
-from dispatcher.templates import check_parameter_declaration
 
 LIBRARY_DIR = Path(__file__).parent
 INSTALLED_BY = "dispatcher migrate"
+HANDLER_NAME_MARK = "@handler@"
+_NAMES_A_HANDLER = re.compile(r"# ([a-z0-9-]+): (.+)")
 
 
 @dataclass
@@ -31,18 +37,20 @@ class Installed:
 
 
 def standard_handlers() -> list[dict]:
-    """Every shipped handler: its name (the file name without .sh), description and script.
-
-    The description is the script's first comment line after the shebang, without its name.
-    """
+    """Every shipped handler, by name: its description (from its ``# NAME: ...`` line) and its
+    script, as registered under that name."""
     handlers = []
     for path in sorted((LIBRARY_DIR / "handlers").glob("*.sh")):
         script = path.read_text()
-        name = path.name.removesuffix(".sh")
-        summary = script.splitlines()[1].lstrip("# ").removeprefix(f"{name}: ")
-        handlers.append({"name": name, "script_content": script,
-                         "description": summary[:1].upper() + summary[1:]})
-    return handlers
+        for line in script.splitlines()[1:]:
+            names = _NAMES_A_HANDLER.fullmatch(line)
+            if names is None:
+                break
+            name, summary = names.groups()
+            handlers.append({"name": name,
+                             "script_content": script.replace(HANDLER_NAME_MARK, name),
+                             "description": summary[:1].upper() + summary[1:]})
+    return sorted(handlers, key=lambda handler: handler["name"])
 
 
 def standard_templates(max_document_bytes: int) -> list[dict]:
