@@ -93,6 +93,10 @@ def _exec(argv: list[str], env: dict[str, str] | None = None) -> int:
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     refuse_unsafe_start(settings, os.environ, api_bind=args.bind)
+    if settings.signing_key_file:
+        from dispatcher.signing import load_key
+
+        load_key(settings.signing_key_file)  # a key others can read is refused before serving
     return _exec(stack.gunicorn_command(args.bind, args.workers, args.threads, args.gunicorn_args))
 
 

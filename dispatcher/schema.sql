@@ -372,6 +372,7 @@ CREATE TABLE public.job_executions (
     window_nudged_for timestamp with time zone,
     released_devices integer DEFAULT 0 NOT NULL,
     job_document_signature text,
+    signed_job text,
     CONSTRAINT job_executions_end_behavior_check CHECK ((end_behavior = ANY (ARRAY['STOP_ROLLOUT'::text, 'CANCEL'::text, 'FORCE_CANCEL'::text]))),
     CONSTRAINT job_executions_execution_type_check CHECK ((execution_type = ANY (ARRAY['oneTime'::text, 'recurring'::text, 'continuous'::text]))),
     CONSTRAINT job_executions_fanout_status_check CHECK ((fanout_status = ANY (ARRAY['PENDING'::text, 'RUNNING'::text, 'DONE'::text]))),

@@ -1,13 +1,14 @@
-"""Signing job documents with the operator's Ed25519 key (``SIGNING_KEY_FILE``).
+"""Signing jobs with the operator's Ed25519 key (``SIGNING_KEY_FILE``).
 
-Threat model: an agent given the public key (``signing_public_key``) runs only documents
-signed with the private key. Whoever can write to the database, the broker or the network
-between server and devices, but not the key file, cannot make a device run anything unsigned.
-Only the API reads the key, at execute; the runs of a recurring job copy their parent's signed
-document. Keep the file readable by the API's user alone (``dispatcher signing-key create``
-writes it mode 600). A signed document can be executed again (a replay of something once
-approved): the signature covers what runs, not when or where; and an admin token can still
-execute any document the API will sign. Handler scripts are covered through their sha256 pins.
+Threat model: an agent given the public key (``signing_public_key``) runs only jobs signed
+with the private key, as signed. Whoever can write to the database, the broker or the network
+between server and devices, but not the key file, cannot make a device run anything unsigned,
+nor replay a signed job into another execution, onto a device outside its device list, or
+outside its validity window (``schemas.document_signing``). Only the API reads the key, at
+execute; the runs of a recurring job carry their parent's signed job. The file must be
+readable by the API's user alone (``dispatcher signing-key create`` writes it mode 600; a
+group- or world-readable file is refused). An admin token can still execute any document the
+API will sign. Handler scripts, their interpreter and arguments are covered through their pins.
 """
 
 from __future__ import annotations
@@ -15,13 +16,20 @@ from __future__ import annotations
 import base64
 import functools
 import os
+import stat
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from dispatcher.errors import Misconfigured
-from schemas.document_signing import signed_message
+from schemas.document_signing import SignedJob, read_signed_job, signed_job_text, signed_message
+
+# Devices whose clock is a little behind the server's still accept a job signed just now.
+CLOCK_SKEW_ALLOWANCE_S = 300
 
 
 def create_key_file(path: Path) -> str:
@@ -44,8 +52,13 @@ def public_key_text(key: Ed25519PrivateKey) -> str:
 
 @functools.lru_cache(maxsize=4)
 def load_key(path: str) -> Ed25519PrivateKey:
-    """The private key in ``path`` (read once per process)."""
+    """The private key in ``path`` (read once per process); refused unless only its owner can
+    read it."""
     try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+        if mode & 0o077:
+            raise Misconfigured(f"SIGNING_KEY_FILE {path} is mode {mode:o}: group and others "
+                                f"must have no access (chmod 600 {path})")
         key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
     except (OSError, ValueError) as exc:
         raise Misconfigured(f"SIGNING_KEY_FILE {path}: cannot load an Ed25519 key: {exc}") from exc
@@ -54,9 +67,33 @@ def load_key(path: str) -> Ed25519PrivateKey:
     return key
 
 
-def sign_document(document: dict, key_file: str) -> str | None:
-    """The base64 signature of ``document`` with the key in ``key_file``; None when no key is
-    configured (documents go out unsigned)."""
+def sign_job(
+    key_file: str, job_id: uuid.UUID, document: dict, signed_at: datetime, valid_s: int,
+    devices: Sequence[uuid.UUID] | None, recurring: bool, runs_until: datetime | None = None,
+) -> tuple[str | None, str | None]:
+    """The signed job text of an execution and its base64 signature; (None, None) when no key
+    is configured (jobs go out unsigned).
+
+    The window opens at ``signed_at`` (less a few minutes for device clocks behind the
+    server's) and closes ``valid_s`` seconds after ``signed_at`` or after ``runs_until`` (a
+    later start, a recurring job's end), whichever is later.
+    """
     if not key_file:
-        return None
-    return base64.b64encode(load_key(key_file).sign(signed_message(document))).decode()
+        return None, None
+    if valid_s < 1:
+        raise Misconfigured(f"SIGNATURE_VALID_S must be at least 1 second, not {valid_s}")
+    start = int(signed_at.timestamp())
+    last = max(start, int(runs_until.timestamp()) if runs_until else start)
+    text = signed_job_text(SignedJob(
+        str(job_id), start - CLOCK_SKEW_ALLOWANCE_S, last + valid_s,
+        tuple(sorted(str(d) for d in devices)) if devices else None, recurring, document))
+    return text, base64.b64encode(load_key(key_file).sign(signed_message(text))).decode()
+
+
+def signature_window(signed_job: str | None) -> dict:
+    """When devices accept an execution's signed job (both None when it is unsigned)."""
+    if signed_job is None:
+        return {"signature_not_before": None, "signature_not_after": None}
+    job = read_signed_job(signed_job)
+    return {"signature_not_before": datetime.fromtimestamp(job.not_before, UTC),
+            "signature_not_after": datetime.fromtimestamp(job.not_after, UTC)}

@@ -6,7 +6,8 @@
 -- device's. has_pending says whether the device has any pending row, held back or not: only a
 -- device without one is idle (a rollout release or an opening window notifies no one).
 SELECT v.uuid AS device_uuid, n.job_id, n.job_name, n.job_document, n.queued_at,
-       n.execution_number, n.version_number, n.status, n.job_document_signature,
+       n.execution_number, n.version_number, n.status, n.job_document_signature, n.signed_job,
+       n.parent_job_id,
        n.job_id IS NOT NULL OR EXISTS (
            SELECT 1 FROM device_job_status p
             WHERE p.device_uuid = v.uuid AND p.status IN ('QUEUED', 'IN_PROGRESS')
@@ -14,7 +15,8 @@ SELECT v.uuid AS device_uuid, n.job_id, n.job_name, n.job_document, n.queued_at,
   FROM devices v
   LEFT JOIN LATERAL (
         SELECT d.job_id, e.job_name, e.job_document, d.queued_at, d.execution_number,
-               d.version_number, d.status, e.job_document_signature
+               d.version_number, d.status, e.job_document_signature, e.signed_job,
+               e.parent_job_id
           FROM device_job_status d
           JOIN job_executions e ON e.job_id = d.job_id
          WHERE d.device_uuid = v.uuid
