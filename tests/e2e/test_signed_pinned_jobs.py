@@ -13,9 +13,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from agent_processes import start_agent
-from processes import wait_until
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from processes import wait_until
 from test_agent_e2e import Fleet
 
 from dispatcher import db
