@@ -4,8 +4,8 @@ With ``signing_public_key`` configured, the agent runs only jobs signed with the
 private key (``dispatcher signing-key create``; README, Security), and runs the document of the
 signed text itself (``schemas.document_signing``), never the server's copy of it. A job is
 REJECTED with the reason, and nothing of it runs, when it is unsigned, badly signed or
-altered, signed for another execution, for a device list without this device, or outside its
-validity window by this device's clock.
+altered, signed for another execution or for another device of a device list, or outside
+its validity window by this device's clock.
 """
 
 from __future__ import annotations
@@ -45,26 +45,25 @@ def signed_document(
         raise JobRefused("job is not signed, and this agent runs only signed jobs")
     try:
         raw = base64.b64decode(str(signature), validate=True)
-        message = signed_message(str(signed_text))
-    except (binascii.Error, ValueError, TypeError):
+        job = read_signed_job(str(signed_text))
+    except (binascii.Error, ValueError, TypeError, RecursionError):
         raise JobRefused("job signature is not readable") from None
+    device = _same_uuid(device_uuid)
+    message = signed_message(str(signed_text), device if job.per_device else None)
     if not ed25519.verify(public_key, message, raw):
+        if job.per_device:
+            raise JobRefused(f"job signature does not verify for this device ({device}) with "
+                             "this agent's signing_public_key (signed for another device, "
+                             "altered job, or signed with another key)")
         raise JobRefused("job signature does not verify with this agent's signing_public_key "
                          "(altered job, or signed with another key)")
-    try:
-        job = read_signed_job(str(signed_text))
-    except ValueError as exc:
-        raise JobRefused(f"signed job is not readable ({exc})") from None
-    job_id, device = _same_uuid(job_id), _same_uuid(device_uuid)
+    job_id = _same_uuid(job_id)
     accepted = {job_id}
     if job.recurring and parent_job_id:
         accepted.add(_same_uuid(parent_job_id))  # a run of this recurring job
     if _same_uuid(job.job_id) not in accepted:
         raise JobRefused(f"job signature was made for job {job.job_id}, not for job {job_id}: "
                          "a signature holds for its own execution only")
-    if job.devices is not None and device not in map(_same_uuid, job.devices):
-        raise JobRefused(f"job signature was made for a list of {len(job.devices)} device(s) "
-                         f"without this device ({device})")
     if now < job.not_before:
         raise JobRefused(f"job signature is not valid before {_when(job.not_before)} "
                          f"(this device's clock says {_when(now)})")

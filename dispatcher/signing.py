@@ -3,12 +3,13 @@
 Threat model: an agent given the public key (``signing_public_key``) runs only jobs signed
 with the private key, as signed. Whoever can write to the database, the broker or the network
 between server and devices, but not the key file, cannot make a device run anything unsigned,
-nor replay a signed job into another execution, onto a device outside its device list, or
-outside its validity window (``schemas.document_signing``). Only the API reads the key, at
-execute; the runs of a recurring job carry their parent's signed job. The file must be
-readable by the API's user alone (``dispatcher signing-key create`` writes it mode 600; a
-group- or world-readable file is refused). An admin token can still execute any document the
-API will sign. Handler scripts, their interpreter and arguments are covered through their pins.
+nor replay a signed job into another execution, onto another device of a device list (each
+has a signature of its own), or outside its validity window (``schemas.document_signing``).
+Only the API reads the key, at execute; the runs of a recurring job carry their parent's
+signed job. The file must be readable by the API's user alone (``dispatcher signing-key
+create`` writes it mode 600; a group- or world-readable file is refused). An admin token can
+still execute any document the API will sign. Handler scripts, their interpreter and
+arguments are covered through their pins.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import os
 import stat
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -67,27 +69,44 @@ def load_key(path: str) -> Ed25519PrivateKey:
     return key
 
 
+@dataclass(frozen=True)
+class SignedExecution:
+    """What an execution stores when signed: the text, and its signature for any device or,
+    for a device-list target, one signature per device."""
+
+    text: str
+    signature: str | None
+    device_signatures: dict[uuid.UUID, str] | None
+
+
 def sign_job(
     key_file: str, job_id: uuid.UUID, document: dict, signed_at: datetime, valid_s: int,
     devices: Sequence[uuid.UUID] | None, recurring: bool, runs_until: datetime | None = None,
-) -> tuple[str | None, str | None]:
-    """The signed job text of an execution and its base64 signature; (None, None) when no key
-    is configured (jobs go out unsigned).
+) -> SignedExecution | None:
+    """An execution's signed job; None when no key is configured (jobs go out unsigned).
 
     The window opens at ``signed_at`` (less a few minutes for device clocks behind the
     server's) and closes ``valid_s`` seconds after ``signed_at`` or after ``runs_until`` (a
-    later start, a recurring job's end), whichever is later.
+    later start, a recurring job's end), whichever is later. ``devices``: a device-list
+    target's, each signed for on its own.
     """
     if not key_file:
-        return None, None
+        return None
     if valid_s < 1:
         raise Misconfigured(f"SIGNATURE_VALID_S must be at least 1 second, not {valid_s}")
+    key = load_key(key_file)
     start = int(signed_at.timestamp())
     last = max(start, int(runs_until.timestamp()) if runs_until else start)
-    text = signed_job_text(SignedJob(
-        str(job_id), start - CLOCK_SKEW_ALLOWANCE_S, last + valid_s,
-        tuple(sorted(str(d) for d in devices)) if devices else None, recurring, document))
-    return text, base64.b64encode(load_key(key_file).sign(signed_message(text))).decode()
+    text = signed_job_text(SignedJob(str(job_id), start - CLOCK_SKEW_ALLOWANCE_S,
+                                     last + valid_s, bool(devices), recurring, document))
+    if not devices:
+        return SignedExecution(text, _signature(key, text, None), None)
+    return SignedExecution(text, None, {device: _signature(key, text, str(device))
+                                        for device in devices})
+
+
+def _signature(key: Ed25519PrivateKey, text: str, device_uuid: str | None) -> str:
+    return base64.b64encode(key.sign(signed_message(text, device_uuid))).decode()
 
 
 def signature_window(signed_job: str | None) -> dict:

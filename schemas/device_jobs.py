@@ -25,15 +25,15 @@ class NextJob(Schema):
     status = fields.String()
     job_document_signature = fields.String(
         data_key="jobDocumentSignature", allow_none=True,
-        metadata={"description": "Base64 Ed25519 signature of signedJob (null when the server "
-                                 "signs nothing); see README, Security."},
+        metadata={"description": "Base64 Ed25519 signature of signedJob, this device's own for "
+                                 "a device-list target (null when the server signs nothing); "
+                                 "see README, Security."},
     )
     signed_job = fields.String(
         data_key="signedJob", allow_none=True,
         metadata={"description": "The exact text the signature covers: the job id, validity "
-                                 "window, device list and pinned document "
-                                 "(schemas.document_signing). A signing agent runs this "
-                                 "document, not jobDocument."},
+                                 "window and pinned document (schemas.document_signing). A "
+                                 "signing agent runs this document, not jobDocument."},
     )
     parent_job_id = fields.UUID(
         data_key="parentJobId", allow_none=True,

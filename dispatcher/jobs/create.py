@@ -46,7 +46,7 @@ def create_execution(body: dict, actor: str, settings: Settings) -> dict:
             raise _no_devices(target)
         document = pin_handlers(c, document)
         ends = [t for t in (policy_columns["start_at"], policy_columns["end_at"]) if t]
-        signed_job, signature = sign_job(
+        signed = sign_job(
             settings.signing_key_file, job_id, document, now, settings.signature_valid_s,
             target.device_uuids, policy_columns["execution_type"] == RECURRING,
             max(ends) if ends else None)
@@ -56,8 +56,8 @@ def create_execution(body: dict, actor: str, settings: Settings) -> dict:
             template_id=template["id"] if template else None,
             job_name=_job_name(body, template),
             job_document=db.jsonb(document),
-            job_document_signature=signature,
-            signed_job=signed_job,
+            job_document_signature=signed.signature if signed else None,
+            signed_job=signed.text if signed else None,
             parameters=db.jsonb(body.get("parameters") or {}),
             target_type=target.target_type,
             target_devices=list(target.device_uuids) if target.device_uuids else None,
@@ -66,13 +66,17 @@ def create_execution(body: dict, actor: str, settings: Settings) -> dict:
             created_by=body.get("created_by") or actor,
             **policy_columns,
         )
+        if signed and signed.device_signatures:
+            c.execute("insert_device_signatures", job_id=job_id,
+                      devices=list(signed.device_signatures),
+                      signatures=list(signed.device_signatures.values()))
         audit.record_event(
             c, actor, "job.created", "job", job_id, job_id=job_id,
             details={"job_name": job["job_name"], "template_id": job["template_id"],
                      "target_type": target.target_type, "total_devices": total},
         )
     log.info("job created job_id=%s target_type=%s total_devices=%d status=%s signed=%s",
-             job_id, target.target_type, total, job["status"], signature is not None)
+             job_id, target.target_type, total, job["status"], signed is not None)
     job["handler_steps"] = handler_steps(document)
     if job["status"] != SCHEDULED:
         enqueue_fan_out(settings, job_id)

@@ -16,3 +16,9 @@ VALUES (
     %(end_at)s, %(end_behavior)s, %(next_run_at)s, %(window_opens_at)s, %(window_closes_at)s)
 RETURNING job_id, job_name, template_id, status, target_type, target_filter, execution_type,
           total_devices, fanout_status, queued_at, created_by;
+
+-- name: insert_device_signatures
+-- A signed device-list execution's signature for each of its devices, in one statement.
+INSERT INTO job_device_signatures (job_id, device_uuid, signature)
+SELECT %(job_id)s, device_uuid, signature
+  FROM unnest(%(devices)s::uuid[], %(signatures)s::text[]) AS s (device_uuid, signature);

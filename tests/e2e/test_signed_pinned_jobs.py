@@ -70,8 +70,7 @@ def test_signed_pinned_jobs_run_only_as_approved(settings, server_processes, tmp
                      " touch $DEVICE_HOME/owned\"'), signed_job = replace(signed_job,"
                      " 'altered-ran', 'altered-ran; touch $DEVICE_HOME/owned')"
                      " WHERE job_id = %s", (altered,))
-        conn.execute("UPDATE job_executions SET job_document_signature = NULL"
-                     " WHERE job_id = %s", (unsigned,))
+        conn.execute("DELETE FROM job_device_signatures WHERE job_id = %s", (unsigned,))
 
     wrong = Ed25519PrivateKey.generate().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
     for device, key in ((trusting, public_key), (doubting, base64.b64encode(wrong).decode())):
@@ -140,20 +139,25 @@ def test_a_signing_agent_runs_nothing_the_signature_does_not_fix(
     fleet.call("PUT", "/jobs/handlers/greet", {"default_args": ["hijacked"],
                                                "script_type": "python"})
     eight_days_ago = datetime.now(UTC) - timedelta(days=8)
-    old_text, old_signature = sign_job(
-        str(key_file), expired, stored(expired)["job_document"], eight_days_ago,
-        settings.signature_valid_s, [trusting["uuid"]], False)
+    old = sign_job(str(key_file), expired, stored(expired)["job_document"], eight_days_ago,
+                   settings.signature_valid_s, None, False)
+    assert old is not None
     with db.pool().connection() as conn:
         # Someone with write access to the database, but not the key, replays signatures.
         conn.execute("UPDATE job_executions v SET job_document = o.job_document,"
-                     " signed_job = o.signed_job,"
-                     " job_document_signature = o.job_document_signature"
-                     " FROM job_executions o WHERE v.job_id = %s AND o.job_id = %s",
+                     " signed_job = o.signed_job FROM job_executions o"
+                     " WHERE v.job_id = %s AND o.job_id = %s", (other_job, original))
+        conn.execute("UPDATE job_device_signatures v SET signature = o.signature"
+                     " FROM job_device_signatures o WHERE v.job_id = %s AND o.job_id = %s",
                      (other_job, original))
         conn.execute("INSERT INTO device_job_status (job_id, device_uuid, released_at)"
                      " VALUES (%s, %s, now())", (listed, bystander["uuid"]))
+        conn.execute("INSERT INTO job_device_signatures (job_id, device_uuid, signature)"
+                     " SELECT job_id, %s, signature FROM job_device_signatures"
+                     " WHERE job_id = %s", (bystander["uuid"], listed))
         conn.execute("UPDATE job_executions SET signed_job = %s, job_document_signature = %s"
-                     " WHERE job_id = %s", (old_text, old_signature, expired))
+                     " WHERE job_id = %s", (old.text, old.signature, expired))
+        conn.execute("DELETE FROM job_device_signatures WHERE job_id = %s", (expired,))
 
     for device, extra in ((trusting, {}), (strict, {"allow_local_handlers": "false"}),
                           (bystander, {})):
@@ -170,7 +174,7 @@ def test_a_signing_agent_runs_nothing_the_signature_does_not_fix(
     row = wait_for_device(other_job, trusting, "REJECTED", "SUCCEEDED", "FAILED")
     assert row["status"] == "REJECTED" and f"made for job {original}" in row["reason"]
     row = wait_for_device(listed, bystander, "REJECTED", "SUCCEEDED", "FAILED")
-    assert row["status"] == "REJECTED" and "without this device" in row["reason"]
+    assert row["status"] == "REJECTED" and "does not verify for this device" in row["reason"]
     row = wait_for_device(expired, trusting, "REJECTED", "SUCCEEDED", "FAILED")
     assert row["status"] == "REJECTED" and "expired at" in row["reason"]
     assert wait_for_device(big, trusting, "REJECTED", "SUCCEEDED")["status"] == "SUCCEEDED"

@@ -1,8 +1,8 @@
 """At execute the server pins handlers (content, interpreter, effective arguments), binds the
-signature to the execution, its window and its device list, and stores the very text it
-signed; the poll delivers that text, the execute answer and the portal say which handler steps
-are pinned and which are local, and the runs of a recurring job carry their parent's
-signature. A signing key others can read is refused."""
+signature to the execution, its window and each device of a device list, and stores the very
+text it signed; the poll delivers that text, the execute answer and the portal say which
+handler steps are pinned and which are local, and the runs of a recurring job carry their
+parent's signature. A signing key others can read is refused."""
 
 from __future__ import annotations
 
@@ -75,14 +75,18 @@ def test_execute_pins_content_interpreter_and_arguments_and_signs_them_for_this_
     assert row["job_document"]["steps"][2]["input"]["scriptType"] == "bash"
     assert row["job_document"]["steps"][1]["input"] == {"handler": "only-on-devices", "args": []}
     signed = read_signed_job(row["signed_job"])
-    assert signed.job_id == str(job["job_id"]) and signed.devices == (str(device.uuid),)
+    assert signed.job_id == str(job["job_id"]) and signed.per_device
     assert signed.document == row["job_document"]
     assert signed.not_after - time.time() == pytest.approx(settings.signature_valid_s, abs=60)
 
     fan_out_job(row["job_id"], settings)
     polled = client.get(next_url(device), headers=device.headers).get_json()
     assert polled["signedJob"] == row["signed_job"]
-    assert polled["jobDocumentSignature"] == row["job_document_signature"]
+    assert row["job_document_signature"] is None  # a device list's are one per device
+    with db.pool().connection() as conn:
+        own = conn.execute("SELECT device_uuid, signature FROM job_device_signatures"
+                           " WHERE job_id = %s", (job["job_id"],)).fetchall()
+    assert own == [{"device_uuid": device.uuid, "signature": polled["jobDocumentSignature"]}]
 
     def check(text: str, job_id: str, device_uuid) -> dict:
         return signed_document(text, polled["jobDocumentSignature"], public_key, job_id, None,
@@ -93,7 +97,8 @@ def test_execute_pins_content_interpreter_and_arguments_and_signs_them_for_this_
     for text, job_id, device_uuid, reason in (
             (altered, polled["jobId"], device.uuid, "does not verify"),
             (polled["signedJob"], str(other.uuid), device.uuid, "made for job"),
-            (polled["signedJob"], polled["jobId"], other.uuid, "without this device")):
+            (polled["signedJob"], polled["jobId"], other.uuid,
+             "does not verify for this device")):
         with pytest.raises(Exception, match=reason):
             check(text, job_id, device_uuid)
 
@@ -132,11 +137,13 @@ def test_without_a_key_the_poll_says_the_document_is_unsigned(client, admin_head
     assert polled["jobDocumentSignature"] is None and polled["signedJob"] is None
 
 
-def test_the_runs_of_a_recurring_job_carry_its_signature(signing):
+@pytest.mark.parametrize("target_type", ["all", "device"])
+def test_the_runs_of_a_recurring_job_carry_its_signature(signing, target_type):
     settings, public_key = signing
     db.configure(settings)
     device = register_fleet(1)[0]
-    body = {"job_name": "nightly", "target_type": "all",
+    targets = {"target_devices": [device.uuid]} if target_type == "device" else {}
+    body = {"job_name": "nightly", "target_type": target_type, **targets,
             "job_document": {"version": "1.0", "steps": [
                 {"name": "s", "type": "runCommand", "input": {"command": "true"}}]},
             **ExecutionPolicies().load({"execution_type": "recurring",

@@ -32,14 +32,14 @@ def raw_public(key: Ed25519PrivateKey) -> bytes:
                                          serialization.PublicFormat.Raw)
 
 
-def sign(key: Ed25519PrivateKey, job_id: str, document: dict, devices: list[str] | None = None,
+def sign(key: Ed25519PrivateKey, job_id: str, document: dict, device: str | None = None,
          window_s: tuple[int, int] = (-60, 3600), recurring: bool = False) -> dict:
-    """What the server stores for a signed execution of ``job_id``: add_job's keywords."""
+    """What the server stores for a signed execution of ``job_id`` (for ``device`` alone when
+    given, as for a device-list target): add_job's keywords."""
     now = int(time.time())
     text = signed_job_text(SignedJob(job_id, now + window_s[0], now + window_s[1],
-                                     tuple(devices) if devices is not None else None, recurring,
-                                     document))
-    signature = base64.b64encode(key.sign(signed_message(text))).decode()
+                                     device is not None, recurring, document))
+    signature = base64.b64encode(key.sign(signed_message(text, device))).decode()
     return {"job_id": job_id, "signed_job": text, "signature": signature}
 
 
@@ -98,7 +98,7 @@ def poll_all(agent: Agent, fake) -> None:
 def test_an_agent_with_a_key_runs_signed_jobs_and_rejects_every_other(fake, tmp_path):
     key, other = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
     marks = {name: tmp_path / name for name in ("signed", "unsigned", "tampered", "wrong-key",
-                                                  "garbled")}
+                                                  "garbled", "nested")}
     signed = fake.add_job(touch(marks["signed"]), **sign(key, new_id(), touch(marks["signed"])))
     unsigned = fake.add_job(touch(marks["unsigned"]))
     tampered_fields = sign(key, new_id(), touch(marks["signed"]))
@@ -109,14 +109,17 @@ def test_an_agent_with_a_key_runs_signed_jobs_and_rejects_every_other(fake, tmp_
     garbled = fake.add_job(touch(marks["garbled"]),
                            **{**sign(key, new_id(), touch(marks["garbled"])),
                               "signature": "not base64!"})
+    nested = fake.add_job(touch(marks["nested"]),
+                          **{**sign(key, new_id(), touch(marks["nested"])),
+                             "signed_job": "[" * 100_000 + "]" * 100_000})
     poll_all(agent_with_key(fake, tmp_path, key), fake)
     assert fake.statuses(signed)[-1] == SUCCEEDED and marks["signed"].exists()
     expected = {unsigned: "not signed", tampered: "does not verify", wrong_key: "does not verify",
-                garbled: "not readable"}
+                garbled: "not readable", nested: "not readable"}
     for job_id, reason in expected.items():
         assert fake.statuses(job_id) == ["REJECTED"], job_id
         assert reason in fake.reports_for(job_id)[0]["reason"]
-    for name in ("unsigned", "tampered", "wrong-key", "garbled"):
+    for name in ("unsigned", "tampered", "wrong-key", "garbled", "nested"):
         assert not marks[name].exists()
 
 
@@ -136,9 +139,9 @@ def test_a_signature_holds_for_its_own_execution_device_and_window_only(fake, tm
     parent = new_id()
     cases = {
         "own": sign(key, new_id(), touch(marks["own"])),
-        "listed": sign(key, new_id(), touch(marks["listed"]), devices=[new_id(), DEVICE_UUID]),
+        "listed": sign(key, new_id(), touch(marks["listed"]), device=DEVICE_UUID),
         "other-job": {**sign(key, new_id(), touch(marks["other-job"])), "job_id": new_id()},
-        "other-device": sign(key, new_id(), touch(marks["other-device"]), devices=[new_id()]),
+        "other-device": sign(key, new_id(), touch(marks["other-device"]), device=new_id()),
         "expired": sign(key, new_id(), touch(marks["expired"]), window_s=(-7200, -3600)),
         "not-yet": sign(key, new_id(), touch(marks["not-yet"]), window_s=(3600, 7200)),
         "run": {**sign(key, parent, touch(marks["run"]), recurring=True), "job_id": new_id(),
@@ -151,7 +154,7 @@ def test_a_signature_holds_for_its_own_execution_device_and_window_only(fake, tm
     for name in ("own", "listed", "run"):
         assert fake.statuses(jobs[name])[-1] == SUCCEEDED, name
         assert marks[name].exists()
-    expected = {"other-job": "made for job", "other-device": "without this device",
+    expected = {"other-job": "made for job", "other-device": "does not verify for this device",
                 "expired": "expired at", "not-yet": "not valid before",
                 "stray-run": "made for job"}
     for name, reason in expected.items():
