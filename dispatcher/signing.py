@@ -110,9 +110,13 @@ def _signature(key: Ed25519PrivateKey, text: str, device_uuid: str | None) -> st
 
 
 def signature_window(signed_job: str | None) -> dict:
-    """When devices accept an execution's signed job (both None when it is unsigned)."""
-    if signed_job is None:
+    """When devices accept an execution's signed job (both None when it is unsigned, or its
+    signed text was garbled in the database: no device accepts it then)."""
+    try:
+        job = read_signed_job(signed_job) if signed_job is not None else None
+    except (ValueError, RecursionError):
+        job = None
+    if job is None:
         return {"signature_not_before": None, "signature_not_after": None}
-    job = read_signed_job(signed_job)
     return {"signature_not_before": datetime.fromtimestamp(job.not_before, UTC),
             "signature_not_after": datetime.fromtimestamp(job.not_after, UTC)}

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import copy
 
+from marshmallow import ValidationError
+
 from dispatcher import db
 from schemas.executions import LOCAL, PINNED
 from schemas.handlers import handler_names
-from schemas.job_document import RUN_HANDLER, pinned_at_execute
+from schemas.job_document import RUN_HANDLER, pinned_at_execute, validate_job_document
 
 
 def _steps(document: dict) -> list[dict]:
@@ -51,17 +53,22 @@ def pin_handlers(c: db.Connector, document: dict) -> dict:
     return pinned
 
 
-def handler_steps(document: dict) -> list[dict]:
+def handler_steps(document: object) -> list[dict]:
     """Each ``runHandler`` step of an executed document: pinned (run only as fixed at execute,
-    fetched from the server) or local (run from the device, never fetched under signing)."""
+    fetched from the server) or local (run from the device, never fetched under signing). A
+    stored document that is not a valid one (written to the database by hand) has none."""
+    try:
+        steps = _steps(validate_job_document(document))
+    except ValidationError:
+        return []
     found = []
-    for step in _steps(document):
+    for step in steps:
         if step["type"] != RUN_HANDLER:
             continue
         step_input = step["input"]
         entry = {"step": step["name"], "handler": step_input["handler"],
                  "source": PINNED if pinned_at_execute(step_input) else LOCAL,
-                 "args": list(step_input.get("args") or [])}
+                 "args": list(step_input["args"])}
         if entry["source"] == PINNED:
             entry["sha256"] = step_input["sha256"]
             entry["script_type"] = step_input["scriptType"]

@@ -197,3 +197,15 @@ def test_dispatcher_serve_refuses_a_signing_key_others_can_read(tmp_path):
     result = run_dispatcher(["serve", "--bind", "127.0.0.1:0"], SIGNING_KEY_FILE=str(key_file))
     assert result.returncode == 1, result.stderr
     assert f"SIGNING_KEY_FILE {key_file} is mode 644" in result.stderr
+
+
+def test_an_execution_whose_signed_text_was_garbled_shows_as_unsigned(signing, admin_headers):
+    settings, _ = signing
+    client = create_app(settings).test_client()
+    job = execute(client, admin_headers, DOCUMENT, register_fleet(1))
+    with db.pool().connection() as conn:
+        conn.execute("UPDATE job_executions SET signed_job = repeat('[', 100000)"
+                     " WHERE job_id = %s", (job["job_id"],))
+    detail = client.get(f"/api/v1/jobs/executions/{job['job_id']}", headers=admin_headers)
+    assert detail.status_code == 200
+    assert detail.get_json()["job"]["signature_not_after"] is None
