@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import time
 import uuid
-from datetime import UTC, datetime
 
 from agent import ed25519
 from agent.client import AgentError
@@ -81,4 +81,4 @@ def _same_uuid(text: str) -> str:
 
 
 def _when(seconds: float) -> str:
-    return datetime.fromtimestamp(int(seconds), UTC).isoformat()
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
