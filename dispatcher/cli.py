@@ -93,10 +93,9 @@ def _exec(argv: list[str], env: dict[str, str] | None = None) -> int:
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     refuse_unsafe_start(settings, os.environ, api_bind=args.bind)
-    if settings.signing_key_file:
-        from dispatcher.signing import load_key
+    from dispatcher.signing import check_signing
 
-        load_key(settings.signing_key_file)  # a key others can read is refused before serving
+    check_signing(settings)
     return _exec(stack.gunicorn_command(args.bind, args.workers, args.threads, args.gunicorn_args))
 
 

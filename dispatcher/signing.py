@@ -27,6 +27,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from dispatcher.config import Settings
 from dispatcher.errors import Misconfigured
 from schemas.document_signing import SignedJob, read_signed_job, signed_job_text, signed_message
 
@@ -92,8 +93,7 @@ def sign_job(
     """
     if not key_file:
         return None
-    if valid_s < 1:
-        raise Misconfigured(f"SIGNATURE_VALID_S must be at least 1 second, not {valid_s}")
+    _check_validity(valid_s)
     key = load_key(key_file)
     start = int(signed_at.timestamp())
     last = max(start, int(runs_until.timestamp()) if runs_until else start)
@@ -103,6 +103,19 @@ def sign_job(
         return SignedExecution(text, _signature(key, text, None), None)
     return SignedExecution(text, None, {device: _signature(key, text, str(device))
                                         for device in devices})
+
+
+def check_signing(settings: Settings) -> None:
+    """Refuse (Misconfigured) signing settings that would fail every execute: a key file that
+    cannot be loaded or that others can read, a validity window under a second."""
+    if settings.signing_key_file:
+        load_key(settings.signing_key_file)
+        _check_validity(settings.signature_valid_s)
+
+
+def _check_validity(valid_s: int) -> None:
+    if valid_s < 1:
+        raise Misconfigured(f"SIGNATURE_VALID_S must be at least 1 second, not {valid_s}")
 
 
 def _signature(key: Ed25519PrivateKey, text: str, device_uuid: str | None) -> str:

@@ -190,13 +190,19 @@ def test_a_signing_key_others_can_read_is_refused(tmp_path, mode):
     assert load_key(str(key_file)) is not None
 
 
-def test_dispatcher_serve_refuses_a_signing_key_others_can_read(tmp_path):
+@pytest.mark.parametrize(("mode", "valid_s", "refusal"), [
+    (0o644, "604800", "is mode 644: group and others must have no access"),
+    (0o600, "0", "SIGNATURE_VALID_S must be at least 1 second"),
+])
+def test_dispatcher_serve_refuses_signing_settings_that_cannot_sign(
+        tmp_path, mode, valid_s, refusal):
     key_file = tmp_path / "signing.pem"
     create_key_file(key_file)
-    os.chmod(key_file, 0o644)
-    result = run_dispatcher(["serve", "--bind", "127.0.0.1:0"], SIGNING_KEY_FILE=str(key_file))
+    os.chmod(key_file, mode)
+    result = run_dispatcher(["serve", "--bind", "127.0.0.1:0"], SIGNING_KEY_FILE=str(key_file),
+                            SIGNATURE_VALID_S=valid_s)
     assert result.returncode == 1, result.stderr
-    assert f"SIGNING_KEY_FILE {key_file} is mode 644" in result.stderr
+    assert refusal in result.stderr
 
 
 def test_an_execution_whose_signed_text_was_garbled_shows_as_unsigned(signing, admin_headers):
