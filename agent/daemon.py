@@ -30,7 +30,8 @@ def engine_settings(config: AgentConfig) -> EngineSettings:
 
 def handler_store(config: AgentConfig, api: DeviceApi | None) -> HandlerStore:
     return HandlerStore(Path(config.handler_dir), Path(config.state_dir) / "handlers", api,
-                        allow_local=config.allow_local_handlers)
+                        allow_local=config.allow_local_handlers,
+                        fetch_pinned_only=bool(config.signing_public_key))
 
 
 def device_api(config: AgentConfig) -> DeviceApi:

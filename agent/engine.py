@@ -7,7 +7,9 @@ Semantics, close to the AWS IoT Device Client where that is sensible:
   than ``allowStdErr`` allows (false: none, true: any, a number N: at most N lines);
 - ``finalStep`` always runs last, also after a failure (it is for cleanup);
 - ``runHandler`` scripts get ``runAsUser`` (or "") as their first argument and then ``args``
-  (the handler's ``default_args`` when the step gives none), as AWS handlers expect;
+  (the handler's ``default_args`` when the step gives none), as AWS handlers expect; a step the
+  server pinned at execute runs with its pinned interpreter and ``args``, nothing the server
+  says later;
 - a reboot step (a reboot command, the ``reboot`` handler, or a step with ``rebootsDevice``)
   is recorded as such before it starts; when it succeeds the agent waits for the system to go
   down, and the job resumes after the next start (see ``agent.recovery``).
@@ -24,7 +26,7 @@ from typing import Protocol
 
 from marshmallow import ValidationError
 
-from agent.handlers import HandlerStore, require_pinned_content, runnable_by
+from agent.handlers import HandlerStore, as_pinned, require_pinned_content, runnable_by
 from agent.output import OutputTail
 from agent.process import ProcessOutcome, StepSetupError, resolve_user, run_process
 from agent.server_api import AgentError
@@ -32,6 +34,7 @@ from schemas.handlers import handler_names
 from schemas.job_document import (
     RUN_COMMAND,
     RUN_HANDLER,
+    pinned_at_execute,
     split_command,
     stderr_lines_allowed,
     validate_job_document,
@@ -275,9 +278,14 @@ class JobEngine:
 
         if argv is not None:
             return run(argv)
-        handler = self.handlers.resolve(step["input"]["handler"], step["input"].get("path"))
-        require_pinned_content(handler, step["input"].get("sha256"))
-        args = step["input"].get("args") or list(handler.default_args)
+        step_input = step["input"]
+        pinned = pinned_at_execute(step_input)
+        handler = self.handlers.resolve(step_input["handler"], step_input.get("path"), pinned)
+        require_pinned_content(handler, step_input.get("sha256"))
+        if pinned:
+            handler, args = as_pinned(handler, step_input["scriptType"]), step_input["args"]
+        else:
+            args = step_input.get("args") or list(handler.default_args)
         with runnable_by(handler, run_as) as command:
             return run([*command, user or "", *args])
 

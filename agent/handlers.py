@@ -15,7 +15,10 @@ Resolution follows the AWS IoT Device Client, made safe:
   writable by no one else (a sticky directory such as /tmp excepted) and not a symlink: whoever
   can change a script the agent runs is the agent;
 - with ``allow_local_handlers`` off, only server handlers run: no PATH, no ``path``, no handler
-  directory.
+  directory;
+- an agent that runs signed jobs only (``signing_public_key``) fetches from the server only the
+  handlers a signed job pinned at execute (content, interpreter and arguments fixed); a step
+  the server did not pin is local and is never fetched, whatever the server holds later.
 """
 
 from __future__ import annotations
@@ -59,14 +62,16 @@ class Handler:
 class HandlerStore:
     def __init__(
         self, handler_dir: Path, cache_dir: Path, api: DeviceApi | None = None,
-        allow_local: bool = True,
+        allow_local: bool = True, fetch_pinned_only: bool = False,
     ) -> None:
         self.handler_dir = handler_dir
         self.cache_dir = cache_dir
         self._api = api
         self.allow_local = allow_local
+        self.fetch_pinned_only = fetch_pinned_only
 
-    def resolve(self, name: str, path: str | None = None) -> Handler:
+    def resolve(self, name: str, path: str | None = None, pinned: bool = False) -> Handler:
+        """The handler a step names; ``pinned``: the server pinned it at execute."""
         if not HANDLER_NAME.match(name):
             raise StepSetupError(f"handler name {name!r} is not a plain file name")
         if path and path != DEFAULT_PATH:
@@ -79,21 +84,32 @@ class HandlerStore:
             if handler is None:
                 raise StepSetupError(f"handler {name!r} not found in {path}")
             return handler
+        fetch = self._api is not None and (pinned or not self.fetch_pinned_only)
+        if not fetch and not self.allow_local:
+            raise StepSetupError(
+                f"handler {name!r} refused: the signed job does not pin it (the server did not "
+                "hold it at execute), so it may run only from this device, and this agent runs "
+                "server handlers only (allow_local_handlers is off)")
         if self.allow_local:
             handler = self._local(self.handler_dir, name)
             if handler is not None:
                 return handler
-        if self._api is not None:
+        if fetch:
             handler = self._fetch(name)
             if handler is not None:
                 return handler
         if path == DEFAULT_PATH or not self.allow_local:
-            raise self._not_found(name, searched_path=False)
-        return self._on_search_path(name)
+            raise self._not_found(name, fetch, searched_path=False)
+        return self._on_search_path(name, fetch)
 
-    def _not_found(self, name: str, searched_path: bool) -> StepSetupError:
+    def _not_found(self, name: str, fetched: bool, searched_path: bool) -> StepSetupError:
         places = [str(self.handler_dir)] if self.allow_local else []
-        places.append("the server" if self._api is not None else "no server (none configured)")
+        if self._api is None:
+            places.append("no server (none configured)")
+        elif fetched:
+            places.append("the server")
+        else:
+            places.append("not the server (the signed job does not pin it)")
         if searched_path:
             places.append("PATH")
         return StepSetupError(f"handler {name!r} not found; looked in {', '.join(places)}")
@@ -109,10 +125,10 @@ class HandlerStore:
                 return Handler((str(script),))
         return None
 
-    def _on_search_path(self, name: str) -> Handler:
+    def _on_search_path(self, name: str, fetched: bool) -> Handler:
         found = shutil.which(name)  # the agent's own PATH
         if found is None:
-            raise self._not_found(name, searched_path=True)
+            raise self._not_found(name, fetched, searched_path=True)
         # PATH entries are often symlinks (/bin -> usr/bin): what must be trusted is the
         # directory the name was found in and the file it leads to.
         check_trusted_file(Path(os.path.realpath(found)))
@@ -231,6 +247,14 @@ def check_trusted_directories(directory: Path) -> None:
                 f"handler directory {current} refused: it must be owned by root or the agent's "
                 "user and not writable by group or others"
             )
+
+def as_pinned(handler: Handler, script_type: str) -> Handler:
+    """``handler`` started by the interpreter its step was pinned with at execute, without its
+    default arguments (the step's pinned ``args`` are the ones it runs with)."""
+    if script_type not in INTERPRETERS:
+        raise StepSetupError(f"handler {handler.script}: unknown script type {script_type!r}")
+    return Handler((*INTERPRETERS[script_type], handler.script), system=handler.system)
+
 
 def require_pinned_content(handler: Handler, sha256: str | None) -> None:
     """Refuse (StepSetupError) a handler whose script is not the content the job was executed

@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from marshmallow import ValidationError
 
@@ -37,7 +37,7 @@ from agent.recovery import (
 )
 from agent.reporter import Reporter
 from agent.server_api import DeviceApi, ProtocolError
-from agent.signatures import signature_problem
+from agent.signatures import JobRefused, signed_document
 from agent.state import JobState
 from schemas.vocabulary import IN_PROGRESS, QUEUED, REJECTED
 
@@ -52,6 +52,8 @@ class Job:
     document: object
     status: str = QUEUED
     signature: str | None = None
+    signed_job: str | None = None
+    parent_job_id: str | None = None
 
     @classmethod
     def from_answer(cls, body: Mapping) -> Job:
@@ -67,7 +69,8 @@ class Job:
             with contextlib.suppress(ValueError):
                 document = json.loads(document)
         return cls(job_id, execution_number, str(body.get("jobName") or ""), document,
-                   str(body.get("status") or QUEUED), body.get("jobDocumentSignature"))
+                   str(body.get("status") or QUEUED), body.get("jobDocumentSignature"),
+                   body.get("signedJob"), body.get("parentJobId"))
 
     @classmethod
     def from_record(cls, record: Mapping) -> Job:
@@ -121,14 +124,19 @@ class JobRunner:
         return True
 
     def run(self, job: Job) -> None:
-        """Run a job from its first step (REJECTED when its document is not valid, or not
-        signed with the configured key)."""
+        """Run a job from its first step (REJECTED when its document is not valid or, with a
+        signing key configured, when its signature does not hold here and now; then the
+        signed document runs, not the server's copy)."""
         if self.signing_public_key is not None:
-            problem = signature_problem(job.document, job.signature, self.signing_public_key)
-            if problem is not None:
-                log.error("job refused job_id=%s reason=%s", job.job_id, problem)
-                self._finish(job, JobResult(REJECTED, reason=problem))
+            try:
+                document = signed_document(
+                    job.signed_job, job.signature, self.signing_public_key, job.job_id,
+                    job.parent_job_id, self.api.device_uuid, time.time())
+            except JobRefused as exc:
+                log.error("job refused job_id=%s reason=%s", job.job_id, exc)
+                self._finish(job, JobResult(REJECTED, reason=str(exc)))
                 return
+            job = replace(job, document=document)
         try:
             plan = load_plan(job.document)
         except ValidationError as exc:

@@ -1,17 +1,27 @@
-"""Checking a job document's signature against the operator's public key.
+"""Checking a signed job against the operator's public key, this device and this moment.
 
-With ``signing_public_key`` configured, the agent runs only documents signed with the matching
-private key (``dispatcher signing-key create``; README, Security): unsigned, badly signed or
-altered documents are REJECTED with the reason, and nothing of them runs.
+With ``signing_public_key`` configured, the agent runs only jobs signed with the matching
+private key (``dispatcher signing-key create``; README, Security), and runs the document of the
+signed text itself (``schemas.document_signing``), never the server's copy of it. A job is
+REJECTED with the reason, and nothing of it runs, when it is unsigned, badly signed or
+altered, signed for another execution or for another device of a device list, or outside
+its validity window by this device's clock.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import time
+import uuid
 
 from agent import ed25519
-from schemas.document_signing import signed_message
+from agent.server_api import AgentError
+from schemas.document_signing import read_signed_job, signed_message
+
+
+class JobRefused(AgentError):
+    """The job may not run here; the message is the reason reported with REJECTED."""
 
 
 def decode_public_key(text: str) -> bytes:
@@ -25,16 +35,50 @@ def decode_public_key(text: str) -> bytes:
     return raw
 
 
-def signature_problem(document: object, signature: object, public_key: bytes) -> str | None:
-    """Why ``document`` may not run under ``public_key``, or None when its signature holds."""
-    if not signature:
-        return "job document is not signed, and this agent runs only signed documents"
+def signed_document(
+    signed_text: object, signature: object, public_key: bytes, job_id: str,
+    parent_job_id: str | None, device_uuid: str, now: float,
+) -> dict:
+    """The document a signed job runs, once its signature holds for this execution of
+    ``job_id`` on ``device_uuid`` at ``now`` (Unix seconds); JobRefused with the reason."""
+    if not signature or not signed_text:
+        raise JobRefused("job is not signed, and this agent runs only signed jobs")
     try:
         raw = base64.b64decode(str(signature), validate=True)
-        message = signed_message(document)
-    except (binascii.Error, ValueError, TypeError):
-        return "job document signature is not readable"
+        job = read_signed_job(str(signed_text))
+    except (binascii.Error, ValueError, TypeError, RecursionError):
+        raise JobRefused("job signature is not readable") from None
+    device = _same_uuid(device_uuid)
+    message = signed_message(str(signed_text), device if job.per_device else None)
     if not ed25519.verify(public_key, message, raw):
-        return ("job document signature does not verify with this agent's signing_public_key "
-                "(altered document, or signed with another key)")
-    return None
+        if job.per_device:
+            raise JobRefused(f"job signature does not verify for this device ({device}) with "
+                             "this agent's signing_public_key (signed for another device, "
+                             "altered job, or signed with another key)")
+        raise JobRefused("job signature does not verify with this agent's signing_public_key "
+                         "(altered job, or signed with another key)")
+    job_id = _same_uuid(job_id)
+    accepted = {job_id}
+    if job.recurring and parent_job_id:
+        accepted.add(_same_uuid(parent_job_id))  # a run of this recurring job
+    if _same_uuid(job.job_id) not in accepted:
+        raise JobRefused(f"job signature was made for job {job.job_id}, not for job {job_id}: "
+                         "a signature holds for its own execution only")
+    if now < job.not_before:
+        raise JobRefused(f"job signature is not valid before {_when(job.not_before)} "
+                         f"(this device's clock says {_when(now)})")
+    if now > job.not_after:
+        raise JobRefused(f"job signature expired at {_when(job.not_after)} "
+                         f"(this device's clock says {_when(now)})")
+    return job.document
+
+
+def _same_uuid(text: str) -> str:
+    try:
+        return str(uuid.UUID(str(text)))
+    except ValueError:
+        return str(text)
+
+
+def _when(seconds: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))

@@ -67,6 +67,8 @@ class Settings:
     # An Ed25519 private key (``dispatcher signing-key create``): when set, every execution's
     # job document is signed, and agents given the public key run only signed documents.
     signing_key_file: str = ""
+    # How long after execute (or after a later start or end) devices accept a signed job.
+    signature_valid_s: int = 7 * 24 * 3600
     # Requests a minute (0: no limit). A 100k-device fleet polling every 30 s makes 2 polls a
     # minute per device and, all behind one NAT address, about 200k a minute from it.
     rate_limit_device_per_min: int = 600
@@ -115,6 +117,7 @@ class Settings:
 
             db_pool_timeout_s=_env_int("DB_POOL_TIMEOUT_S", cls.db_pool_timeout_s),
             signing_key_file=os.environ.get("SIGNING_KEY_FILE", ""),
+            signature_valid_s=_env_int("SIGNATURE_VALID_S", cls.signature_valid_s),
             rate_limit_device_per_min=_env_int(
                 "RATE_LIMIT_DEVICE_PER_MIN", cls.rate_limit_device_per_min
             ),

@@ -306,6 +306,12 @@ CREATE TABLE public.fleet_counts (
     CONSTRAINT fleet_counts_singleton_check CHECK (singleton)
 );
 
+CREATE TABLE public.job_device_signatures (
+    job_id uuid NOT NULL,
+    device_uuid uuid NOT NULL,
+    signature text NOT NULL
+);
+
 CREATE TABLE public.job_events (
     id bigint NOT NULL,
     occurred_at timestamp with time zone DEFAULT now() NOT NULL,
@@ -372,6 +378,7 @@ CREATE TABLE public.job_executions (
     window_nudged_for timestamp with time zone,
     released_devices integer DEFAULT 0 NOT NULL,
     job_document_signature text,
+    signed_job text,
     CONSTRAINT job_executions_end_behavior_check CHECK ((end_behavior = ANY (ARRAY['STOP_ROLLOUT'::text, 'CANCEL'::text, 'FORCE_CANCEL'::text]))),
     CONSTRAINT job_executions_execution_type_check CHECK ((execution_type = ANY (ARRAY['oneTime'::text, 'recurring'::text, 'continuous'::text]))),
     CONSTRAINT job_executions_fanout_status_check CHECK ((fanout_status = ANY (ARRAY['PENDING'::text, 'RUNNING'::text, 'DONE'::text]))),
@@ -517,6 +524,9 @@ ALTER TABLE ONLY public.devices
 ALTER TABLE ONLY public.fleet_counts
     ADD CONSTRAINT fleet_counts_pkey PRIMARY KEY (singleton);
 
+ALTER TABLE ONLY public.job_device_signatures
+    ADD CONSTRAINT job_device_signatures_pkey PRIMARY KEY (job_id, device_uuid);
+
 ALTER TABLE ONLY public.job_events
     ADD CONSTRAINT job_events_pkey PRIMARY KEY (id);
 
@@ -622,6 +632,9 @@ ALTER TABLE ONLY public.device_job_status
 
 ALTER TABLE ONLY public.device_job_status
     ADD CONSTRAINT device_job_status_job_id_fkey FOREIGN KEY (job_id) REFERENCES public.job_executions(job_id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.job_device_signatures
+    ADD CONSTRAINT job_device_signatures_job_id_fkey FOREIGN KEY (job_id) REFERENCES public.job_executions(job_id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.job_executions
     ADD CONSTRAINT job_executions_parent_job_id_fkey FOREIGN KEY (parent_job_id) REFERENCES public.job_executions(job_id) ON DELETE CASCADE;

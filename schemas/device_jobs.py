@@ -25,8 +25,19 @@ class NextJob(Schema):
     status = fields.String()
     job_document_signature = fields.String(
         data_key="jobDocumentSignature", allow_none=True,
-        metadata={"description": "Base64 Ed25519 signature of the job document (null when the "
-                                 "server signs nothing); see README, Security."},
+        metadata={"description": "Base64 Ed25519 signature of signedJob, this device's own for "
+                                 "a device-list target (null when the server signs nothing); "
+                                 "see README, Security."},
+    )
+    signed_job = fields.String(
+        data_key="signedJob", allow_none=True,
+        metadata={"description": "The exact text the signature covers: the job id, validity "
+                                 "window and pinned document (schemas.document_signing). A "
+                                 "signing agent runs this document, not jobDocument."},
+    )
+    parent_job_id = fields.UUID(
+        data_key="parentJobId", allow_none=True,
+        metadata={"description": "The recurring job this execution is a run of."},
     )
     message = fields.String(metadata={"description": '"No pending jobs" when there is none.'})
     poll_after_seconds = fields.Integer(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from schemas.executions import HandlerStep
 from schemas.fields import JsonObject, Text
 from schemas.policies import ExecutionPolicies, StoredPolicies
 from schemas.vocabulary import TARGET_TYPES
@@ -64,6 +65,10 @@ class ExecutedJob(Schema):
     )
     queued_at = fields.DateTime(required=True)
     created_by = fields.String(allow_none=True)
+    handler_steps = fields.List(
+        fields.Nested(HandlerStep), required=True,
+        metadata={"description": "Each runHandler step: pinned at execute, or local to the "
+                                 "devices (never fetched from the server by a signing agent)."})
 
 
 class ExecuteJobResponse(Schema):

@@ -10,9 +10,27 @@ from schemas.fields import Text
 from schemas.policies import StoredPolicies
 from schemas.vocabulary import DEVICE_STATUSES, JOB_STATUSES
 
+# How a runHandler step of an executed job runs (``HandlerStep.source``).
+PINNED = "pinned"
+LOCAL = "local"
+
 
 def _count(description: str) -> fields.Integer:
     return fields.Integer(metadata={"description": description})
+
+
+class HandlerStep(Schema):
+    """How a ``runHandler`` step of an executed job runs: ``pinned`` (the server's handler, run
+    only as fixed at execute: content, interpreter, arguments) or ``local`` (a handler the
+    server did not hold at execute, run from the device; an agent that runs signed jobs only
+    never fetches it from the server)."""
+
+    step = fields.String(required=True)
+    handler = fields.String(required=True)
+    source = fields.String(required=True, validate=validate.OneOf((PINNED, LOCAL)))
+    args = fields.List(fields.String(), required=True)
+    sha256 = fields.String()
+    script_type = fields.String()
 
 
 class JobExecution(StoredPolicies):
@@ -57,13 +75,20 @@ class JobExecution(StoredPolicies):
     released_devices = fields.Integer(
         metadata={"description": "Devices a rollout has released (notified) so far."}
     )
+    handler_steps = fields.List(fields.Nested(HandlerStep))
+    signature_not_before = fields.DateTime(
+        allow_none=True, metadata={"description": "Devices accept the signed job from then "
+                                   "(null: unsigned)."})
+    signature_not_after = fields.DateTime(
+        allow_none=True, metadata={"description": "… until then (null: unsigned)."})
 
 
 class JobExecutionSummary(JobExecution):
     """An execution in a list: without its document and device list."""
 
     class Meta:
-        exclude = ("job_document", "parameters", "target_devices")
+        exclude = ("job_document", "parameters", "target_devices", "handler_steps",
+                   "signature_not_before", "signature_not_after")
 
 
 class ExecutionDeviceStatus(DeviceJobStatus):

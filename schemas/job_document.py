@@ -33,6 +33,7 @@ import re
 from marshmallow import INCLUDE, Schema, ValidationError, fields, validate
 
 from schemas.fields import Text, refuse_unstorable_json
+from schemas.handlers import SCRIPT_TYPES
 
 DOCUMENT_VERSION = "1.0"
 MAX_DOCUMENT_BYTES = 32 * 1024
@@ -157,6 +158,14 @@ class _RunHandlerInput(_Lenient):
     path = Text()
     # Set by the server at execute: the handler's sha256 then; the agent runs nothing else.
     sha256 = Text(validate=validate.Regexp(HANDLER_SHA256, error="Must be a hex sha256."))
+    # Set with it: the interpreter then (``args`` then hold the arguments it runs with).
+    scriptType = Text(validate=validate.OneOf(SCRIPT_TYPES))
+
+
+def pinned_at_execute(step_input: dict) -> bool:
+    """Whether a ``runHandler`` input was pinned by the server at execute: its content,
+    interpreter and arguments are fixed, and its ``args`` are used as they are."""
+    return "sha256" in step_input and "scriptType" in step_input
 
 
 _INPUT_SCHEMAS = {RUN_COMMAND: _RunCommandInput(), RUN_HANDLER: _RunHandlerInput()}

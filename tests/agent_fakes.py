@@ -44,10 +44,13 @@ class FakeDeviceServer:
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     def add_job(self, document: object, name: str = "test job", execution_number: int = 1,
-                status: str = "QUEUED", signature: str | None = None) -> str:
-        job_id = str(uuid.uuid4())
+                status: str = "QUEUED", signature: str | None = None,
+                signed_job: str | None = None, job_id: str | None = None,
+                parent_job_id: str | None = None) -> str:
+        job_id = job_id or str(uuid.uuid4())
         self.jobs[job_id] = {"document": document, "name": name, "status": status,
-                             "execution_number": execution_number, "signature": signature}
+                             "execution_number": execution_number, "signature": signature,
+                             "signed_job": signed_job, "parent_job_id": parent_job_id}
         return job_id
 
     def set_status(self, job_id: str, status: str) -> None:
@@ -91,6 +94,7 @@ class FakeDeviceServer:
             "deviceUuid": DEVICE_UUID, "queuedAt": "2026-01-01T00:00:00Z",
             "executionNumber": job["execution_number"], "versionNumber": 1,
             "status": job["status"], "jobDocumentSignature": job["signature"],
+            "signedJob": job["signed_job"], "parentJobId": job["parent_job_id"],
             "pollAfterSeconds": self.poll_after_s,
         }
 

@@ -134,6 +134,9 @@ def _exec(argv: list[str], env: dict[str, str] | None = None) -> int:
 @with_settings
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     refuse_unsafe_start(settings, os.environ, api_bind=args.bind)
+    from dispatcher.signing import check_signing
+
+    check_signing(settings)
     return _exec(stack.gunicorn_command(args.bind, args.workers, args.threads,
                                        passed_on(args.gunicorn_args)))
 

@@ -20,13 +20,13 @@ from dispatcher.catalog.templates import get_template
 from dispatcher.config import Settings
 from dispatcher.errors import Conflict, InvalidInput
 from dispatcher.jobs.documents import render_job_document
-from dispatcher.jobs.pins import pin_handlers
+from dispatcher.jobs.pins import handler_steps, pin_handlers
 from dispatcher.jobs.targeting import Target, count_target_devices, parse_target
 from dispatcher.outcome import Decided, Outcome
 from dispatcher.policies import columns
-from dispatcher.signing import sign_document
+from dispatcher.signing import sign_job
 from schemas.job_document import validate_job_document
-from schemas.vocabulary import SCHEDULED, TARGET_ALL
+from schemas.vocabulary import RECURRING, SCHEDULED, TARGET_ALL
 
 log = logging.getLogger(__name__)
 
@@ -38,20 +38,27 @@ def create_execution(body: dict, actor: str, settings: Settings) -> Decided[dict
     the job row, with ``total_devices`` the number of devices targeted at this moment.
     """
     template, document, target, execution_policies = _prepare(body, settings)
-    policy_columns = columns.execution_columns(execution_policies, datetime.now(UTC))
+    now = datetime.now(UTC)
+    policy_columns = columns.execution_columns(execution_policies, now)
     job_id = uuid.uuid4()
     with db.transaction() as c:
         total = count_target_devices(target, c)
         if total == 0:
             raise _no_devices(target)
         document = pin_handlers(c, document)
+        ends = [t for t in (policy_columns["start_at"], policy_columns["end_at"]) if t]
+        signed = sign_job(
+            settings.signing_key_file, job_id, document, now, settings.signature_valid_s,
+            target.device_uuids, policy_columns["execution_type"] == RECURRING,
+            max(ends) if ends else None)
         job = c.row(
             "insert_job_execution",
             job_id=job_id,
             template_id=template["id"] if template else None,
             job_name=_job_name(body, template),
             job_document=db.jsonb(document),
-            job_document_signature=sign_document(document, settings.signing_key_file),
+            job_document_signature=signed.signature if signed else None,
+            signed_job=signed.text if signed else None,
             parameters=db.jsonb(body.get("parameters") or {}),
             target_type=target.target_type,
             target_devices=list(target.device_uuids) if target.device_uuids else None,
@@ -60,13 +67,18 @@ def create_execution(body: dict, actor: str, settings: Settings) -> Decided[dict
             created_by=body.get("created_by") or actor,
             **policy_columns,
         )
+        if signed and signed.device_signatures:
+            c.execute("insert_device_signatures", job_id=job_id,
+                      devices=list(signed.device_signatures),
+                      signatures=list(signed.device_signatures.values()))
         audit.record_event(
             c, actor, "job.created", "job", job_id, job_id=job_id,
             details={"job_name": job["job_name"], "template_id": job["template_id"],
                      "target_type": target.target_type, "total_devices": total},
         )
-    log.info("job created job_id=%s target_type=%s total_devices=%d status=%s", job_id,
-             target.target_type, total, job["status"])
+    log.info("job created job_id=%s target_type=%s total_devices=%d status=%s signed=%s",
+             job_id, target.target_type, total, job["status"], signed is not None)
+    job["handler_steps"] = handler_steps(document)
     fan_outs = [job_id] if job["status"] != SCHEDULED else []
     return Decided(job, Outcome(fan_outs=fan_outs))
 

@@ -1,3 +1,5 @@
 -- name: handler_hashes
--- The sha256 of each of these handlers that exists, to pin an execution's runHandler steps.
-SELECT name, script_sha256 FROM job_handlers WHERE name = ANY(%(names)s);
+-- What decides how each of these handlers runs, to pin an execution's runHandler steps: its
+-- content's sha256, its interpreter and its default arguments.
+SELECT name, script_sha256, script_type, default_args FROM job_handlers
+ WHERE name = ANY(%(names)s);

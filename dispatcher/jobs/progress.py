@@ -12,6 +12,8 @@ import uuid
 
 from dispatcher import db
 from dispatcher.errors import NotFound
+from dispatcher.jobs.pins import handler_steps
+from dispatcher.signing import signature_window
 from schemas.vocabulary import (
     CANCELED,
     FAILURES,
@@ -119,6 +121,8 @@ def _execution_and_status_counts(job_id: uuid.UUID) -> tuple[dict, dict[str, int
         raise NotFound(f"Job execution {job_id} not found")
     by_status = status_counts(job_id)
     job.update(counters_from_status_counts(by_status))
+    job["handler_steps"] = handler_steps(job["job_document"])
+    job.update(signature_window(job.pop("signed_job")))
     return job, by_status
 
 

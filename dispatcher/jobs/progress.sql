@@ -12,8 +12,9 @@ SELECT job_id, job_name, template_id, target_type, target_filter, execution_type
 SELECT count(*) AS n FROM job_executions WHERE (%(status)s::text IS NULL OR status = %(status)s);
 
 -- name: get_job_execution
--- One execution with its document, targets and execution policies.
-SELECT job_id, job_name, template_id, job_document, parameters, target_type, target_devices,
+-- One execution with its document, targets, execution policies and signed job.
+SELECT job_id, job_name, template_id, job_document, signed_job, parameters, target_type,
+       target_devices,
        target_filter, execution_type, status, total_devices, fanout_status, reason, queued_at,
        started_at, completed_at, created_by, parent_job_id, scheduled_for, schedule,
        scheduling_config, rollout_config, abort_config, timeout_config, retry_config,

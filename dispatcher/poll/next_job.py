@@ -33,6 +33,8 @@ class PolledJob(NamedTuple):
     version_number: int | None
     status: str | None
     job_document_signature: str | None
+    signed_job: str | None
+    parent_job_id: uuid.UUID | None
     has_pending: bool
 
 

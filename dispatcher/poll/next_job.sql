@@ -4,9 +4,11 @@
 -- row that a rollout has released, of a job not canceled and inside its maintenance window if
 -- it has one. Job columns are NULL when there is none; no row at all when the token is not the
 -- device's. has_pending says whether the device has any pending row, held back or not: only a
--- device without one is idle (a rollout release or an opening window notifies no one).
+-- device without one is idle (a rollout release or an opening window notifies no one). A
+-- signed device-list job's signature is the device's own (a recurring run's: its parent's).
 SELECT v.uuid AS device_uuid, n.job_id, n.job_name, n.job_document, n.queued_at,
-       n.execution_number, n.version_number, n.status, n.job_document_signature,
+       n.execution_number, n.version_number, n.status, n.job_document_signature, n.signed_job,
+       n.parent_job_id,
        n.job_id IS NOT NULL OR EXISTS (
            SELECT 1 FROM device_job_status p
             WHERE p.device_uuid = v.uuid AND p.status IN ('QUEUED', 'IN_PROGRESS')
@@ -14,9 +16,14 @@ SELECT v.uuid AS device_uuid, n.job_id, n.job_name, n.job_document, n.queued_at,
   FROM devices v
   LEFT JOIN LATERAL (
         SELECT d.job_id, e.job_name, e.job_document, d.queued_at, d.execution_number,
-               d.version_number, d.status, e.job_document_signature
+               d.version_number, d.status,
+               coalesce(s.signature, e.job_document_signature) AS job_document_signature,
+               e.signed_job, e.parent_job_id
           FROM device_job_status d
           JOIN job_executions e ON e.job_id = d.job_id
+          LEFT JOIN job_device_signatures s
+                 ON s.job_id = coalesce(e.parent_job_id, e.job_id)
+                AND s.device_uuid = d.device_uuid
          WHERE d.device_uuid = v.uuid
            AND d.status IN ('QUEUED', 'IN_PROGRESS')
            AND (d.status = 'IN_PROGRESS'

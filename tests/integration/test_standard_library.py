@@ -106,7 +106,8 @@ def test_a_standard_template_executes_with_its_parameters(migrate_cli, client, a
     step = detail["job"]["job_document"]["steps"][0]
     assert step["input"] == {"handler": "download-file",
                              "args": ["https://example.com/a", "/tmp/a", ""],
-                             "sha256": handler_sha256(client, admin_headers, "download-file")}
+                             "sha256": handler_sha256(client, admin_headers, "download-file"),
+                             "scriptType": "bash"}
     missing = client.post("/api/v1/jobs/execute", json={
         "job_name": "fetch", "template_id": download["id"], "target_type": "device",
         "target_devices": [device["uuid"]], "parameters": {"URL": "https://example.com/a"},

@@ -1,12 +1,17 @@
-"""Signed job documents: the agent's pure-Python Ed25519 against ``cryptography``'s
-signatures, and the agent running only documents signed with its configured key."""
+"""Signed jobs: the agent's pure-Python Ed25519 against ``cryptography``'s signatures, and the
+agent running only jobs signed with its configured key, for this execution, this device and
+this moment, as signed (pinned handlers with their interpreter and arguments; nothing fetched
+that the signature does not pin)."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 import threading
+import time
+import uuid
 
 import pytest
 from agent_fakes import DEVICE_UUID, TOKEN, fake_server
@@ -19,7 +24,7 @@ from agent.daemon import Agent
 from agent.engine import FAILED, SUCCEEDED, EngineSettings, JobEngine
 from agent.handlers import HandlerStore
 from agent.server_api import DeviceApi
-from schemas.document_signing import signed_message
+from schemas.document_signing import SignedJob, signed_job_text, signed_message
 
 
 def raw_public(key: Ed25519PrivateKey) -> bytes:
@@ -27,8 +32,19 @@ def raw_public(key: Ed25519PrivateKey) -> bytes:
                                          serialization.PublicFormat.Raw)
 
 
-def sign(key: Ed25519PrivateKey, document: dict) -> str:
-    return base64.b64encode(key.sign(signed_message(document))).decode()
+def sign(key: Ed25519PrivateKey, job_id: str, document: dict, device: str | None = None,
+         window_s: tuple[int, int] = (-60, 3600), recurring: bool = False) -> dict:
+    """What the server stores for a signed execution of ``job_id`` (for ``device`` alone when
+    given, as for a device-list target): add_job's keywords."""
+    now = int(time.time())
+    text = signed_job_text(SignedJob(job_id, now + window_s[0], now + window_s[1],
+                                     device is not None, recurring, document))
+    signature = base64.b64encode(key.sign(signed_message(text, device))).decode()
+    return {"job_id": job_id, "signed_job": text, "signature": signature}
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
 
 
 @pytest.mark.parametrize("size", [0, 1, 31, 64, 1000, 40_000])
@@ -67,34 +83,92 @@ def fake():
         yield server
 
 
-def agent_with_key(fake, tmp_path, key: Ed25519PrivateKey) -> Agent:
+def agent_with_key(fake, tmp_path, key: Ed25519PrivateKey, **settings) -> Agent:
     return Agent(AgentConfig(
         server_url=fake.url, device_uuid=DEVICE_UUID, token=TOKEN,
         state_dir=str(tmp_path / "state"), handler_dir=str(tmp_path / "handlers"),
-        signing_public_key=base64.b64encode(raw_public(key)).decode()))
+        signing_public_key=base64.b64encode(raw_public(key)).decode(), **settings))
 
 
-def test_an_agent_with_a_key_runs_signed_documents_and_rejects_every_other(fake, tmp_path):
+def poll_all(agent: Agent, fake) -> None:
+    for _ in range(len(fake.jobs) + 1):
+        agent.poller.poll_once()
+
+
+def test_an_agent_with_a_key_runs_signed_jobs_and_rejects_every_other(fake, tmp_path):
     key, other = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
     marks = {name: tmp_path / name for name in ("signed", "unsigned", "tampered", "wrong-key",
-                                                  "garbled")}
-    signed = fake.add_job(touch(marks["signed"]), signature=sign(key, touch(marks["signed"])))
+                                                  "garbled", "nested")}
+    signed = fake.add_job(touch(marks["signed"]), **sign(key, new_id(), touch(marks["signed"])))
     unsigned = fake.add_job(touch(marks["unsigned"]))
-    tampered = fake.add_job(touch(marks["tampered"]), signature=sign(key, touch(marks["signed"])))
+    tampered_fields = sign(key, new_id(), touch(marks["signed"]))
+    tampered_fields["signed_job"] = tampered_fields["signed_job"].replace("signed", "tampered")
+    tampered = fake.add_job(touch(marks["tampered"]), **tampered_fields)
     wrong_key = fake.add_job(touch(marks["wrong-key"]),
-                             signature=sign(other, touch(marks["wrong-key"])))
-    garbled = fake.add_job(touch(marks["garbled"]), signature="not base64!")
-    agent = agent_with_key(fake, tmp_path, key)
-    for _ in range(6):
-        agent.poller.poll_once()
+                             **sign(other, new_id(), touch(marks["wrong-key"])))
+    garbled = fake.add_job(touch(marks["garbled"]),
+                           **{**sign(key, new_id(), touch(marks["garbled"])),
+                              "signature": "not base64!"})
+    nested = fake.add_job(touch(marks["nested"]),
+                          **{**sign(key, new_id(), touch(marks["nested"])),
+                             "signed_job": "[" * 100_000 + "]" * 100_000})
+    poll_all(agent_with_key(fake, tmp_path, key), fake)
     assert fake.statuses(signed)[-1] == SUCCEEDED and marks["signed"].exists()
     expected = {unsigned: "not signed", tampered: "does not verify", wrong_key: "does not verify",
-                garbled: "not readable"}
+                garbled: "not readable", nested: "not readable"}
     for job_id, reason in expected.items():
         assert fake.statuses(job_id) == ["REJECTED"], job_id
         assert reason in fake.reports_for(job_id)[0]["reason"]
-    for name in ("unsigned", "tampered", "wrong-key", "garbled"):
+    for name in ("unsigned", "tampered", "wrong-key", "garbled", "nested"):
         assert not marks[name].exists()
+
+
+def test_the_signed_document_runs_not_the_servers_copy_of_it(fake, tmp_path):
+    key = Ed25519PrivateKey.generate()
+    approved, swapped = tmp_path / "approved", tmp_path / "swapped"
+    job = fake.add_job(touch(swapped), **sign(key, new_id(), touch(approved)))
+    poll_all(agent_with_key(fake, tmp_path, key), fake)
+    assert fake.statuses(job)[-1] == SUCCEEDED
+    assert approved.exists() and not swapped.exists()
+
+
+def test_a_signature_holds_for_its_own_execution_device_and_window_only(fake, tmp_path):
+    key = Ed25519PrivateKey.generate()
+    marks = {name: tmp_path / name for name in (
+        "own", "listed", "other-job", "other-device", "expired", "not-yet", "run", "stray-run")}
+    parent = new_id()
+    cases = {
+        "own": sign(key, new_id(), touch(marks["own"])),
+        "listed": sign(key, new_id(), touch(marks["listed"]), device=DEVICE_UUID),
+        "other-job": {**sign(key, new_id(), touch(marks["other-job"])), "job_id": new_id()},
+        "other-device": sign(key, new_id(), touch(marks["other-device"]), device=new_id()),
+        "expired": sign(key, new_id(), touch(marks["expired"]), window_s=(-7200, -3600)),
+        "not-yet": sign(key, new_id(), touch(marks["not-yet"]), window_s=(3600, 7200)),
+        "run": {**sign(key, parent, touch(marks["run"]), recurring=True), "job_id": new_id(),
+                "parent_job_id": parent},
+        "stray-run": {**sign(key, parent, touch(marks["stray-run"])), "job_id": new_id(),
+                      "parent_job_id": parent},
+    }
+    jobs = {name: fake.add_job(touch(marks[name]), **fields) for name, fields in cases.items()}
+    poll_all(agent_with_key(fake, tmp_path, key), fake)
+    for name in ("own", "listed", "run"):
+        assert fake.statuses(jobs[name])[-1] == SUCCEEDED, name
+        assert marks[name].exists()
+    expected = {"other-job": "made for job", "other-device": "does not verify for this device",
+                "expired": "expired at", "not-yet": "not valid before",
+                "stray-run": "made for job"}
+    for name, reason in expected.items():
+        assert fake.statuses(jobs[name]) == ["REJECTED"], name
+        assert reason in fake.reports_for(jobs[name])[0]["reason"], name
+        assert not marks[name].exists(), name
+
+
+def test_a_document_with_a_large_number_runs_as_signed(fake, tmp_path):
+    key = Ed25519PrivateKey.generate()
+    document = {**touch(tmp_path / "ran"), "_comment": {"big": 1e16, "small": 1e-7}}
+    job = fake.add_job(json.loads(json.dumps(document)), **sign(key, new_id(), document))
+    poll_all(agent_with_key(fake, tmp_path, key), fake)
+    assert fake.statuses(job)[-1] == SUCCEEDED and (tmp_path / "ran").exists()
 
 
 def test_an_agent_without_a_key_runs_unsigned_documents(fake, tmp_path):
@@ -108,10 +182,17 @@ def test_an_agent_without_a_key_runs_unsigned_documents(fake, tmp_path):
 SCRIPT = "#!/bin/bash\necho pinned\n"
 
 
+def server_handler(fake, name: str, content: str, script_type: str = "bash",
+                   default_args: list[str] | None = None) -> str:
+    digest = hashlib.sha256(content.encode()).hexdigest()
+    fake.handlers[name] = {"name": name, "script_type": script_type, "script_content": content,
+                           "script_sha256": digest, "permissions": "700",
+                           "default_args": default_args or []}
+    return digest
+
+
 def run_pinned(fake, tmp_path, content: str, pin: str) -> tuple[str, str | None]:
-    fake.handlers["h"] = {"name": "h", "script_type": "bash", "script_content": content,
-                          "script_sha256": hashlib.sha256(content.encode()).hexdigest(),
-                          "permissions": "700", "default_args": []}
+    server_handler(fake, "h", content)
     store = HandlerStore(tmp_path / "handlers", tmp_path / "cache",
                          DeviceApi(fake.url, DEVICE_UUID, TOKEN))
     document = {"version": "1.0", "includeStdOut": True, "steps": [
@@ -126,3 +207,34 @@ def test_a_pinned_handler_runs_only_with_the_pinned_content(fake, tmp_path):
     status, reason = run_pinned(fake, tmp_path, SCRIPT + "rm -rf /tmp/x\n", pin)
     assert status == FAILED
     assert "not the version this job was executed with" in reason
+
+
+def test_a_handler_pinned_at_execute_runs_with_its_pinned_interpreter_and_arguments(
+        fake, tmp_path):
+    content = '#!/bin/bash\necho "args=[$2 $3]"\n'
+    pin = server_handler(fake, "h", content, script_type="python",
+                         default_args=["changed", "later"])
+    store = HandlerStore(tmp_path / "handlers", tmp_path / "cache",
+                         DeviceApi(fake.url, DEVICE_UUID, TOKEN))
+    document = {"version": "1.0", "includeStdOut": True, "steps": [
+        {"name": "h", "type": "runHandler", "input": {
+            "handler": "h", "sha256": pin, "scriptType": "bash", "args": ["as", "signed"]}}]}
+    result = JobEngine(EngineSettings(), store).run_document(document, threading.Event())
+    assert result.status == SUCCEEDED, result.reason
+    assert result.stdout == "args=[as signed]\n"
+
+
+@pytest.mark.parametrize("allow_local", [True, False])
+def test_a_signing_agent_never_fetches_a_handler_the_signature_does_not_pin(
+        fake, tmp_path, allow_local):
+    key = Ed25519PrivateKey.generate()
+    mark = tmp_path / "server-content-ran"
+    server_handler(fake, "sneaky", f"#!/bin/bash\ntouch {mark}\n")
+    document = {"version": "1.0", "steps": [
+        {"name": "s", "type": "runHandler", "input": {"handler": "sneaky"}}]}
+    job = fake.add_job(document, **sign(key, new_id(), document))
+    poll_all(agent_with_key(fake, tmp_path, key, allow_local_handlers=allow_local), fake)
+    assert fake.statuses(job)[-1] == FAILED
+    reason = fake.reports_for(job)[-1]["reason"]
+    assert "does not pin it" in reason
+    assert not mark.exists()
