@@ -8,7 +8,6 @@ import logging
 from flask import Flask
 from flask_smorest import Api
 
-from api.auth import authenticate_first
 from api.cors import install_cors
 from api.docs_assets import SWAGGER_UI_URL
 from api.errors import register_error_handlers
@@ -63,7 +62,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     # After Api(app): ours replaces flask-smorest's handler, so every error has one shape.
     register_error_handlers(app)
     install_rate_limits(app, settings)
-    app.before_request(authenticate_first)
     app.after_request(add_security_headers)
     from api.docs_assets import blp as docs_assets_blp
     from api.health import blp as health_blp

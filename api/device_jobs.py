@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import functools
-import inspect
 import json
 import uuid as uuid_mod
+from collections.abc import Callable
 
 from flask import current_app, request
 from flask.views import MethodView
 
-from api.auth import actor, authorize, bearer_token, device_tokens_seen, require
+from api.auth import (
+    actor,
+    admit_device,
+    device_token_hash,
+    device_token_verified,
+    require,
+)
 from api.errors import abort
 from api.json_body import ResourceBlueprint
 from api.metrics import mark_poll
-from dispatcher.fleet.tokens import hash_token
 from dispatcher.jobs import reports
 from dispatcher.poll import next_job
+from dispatcher.sender import carry_out
 from schemas.device_jobs import (
     DeviceJobList,
     DeviceJobListQuery,
@@ -28,42 +34,46 @@ from schemas.device_jobs import (
 blp = ResourceBlueprint("device_jobs", __name__, description="Jobs as a device sees them")
 
 
+def _documented_only(*decorators: Callable[[Callable], Callable]) -> Callable:
+    """flask-smorest's documentation from ``decorators``, on a view that they do not wrap: a
+    view that returns a finished response needs none of their work at run time."""
+
+    def decorator(view: Callable) -> Callable:
+        documented = functools.reduce(lambda inner, outer: outer(inner),
+                                      reversed(decorators), view)
+        view._apidoc = documented._apidoc  # type: ignore[attr-defined]
+        return view
+
+    return decorator
+
+
 @blp.route("/devices/<uuid:uuid>/jobs/next", methods=["GET"])
-@blp.response(200, NextJob)
-@blp.alt_response(401, description="No token, or an unknown one")
-@blp.alt_response(403, description="Not this device's token")
+@_documented_only(
+    blp.response(200, NextJob),
+    blp.alt_response(401, description="No token, or an unknown one"),
+    blp.alt_response(403, description="Not this device's token"),
+)
 def next_device_job(uuid: uuid_mod.UUID):
     """The job this device should run now: its IN_PROGRESS one, else its oldest QUEUED.
 
     The device's own token only. The hottest path of the product, so it is kept lean: checking
-    the token and finding the job are one query, and the answer is built without a schema dump.
-    A device known to have nothing pending is answered from memory; ``Cache-Control: no-cache``
-    (sent by the agent on a poll an MQTT nudge caused) always asks the database.
+    the token and finding the job are one query, whose verdict answers a refused token, and the
+    answer is built without a schema dump. A device known to have nothing pending is answered
+    from memory; ``Cache-Control: no-cache`` (sent by the agent on a poll an MQTT nudge caused)
+    always asks the database.
     """
     settings = current_app.config["SETTINGS"]
-    token_hash = None if settings.auth_disabled else hash_token(bearer_token() or "")
     fresh = "no-cache" in request.headers.get("Cache-Control", "")
-    polled = next_job.poll(uuid, token_hash, fresh)
-    if polled is None:
-        # Not this device's token: the general check answers 401 or 403.
-        authorize(("device",), uuid)
+    polled = next_job.poll(uuid, device_token_hash(), fresh)
+    if not polled.token_ok:
+        admit_device(polled.verdict, uuid)
         abort(404, message=f"Device {uuid} not found")
-    if token_hash is not None:
-        device_tokens_seen.note(token_hash, uuid)
     mark_poll(handed_out_job=polled.job_id is not None)
     if polled.job_id is None:
         body = _no_job_answer(settings.poll_after_s)
     else:
         body = json.dumps(next_job.answer(polled, settings.poll_after_s))
     return current_app.response_class(body, mimetype="application/json")
-
-
-@blp.record
-def _serve_the_plain_poll_view(state) -> None:
-    # The response decorators above document the view; at run time they only unpack what a view
-    # returns, and the poll returns a finished response: the app calls the function itself.
-    endpoint = f"{state.name}.{next_device_job.__name__}"
-    state.app.view_functions[endpoint] = inspect.unwrap(next_device_job)
 
 
 @functools.lru_cache(maxsize=4)
@@ -74,9 +84,9 @@ def _no_job_answer(poll_after_s: int) -> str:
 
 @blp.route("/devices/<uuid:uuid>/jobs")
 class DeviceJobHistory(MethodView):
+    @require("device", "admin", "viewer")
     @blp.arguments(DeviceJobListQuery, location="query")
     @blp.response(200, DeviceJobList)
-    @require("device", "admin", "viewer")
     def get(self, query: dict, uuid: uuid_mod.UUID):
         """This device's executions, newest first (the device's own token, or admin/viewer)."""
         return reports.list_device_jobs(
@@ -86,6 +96,7 @@ class DeviceJobHistory(MethodView):
 
 @blp.route("/devices/<uuid:uuid>/jobs/<uuid:job_id>/status")
 class DeviceJobStatusReport(MethodView):
+    @device_token_verified
     @blp.arguments(StatusReport)
     @blp.response(200, DeviceJobStatus)
     @blp.alt_response(404, description="The device has no such job")
@@ -94,23 +105,15 @@ class DeviceJobStatusReport(MethodView):
     def patch(self, report: dict, uuid: uuid_mod.UUID, job_id: uuid_mod.UUID):
         """Report progress or the result of this device's execution of a job.
 
-        The device's own token only. Checking the token is part of the one statement that
-        applies the report; when that statement moves nothing, the general check answers 401
-        or 403 and the checked path explains a 404 or 409 (or accepts a repeated result).
+        The device's own token only. One statement checks the token, applies the report and
+        answers its verdict: a token that is not the device's is refused (401 or 403), else the
+        row as stored, or 404 or 409 (or the row, for a repeated result).
         """
         settings = current_app.config["SETTINGS"]
-        cap = settings.output_cap_bytes
-        if settings.auth_disabled:
-            stored = reports.apply_report(uuid, job_id, report, cap, actor(), None)
-        else:
-            token_hash = hash_token(bearer_token() or "")
-            stored = reports.apply_report(uuid, job_id, report, cap, f"device:{uuid}",
-                                              token_hash)
-        if stored is not None:
-            return stored
-        authorize(("device",), uuid)
-        return reports.report_status(uuid, job_id, report, cap, actor())
-
-    # The token is checked by the statement that applies the report; before the body is read,
-    # only a token this process has not seen for the device is looked up (see api.auth).
-    checks_device_token = True
+        token_hash = device_token_hash()
+        reporter = actor() if token_hash is None else f"device:{uuid}"
+        reported = reports.apply_report(uuid, job_id, report, settings.output_cap_bytes,
+                                        reporter, token_hash)
+        admit_device(reported.verdict, uuid)
+        carry_out(reported.outcome, settings)
+        return reported.stored

@@ -30,9 +30,9 @@ blp = ResourceBlueprint(
 
 @blp.route("/jobs/executions")
 class Executions(MethodView):
+    @read_access
     @blp.arguments(ExecutionListQuery, location="query")
     @blp.response(200, ExecutionList)
-    @read_access
     def get(self, query: dict):
         """Executions, newest first, each with live device counters."""
         return progress.list_executions(query.get("status"), query["limit"], query["offset"])
@@ -40,8 +40,8 @@ class Executions(MethodView):
 
 @blp.route("/jobs/executions/<uuid:job_id>")
 class Execution(MethodView):
-    @blp.response(200, ExecutionDetail)
     @read_access
+    @blp.response(200, ExecutionDetail)
     def get(self, job_id: uuid_mod.UUID):
         """One execution with live counters and its first devices."""
         detail = progress.execution_detail(job_id)
@@ -51,9 +51,9 @@ class Execution(MethodView):
 
 @blp.route("/jobs/executions/<uuid:job_id>/devices")
 class ExecutionDevices(MethodView):
+    @read_access
     @blp.arguments(ExecutionDevicesQuery, location="query")
     @blp.response(200, ExecutionDeviceList)
-    @read_access
     def get(self, query: dict, job_id: uuid_mod.UUID):
         """Every device of an execution (its latest execution number), by device uuid."""
         return progress.list_execution_devices(
@@ -63,9 +63,9 @@ class ExecutionDevices(MethodView):
 
 @blp.route("/jobs/executions/<uuid:job_id>/cancel")
 class ExecutionCancel(MethodView):
+    @write_access
     @blp.arguments(CancelRequest, required=False)
     @blp.response(200, ExecutionCanceled)
-    @write_access
     def post(self, body: dict, job_id: uuid_mod.UUID):
         """Cancel: QUEUED devices are canceled; IN_PROGRESS ones too with force."""
         result = carried(control.cancel_execution(
@@ -76,8 +76,8 @@ class ExecutionCancel(MethodView):
 
 @blp.route("/jobs/executions/<uuid:job_id>/retry")
 class ExecutionRetry(MethodView):
-    @blp.response(200, ExecutionRetried)
     @write_access
+    @blp.response(200, ExecutionRetried)
     def post(self, job_id: uuid_mod.UUID):
         """Queue again every device whose execution failed, timed out or was rejected."""
         result = carried(control.retry_execution(job_id, actor()))
@@ -86,9 +86,9 @@ class ExecutionRetry(MethodView):
 
 @blp.route("/devices/<uuid:uuid>/jobs/<uuid:job_id>/cancel")
 class DeviceJobCancel(MethodView):
+    @write_access
     @blp.arguments(CancelRequest, required=False)
     @blp.response(200, DeviceJobStatus)
-    @write_access
     def post(self, body: dict, uuid: uuid_mod.UUID, job_id: uuid_mod.UUID):
         """Cancel one device's execution (IN_PROGRESS only with force)."""
         return carried(control.cancel_device_job(
@@ -98,8 +98,8 @@ class DeviceJobCancel(MethodView):
 
 @blp.route("/devices/<uuid:uuid>/jobs/<uuid:job_id>/retry")
 class DeviceJobRetry(MethodView):
-    @blp.response(200, DeviceJobStatus)
     @write_access
+    @blp.response(200, DeviceJobStatus)
     def post(self, uuid: uuid_mod.UUID, job_id: uuid_mod.UUID):
         """Queue one device's failed execution again, with the next execution number."""
         return carried(control.retry_device_job(job_id, uuid, actor()))

@@ -18,9 +18,9 @@ blp = Blueprint("job-events", __name__, description="Job audit trails and recurr
 
 @blp.route("/jobs/executions/<uuid:job_id>/events")
 class JobEvents(MethodView):
+    @read_access
     @blp.arguments(PaginationQuery, location="query")
     @blp.response(200, JobEventList)
-    @read_access
     def get(self, query: dict, job_id: uuid_mod.UUID):
         """Every recorded change of this job and of its devices' executions, oldest first."""
         return progress.list_job_events(job_id, query["limit"], query["offset"])
@@ -28,9 +28,9 @@ class JobEvents(MethodView):
 
 @blp.route("/jobs/executions/<uuid:job_id>/runs")
 class RecurringRuns(MethodView):
+    @read_access
     @blp.arguments(PaginationQuery, location="query")
     @blp.response(200, RecurringRunList)
-    @read_access
     def get(self, query: dict, job_id: uuid_mod.UUID):
         """The runs a recurring job has fired, newest slot first."""
         return recurring.list_runs(job_id, query["limit"], query["offset"])

@@ -219,6 +219,15 @@ CREATE FUNCTION public.retry_allowed(p_retry_config jsonb, p_status text, p_exec
                  LIMIT 1) c), false)
 $$;
 
+CREATE FUNCTION public.token_holder_kind(p_token_hash bytea) RETURNS text
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$
+    SELECT 'device' FROM devices WHERE token_hash = p_token_hash
+    UNION ALL
+    SELECT role FROM api_tokens WHERE token_hash = p_token_hash AND revoked_at IS NULL
+    LIMIT 1
+$$;
+
 CREATE TABLE public.api_tokens (
     id integer NOT NULL,
     name text NOT NULL,

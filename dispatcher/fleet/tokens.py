@@ -8,11 +8,13 @@ import secrets
 import time
 import uuid
 from dataclasses import dataclass
+from typing import NamedTuple
 
-from psycopg.rows import tuple_row
+from psycopg.rows import args_row
 
 from dispatcher import db
 from dispatcher.errors import NotFound
+from dispatcher.poll import idle
 from dispatcher.poll.connection import own_one
 
 BOOTSTRAP_TOKEN_NAME = "bootstrap (ADMIN_TOKEN)"
@@ -68,11 +70,16 @@ def authenticate(token: str, bootstrap_admin_token: str = "") -> Principal | Non
 
     ``bootstrap_admin_token`` (the ``ADMIN_TOKEN`` setting) is an admin token that needs no row.
     """
+    return authenticate_bootstrap(token, bootstrap_admin_token) or _principal(hash_token(token))
+
+
+def authenticate_bootstrap(token: str, bootstrap_admin_token: str) -> Principal | None:
+    """The bootstrap admin when ``token`` is the ``ADMIN_TOKEN`` setting, which has no row."""
     # Compared as bytes: compare_digest refuses str with non-ASCII characters.
     if bootstrap_admin_token and hmac.compare_digest(token.encode(),
                                                      bootstrap_admin_token.encode()):
         return Principal(kind="admin", name=BOOTSTRAP_TOKEN_NAME)
-    return _principal(hash_token(token))
+    return None
 
 
 def authenticate_hash(token_hash: bytes, bootstrap_admin_token: str = "") -> Principal | None:
@@ -83,11 +90,35 @@ def authenticate_hash(token_hash: bytes, bootstrap_admin_token: str = "") -> Pri
     return _principal(token_hash)
 
 
-def is_device_token(device_uuid: uuid.UUID, token_hash: bytes) -> bool:
-    """Whether ``token_hash`` is this device's own token: one prepared primary-key lookup on
-    the thread's own connection, for the status report, whose body is read only after it."""
-    return own_one("device_token_matches", tuple_row, device_uuid=device_uuid,
-                   token_hash=token_hash) is not None
+class TokenVerdict(NamedTuple):
+    """What a device endpoint's statement found of its bearer token.
+
+    ``token_ok``: the device exists and the token is its own (or no token was checked).
+    Otherwise ``token_kind`` is what the token is instead: "device" (another device's),
+    "admin" or "viewer"; None when it is unknown or revoked.
+    """
+
+    token_ok: bool
+    token_kind: str | None = None
+
+
+_token_verdict_row = args_row(TokenVerdict)
+
+
+def verify_device_token(device_uuid: uuid.UUID, token_hash: bytes) -> TokenVerdict:
+    """Whether ``token_hash`` is this device's own token, for the status report, whose body is
+    read only after it: a token this process has verified (``dispatcher.poll.idle``) is taken
+    as it is (the report's statement checks it again); another costs one prepared lookup on the
+    thread's own connection, and is remembered when it is the device's."""
+    known = idle.current()
+    if known.knows_token(device_uuid, token_hash):
+        return TokenVerdict(True)
+    position = known.position
+    verdict: TokenVerdict = own_one("device_token_verdict", _token_verdict_row,
+                                    device_uuid=device_uuid, token_hash=token_hash)
+    if verdict.token_ok:
+        known.learn_token(device_uuid, token_hash, position)
+    return verdict
 
 
 def _principal(token_hash: bytes) -> Principal | None:

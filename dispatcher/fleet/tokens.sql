@@ -28,6 +28,10 @@ UPDATE api_tokens SET last_used_at = now()
  WHERE token_hash = %(token_hash)s
    AND (last_used_at IS NULL OR last_used_at < now() - make_interval(secs => %(every_s)s));
 
--- name: device_token_matches
--- Whether a token hash is this device's own: the status report's check before its body is read.
-SELECT 1 FROM devices WHERE uuid = %(device_uuid)s AND token_hash = %(token_hash)s;
+-- name: device_token_verdict
+-- Whether a token hash is this device's own, and when not, what it is (token_holder_kind): the
+-- status report's check before its body is read, for a token this process has not verified.
+SELECT v.uuid IS NOT NULL AS token_ok,
+       CASE WHEN v.uuid IS NULL THEN token_holder_kind(%(token_hash)s) END AS token_kind
+  FROM (SELECT) a
+  LEFT JOIN devices v ON v.uuid = %(device_uuid)s AND v.token_hash = %(token_hash)s;

@@ -1,13 +1,16 @@
 """The device side of a job: a device's history and its status reports.
 
-A device's report is first tried as one statement (``apply_report``, query
-``report_device_job``): lock the row if the token, the state table and the version allow, move
-it, write the audit events and start the job, in one round trip and one short transaction.
-When that moves nothing, the checked path (``report_status``) locks the device's latest row and
-checks the state table (``dispatcher.jobs.states``) to say what is wrong, accepts a repeated result,
-or (the row having moved meanwhile) runs the same statement on the row it holds. The server's
-own transitions (a cancel) lock and check the same way (``lock_for_transition``) before their
-one statement (``dispatcher.jobs.control``). Either way the UPDATE that moves the job's shared
+A device's report is one statement (``apply_report``, query ``report_device_job``): lock the
+device's latest row for the job when the token is the device's, move it if the state table and
+the version allow, write the audit events and start the job, in one round trip and one short
+transaction. The same statement answers its verdict (the token ok or what it is instead, the
+row's current status and version, read under the lock), so a refused report is answered from
+it too: 401/403, 404, 409 with the current status, or 200 for a repeated result. Only a row
+that stopped being the device's latest while the statement waited for its lock takes the
+checked path (``report_status``): lock the latest row, check the state table
+(``dispatcher.jobs.states``) and run the same statement on the row it holds. The server's own
+transitions (a cancel) lock and check the same way (``lock_for_transition``) before their one
+statement (``dispatcher.jobs.control``). Either way the UPDATE that moves the job's shared
 status counters (the triggers behind ``job_status_counts``) comes at the end of its
 transaction, so their row locks are held only for the commit that follows: thousands of
 devices of one job reporting at once then queue on those rows for the shortest time possible.
@@ -18,14 +21,16 @@ Counting is left to the triggers; the job's own status follows through
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from dispatcher import db
 from dispatcher.errors import Conflict, InvalidInput, NotFound
-from dispatcher.jobs import completion, states
+from dispatcher.fleet.tokens import TokenVerdict
+from dispatcher.jobs import states
 from dispatcher.jobs.states import Actor
-from dispatcher.poll import sightings
+from dispatcher.outcome import Decided, Outcome
+from dispatcher.poll import idle, sightings
 from schemas.job_document import document_size_bytes
 from schemas.vocabulary import REJECTED, TERMINAL
 
@@ -35,18 +40,14 @@ REPORT_FIELDS = ("exit_code", "reason", "executed_steps", "failed_step")
 
 @dataclass(frozen=True)
 class LockedRow:
-    """A device's latest row for a job, locked, with the transition asked of it."""
+    """A device's latest row for a job, locked, checked for the transition asked of it.
+    ``is_repeat``: the terminal status the row already has: nothing to do, and not an error."""
 
     id: int
     status: str
     version_number: int
     job_status: str
-    target: str
-
-    @property
-    def is_repeat(self) -> bool:
-        """The terminal status the row already has: nothing to do, and not an error."""
-        return self.status == self.target and self.target in TERMINAL
+    is_repeat: bool
 
 
 def list_device_jobs(
@@ -95,36 +96,74 @@ def keep_tail(text: str | None, cap_bytes: int) -> tuple[str | None, bool | None
     return raw[len(raw) - cap_bytes:].decode(errors="ignore"), True
 
 
+@dataclass(frozen=True)
+class Reported:
+    """A status report as its one statement answered it: the verdict on the device's token
+    (a caller whose token is not ok is refused before anything else), and the device's row as
+    stored, None only for a caller refused."""
+
+    verdict: TokenVerdict
+    stored: dict | None
+    # What the report's commit leaves to do: its job may be complete.
+    outcome: Outcome = field(default_factory=Outcome)
+
+
+VERDICT_COLUMNS = ("token_ok", "token_kind", "moved", "row_changed")
+
+
 def apply_report(
     device_uuid: uuid.UUID, job_id: uuid.UUID, report: dict[str, Any], output_cap_bytes: int,
     actor: str, token_hash: bytes | None,
-) -> dict | None:
-    """Apply a device's status report in one statement and return the row as stored; None when
-    it could not be applied as it stands (not this device's token, no such job, a change the
-    state table refuses, another version, the terminal status repeated). ``report_status``
-    then tells which, and does what a repeat asks. ``token_hash`` None skips the token check.
+) -> Reported:
+    """Apply a device's status report in one statement, which answers every outcome: the
+    token's verdict; the row as stored when it moved, or when the report repeats the terminal
+    status it has; else NotFound when the device has no such job, Conflict (with
+    ``current_status`` and ``version_number``) when the state table refuses the change or
+    ``expected_version`` does not match. ``token_hash`` None skips the token check (then a
+    device that does not exist is NotFound).
 
-    The common case, a device moving its own row on, costs one round trip; see the
-    ``report_device_job`` query for what that statement does.
+    Only a row that changed under the statement's lock (a retry made a new latest row meanwhile)
+    takes a second look, on the checked path (``report_status``). See the ``report_device_job``
+    query for what the statement does.
     """
-    stored = db.one("report_device_job", **_report_params(
+    known = idle.current()
+    position = known.position
+    found = db.row("report_device_job", **_report_params(
         device_uuid, job_id, report, output_cap_bytes, actor, token_hash))
-    if stored is None:
-        return None
-    _reported(device_uuid, job_id, report["status"])
-    return stored
+    token_ok, token_kind, moved, row_changed = (found.pop(name) for name in VERDICT_COLUMNS)
+    verdict = TokenVerdict(token_ok, token_kind)
+    if not token_ok:
+        if token_hash is None:
+            raise NotFound(f"Device {device_uuid} has no job {job_id}")
+        return Reported(verdict, None)
+    if token_hash is not None:
+        known.learn_token(device_uuid, token_hash, position)
+    target = report["status"]
+    if moved:
+        return Reported(verdict, found, _reported(device_uuid, job_id, target))
+    if row_changed:
+        checked = report_status(device_uuid, job_id, report, output_cap_bytes, actor)
+        return Reported(verdict, checked.answer, checked.outcome)
+    if found["job_id"] is None:
+        raise NotFound(f"Device {device_uuid} has no job {job_id}")
+    is_repeat = check_transition(found["status"], found["version_number"], target,
+                                 Actor.DEVICE, expected_version=report.get("expected_version"))
+    # The statement moves every change the table allows on the row it locked.
+    assert is_repeat, f"device {device_uuid} job {job_id} did not move to {target}"
+    sightings.of_this_process.note(device_uuid)
+    return Reported(verdict, found)
 
 
 def report_status(
     device_uuid: uuid.UUID, job_id: uuid.UUID, report: dict[str, Any], output_cap_bytes: int,
     actor: str,
-) -> dict:
-    """Apply a device's status report and return the row as stored, checking each step.
+) -> Decided[dict]:
+    """Apply a device's status report and answer the row as stored, checking each step.
 
     Raises NotFound when the device has no such job, Conflict (with ``current_status`` and
     ``version_number``) when the state table refuses the change or ``expected_version`` does
     not match. Repeating the terminal status the row already has changes nothing and succeeds.
-    The change itself is the same statement as ``apply_report``'s, run on the row locked here.
+    The change itself is ``apply_report``'s statement, run on the row locked here.
     """
     target = report["status"]
     with db.transaction() as c:
@@ -135,15 +174,17 @@ def report_status(
         if row.is_repeat:
             stored = None
         else:
-            stored = c.one("report_device_job", **_report_params(
+            found = c.one("report_device_job", **_report_params(
                 device_uuid, job_id, report, output_cap_bytes, actor, None))
             # The row is locked and was checked against the same table: it cannot be missed.
-            assert stored is not None, f"device job row {row.id} did not move to {target}"
+            assert found is not None and found["moved"], \
+                f"device job row {row.id} did not move to {target}"
+            stored = {name: value for name, value in found.items()
+                      if name not in VERDICT_COLUMNS}
     if stored is None:
         sightings.of_this_process.note(device_uuid)
-        return get_device_job(job_id, device_uuid)
-    _reported(device_uuid, job_id, target)
-    return stored
+        return Decided(get_device_job(job_id, device_uuid))
+    return Decided(stored, _reported(device_uuid, job_id, target))
 
 
 def _report_params(
@@ -161,11 +202,10 @@ def _report_params(
     }
 
 
-def _reported(device_uuid: uuid.UUID, job_id: uuid.UUID, target: str) -> None:
+def _reported(device_uuid: uuid.UUID, job_id: uuid.UUID, target: str) -> Outcome:
     """After a report has committed: the device was heard from, and its job may be done."""
     sightings.of_this_process.note(device_uuid)
-    if target in TERMINAL:
-        completion.complete_if_done(job_id)
+    return Outcome(may_have_completed={job_id} if target in TERMINAL else set())
 
 
 def lock_for_transition(
@@ -181,20 +221,33 @@ def lock_for_transition(
     found = conn.one("lock_device_job", job_id=job_id, device_uuid=device_uuid)
     if found is None:
         raise NotFound(f"Device {device_uuid} has no job {job_id}")
-    row = LockedRow(
-        found["id"], found["status"], found["version_number"], found["job_status"], target
-    )
-    if row.is_repeat:
-        return row
-    if not states.is_allowed(row.status, target, actor, force):
-        if actor is Actor.SERVER and states.is_allowed(row.status, target, actor, force=True):
-            raise Conflict(f"The device's job is {row.status}; use force to {target} it",
-                           current_status=row.status, version_number=row.version_number)
-        raise Conflict(f"Cannot change status from {row.status} to {target}",
-                       current_status=row.status, version_number=row.version_number)
-    if expected_version is not None and expected_version != row.version_number:
+    is_repeat = check_transition(found["status"], found["version_number"], target, actor,
+                                 force=force, expected_version=expected_version)
+    return LockedRow(found["id"], found["status"], found["version_number"], found["job_status"],
+                     is_repeat)
+
+
+def check_transition(
+    status: str, version_number: int, target: str, actor: Actor, *, force: bool = False,
+    expected_version: int | None = None,
+) -> bool:
+    """Check that ``actor`` may move a row of ``status`` and ``version_number`` to ``target``;
+    answer whether it is a repeat of the terminal status the row has (allowed, nothing to do).
+
+    Raises Conflict (with ``current_status`` and ``version_number``) when the state table
+    refuses the change or ``expected_version`` does not match.
+    """
+    if status == target and target in TERMINAL:
+        return True
+    if not states.is_allowed(status, target, actor, force):
+        if actor is Actor.SERVER and states.is_allowed(status, target, actor, force=True):
+            raise Conflict(f"The device's job is {status}; use force to {target} it",
+                           current_status=status, version_number=version_number)
+        raise Conflict(f"Cannot change status from {status} to {target}",
+                       current_status=status, version_number=version_number)
+    if expected_version is not None and expected_version != version_number:
         raise Conflict(
-            f"Version mismatch: expected {expected_version}, current is {row.version_number}",
-            current_status=row.status, version_number=row.version_number,
+            f"Version mismatch: expected {expected_version}, current is {version_number}",
+            current_status=status, version_number=version_number,
         )
-    return row
+    return False

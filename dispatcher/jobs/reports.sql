@@ -40,28 +40,34 @@ SELECT d.id, d.status, d.version_number, e.status AS job_status
    FOR UPDATE OF d;
 
 -- name: report_device_job
--- A device's status report in one statement, so in one round trip and one short transaction:
--- the device's latest row for the job, when the token hash is the device's (any token when the
--- hash is NULL), its status one the report may leave and its version the one expected (when
--- given), is locked and moved; the report's audit event is written, the job leaves QUEUED on its
--- first report (with its own event), and an IN_PROGRESS report sets the row's deadline: the
--- job's in_progress_timeout_minutes from the start, shortened by the report's
--- step_timeout_minutes from now; -1 drops the step deadline, no step value keeps the one the
--- row has. Answers the row as get_device_job does, or no row when anything did not
--- hold: the caller then finds out why on the checked path. The counting triggers run at the
--- end of the statement, right before its commit.
-WITH target AS (
-    SELECT d.id, d.status AS from_status,
+-- A device's status report in one statement, so in one round trip and one short transaction,
+-- answering one row with its verdict. The device's latest row for the job, when the token hash
+-- is the device's (any token when the hash is NULL), is locked; when its status is one the
+-- report may leave and its version the one expected (when given), it is moved, the report's
+-- audit event is written, the job leaves QUEUED on its first report (with its own event), and
+-- an IN_PROGRESS report sets the row's deadline: the job's in_progress_timeout_minutes from the
+-- start, shortened by the report's step_timeout_minutes from now; -1 drops the step deadline,
+-- no step value keeps the one the row has. The verdict: token_ok (else token_kind, what the
+-- token is instead), moved, and the row as stored after the statement (as get_device_job
+-- answers it; its status and version are current, read under the lock), or no row columns
+-- when the device has no such job. row_changed: the row was there when the statement began but
+-- was no longer the device's latest by the time it was locked (a retry committed meanwhile):
+-- only then does the caller need another look. The counting triggers run at the end of the
+-- statement, right before its commit.
+WITH caller AS (
+    SELECT v.uuid, v.device_name
+      FROM devices v
+     WHERE v.uuid = %(device_uuid)s
+       AND (%(token_hash)s::bytea IS NULL OR v.token_hash = %(token_hash)s)
+), target AS (
+    SELECT d.id, d.status AS from_status, d.version_number AS from_version, d AS current_row,
+           e.job_name,
            make_interval(mins => (e.timeout_config ->> 'in_progress_timeout_minutes')::integer)
            AS job_timeout
       FROM device_job_status d
-      JOIN devices v ON v.uuid = d.device_uuid
+      JOIN caller c ON c.uuid = d.device_uuid
       JOIN job_executions e ON e.job_id = d.job_id
      WHERE d.job_id = %(job_id)s AND d.device_uuid = %(device_uuid)s AND d.is_latest
-       AND (%(token_hash)s::bytea IS NULL OR v.token_hash = %(token_hash)s)
-       AND d.status = ANY(%(sources)s)
-       AND (%(expected_version)s::integer IS NULL
-            OR d.version_number = %(expected_version)s::integer)
        FOR UPDATE OF d
 ), moved AS (
     UPDATE device_job_status d
@@ -91,7 +97,11 @@ WITH target AS (
            END
       FROM target t
      WHERE d.id = t.id
-    RETURNING d.*, t.from_status
+       AND t.from_status = ANY(%(sources)s)
+       AND (%(expected_version)s::integer IS NULL
+            OR t.from_version = %(expected_version)s::integer)
+    RETURNING d.id, d.job_id, d.device_uuid, d.status, d.version_number, d AS stored_row,
+              t.from_status
 ), started AS (
     UPDATE job_executions e
        SET status = 'IN_PROGRESS', started_at = coalesce(e.started_at, now())
@@ -111,10 +121,20 @@ WITH target AS (
            jsonb_build_object('from', 'QUEUED', 'to', 'IN_PROGRESS')
       FROM started s
 )
-SELECT m.job_id, (SELECT job_name FROM job_executions e WHERE e.job_id = m.job_id) AS job_name,
-       m.device_uuid, (SELECT device_name FROM devices v WHERE v.uuid = m.device_uuid)
-       AS device_name, m.status, m.execution_number, m.version_number, m.is_latest,
-       m.queued_at, m.started_at, m.completed_at, m.last_updated_at, m.exit_code, m.stdout,
-       m.stderr, m.stdout_truncated, m.stderr_truncated, m.reason, m.executed_steps,
-       m.failed_step, m.status_details
-  FROM moved m;
+SELECT c.uuid IS NOT NULL AS token_ok,
+       CASE WHEN c.uuid IS NULL AND %(token_hash)s::bytea IS NOT NULL
+            THEN token_holder_kind(%(token_hash)s) END AS token_kind,
+       m.id IS NOT NULL AS moved,
+       t.id IS NULL AND c.uuid IS NOT NULL AND EXISTS (
+           SELECT 1 FROM device_job_status d
+            WHERE d.job_id = %(job_id)s AND d.device_uuid = %(device_uuid)s AND d.is_latest
+       ) AS row_changed,
+       r.job_id, t.job_name, r.device_uuid, c.device_name, r.status, r.execution_number,
+       r.version_number, r.is_latest, r.queued_at, r.started_at, r.completed_at,
+       r.last_updated_at, r.exit_code, r.stdout, r.stderr, r.stdout_truncated,
+       r.stderr_truncated, r.reason, r.executed_steps, r.failed_step, r.status_details
+  FROM (SELECT) a
+  LEFT JOIN caller c ON true
+  LEFT JOIN target t ON true
+  LEFT JOIN moved m ON true
+  LEFT JOIN LATERAL (SELECT (coalesce(m.stored_row, t.current_row)).*) r ON true;

@@ -1,12 +1,15 @@
 """The devices with nothing to poll for, known in each API process: most polls need no query.
 
 At any moment most of a fleet has no pending job (no QUEUED or IN_PROGRESS row), and its polls
-all get the same answer. A listener thread per process keeps, in memory, those idle devices with
-their token hashes: it LISTENs on ``idle_devices`` (see schema.sql), loads every idle device,
-and then forgets each device a notification names, a device that may have got a pending row or
-whose token changed or that was deleted. A poll from a device known idle, with its token, is
-answered "no pending jobs" without a query; every other poll queries, and a device the query
-finds idle is known idle again, unless a notification about it was handled while the query ran.
+all get the same answer. A listener thread per process keeps, in memory, every device with its
+token hash and whether it is idle: it LISTENs on ``idle_devices`` (see schema.sql), loads every
+device, and then forgets each device a notification names, a device that may have got a
+pending row or whose token changed or that was deleted. A poll from a device known idle, with
+its token, is answered "no pending jobs" without a query; every other poll queries, and a device
+the query finds idle is known idle again, unless a notification about it was handled while the
+query ran. The same knowledge is this process's one cache of verified device tokens: the status
+report reads its body only for a token known here (or checked by one query), and every
+statement that checks a device's token teaches it here under the same rule.
 
 Why this never hides a job from the poll after the notification is handled: a notification
 arrives after its transaction commits. A poll takes the position (notifications handled so
@@ -50,12 +53,21 @@ FORGOTTEN_MAX = 100_000
 
 
 class IdleDevices:
-    """Idle devices (by uuid bytes) with their token hashes, kept exact by a listener thread."""
+    """The one place that knows which device tokens this process has verified, and which of
+    those devices are idle: device (uuid bytes) -> (token hash, idle).
 
-    def __init__(self, database_url: str) -> None:
+    A token is learnt from a statement that checked it (the poll's, the status report's, the
+    report's check before its body is read) or from the listener's load. With a listener
+    (``database_url`` given) the knowledge is exact: kept by the listener thread, learnt only
+    under the position rule above, forgotten with every notification. The process without one
+    (``database_url`` None) only remembers tokens, never answers a device idle, and may keep a
+    rotated token: that only lets a report's body be read, since its statement checks again.
+    """
+
+    def __init__(self, database_url: str | None) -> None:
         self.database_url = database_url
         self._lock = threading.Lock()
-        self._tokens: dict[bytes, bytes] = {}
+        self._known: dict[bytes, tuple[bytes, bool]] = {}
         self._enabled = False
         self._position = 0
         self._valid_since = 1
@@ -63,24 +75,40 @@ class IdleDevices:
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._listen, name="idle-devices", daemon=True)
 
-    # The poll's side.
+    # The side of the poll and the status report.
 
     def is_idle(self, device_uuid: uuid.UUID, token_hash: bytes) -> bool:
         """Whether this device is known to have nothing pending and ``token_hash`` is its token."""
-        return self._enabled and self._tokens.get(device_uuid.bytes) == token_hash
+        return self._enabled and self._known.get(device_uuid.bytes) == (token_hash, True)
+
+    def knows_token(self, device_uuid: uuid.UUID, token_hash: bytes) -> bool:
+        """Whether ``token_hash`` is this device's token as last verified."""
+        known = self._known.get(device_uuid.bytes)
+        return known is not None and known[0] == token_hash
 
     @property
     def position(self) -> int:
-        """Take it before a poll's query; hand it to ``learn_idle`` after."""
+        """Take it before a statement that checks a token; hand it to ``learn_*`` after."""
         return self._position
 
     def learn_idle(self, device_uuid: uuid.UUID, token_hash: bytes, position: int) -> None:
-        """A query that started after ``position`` was taken found the device idle."""
+        """A query that started after ``position`` was taken found the device idle, with this
+        token."""
+        self._learn(device_uuid.bytes, (token_hash, True), position)
+
+    def learn_token(self, device_uuid: uuid.UUID, token_hash: bytes, position: int) -> None:
+        """A statement that started after ``position`` was taken found ``token_hash`` to be
+        the device's token (whether it is idle is not known: an idle device stays so)."""
         key = device_uuid.bytes
+        if not self.knows_token(device_uuid, token_hash):
+            self._learn(key, (token_hash, False), position)
+
+    def _learn(self, key: bytes, entry: tuple[bytes, bool], position: int) -> None:
         with self._lock:
-            if (self._enabled and position >= self._valid_since
+            if self.database_url is None or (
+                    self._enabled and position >= self._valid_since
                     and self._forgotten_at.get(key, 0) <= position):
-                self._tokens[key] = token_hash
+                self._known[key] = entry
 
     # The listener's side.
 
@@ -104,30 +132,35 @@ class IdleDevices:
                 self._forgotten_at = {}
                 self._valid_since = self._position
             for key in keys:
-                self._tokens.pop(key, None)
+                self._known.pop(key, None)
                 self._forgotten_at[key] = self._position
 
     def drop(self) -> None:
         """Forget everything and answer no poll until loaded again."""
         with self._lock:
             self._enabled = False
-            self._tokens = {}
+            self._known = {}
             self._forgotten_at = {}
             self._position += 1
 
-    def _load(self, rows: list[tuple[uuid.UUID, bytes]]) -> None:
+    def _load(self, idle: list[tuple[uuid.UUID, bytes]],
+              busy: Iterable[tuple[uuid.UUID, bytes]] = ()) -> None:
+        """Devices with their tokens: the ``idle`` ones and the others."""
         with self._lock:
-            self._tokens = {device.bytes: token_hash for device, token_hash in rows}
+            self._known = {device.bytes: (token_hash, False) for device, token_hash in busy}
+            self._known.update((device.bytes, (token_hash, True)) for device, token_hash in idle)
             self._forgotten_at = {}
             self._position += 1
             self._valid_since = self._position
 
     def _listen(self) -> None:
+        database_url = self.database_url
+        assert database_url is not None, "a listener needs its database"
         # Logged once per outage: the reconnection attempts that fail after it are not news.
         lost_logged = False
         while not self._stopped.is_set():
             try:
-                with psycopg.connect(self.database_url, autocommit=True,
+                with psycopg.connect(database_url, autocommit=True,
                                      **CONNECT_OPTIONS) as conn:
                     lost_logged = False
                     self._follow(conn)
@@ -141,13 +174,15 @@ class IdleDevices:
 
     def _follow(self, conn: psycopg.Connection) -> None:
         conn.execute(QUERIES["listen_idle_devices"])
-        rows = conn.execute(QUERIES["idle_devices_snapshot"]).fetchall()
-        self._load(rows)
+        rows = conn.execute(QUERIES["known_devices_snapshot"]).fetchall()
+        idle = [(device, token_hash) for device, token_hash, is_idle in rows if is_idle]
+        self._load(idle, ((device, token_hash) for device, token_hash, is_idle in rows
+                          if not is_idle))
         # Changes committed while loading are forgotten before the first answer.
         self._handle(conn.notifies(timeout=0))
         with self._lock:
             self._enabled = not self._stopped.is_set()
-        log.info("idle devices known devices=%d", len(rows))
+        log.info("idle devices known devices=%d idle=%d", len(rows), len(idle))
         while not self._stopped.is_set():
             self._handle(conn.notifies(timeout=LIVENESS_CHECK_S))
             conn.execute(QUERIES["idle_devices_listener_alive"])
@@ -157,7 +192,8 @@ class IdleDevices:
             self.forget(uuid.UUID(text).bytes for text in note.payload.split(","))
 
 
-_current: IdleDevices | None = None
+# A process that starts no listener (a test's app, a command) still remembers tokens.
+_current = IdleDevices(None)
 
 
 def start(database_url: str) -> IdleDevices:
@@ -168,12 +204,12 @@ def start(database_url: str) -> IdleDevices:
     return _current
 
 
-def current() -> IdleDevices | None:
+def current() -> IdleDevices:
     return _current
 
 
 def stop() -> None:
     global _current
-    if _current is not None:
+    if _current.database_url is not None:
         _current.stop()
-        _current = None
+        _current = IdleDevices(None)

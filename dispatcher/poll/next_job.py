@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 from psycopg.rows import args_row
 
+from dispatcher.fleet.tokens import TokenVerdict
 from dispatcher.poll import idle, sightings
 from dispatcher.poll.connection import own_one
 from schemas.device_jobs import NextJob
@@ -21,10 +22,13 @@ NO_PENDING_JOBS = "No pending jobs"
 
 
 class PolledJob(NamedTuple):
-    """A device's poll as ``poll_device_job`` answers it: the job columns are None when the
-    device has nothing to do."""
+    """A device's poll as ``poll_device_job`` answers it: its verdict on the token
+    (``dispatcher.fleet.tokens.TokenVerdict``), then the job columns, None when the device has
+    nothing to do."""
 
     device_uuid: uuid.UUID
+    token_ok: bool
+    token_kind: str | None
     job_id: uuid.UUID | None
     job_name: str | None
     job_document: dict | None
@@ -37,9 +41,13 @@ class PolledJob(NamedTuple):
     parent_job_id: uuid.UUID | None
     has_pending: bool
 
+    @property
+    def verdict(self) -> TokenVerdict:
+        return TokenVerdict(self.token_ok, self.token_kind)
+
 
 _polled_job_row = args_row(PolledJob)
-_NOTHING = dict.fromkeys(PolledJob._fields[1:-1])
+_NOTHING = dict.fromkeys(PolledJob._fields[3:-1])
 # The answer's fields, each with its key: the schema's, so the shape is written once.
 _SCHEMA_FIELDS = NextJob().fields
 _ANSWER_KEYS = {name: field.data_key or name for name, field in _SCHEMA_FIELDS.items()
@@ -47,30 +55,30 @@ _ANSWER_KEYS = {name: field.data_key or name for name, field in _SCHEMA_FIELDS.i
 _POLL_AFTER_KEY = _SCHEMA_FIELDS["poll_after_seconds"].data_key or "poll_after_seconds"
 
 
-def poll(
-    device_uuid: uuid.UUID, token_hash: bytes | None, fresh: bool = False
-) -> PolledJob | None:
-    """A device's poll: authentication and the lookup of its next job in one query.
+def poll(device_uuid: uuid.UUID, token_hash: bytes | None, fresh: bool = False) -> PolledJob:
+    """A device's poll: the token's verdict and the lookup of its next job in one query.
 
-    Answers None when ``token_hash`` is not the device's (or the device does not exist); else
-    the device's next job (its IN_PROGRESS one, else its oldest released QUEUED one) with
-    ``job_id`` None when there is none. ``token_hash`` None skips the token check.
+    ``token_ok`` False: ``token_hash`` is not the device's, or the device does not exist
+    (``token_kind`` says what the token is instead). Else the device's next job (its
+    IN_PROGRESS one, else its oldest released QUEUED one) with ``job_id`` None when there is
+    none. ``token_hash`` None skips the token check.
 
     A device this process knows idle (``dispatcher.poll.idle``) is answered without a query,
     unless ``fresh`` asks for the database's answer.
     """
-    known = idle.current() if token_hash is not None else None
-    if known is not None and token_hash is not None and not fresh \
-            and known.is_idle(device_uuid, token_hash):
+    known = idle.current()
+    if token_hash is not None and not fresh and known.is_idle(device_uuid, token_hash):
         sightings.of_this_process.note(device_uuid)
-        return PolledJob(device_uuid, **_NOTHING, has_pending=False)
-    position = known.position if known is not None else 0
+        return PolledJob(device_uuid, True, None, **_NOTHING, has_pending=False)
+    position = known.position
     polled = own_one(
         "poll_device_job", _polled_job_row, device_uuid=device_uuid, token_hash=token_hash
     )
-    if polled is not None:
+    if polled.token_ok:
         sightings.of_this_process.note(device_uuid)
-        if known is not None and token_hash is not None and not polled.has_pending:
+        if token_hash is not None and polled.has_pending:
+            known.learn_token(device_uuid, token_hash, position)
+        elif token_hash is not None:
             known.learn_idle(device_uuid, token_hash, position)
     return polled
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import psycopg
 import pytest
-from job_rows import insert_job, next_url, register_fleet, set_row_status
+from job_rows import insert_job, next_url, register_fleet, set_row_status, status_url
 from processes import wait_until
 
+from dispatcher.db import QUERIES
 from dispatcher.fleet.tokens import hash_token
 from dispatcher.poll import idle
 
@@ -142,3 +143,45 @@ def test_losing_the_listener_forgets_everything_until_it_has_loaded_again(
     assert is_known_idle(known, quiet)  # loaded again
     assert not is_known_idle(known, busy)
     assert poll(client, busy).get_json()["jobId"] == str(job_id)
+
+
+def test_a_rotated_token_on_a_report_is_refused_before_its_body_is_read(client, known,
+                                                                        admin_headers):
+    """The idle devices are the one cache of verified tokens: the notification of a rotation
+    forgets the old token for the status report as well as for the poll."""
+    [pi] = register_fleet(1)
+    poll(client, pi)
+    job_id = insert_job([pi])
+    forgotten(known, pi)
+    assert poll(client, pi).get_json()["jobId"] == str(job_id)
+    assert known.knows_token(pi.uuid, hash_token(pi.token))
+    client.post(f"/api/v1/devices/{pi.uuid}/token", headers=admin_headers)
+    wait_until(lambda: not known.knows_token(pi.uuid, hash_token(pi.token)), 10,
+               "the notification handled")
+    refused = client.patch(status_url(pi, job_id), json={"status": "NOT-A-STATUS"},
+                           headers=pi.headers)
+    assert refused.status_code == 401
+
+
+def test_a_busy_device_loaded_by_the_listener_reports_with_one_statement(
+    client, database_url, monkeypatch
+):
+    [pi] = register_fleet(1)
+    job_id = insert_job([pi])
+    listener = idle.start(database_url)
+    try:
+        wait_until(lambda: listener.enabled, 10, "the idle devices loaded")
+        sent: list[str] = []
+        execute = psycopg.Cursor.execute
+
+        def counting(cursor, query, *args, **kwargs):
+            sent.append(query)
+            return execute(cursor, query, *args, **kwargs)
+
+        monkeypatch.setattr(psycopg.Cursor, "execute", counting)
+        moved = client.patch(status_url(pi, job_id), json={"status": "IN_PROGRESS"},
+                             headers=pi.headers)
+        assert moved.status_code == 200
+        assert sent == [QUERIES["report_device_job"]]
+    finally:
+        idle.stop()

@@ -79,7 +79,8 @@ def events(job_id, action: str) -> list[dict]:
 
 
 def report(device, job_id, status: str, **extra) -> dict:
-    return reports.report_status(device, job_id, {"status": status, **extra}, 65536, ACTOR)
+    return quietly(reports.report_status(device, job_id, {"status": status, **extra}, 65536,
+                                         ACTOR))
 
 
 def delivered(device) -> bool:

@@ -56,3 +56,37 @@ def test_a_drop_forgets_everything_and_refuses_what_queries_before_it_learn():
     known.learn_idle(other, TOKEN, position)  # its query started before the drop
     assert not known.is_idle(other, TOKEN)
     assert not known.is_idle(pi, TOKEN)
+
+
+def test_a_token_a_statement_verified_is_known_until_its_device_is_notified():
+    pi = uuid.uuid4()
+    known = loaded()
+    known.learn_token(pi, TOKEN, known.position)  # a report's statement found it the device's
+    assert known.knows_token(pi, TOKEN) and not known.knows_token(pi, b"x" * 32)
+    assert not known.is_idle(pi, TOKEN)  # a token says nothing of what is pending
+    known.forget([pi.bytes])  # its token was rotated
+    assert not known.knows_token(pi, TOKEN)
+
+
+def test_a_token_verified_before_a_notification_is_not_learnt():
+    pi = uuid.uuid4()
+    known = loaded()
+    position = known.position  # a report's statement starts
+    known.forget([pi.bytes])  # the device's token is rotated meanwhile
+    known.learn_token(pi, TOKEN, position)
+    assert not known.knows_token(pi, TOKEN)
+
+
+def test_learning_a_known_token_keeps_the_device_idle():
+    pi = uuid.uuid4()
+    known = loaded(pi)
+    known.learn_token(pi, TOKEN, known.position)
+    assert known.is_idle(pi, TOKEN)
+
+
+def test_a_process_without_a_listener_remembers_tokens_but_knows_no_device_idle():
+    pi = uuid.uuid4()
+    known = IdleDevices(None)
+    known.learn_idle(pi, TOKEN, known.position)
+    assert known.knows_token(pi, TOKEN)
+    assert not known.is_idle(pi, TOKEN)
