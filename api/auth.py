@@ -15,6 +15,7 @@ from collections.abc import Callable
 from flask import current_app, g, request
 
 from api.errors import abort
+from api.proxies import is_loopback, was_forwarded
 from dispatcher.tokens import Principal, authenticate, hash_token, is_device_token
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,32 @@ def current_principal() -> Principal:
             abort(401, message="Invalid or revoked token")
     g.principal = principal
     return principal
+
+
+def note_authenticated_device(device_uuid: uuid.UUID) -> None:
+    """Record that this request's token is ``device_uuid``'s own (checked by a view's query)."""
+    g.authenticated_device = device_uuid
+
+
+def authenticated_device() -> uuid.UUID | None:
+    """The device this request was authenticated as, if it was one."""
+    device = g.get("authenticated_device")
+    if device is not None:
+        return device
+    principal = g.get("principal")
+    return principal.device_uuid if principal is not None else None
+
+
+def refuse_remote_callers_without_auth() -> None:
+    """With AUTH_DISABLED, serve only direct loopback clients: a request relayed by a proxy
+    (even one on this host, whose peer address is loopback) or from another address is 403.
+    Binding a loopback address alone would let a proxy on the same host publish an API where
+    every caller is an admin."""
+    if not current_app.config["SETTINGS"].auth_disabled or request.blueprint == "health":
+        return
+    if was_forwarded(request.environ) or not is_loopback(request.remote_addr or ""):
+        abort(403, message="AUTH_DISABLED serves only direct loopback clients; this request "
+                           "came through a proxy or from another address")
 
 
 # The portal signs in with its own session (api.portal.sessions), not a bearer token.

@@ -10,7 +10,14 @@ import uuid as uuid_mod
 from flask import current_app, request
 from flask.views import MethodView
 
-from api.auth import actor, authorize, bearer_token, device_tokens_seen, require
+from api.auth import (
+    actor,
+    authorize,
+    bearer_token,
+    device_tokens_seen,
+    note_authenticated_device,
+    require,
+)
 from api.errors import abort
 from api.json_body import ResourceBlueprint
 from api.metrics import mark_poll
@@ -50,6 +57,7 @@ def next_device_job(uuid: uuid_mod.UUID):
         abort(404, message=f"Device {uuid} not found")
     if token_hash is not None:
         device_tokens_seen.note(token_hash, uuid)
+        note_authenticated_device(uuid)
     mark_poll(handed_out_job=polled.job_id is not None)
     if polled.job_id is None:
         body = _no_job_answer(settings.poll_after_s)
@@ -106,6 +114,8 @@ class DeviceJobStatusReport(MethodView):
             token_hash = hash_token(bearer_token() or "")
             stored = reports.apply_report(uuid, job_id, report, cap, f"device:{uuid}",
                                               token_hash)
+            if stored is not None:
+                note_authenticated_device(uuid)
         if stored is not None:
             return stored
         authorize(("device",), uuid)

@@ -73,6 +73,9 @@ class Settings:
     rate_limit_address_per_min: int = 1_000_000
     # 401s a minute from one address, past which it is refused everything until the minute ends.
     rate_limit_auth_failures_per_min: int = 120
+    # Reverse proxies (addresses or networks, or "*") whose X-Forwarded-For names the client;
+    # gunicorn reads the same variable for the scheme.
+    forwarded_allow_ips: str = "127.0.0.1"
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -124,4 +127,6 @@ class Settings:
             rate_limit_auth_failures_per_min=_env_int(
                 "RATE_LIMIT_AUTH_FAILURES_PER_MIN", cls.rate_limit_auth_failures_per_min
             ),
+            forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS")
+            or cls.forwarded_allow_ips,
         )
