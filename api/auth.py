@@ -117,7 +117,9 @@ def authenticate_first() -> None:
     if getattr(view_class, "checks_device_token", False):
         _refuse_unknown_device_token()
         return
-    kinds = getattr(getattr(view_class, request.method.lower(), None), "required_kinds", None)
+    # A HEAD is answered by the view's GET (Flask's MethodView), so it is authorized as one.
+    method = "get" if request.method == "HEAD" else request.method.lower()
+    kinds = getattr(getattr(view_class, method, None), "required_kinds", None)
     if kinds is not None:
         authorize(kinds, (request.view_args or {}).get("uuid"))
     elif request.method in BODY_METHODS:

@@ -115,7 +115,8 @@ def require_login() -> ResponseReturnValue | None:
     if request.method in STATE_CHANGING:
         sent = request.form.get("csrf_token", "")
         expected = session.get("csrf_token", "")
-        if not expected or not hmac.compare_digest(sent, expected):
+        # Compared as bytes: compare_digest refuses str with non-ASCII characters.
+        if not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
             abort(400, "The form's CSRF token is missing or out of date: reload the page and "
                        "try again.")
     if request.endpoint in PUBLIC_ENDPOINTS:

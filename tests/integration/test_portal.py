@@ -40,6 +40,23 @@ def viewer(app):
     return client, sign_in(client, token)
 
 
+@pytest.mark.parametrize("csrf", ["é", "\u00ff" * 43, "токен"])
+def test_a_non_ascii_csrf_token_is_400(client, csrf):
+    client.get("/portal/login")
+    answer = client.post("/portal/login", data={"token": TEST_ADMIN_TOKEN, "csrf_token": csrf})
+    assert answer.status_code == 400
+    assert "CSRF" in answer.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("depth", [600, 5000, 100_000])
+@pytest.mark.parametrize("path", ["/portal/devices", "/portal/targets/count"])
+def test_attributes_nested_deeply_are_refused_on_the_portal(admin, depth, path):
+    client, _ = admin
+    answer = client.get(path, query_string={"attributes": "[" * depth + "]" * depth})
+    assert answer.status_code == 400
+    assert "nested" in answer.get_data(as_text=True)
+
+
 def test_root_redirects_to_the_portal(client):
     assert client.get("/").headers["Location"].endswith("/portal/")
 
