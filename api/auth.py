@@ -15,7 +15,8 @@ from collections.abc import Callable
 from flask import current_app, g, request
 
 from api.errors import abort
-from api.proxies import is_loopback, was_forwarded
+from api.proxies import was_forwarded
+from dispatcher.secret_checks import is_loopback
 from dispatcher.tokens import Principal, authenticate, hash_token, is_device_token
 
 log = logging.getLogger(__name__)

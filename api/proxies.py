@@ -58,13 +58,6 @@ def _is_address(text: str) -> bool:
     return True
 
 
-def is_loopback(address: str) -> bool:
-    try:
-        return ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        return False
-
-
 # Headers by which a proxy says it forwarded a request (WSGI environ names).
 FORWARDING_HEADERS = ("HTTP_X_FORWARDED_FOR", "HTTP_FORWARDED", "HTTP_X_REAL_IP")
 PEER_ADDRESS = "device_jobs.peer_address"

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from client.api import DeviceJobsClient
+from client.api import INSECURE_HTTP_ENV, DeviceJobsClient
 from client.config import TOKEN_ENV, config_path, resolve, write_config
 from client.errors import ApiError, ClientError, NotConfigured, ServerUnreachable
 
@@ -69,13 +69,17 @@ def with_client(run: Run) -> Callable[..., int]:
         try:
             connection = resolve(args.url, args.token)
             return run(args, DeviceJobsClient(connection.url, connection.token,
-                                              args.http_timeout))
+                                              args.http_timeout, insecure_http_allowed()))
         except ClientError as exc:
             return error_exit(exc)
         except KeyboardInterrupt:
             return fail("interrupted", EXIT_INTERRUPTED)
 
     return command
+
+
+def insecure_http_allowed() -> bool:
+    return os.environ.get(INSECURE_HTTP_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
 def connection_options() -> argparse.ArgumentParser:
@@ -129,8 +133,8 @@ def cmd_login(args: argparse.Namespace, settings: object = None) -> int:
     if not token:
         return fail("no token given (--token, DEVICE_JOBS_TOKEN or standard input)",
                     EXIT_NOT_CONFIGURED)
-    client = DeviceJobsClient(args.url, token, args.http_timeout)
     try:
+        client = DeviceJobsClient(args.url, token, args.http_timeout, insecure_http_allowed())
         client.list_executions(limit=1)
     except ClientError as exc:
         return error_exit(exc)
