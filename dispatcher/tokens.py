@@ -75,14 +75,6 @@ def authenticate(token: str, bootstrap_admin_token: str = "") -> Principal | Non
     return _principal(hash_token(token))
 
 
-def authenticate_hash(token_hash: bytes, bootstrap_admin_token: str = "") -> Principal | None:
-    """``authenticate`` for a token known only by its SHA-256 (the portal's session keeps no
-    token), so a revoked token ends its portal sessions at their next request."""
-    if bootstrap_admin_token and hmac.compare_digest(token_hash, hash_token(bootstrap_admin_token)):
-        return Principal(kind="admin", name=BOOTSTRAP_TOKEN_NAME)
-    return _principal(token_hash)
-
-
 def is_device_token(device_uuid: uuid.UUID, token_hash: bytes) -> bool:
     """Whether ``token_hash`` is this device's own token: one prepared primary-key lookup on
     the thread's own connection, for the status report, whose body is read only after it."""
