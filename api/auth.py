@@ -57,6 +57,13 @@ def authenticated_device() -> uuid.UUID | None:
     return principal.device_uuid if principal is not None else None
 
 
+def is_direct_loopback_caller() -> bool:
+    """Whether this request comes from this host itself, not relayed by a proxy (a unix socket
+    has no peer address: only this host can reach it)."""
+    address = request.remote_addr or ""
+    return not was_forwarded(request.environ) and (not address or is_loopback(address))
+
+
 def refuse_remote_callers_without_auth() -> None:
     """With AUTH_DISABLED, serve only direct loopback clients: a request relayed by a proxy
     (even one on this host, whose peer address is loopback) or from another address is 403.
@@ -64,13 +71,13 @@ def refuse_remote_callers_without_auth() -> None:
     every caller is an admin."""
     if not current_app.config["SETTINGS"].auth_disabled or request.blueprint == "health":
         return
-    if was_forwarded(request.environ) or not is_loopback(request.remote_addr or ""):
+    if not is_direct_loopback_caller():
         abort(403, message="AUTH_DISABLED serves only direct loopback clients; this request "
                            "came through a proxy or from another address")
 
 
 # The portal signs in with its own session (api.portal.sessions), not a bearer token.
-UNAUTHENTICATED_BLUEPRINTS = frozenset({"health", "api-docs", "api-docs-assets", "portal"})
+UNAUTHENTICATED_BLUEPRINTS = frozenset({"health", "api-docs-assets", "portal"})
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
@@ -111,6 +118,9 @@ def authenticate_first() -> None:
     the token in the statement that does its work: here the token must be one this process has
     seen for that device (``DeviceTokensSeen``), else it is looked up once.
     """
+    if request.blueprint == "api-docs":
+        _authorize_api_docs()
+        return
     if request.url_rule is None or request.blueprint in UNAUTHENTICATED_BLUEPRINTS:
         return
     view = current_app.view_functions.get(request.endpoint or "")
@@ -125,6 +135,15 @@ def authenticate_first() -> None:
         authorize(kinds, (request.view_args or {}).get("uuid"))
     elif request.method in BODY_METHODS:
         current_principal()
+
+
+def _authorize_api_docs() -> None:
+    """The OpenAPI document and Swagger UI: for anyone with API_DOCS_PUBLIC, else for callers
+    on this host and admin or viewer tokens (the API's shape is no secret, but there is no
+    reason to hand it to every scanner)."""
+    if current_app.config["SETTINGS"].api_docs_public or is_direct_loopback_caller():
+        return
+    authorize(("admin", "viewer"), None)
 
 
 def _refuse_unknown_device_token() -> None:

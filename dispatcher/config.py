@@ -34,6 +34,8 @@ class Settings:
     admin_token: str = ""
     # When set, /metrics answers only requests bearing it (Prometheus: authorization.credentials).
     metrics_token: str = ""
+    # The OpenAPI document and Swagger UI for anyone (else this host and admin/viewer tokens).
+    api_docs_public: bool = False
     auth_disabled: bool = False
     max_body_bytes: int = 1024 * 1024
     max_document_bytes: int = 32 * 1024
@@ -87,6 +89,7 @@ class Settings:
             mqtt_url=os.environ.get("MQTT_URL", ""),
             admin_token=os.environ.get("ADMIN_TOKEN", ""),
             metrics_token=os.environ.get("METRICS_TOKEN", ""),
+            api_docs_public=_env_bool("API_DOCS_PUBLIC"),
             auth_disabled=_env_bool("AUTH_DISABLED"),
             max_body_bytes=_env_int("MAX_BODY_BYTES", cls.max_body_bytes),
             max_document_bytes=_env_int("MAX_DOCUMENT_BYTES", cls.max_document_bytes),

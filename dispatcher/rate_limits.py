@@ -11,7 +11,7 @@ once, retried every ``RETRY_REDIS_S``), and no request is refused for it.
 What counts where, so that no one can spend another's allowance: a device's allowance counts
 only requests authenticated as that device (``note_device_request``, after authentication), so
 an outsider naming a device in a URL neither uses it up nor makes a key for it. An address's
-allowance counts every request from it; keys for addresses are bounded per window
+allowance counts every request from it; the addresses counted are bounded per window
 (``MAX_ADDRESSES``), so a client with many addresses cannot grow them without end. Failed
 authentications of an address never refuse a valid credential: past the limit, the address's
 failures answer 429 instead of 401 (back off), and its valid tokens are served as ever.
@@ -65,7 +65,8 @@ class RateLimits:
         self._totals: dict[tuple[str, str], int] = {}
         # Keys of this window whose Redis expiry has been set.
         self._expiring: set[tuple[str, str]] = set()
-        self._address_keys, self._addresses_full = 0, False
+        self._addresses: set[str] = set()
+        self._addresses_full = False
         self._redis_down = False
         self._flushing = threading.Lock()
         self._next_flush = time.monotonic() + FLUSH_EVERY_S
@@ -84,7 +85,7 @@ class RateLimits:
         refusal = None
         with self._lock:
             self._roll_window()
-            if address and self.limits[ADDRESS] > 0 and self._may_count(ADDRESS, address):
+            if address and self.limits[ADDRESS] > 0 and self._may_count(address):
                 self._pending[(ADDRESS, address)] += 1
                 if self._over(ADDRESS, address):
                     refusal = Refusal("Too many requests for this address",
@@ -113,17 +114,17 @@ class RateLimits:
             return False
         with self._lock:
             self._roll_window()
-            if not self._may_count(AUTH_FAILURES, address):
+            if not self._may_count(address):
                 return False
             self._pending[(AUTH_FAILURES, address)] += 1
             return self._over(AUTH_FAILURES, address)
 
-    def _may_count(self, kind: str, address: str) -> bool:
-        """Whether ``address`` has, or may get, a key of ``kind`` this window."""
-        if (kind, address) in self._pending or (kind, address) in self._totals:
+    def _may_count(self, address: str) -> bool:
+        """Whether ``address`` is, or may become, one of this window's counted addresses."""
+        if address in self._addresses:
             return True
-        if self._address_keys < MAX_ADDRESSES:
-            self._address_keys += 1
+        if len(self._addresses) < MAX_ADDRESSES:
+            self._addresses.add(address)
             return True
         if not self._addresses_full:
             log.warning("rate limits: %d client addresses this minute; new ones go uncounted "
@@ -147,7 +148,7 @@ class RateLimits:
         if window != self._window:
             self._window, self._totals, self._expiring = window, {}, set()
             self._pending = defaultdict(int)
-            self._address_keys, self._addresses_full = 0, False
+            self._addresses, self._addresses_full = set(), False
 
     def flush(self) -> None:
         """Add this process's counts to Redis and learn the fleet-wide totals."""

@@ -123,3 +123,16 @@ def test_random_uuids_make_no_rate_limit_keys(settings):
     keys = redis.Redis.from_url(settings.redis_url).keys(f"{settings.celery_key_prefix}ratelimit:*")
     assert [key for key in keys if b":device:" in key] == []
     assert len(keys) == 1  # the one client address
+
+
+def test_client_addresses_counted_per_window_are_bounded(settings, monkeypatch):
+    monkeypatch.setattr("dispatcher.rate_limits.MAX_ADDRESSES", 3)
+    limits = RateLimits(replace(settings, rate_limit_address_per_min=1))
+    for i in range(6):
+        assert limits.admit(f"10.0.0.{i}", None) is None
+        limits.note_failed_authentication(f"10.0.0.{i}")
+    # Addresses already counted keep being counted.
+    assert limits.admit("10.0.0.0", None) is not None
+    limits.flush()
+    keys = redis.Redis.from_url(settings.redis_url).keys(f"{settings.celery_key_prefix}ratelimit:*")
+    assert len(keys) == 6  # three addresses, each with its requests and its failures

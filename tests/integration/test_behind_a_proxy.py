@@ -1,4 +1,5 @@
-"""The rate limits as deployed: gunicorn behind a real nginx, clients on several addresses.
+"""The API as deployed behind a real nginx on the same host, with clients on several addresses:
+rate limits, AUTH_DISABLED, /metrics and the OpenAPI document.
 
 nginx connects to the API from its own loopback address (``PROXY_ADDRESS``), the only one in
 ``FORWARDED_ALLOW_IPS``, and appends each caller's address to ``X-Forwarded-For``; the test's
@@ -8,7 +9,10 @@ One gunicorn worker, so every count is this process's and exact.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from conftest import TEST_ADMIN_TOKEN
@@ -28,13 +32,21 @@ def settings(settings):
                    rate_limit_device_per_min=DEVICE_PER_MIN)
 
 
+@contextmanager
+def proxied_api(settings, server_processes, run_dir: Path) -> Iterator[tuple[int, int]]:
+    """The API under gunicorn (one worker) behind nginx: (the API's port, the proxy's)."""
+    api = server_processes.start_api(settings, workers=1)
+    proxy = ReverseProxy(run_dir / "nginx", api.port)
+    try:
+        yield api.port, proxy.port
+    finally:
+        proxy.stop()
+
+
 @pytest.fixture
 def stack(app, settings, server_processes, tmp_path):
-    """(the API's port, the proxy's port)."""
-    api = server_processes.start_api(settings, workers=1)
-    proxy = ReverseProxy(tmp_path / "nginx", api.port)
-    yield api.port, proxy.port
-    proxy.stop()
+    with proxied_api(settings, server_processes, tmp_path) as ports:
+        yield ports
 
 
 def statuses(port: int, path: str, headers: dict, source: str, times: int,
@@ -87,14 +99,38 @@ def test_an_outsider_cannot_spend_a_devices_allowance(stack):
 
 def test_auth_disabled_serves_no_one_through_a_proxy_on_the_same_host(
         app, settings, server_processes, tmp_path):
-    api = server_processes.start_api(replace(settings, auth_disabled=True), workers=1)
-    proxy = ReverseProxy(tmp_path / "nginx", api.port)
-    try:
-        status, _, body = call(proxy.port, "GET", "/api/v1/devices", {}, "127.0.0.3")
+    with proxied_api(replace(settings, auth_disabled=True), server_processes,
+                     tmp_path) as (api, proxy):
+        status, _, body = call(proxy, "GET", "/api/v1/devices", {}, "127.0.0.3")
         assert status == 403, body
         assert "AUTH_DISABLED" in body["message"]
-        assert call(proxy.port, "GET", "/portal/executions", {}, "127.0.0.3")[0] == 403
+        assert call(proxy, "GET", "/portal/executions", {}, "127.0.0.3")[0] == 403
         # A client on this host calling the API directly is the developer it is meant for.
-        assert call(api.port, "GET", "/api/v1/devices", {}, "127.0.0.1")[0] == 200
-    finally:
-        proxy.stop()
+        assert call(api, "GET", "/api/v1/devices", {}, "127.0.0.1")[0] == 200
+
+
+def test_metrics_and_api_docs_are_not_served_to_the_network_by_default(
+        app, settings, server_processes, viewer_headers, tmp_path):
+    with proxied_api(settings, server_processes, tmp_path) as (api, proxy):
+        status, _, body = call(proxy, "GET", "/metrics", {}, "127.0.0.3")
+        assert status == 403 and "METRICS_TOKEN" in body["message"]
+        assert call(proxy, "GET", "/api/v1/openapi.json", {}, "127.0.0.3")[0] == 401
+        assert call(proxy, "GET", "/api/v1/docs", {}, "127.0.0.3")[0] == 401
+        status, _, spec = call(proxy, "GET", "/api/v1/openapi.json", viewer_headers,
+                               "127.0.0.3")
+        assert status == 200 and spec["info"]["title"] == "device-jobs"
+        # On the API's own host, without a proxy between, both answer.
+        assert call(api, "GET", "/metrics", {}, "127.0.0.1")[0] == 200
+        assert call(api, "GET", "/api/v1/openapi.json", {}, "127.0.0.1")[0] == 200
+
+
+def test_metrics_token_and_public_docs_open_them_to_the_network(
+        app, settings, server_processes, tmp_path):
+    token = "scrape-" + "s" * 40
+    opened = replace(settings, metrics_token=token, api_docs_public=True)
+    with proxied_api(opened, server_processes, tmp_path) as (_, proxy):
+        assert call(proxy, "GET", "/metrics", {}, "127.0.0.3")[0] == 401
+        scraped = call(proxy, "GET", "/metrics", {"Authorization": f"Bearer {token}"},
+                       "127.0.0.3")
+        assert scraped[0] == 200 and "device_jobs_http_requests_total" in scraped[2]
+        assert call(proxy, "GET", "/api/v1/openapi.json", {}, "127.0.0.3")[0] == 200
