@@ -91,22 +91,17 @@ class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def check_api_url(url: str, allow_insecure_http: bool = False) -> None:
     """Raise NotConfigured for a URL the token must not be sent to in clear text."""
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise NotConfigured(f"not a valid API URL {url!r}: must be http(s)://host")
-    if (parts.scheme == "http" and not _is_loopback(parts.hostname or "")
-            and not allow_insecure_http):
+    host = parts.hostname or ""
+    try:
+        this_host = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        this_host = host == "localhost"
+    if parts.scheme == "http" and not this_host and not allow_insecure_http:
         raise NotConfigured(
             f"{url} is plain http to another host, which would send the token in clear "
             f"text; use https (or set {INSECURE_HTTP_ENV}=true on a network you trust)")
@@ -140,10 +135,7 @@ class DeviceJobsClient:
             headers["Content-Type"] = "application/json"
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
-        try:
-            req = urllib.request.Request(url, data=data, headers=headers, method=method)
-        except ValueError as exc:  # no scheme, say: nothing was sent
-            raise NotConfigured(f"not a valid API URL {self.url!r}: {exc}") from None
+        req = urllib.request.Request(url, data=data, headers=headers, method=method)
         try:
             with self._opener.open(req, timeout=self.timeout_s) as response:
                 return _decode(response.read())
