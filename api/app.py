@@ -8,11 +8,13 @@ import logging
 from flask import Flask
 from flask_smorest import Api
 
+from api.auth import authorize_api_docs, refuse_remote_callers_without_auth
 from api.cors import install_cors
 from api.docs_assets import SWAGGER_UI_URL
 from api.errors import register_error_handlers
 from api.headers import add_security_headers
 from api.portal import install_portal
+from api.proxies import ClientAddress, TrustedProxies
 from api.rate_limits import install_rate_limits
 from dispatcher import db
 from dispatcher.config import Settings
@@ -61,7 +63,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     api = Api(app)
     # After Api(app): ours replaces flask-smorest's handler, so every error has one shape.
     register_error_handlers(app)
+    app.wsgi_app = ClientAddress(app.wsgi_app,  # type: ignore[method-assign]
+                                 TrustedProxies(settings.forwarded_allow_ips))
     install_rate_limits(app, settings)
+    app.before_request(refuse_remote_callers_without_auth)
+    app.before_request(authorize_api_docs)
     app.after_request(add_security_headers)
     from api.docs_assets import blp as docs_assets_blp
     from api.health import blp as health_blp

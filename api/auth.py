@@ -23,6 +23,8 @@ from collections.abc import Callable
 from flask import current_app, g, request
 
 from api.errors import abort
+from api.proxies import was_forwarded
+from dispatcher.commands.secret_checks import is_loopback
 from dispatcher.fleet.tokens import (
     Principal,
     TokenVerdict,
@@ -56,6 +58,39 @@ def current_principal() -> Principal:
     return principal
 
 
+def note_authenticated_device(device_uuid: uuid.UUID) -> None:
+    """Record that this request's token is ``device_uuid``'s own (checked by a view's query)."""
+    g.authenticated_device = device_uuid
+
+
+def authenticated_device() -> uuid.UUID | None:
+    """The device this request was authenticated as, if it was one."""
+    device = g.get("authenticated_device")
+    if device is not None:
+        return device
+    principal = g.get("principal")
+    return principal.device_uuid if principal is not None else None
+
+
+def is_direct_loopback_caller() -> bool:
+    """Whether this request comes from this host itself, not relayed by a proxy (a unix socket
+    has no peer address: only this host can reach it)."""
+    address = request.remote_addr or ""
+    return not was_forwarded(request.environ) and (not address or is_loopback(address))
+
+
+def refuse_remote_callers_without_auth() -> None:
+    """With AUTH_DISABLED, serve only direct loopback clients: a request relayed by a proxy
+    (even one on this host, whose peer address is loopback) or from another address is 403.
+    Binding a loopback address alone would let a proxy on the same host publish an API where
+    every caller is an admin."""
+    if not current_app.config["SETTINGS"].auth_disabled or request.blueprint == "health":
+        return
+    if not is_direct_loopback_caller():
+        abort(403, message="AUTH_DISABLED serves only direct loopback clients; this request "
+                           "came through a proxy or from another address")
+
+
 def device_token_verified(view: Callable) -> Callable:
     """Guard a device endpoint whose own statement checks the token again (the status report):
     before its body is read, the token must be one this process has verified for the device
@@ -85,7 +120,10 @@ def device_token_hash() -> bytes | None:
 def admit_device(verdict: TokenVerdict, device_uuid: uuid.UUID) -> None:
     """Answer 401 or 403, as ``authorize`` would, when a device endpoint's statement did not
     accept the caller's token; ``verdict.token_kind`` says what the token is instead."""
-    if verdict.token_ok or current_app.config["SETTINGS"].auth_disabled:
+    if verdict.token_ok:
+        note_authenticated_device(device_uuid)
+        return
+    if current_app.config["SETTINGS"].auth_disabled:
         return
     token = bearer_token() or ""
     principal = authenticate_bootstrap(token, current_app.config["SETTINGS"].admin_token)
@@ -151,3 +189,14 @@ def _check(principal: Principal, kinds: tuple[str, ...], device_uuid: uuid.UUID 
 read_access = require("admin", "viewer")
 write_access = require("admin")
 device_access = require("device")
+
+
+def authorize_api_docs() -> None:
+    """The OpenAPI document and Swagger UI: for anyone with API_DOCS_PUBLIC, else for callers
+    on this host and admin or viewer tokens (the API's shape is no secret, but there is no
+    reason to hand it to every scanner). A hook before every request of the app."""
+    if request.blueprint != "api-docs":
+        return
+    if current_app.config["SETTINGS"].api_docs_public or is_direct_loopback_caller():
+        return
+    authorize(("admin", "viewer"), None)

@@ -15,6 +15,7 @@ from api.auth import (
     admit_device,
     device_token_hash,
     device_token_verified,
+    note_authenticated_device,
     require,
 )
 from api.errors import abort
@@ -68,6 +69,7 @@ def next_device_job(uuid: uuid_mod.UUID):
     if not polled.token_ok:
         admit_device(polled.verdict, uuid)
         abort(404, message=f"Device {uuid} not found")
+    note_authenticated_device(uuid)
     mark_poll(handed_out_job=polled.job_id is not None)
     if polled.job_id is None:
         body = _no_job_answer(settings.poll_after_s)

@@ -4,7 +4,9 @@ webargs turns a syntax error in a JSON body into a 400, but lets two other failu
 parser escape as 500s: RecursionError (``[[[[...`` nested past about a thousand levels, well
 under the body size limit) and ValueError for an integer of more than 4300 digits. It also
 reads a body sent with another content type as no body at all, so a form-encoded PATCH would
-quietly change nothing. ``ResourceBlueprint`` answers all three as client errors.
+quietly change nothing. ``ResourceBlueprint`` answers all three as client errors, and refuses
+a body nested deeper than ``MAX_JSON_DEPTH``: what the parser accepts, the code that walks a
+document (rendering placeholders, validating, storing) must not run out of stack on.
 """
 
 from __future__ import annotations
@@ -16,6 +18,37 @@ from flask_smorest import Blueprint, abort
 from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
 
+# Far deeper than any job document, filter or report needs.
+MAX_JSON_DEPTH = 64
+
+
+def nesting_depth(value: object, stop_after: int = MAX_JSON_DEPTH) -> int:
+    """How deeply ``value``'s lists and objects nest (a scalar is 0), counted without
+    recursion; counting stops once past ``stop_after``."""
+    deepest = 0
+    pending: list[tuple[object, int]] = [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict | list):
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > stop_after:
+                return deepest
+            children = item.values() if isinstance(item, dict) else item
+            pending.extend((child, depth) for child in children)
+    return deepest
+
+
+def parse_json_text(text: str | bytes) -> object:
+    """``json.loads``, with every way it can fail (or nest too deeply) a ValueError."""
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    if nesting_depth(value) > MAX_JSON_DEPTH:
+        raise ValueError(f"nested more than {MAX_JSON_DEPTH} levels deep")
+    return value
+
 
 class JsonBodyParser(FlaskParser):
     def _raw_load_json(self, req: flask.Request):
@@ -24,13 +57,17 @@ class JsonBodyParser(FlaskParser):
                 abort(415, message="Request bodies must be JSON (Content-Type: application/json)")
             return core.missing
         try:
-            return super()._raw_load_json(req)
+            body = super()._raw_load_json(req)
         except json.JSONDecodeError:
             raise
         except RecursionError:
             raise json.JSONDecodeError("nested too deeply", "<body>", 0) from None
         except ValueError as exc:
             raise json.JSONDecodeError(str(exc), "<body>", 0) from None
+        if nesting_depth(body) > MAX_JSON_DEPTH:
+            raise json.JSONDecodeError(f"nested more than {MAX_JSON_DEPTH} levels deep",
+                                       "<body>", 0)
+        return body
 
     def _handle_invalid_json_error(self, error, req, *args, **kwargs):
         abort(400, message=f"Malformed JSON body: {error}")

@@ -2,7 +2,8 @@
 
 Requests are counted by URL rule (``/api/v1/devices/<uuid:uuid>/jobs/next``), never by raw path,
 so a fleet of devices is a handful of series, not one per device. With METRICS_TOKEN set, a
-scrape must bear it; without, /metrics is open like the health probes, for a private network.
+scrape must bear it; without, /metrics answers only callers on this host that no proxy relayed
+(a Prometheus elsewhere needs the token).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import time
 from flask import Blueprint, Flask, Response, current_app, g, request
 from flask_smorest import abort
 
-from api.auth import bearer_token
+from api.auth import bearer_token, is_direct_loopback_caller
 from dispatcher import metrics
 from dispatcher.logs import reset_log_context, set_log_context
 
@@ -31,6 +32,9 @@ def prometheus_metrics() -> Response:
             abort(401, message="Missing bearer token: /metrics needs the METRICS_TOKEN")
         if not hmac.compare_digest((presented or "").encode(), expected.encode()):
             abort(401, message="Invalid token for /metrics")
+    elif not is_direct_loopback_caller():
+        abort(403, message="/metrics answers this host only; set METRICS_TOKEN to scrape it "
+                           "from elsewhere")
     body, content_type = metrics.exposition()
     return Response(body, content_type=content_type)
 

@@ -4,10 +4,15 @@ Every method is one call of the API and answers its JSON body; an error answer r
 ``ApiError`` with the API's error body, no answer at all ``ServerUnreachable``. ``iter_*``
 methods walk every page of a list. A client holds no connection between calls, so one
 instance may be shared by threads.
+
+The token goes to the configured URL and nowhere else, as the device agent's does: a redirect
+is never followed (it would carry the token to whatever host the answer names) and a plain
+``http://`` URL to a host other than this one is refused unless ``allow_insecure_http``.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import urllib.error
 import urllib.parse
@@ -21,6 +26,8 @@ from client.errors import ApiError, NotConfigured, ServerUnreachable
 from schemas.vocabulary import TARGET_ALL, TARGET_DEVICE, TARGET_GROUP
 
 PAGE_SIZE = 200
+# Allows a plain http:// API URL to another host (a network the operator trusts).
+INSECURE_HTTP_ENV = "DEVICE_JOBS_ALLOW_INSECURE_HTTP"
 JSON = dict[str, Any]
 
 
@@ -77,13 +84,40 @@ def execute_body(
     return body
 
 
-class DeviceJobsClient:
-    """The API at ``url`` (e.g. ``https://jobs.example.com``), called with a bearer ``token``."""
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    """A 3xx comes back as an HTTPError instead of a new request carrying the token."""
 
-    def __init__(self, url: str, token: str | None, timeout_s: float = 30.0) -> None:
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+def check_api_url(url: str, allow_insecure_http: bool = False) -> None:
+    """Raise NotConfigured for a URL the token must not be sent to in clear text."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise NotConfigured(f"not a valid API URL {url!r}: must be http(s)://host")
+    host = parts.hostname or ""
+    try:
+        this_host = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        this_host = host == "localhost"
+    if parts.scheme == "http" and not this_host and not allow_insecure_http:
+        raise NotConfigured(
+            f"{url} is plain http to another host, which would send the token in clear "
+            f"text; use https (or set {INSECURE_HTTP_ENV}=true on a network you trust)")
+
+
+class DeviceJobsClient:
+    """The API at ``url`` (e.g. ``https://jobs.example.com``), called with a bearer ``token``.
+    A plain ``http://`` URL must name this host, unless ``allow_insecure_http``."""
+
+    def __init__(self, url: str, token: str | None, timeout_s: float = 30.0,
+                 allow_insecure_http: bool = False) -> None:
+        check_api_url(url, allow_insecure_http)
         self.url = url.rstrip("/")
         self.token = token
         self.timeout_s = timeout_s
+        self._opener = urllib.request.build_opener(_RefuseRedirects)
 
     # -- the HTTP layer -------------------------------------------------------------------
 
@@ -101,14 +135,16 @@ class DeviceJobsClient:
             headers["Content-Type"] = "application/json"
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
+        req = urllib.request.Request(url, data=data, headers=headers, method=method)
         try:
-            req = urllib.request.Request(url, data=data, headers=headers, method=method)
-        except ValueError as exc:  # no scheme, say: nothing was sent
-            raise NotConfigured(f"not a valid API URL {self.url!r}: {exc}") from None
-        try:
-            with urllib.request.urlopen(req, timeout=self.timeout_s) as response:
+            with self._opener.open(req, timeout=self.timeout_s) as response:
                 return _decode(response.read())
         except urllib.error.HTTPError as exc:
+            if 300 <= exc.code < 400:
+                location = exc.headers.get("Location", "") if exc.headers else ""
+                raise ApiError(exc.code, f"redirect refused (to {location!r}): the token is "
+                               "sent to the configured URL only; set it to the API itself") \
+                    from None
             raise _api_error(exc.code, exc.reason, exc.read()) from None
         except (TimeoutError, urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", None) or exc

@@ -18,6 +18,7 @@ from client.command import (
     connection_options,
     error_exit,
     fail,
+    insecure_http_allowed,
     read_options,
 )
 from client.config import TOKEN_ENV, config_path, write_config
@@ -33,8 +34,8 @@ def cmd_login(args: argparse.Namespace) -> int:
     if not token:
         return fail("no token given (--token, DEVICE_JOBS_TOKEN or standard input)",
                     EXIT_NOT_CONFIGURED)
-    client = DeviceJobsClient(args.url, token, args.http_timeout)
     try:
+        client = DeviceJobsClient(args.url, token, args.http_timeout, insecure_http_allowed())
         client.list_executions(limit=1)
     except ClientError as exc:
         return error_exit(exc)

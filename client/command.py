@@ -10,12 +10,13 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import os
 import sys
 import uuid
 from collections.abc import Callable
 from typing import Any
 
-from client.api import JSON, DeviceJobsClient
+from client.api import INSECURE_HTTP_ENV, JSON, DeviceJobsClient
 from client.config import TOKEN_ENV, resolve
 from client.errors import ApiError, ClientError, NotConfigured, ServerUnreachable
 from client.output import Column, print_json, print_rows
@@ -71,13 +72,18 @@ def with_client(run: Run) -> Command:
         try:
             connection = resolve(args.url, args.token)
             return run(args, DeviceJobsClient(connection.url, connection.token,
-                                              args.http_timeout))
+                                              args.http_timeout, insecure_http_allowed()))
         except ClientError as exc:
             return error_exit(exc)
         except KeyboardInterrupt:
             return fail("interrupted", EXIT_INTERRUPTED)
 
     return command
+
+
+def insecure_http_allowed() -> bool:
+    """Whether DEVICE_JOBS_ALLOW_INSECURE_HTTP lets the client use plain http to another host."""
+    return os.environ.get(INSECURE_HTTP_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
 def list_command(key: str, columns: list[Column],

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Make sure PostgreSQL, Redis and Mosquitto are running on this machine, installing them with
-# apt when they are absent (and Chromium for the browser tests). Says what it does; safe to run
-# again and again.
+# apt when they are absent (and Chromium for the browser tests, nginx for the proxy tests).
+# Says what it does; safe to run again and again.
 set -euo pipefail
 
 say() { printf '[services] %s\n' "$*"; }
@@ -46,6 +46,10 @@ fi
 if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
     apt_install chromium chromium-driver
 fi
+
+# nginx, the reverse proxy that the proxy and rate-limit tests start in front of the API
+# (never started here: each test runs its own on a free port)
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || apt_install nginx
 
 # Redis
 command -v redis-server >/dev/null || apt_install redis-server

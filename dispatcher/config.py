@@ -34,6 +34,8 @@ class Settings:
     admin_token: str = ""
     # When set, /metrics answers only requests bearing it (Prometheus: authorization.credentials).
     metrics_token: str = ""
+    # The OpenAPI document and Swagger UI for anyone (else this host and admin/viewer tokens).
+    api_docs_public: bool = False
     auth_disabled: bool = False
     max_body_bytes: int = 1024 * 1024
     max_document_bytes: int = 32 * 1024
@@ -75,6 +77,9 @@ class Settings:
     rate_limit_address_per_min: int = 1_000_000
     # 401s a minute from one address, past which it is refused everything until the minute ends.
     rate_limit_auth_failures_per_min: int = 120
+    # Reverse proxies (addresses or networks, or "*") whose X-Forwarded-For names the client;
+    # gunicorn reads the same variable for the scheme.
+    forwarded_allow_ips: str = "127.0.0.1"
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -86,6 +91,7 @@ class Settings:
             mqtt_url=os.environ.get("MQTT_URL", ""),
             admin_token=os.environ.get("ADMIN_TOKEN", ""),
             metrics_token=os.environ.get("METRICS_TOKEN", ""),
+            api_docs_public=_env_bool("API_DOCS_PUBLIC"),
             auth_disabled=_env_bool("AUTH_DISABLED"),
             max_body_bytes=_env_int("MAX_BODY_BYTES", cls.max_body_bytes),
             max_document_bytes=_env_int("MAX_DOCUMENT_BYTES", cls.max_document_bytes),
@@ -127,4 +133,6 @@ class Settings:
             rate_limit_auth_failures_per_min=_env_int(
                 "RATE_LIMIT_AUTH_FAILURES_PER_MIN", cls.rate_limit_auth_failures_per_min
             ),
+            forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS")
+            or cls.forwarded_allow_ips,
         )

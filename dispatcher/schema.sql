@@ -472,6 +472,15 @@ CREATE SEQUENCE public.job_templates_id_seq
 
 ALTER SEQUENCE public.job_templates_id_seq OWNED BY public.job_templates.id;
 
+CREATE TABLE public.portal_sessions (
+    secret_hash bytea NOT NULL,
+    api_token_id integer,
+    bootstrap_fingerprint bytea,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    last_seen_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT portal_sessions_check CHECK (((api_token_id IS NULL) <> (bootstrap_fingerprint IS NULL)))
+);
+
 CREATE TABLE public.rollout_waves (
     id bigint NOT NULL,
     job_id uuid NOT NULL,
@@ -560,6 +569,9 @@ ALTER TABLE ONLY public.job_templates
 ALTER TABLE ONLY public.job_templates
     ADD CONSTRAINT job_templates_pkey PRIMARY KEY (id);
 
+ALTER TABLE ONLY public.portal_sessions
+    ADD CONSTRAINT portal_sessions_pkey PRIMARY KEY (secret_hash);
+
 ALTER TABLE ONLY public.rollout_waves
     ADD CONSTRAINT rollout_waves_pkey PRIMARY KEY (id);
 
@@ -612,6 +624,10 @@ CREATE INDEX job_executions_status_idx ON public.job_executions USING btree (sta
 
 CREATE INDEX job_templates_category_idx ON public.job_templates USING btree (category);
 
+CREATE INDEX portal_sessions_api_token_id ON public.portal_sessions USING btree (api_token_id);
+
+CREATE INDEX portal_sessions_last_seen_at ON public.portal_sessions USING btree (last_seen_at);
+
 CREATE INDEX rollout_waves_job_idx ON public.rollout_waves USING btree (job_id, released_at);
 
 CREATE TRIGGER device_job_status_count_delete AFTER DELETE ON public.device_job_status REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION public.job_status_counts_apply();
@@ -653,6 +669,9 @@ ALTER TABLE ONLY public.job_executions
 
 ALTER TABLE ONLY public.job_status_counts
     ADD CONSTRAINT job_status_counts_job_id_fkey FOREIGN KEY (job_id) REFERENCES public.job_executions(job_id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.portal_sessions
+    ADD CONSTRAINT portal_sessions_api_token_id_fkey FOREIGN KEY (api_token_id) REFERENCES public.api_tokens(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.rollout_waves
     ADD CONSTRAINT rollout_waves_job_id_fkey FOREIGN KEY (job_id) REFERENCES public.job_executions(job_id) ON DELETE CASCADE;

@@ -77,8 +77,9 @@ def device_list():
         errors.setdefault("attributes", []).append(exc.message)
         listing = {"devices": [], "total": 0, "limit": PAGE_SIZE, "offset": 0}
     fleet = fleet_overview(settings())
+    # A filter that cannot be used still shows the page, with its error, as a 400.
     return render_template("devices.html", listing=listing, args=args, errors=errors, page=page,
-                           page_size=PAGE_SIZE, fleet=fleet)
+                           page_size=PAGE_SIZE, fleet=fleet), 400 if errors else 200
 
 
 @bp.route("/devices/new")

@@ -7,11 +7,11 @@ the same way.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 
 from marshmallow import Schema, ValidationError
 
+from api.json_body import parse_json_text
 from dispatcher.errors import InvalidInput
 
 FieldErrors = dict[str, list[str]]
@@ -30,7 +30,7 @@ def json_value(form: Mapping[str, str], name: str, errors: FieldErrors,
     if not text:
         return default
     try:
-        return json.loads(text)
+        return parse_json_text(text)
     except ValueError as exc:
         errors.setdefault(name, []).append(f"Not valid JSON: {exc}")
         return default

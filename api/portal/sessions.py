@@ -1,13 +1,17 @@
-"""Portal sign-in: an admin or viewer token, kept as its SHA-256 in a signed session cookie.
+"""Portal sign-in: an admin or viewer token starts a server-side session
+(``dispatcher.portal_sessions``) whose random secret the signed session cookie carries.
 
 The cookie (Flask's signed session) is HttpOnly, SameSite=Lax, Secure when the request came
-over https, and expires after ``SESSION_LIFETIME``. It holds the token's hash, never the token,
-and each request looks the hash up again, so revoking the token ends its sessions at once.
+over https, and expires after ``SESSION_LIFETIME``. It holds the session's secret and its CSRF
+token, nothing the database stores: the database keeps only the secret's SHA-256. Each request
+looks the session up, so signing out, revoking the token or changing ``ADMIN_TOKEN`` ends it
+at once, for every copy of the cookie.
 
-The signing key is ``SECRET_KEY``; when that is unset it is derived from ``ADMIN_TOKEN`` (so
-every gunicorn worker agrees on it and changing the admin token signs everyone out), and with
-neither set it is random per process: sessions then do not survive a restart and, with
-several workers, may fail on another worker, which is logged.
+The signing key is ``SECRET_KEY`` (the server commands refuse a weak one); when that is unset
+it is derived from ``ADMIN_TOKEN`` (so every gunicorn worker agrees on it and changing the
+admin token signs everyone out), and with neither set it is random per process: sessions then
+do not survive a restart and, with several workers, may fail on another worker, which is
+logged.
 
 Every POST carries the session's CSRF token in the form field ``csrf_token``.
 """
@@ -26,8 +30,9 @@ from flask.sessions import SecureCookieSessionInterface
 from flask.typing import ResponseReturnValue
 
 from api.auth import ANONYMOUS_ADMIN
+from dispatcher import portal_sessions
 from dispatcher.config import Settings
-from dispatcher.fleet.tokens import Principal, authenticate_hash, hash_token
+from dispatcher.fleet.tokens import Principal
 
 log = logging.getLogger(__name__)
 
@@ -71,18 +76,22 @@ def session_signing_key(settings: Settings) -> str:
 
 def sign_in(token: str, settings: Settings) -> Principal | None:
     """Start a session for an admin or viewer ``token``; None when it is not one."""
-    token_hash = hash_token(token)
-    principal = authenticate_hash(token_hash, settings.admin_token)
-    if principal is None or principal.kind not in PORTAL_ROLES:
+    started = portal_sessions.start_session(token, settings.admin_token)
+    if started is None or started[1].kind not in PORTAL_ROLES:
         return None
-    session.clear()
+    secret, principal = started
+    sign_out()
     session.permanent = True
-    session["token_sha256"] = token_hash.hex()
+    session["session_secret"] = secret
     session["csrf_token"] = secrets.token_urlsafe(32)
     return principal
 
 
 def sign_out() -> None:
+    """End this browser's session on the server, and forget it in the cookie."""
+    secret = session.get("session_secret")
+    if isinstance(secret, str) and secret:
+        portal_sessions.end_session(secret)
     session.clear()
 
 
@@ -96,14 +105,10 @@ def csrf_token() -> str:
 def session_principal(settings: Settings) -> Principal | None:
     if settings.auth_disabled:
         return ANONYMOUS_ADMIN
-    token_sha256 = session.get("token_sha256")
-    if not token_sha256:
+    secret = session.get("session_secret")
+    if not isinstance(secret, str) or not secret:
         return None
-    try:
-        token_hash = bytes.fromhex(token_sha256)
-    except ValueError:
-        return None
-    principal = authenticate_hash(token_hash, settings.admin_token)
+    principal = portal_sessions.session_principal(secret, settings.admin_token)
     if principal is None or principal.kind not in PORTAL_ROLES:
         return None
     return principal
@@ -115,14 +120,15 @@ def require_login() -> ResponseReturnValue | None:
     if request.method in STATE_CHANGING:
         sent = request.form.get("csrf_token", "")
         expected = session.get("csrf_token", "")
-        if not expected or not hmac.compare_digest(sent, expected):
+        # Compared as bytes: compare_digest refuses str with non-ASCII characters.
+        if not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
             abort(400, "The form's CSRF token is missing or out of date: reload the page and "
                        "try again.")
     if request.endpoint in PUBLIC_ENDPOINTS:
         return None
     principal = session_principal(current_app.config["SETTINGS"])
     if principal is None:
-        session.pop("token_sha256", None)
+        session.pop("session_secret", None)
         return redirect(url_for("portal.login", next=request.full_path
                                 if request.method == "GET" else None))
     g.principal = principal

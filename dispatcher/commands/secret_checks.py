@@ -40,6 +40,7 @@ def secrets_in_use(settings: Settings, environ: Mapping[str, str],
     weak, only absent: no bootstrap admin token, a database or broker without a password (the
     local services trust 127.0.0.1)."""
     found = {"ADMIN_TOKEN": settings.admin_token, "METRICS_TOKEN": settings.metrics_token,
+             "SECRET_KEY": settings.secret_key,
              "the DATABASE_URL password": url_password(settings.database_url) or "",
              "the MQTT_URL password": url_password(settings.mqtt_url) or ""}
     if flower:

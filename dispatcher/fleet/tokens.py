@@ -82,14 +82,6 @@ def authenticate_bootstrap(token: str, bootstrap_admin_token: str) -> Principal 
     return None
 
 
-def authenticate_hash(token_hash: bytes, bootstrap_admin_token: str = "") -> Principal | None:
-    """``authenticate`` for a token known only by its SHA-256 (the portal's session keeps no
-    token), so a revoked token ends its portal sessions at their next request."""
-    if bootstrap_admin_token and hmac.compare_digest(token_hash, hash_token(bootstrap_admin_token)):
-        return Principal(kind="admin", name=BOOTSTRAP_TOKEN_NAME)
-    return _principal(token_hash)
-
-
 class TokenVerdict(NamedTuple):
     """What a device endpoint's statement found of its bearer token.
 

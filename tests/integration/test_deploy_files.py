@@ -38,7 +38,7 @@ OUR_IMAGE = "device-jobs:latest"
 SCRIPTS = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
 ONE_SHOT = {"migrate"}
 # Made by the operator with mosquitto_passwd (README, "Production deployment"); never committed.
-OPERATOR_FILES = {DEPLOY / "mosquitto" / "passwd"}
+OPERATOR_FILES = {DEPLOY / "mosquitto" / "passwd", DEPLOY / "mosquitto" / "passwd-server"}
 
 
 def assert_project_command(argv: list[str]) -> None:
@@ -186,17 +186,20 @@ def free_port() -> int:
 
 @pytest.fixture
 def broker(tmp_path):
-    """The deploy/ Mosquitto config on a free port, with a password file for three users."""
+    """The deploy/ Mosquitto config on free ports, with the server's password file (user
+    "dispatcher") and the devices' (two devices), made as README says."""
     if not shutil.which("mosquitto") or not shutil.which("mosquitto_passwd"):
         pytest.fail("mosquitto is not installed: run deploy/services.sh")
-    passwd = tmp_path / "passwd"
     devices = [str(uuid.uuid4()), str(uuid.uuid4())]
     users = {"dispatcher": "server-secret", devices[0]: "token-a", devices[1]: "token-b"}
+    passwd, passwd_server = tmp_path / "passwd", tmp_path / "passwd-server"
     for user, password in users.items():
-        flags = ["-b"] if passwd.exists() else ["-c", "-b"]
-        subprocess.run(["mosquitto_passwd", *flags, str(passwd), user, password], check=True)
+        path = passwd_server if user == "dispatcher" else passwd
+        flags = ["-b"] if path.exists() else ["-c", "-b"]
+        subprocess.run(["mosquitto_passwd", *flags, str(path), user, password], check=True)
     port, server_port = free_port(), free_port()
     conf = (DEPLOY / "mosquitto" / "mosquitto.conf").read_text()
+    conf = conf.replace("/mosquitto/config/passwd-server", str(passwd_server))
     conf = conf.replace("/mosquitto/config/passwd", str(passwd))
     conf = conf.replace("/mosquitto/config/acl", str(DEPLOY / "mosquitto" / "acl"))
     conf = conf.replace("/mosquitto/data/", f"{tmp_path}/")
@@ -264,6 +267,14 @@ def test_mosquitto_acl_lets_a_device_read_only_its_own_topic(broker):
     for client in (a, b, server):
         client.loop_stop()
         client.disconnect()
+
+
+def test_the_server_user_cannot_log_in_on_the_devices_listener(broker):
+    port, users, (device_a, _), server_port = broker
+    assert connect(server_port, "dispatcher", users["dispatcher"])[2] is True
+    assert connect(port, "dispatcher", users["dispatcher"])[2] is False
+    # Nor a device on the server's listener.
+    assert connect(server_port, device_a, users[device_a])[2] is False
 
 
 def test_mosquitto_refuses_unknown_users_and_anonymous_clients(broker):

@@ -3,9 +3,12 @@ security headers, escaping, and the forms' field errors (the API's own)."""
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 import uuid
 
+import psycopg
 import pytest
 from conftest import TEST_ADMIN_TOKEN
 from job_rows import insert_job, quietly, register_fleet, set_row_status
@@ -38,6 +41,23 @@ def viewer(app):
     token, _ = create_api_token("viewer", "portal viewer")
     client = app.test_client()
     return client, sign_in(client, token)
+
+
+@pytest.mark.parametrize("csrf", ["é", "\u00ff" * 43, "токен"])
+def test_a_non_ascii_csrf_token_is_400(client, csrf):
+    client.get("/portal/login")
+    answer = client.post("/portal/login", data={"token": TEST_ADMIN_TOKEN, "csrf_token": csrf})
+    assert answer.status_code == 400
+    assert "CSRF" in answer.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("depth", [600, 5000, 100_000])
+@pytest.mark.parametrize("path", ["/portal/devices", "/portal/targets/count"])
+def test_attributes_nested_deeply_are_refused_on_the_portal(admin, depth, path):
+    client, _ = admin
+    answer = client.get(path, query_string={"attributes": "[" * depth + "]" * depth})
+    assert answer.status_code == 400
+    assert "nested" in answer.get_data(as_text=True)
 
 
 def test_root_redirects_to_the_portal(client):
@@ -100,6 +120,57 @@ def test_logout_needs_csrf_and_ends_the_session(admin):
     assert client.post("/portal/logout", data={}).status_code == 400
     assert client.post("/portal/logout", data={"csrf_token": csrf}).status_code == 302
     assert client.get("/portal/executions").status_code == 302
+
+
+def session_cookie(client) -> str:
+    cookie = client.get_cookie("portal_session", path="/portal")
+    assert cookie is not None
+    return cookie.value
+
+
+@pytest.mark.parametrize("token", [TEST_ADMIN_TOKEN, None])
+def test_a_copied_cookie_stops_working_after_logout(app, token):
+    token = token or create_api_token("admin", "alice")[0]
+    client = app.test_client()
+    csrf = sign_in(client, token)
+    copy = app.test_client()
+    copy.set_cookie("portal_session", session_cookie(client), path="/portal")
+    assert copy.get("/portal/executions").status_code == 200
+    assert client.post("/portal/logout", data={"csrf_token": csrf}).status_code == 302
+    assert copy.get("/portal/executions").status_code == 302
+
+
+def stored_hashes(database_url: str) -> list[bytes]:
+    """Every token and session hash the database holds."""
+    with psycopg.connect(database_url) as conn:
+        return [bytes(value) for (value,) in conn.execute(
+            "SELECT token_hash FROM api_tokens UNION ALL SELECT token_hash FROM devices "
+            "UNION ALL SELECT secret_hash FROM portal_sessions") if value is not None]
+
+
+def test_the_cookie_holds_nothing_the_database_stores(app, settings):
+    token, _ = create_api_token("admin", "bob")
+    client = app.test_client()
+    sign_in(client, token)
+    payload = json.dumps(app.session_interface.get_signing_serializer(app).loads(
+        session_cookie(client)))
+    hashes = stored_hashes(settings.database_url)
+    assert len(hashes) == 2  # the token's and the session's
+    for value in hashes:
+        for encoded in (value.hex(), base64.urlsafe_b64encode(value).decode().rstrip("=")):
+            assert encoded not in payload
+
+
+def test_a_forged_cookie_from_a_database_copy_signs_no_one_in(app, settings):
+    """With SECRET_KEY and every stored hash, a cookie naming a stored value is refused."""
+    token, _ = create_api_token("admin", "carol")
+    signer = app.session_interface.get_signing_serializer(app)
+    sign_in(app.test_client(), token)
+    for value in (h.hex() for h in stored_hashes(settings.database_url)):
+        forger = app.test_client()
+        forger.set_cookie("portal_session", signer.dumps(
+            {"token_sha256": value, "session_secret": value, "csrf_token": "x"}), path="/portal")
+        assert forger.get("/portal/executions").status_code == 302
 
 
 def test_wrong_csrf_is_a_400_page(admin):

@@ -139,11 +139,31 @@ def test_a_status_report_after_a_poll_still_works(client, device):
     assert response.status_code == 200, response.get_json()
 
 
-def test_a_device_filter_is_not_validated_before_the_token(client, device):
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_a_device_filter_is_not_validated_before_the_token(client, device, method):
     path = "/api/v1/devices?filter=not-json&limit=-5"
-    assert client.get(path).status_code == 401
-    assert client.get(path, headers={"Authorization": "Bearer nope"}).status_code == 401
-    assert client.get(path, headers=device.headers).status_code == 403
+    assert client.open(path, method=method).status_code == 401
+    assert client.open(path, method=method,
+                       headers={"Authorization": "Bearer nope"}).status_code == 401
+    assert client.open(path, method=method, headers=device.headers).status_code == 403
+
+
+def nested(depth: int) -> object:
+    value: object = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize("path", ["/api/v1/jobs/execute/preview", "/api/v1/jobs/execute",
+                                  "/api/v1/jobs/templates"])
+def test_a_document_nested_hundreds_deep_is_400(client, admin_headers, viewer_headers, path):
+    document = {**JOB_DOCUMENT, "_comment": nested(600)}
+    body = {"name": "t", "job_name": "j", "job_document": document, "target_type": "all"}
+    headers = viewer_headers if path.endswith("preview") else admin_headers
+    response = post(client, path, body, headers)
+    assert response.status_code == 400, response.get_json()
+    assert "nested" in response.get_json()["message"]
 
 
 def test_security_headers_are_on_every_response(client, admin_headers):

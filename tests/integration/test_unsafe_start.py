@@ -38,6 +38,13 @@ def test_server_commands_refuse_a_weak_admin_token(command, admin_token):
     assert "refusing to start: ADMIN_TOKEN" in result.stderr
 
 
+@pytest.mark.parametrize("secret_key", ["change-me-to-a-long-random-string", "short"])
+def test_server_commands_refuse_a_weak_secret_key(secret_key):
+    result = run_dispatcher(["serve", "--bind", "127.0.0.1:0"], SECRET_KEY=secret_key)
+    assert result.returncode == 1, result.stderr
+    assert "refusing to start: SECRET_KEY" in result.stderr
+
+
 def test_the_env_example_placeholders_are_all_refused():
     values = env_example()
     settings = Settings(
