@@ -1,4 +1,4 @@
-"""429 with Retry-After for requests over a rate limit (``dispatcher.rate_limits``).
+"""429 with Retry-After for requests over a rate limit (``api.rate_counts``).
 
 Before a request: its client address (the one ``api.proxies`` found behind trusted proxies) is
 counted, and the request is refused when that address, or the device its URL names, is over
@@ -15,8 +15,8 @@ from flask import Flask, Response, jsonify, request
 
 from api.auth import authenticated_device
 from api.errors import error_body
+from api.rate_counts import RateLimits, Refusal
 from dispatcher.config import Settings
-from dispatcher.rate_limits import RateLimits, Refusal
 
 UNLIMITED_BLUEPRINTS = frozenset({"health"})
 

@@ -10,8 +10,8 @@ import redis
 from job_rows import next_url, register_fleet
 
 from api.app import create_app
+from api.rate_counts import RateLimits
 from dispatcher.config import Settings
-from dispatcher.rate_limits import RateLimits
 
 
 def limited_client(settings: Settings, **limits: int):
@@ -126,7 +126,7 @@ def test_random_uuids_make_no_rate_limit_keys(settings):
 
 
 def test_client_addresses_counted_per_window_are_bounded(settings, monkeypatch):
-    monkeypatch.setattr("dispatcher.rate_limits.MAX_ADDRESSES", 3)
+    monkeypatch.setattr("api.rate_counts.MAX_ADDRESSES", 3)
     limits = RateLimits(replace(settings, rate_limit_address_per_min=1))
     for i in range(6):
         assert limits.admit(f"10.0.0.{i}", None) is None
