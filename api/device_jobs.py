@@ -15,6 +15,7 @@ from api.errors import abort
 from api.json_body import ResourceBlueprint
 from api.metrics import mark_poll
 from dispatcher.jobs import reports
+from dispatcher.jobs.outcome import carry_out
 from dispatcher.poll import next_job
 from dispatcher.tokens import hash_token
 from schemas.device_jobs import (
@@ -106,10 +107,11 @@ class DeviceJobStatusReport(MethodView):
             token_hash = hash_token(bearer_token() or "")
             stored = reports.apply_report(uuid, job_id, report, cap, f"device:{uuid}",
                                               token_hash)
-        if stored is not None:
-            return stored
-        authorize(("device",), uuid)
-        return reports.report_status(uuid, job_id, report, cap, actor())
+        if stored is None:
+            authorize(("device",), uuid)
+            stored = reports.report_status(uuid, job_id, report, cap, actor())
+        carry_out(reports.after_report(stored), settings)
+        return stored
 
     # The token is checked by the statement that applies the report; before the body is read,
     # only a token this process has not seen for the device is looked up (see api.auth).

@@ -19,6 +19,8 @@ TASK_ROUTES = {f"{queue}.*": {"queue": queue} for queue in QUEUES}
 
 FAN_OUT_TASK = f"{FANOUT_QUEUE}.fan_out_job"
 NUDGE_TASK = f"{NUDGES_QUEUE}.publish_job_nudges"
+# Releasing a stage's rows is fan-out work: chunks of set-based writes to device rows.
+RELEASE_STAGE_TASK = f"{FANOUT_QUEUE}.release_stage"
 
 BROKER_CONNECT_TIMEOUT_S = 2.0
 BROKER_SOCKET_TIMEOUT_S = 10.0

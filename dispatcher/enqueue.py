@@ -15,7 +15,7 @@ import uuid
 from celery import Celery
 
 from dispatcher import db
-from dispatcher.celery_config import FAN_OUT_TASK, NUDGE_TASK, celery_config
+from dispatcher.celery_config import FAN_OUT_TASK, NUDGE_TASK, RELEASE_STAGE_TASK, celery_config
 from dispatcher.config import Settings
 
 log = logging.getLogger(__name__)
@@ -79,3 +79,13 @@ def enqueue_nudge(
     if devices == []:
         return False
     return _send(settings, NUDGE_TASK, [str(job_id), event, devices])
+
+
+def enqueue_stage_release(settings: Settings, job_id: uuid.UUID | str, stage: int) -> bool:
+    """Ask a worker to release the held-back rows of a released stage; when the broker is down
+    the gate sweep finds the release stalled and enqueues it again."""
+    if not _send(settings, RELEASE_STAGE_TASK, [str(job_id), stage]):
+        log.warning("stage release not enqueued job_id=%s stage=%d; the gate sweep will "
+                    "enqueue it", job_id, stage)
+        return False
+    return True

@@ -34,6 +34,9 @@ class ExecuteJobRequest(ExecutionPolicies):
                   '"production"}: device_type matches the column, other keys the attributes.'}
     )
     created_by = Text(validate=validate.Length(max=256))
+    requires_approval = fields.Boolean(load_default=False, metadata={
+        "description": "Hold the job until an admin approves it (POST .../approve); with "
+                       "APPROVAL_BY_OTHER_ADMIN, an admin other than its creator."})
 
     @validates_schema
     def _one_document_source(self, data: dict, **kwargs) -> None:
@@ -64,6 +67,7 @@ class ExecutedJob(Schema):
     )
     queued_at = fields.DateTime(required=True)
     created_by = fields.String(allow_none=True)
+    requires_approval = fields.Boolean()
 
 
 class ExecuteJobResponse(Schema):

@@ -22,6 +22,7 @@ from dispatcher.celery_config import periodic_task_name
 from dispatcher.config import Settings
 from dispatcher.jobs import fanout
 from dispatcher.jobs.outcome import Outcome, carry_out
+from dispatcher.maintenance import stage_gates
 from dispatcher.policies import abort, continuous, recurring, retries, rollout, sweeps
 
 
@@ -59,6 +60,7 @@ PERIODIC_WORK: tuple[Periodic, ...] = (
     Periodic(abort.apply_abort_criteria, "policy_sweep_interval_s"),
     Periodic(retries.retry_failed_rows, "policy_sweep_interval_s"),
     Periodic(sweeps.advance_maintenance_windows, "policy_sweep_interval_s"),
+    Periodic(stage_gates.decide_stage_gates, stage_gates.INTERVAL_SETTING),
     Periodic(continuous.reconcile_continuous, "continuous_reconcile_interval_s"),
     Periodic(devices.count_fleet, "fleet_count_interval_s",
              {"online_within_s": "device_online_within_s"}),

@@ -8,8 +8,9 @@ import uuid
 from celery import shared_task
 
 from dispatcher import nudges
-from dispatcher.celery_config import FAN_OUT_TASK, NUDGE_TASK
+from dispatcher.celery_config import FAN_OUT_TASK, NUDGE_TASK, RELEASE_STAGE_TASK
 from dispatcher.jobs import fanout
+from dispatcher.policies import stages
 from workers.celery_app import settings
 from workers.periodic import register_tasks
 
@@ -24,6 +25,12 @@ def fan_out_job(job_id: str) -> int:
 def publish_job_nudges(job_id: str, event: str, device_uuids: list[str] | None = None) -> int:
     """Nudge devices over MQTT; a broker that is down skips the nudges, never fails the task."""
     return nudges.nudge_devices(settings, job_id, event, device_uuids)
+
+
+@shared_task(name=RELEASE_STAGE_TASK)
+def release_stage(job_id: str, stage: int) -> int:
+    """Release a released stage's held-back rows; rerunning it releases only what is left."""
+    return stages.release_stage_rows(uuid.UUID(job_id), stage, settings)
 
 
 PERIODIC_TASKS = register_tasks(settings)

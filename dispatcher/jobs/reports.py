@@ -24,6 +24,7 @@ from typing import Any
 from dispatcher import db
 from dispatcher.errors import Conflict, InvalidInput, NotFound
 from dispatcher.jobs import completion, states
+from dispatcher.jobs.outcome import Outcome
 from dispatcher.jobs.states import Actor
 from dispatcher.poll import sightings
 from schemas.job_document import document_size_bytes
@@ -166,6 +167,15 @@ def _reported(device_uuid: uuid.UUID, job_id: uuid.UUID, target: str) -> None:
     sightings.of_this_process.note(device_uuid)
     if target in TERMINAL:
         completion.complete_if_done(job_id)
+
+
+def after_report(row: dict) -> Outcome:
+    """What a committed report leaves to do: a staged device's terminal report may decide its
+    stage's gate (``dispatcher.policies.gates``)."""
+    outcome = Outcome()
+    if row.get("stage") is not None and row["status"] in TERMINAL:
+        outcome.gate_checks.add(row["job_id"])
+    return outcome
 
 
 def lock_for_transition(

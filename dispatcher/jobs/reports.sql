@@ -25,7 +25,8 @@ SELECT EXISTS (SELECT 1 FROM devices WHERE uuid = %(device_uuid)s) AS found;
 SELECT d.job_id, e.job_name, d.device_uuid, v.device_name, d.status, d.execution_number,
        d.version_number, d.is_latest, d.queued_at, d.started_at, d.completed_at,
        d.last_updated_at, d.exit_code, d.stdout, d.stderr, d.stdout_truncated,
-       d.stderr_truncated, d.reason, d.executed_steps, d.failed_step, d.status_details
+       d.stderr_truncated, d.reason, d.executed_steps, d.failed_step, d.status_details,
+       d.stage
   FROM device_job_status d
   JOIN job_executions e ON e.job_id = d.job_id
   JOIN devices v ON v.uuid = d.device_uuid
@@ -116,5 +117,5 @@ SELECT m.job_id, (SELECT job_name FROM job_executions e WHERE e.job_id = m.job_i
        AS device_name, m.status, m.execution_number, m.version_number, m.is_latest,
        m.queued_at, m.started_at, m.completed_at, m.last_updated_at, m.exit_code, m.stdout,
        m.stderr, m.stdout_truncated, m.stderr_truncated, m.reason, m.executed_steps,
-       m.failed_step, m.status_details
+       m.failed_step, m.status_details, m.stage
   FROM moved m;

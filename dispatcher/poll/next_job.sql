@@ -1,8 +1,8 @@
 -- name: poll_device_job
 -- The poll in one round trip: the device, when the token hash is its own (any token when the
 -- hash is NULL), with its next job: its IN_PROGRESS row first (resume), else its oldest QUEUED
--- row that a rollout has released, of a job not canceled and inside its maintenance window if
--- it has one. Job columns are NULL when there is none; no row at all when the token is not the
+-- row that a rollout has released, of a job not canceled, whose staged rollout is not paused,
+-- and inside its maintenance window if it has one. Job columns are NULL when there is none; no row at all when the token is not the
 -- device's. has_pending says whether the device has any pending row, held back or not: only a
 -- device without one is idle (a rollout release or an opening window notifies no one).
 SELECT v.uuid AS device_uuid, n.job_id, n.job_name, n.job_document, n.queued_at,
@@ -22,6 +22,7 @@ SELECT v.uuid AS device_uuid, n.job_id, n.job_name, n.job_document, n.queued_at,
            AND (d.status = 'IN_PROGRESS'
                 OR (d.released_at IS NOT NULL
                     AND e.status <> 'CANCELED'
+                    AND e.rollout_state IS DISTINCT FROM 'PAUSED'
                     AND (e.window_closes_at IS NULL
                          OR (e.window_opens_at <= now() AND now() < e.window_closes_at))))
          ORDER BY d.status = 'IN_PROGRESS' DESC, d.queued_at, d.id
