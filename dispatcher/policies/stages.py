@@ -34,7 +34,6 @@ from schemas.vocabulary import STAGE_PENDING, WAITING_FOR_APPROVAL
 
 log = logging.getLogger(__name__)
 
-RELEASE_CHUNK_ROWS = 10_000
 # The remainder stage's end position in a fan-out page: beyond any page.
 _NO_END = 2**62
 
@@ -129,11 +128,12 @@ def staged_chunk_params(c: db.Connector, job: dict) -> dict:
 
 
 def release_stage_rows(job_id: uuid.UUID, stage: int, settings: Settings,
-                       chunk_rows: int = RELEASE_CHUNK_ROWS) -> int:
-    """Release every held-back row of a RELEASED stage, one transaction per chunk, nudging each
-    chunk's devices after its commit; answer how many rows this call released. Safe to run
-    twice, at once or after a crash: each chunk takes its turn on the stage row and releases
-    only rows still held back."""
+                       chunk_rows: int | None = None) -> int:
+    """Release every held-back row of a RELEASED stage, one transaction per chunk of
+    ``chunk_rows`` (the fan-out's chunk size by default), nudging each chunk's devices after its
+    commit; answer how many rows this call released. Safe to run twice, at once or after a
+    crash: each chunk takes its turn on the stage row and releases only rows still held back."""
+    chunk_rows = chunk_rows or settings.fanout_chunk_size
     total = 0
     while True:
         with db.transaction() as c:

@@ -20,7 +20,8 @@ from dispatcher import db
 from dispatcher.devices import register_device
 from dispatcher.jobs.fanout import fan_out_job
 from dispatcher.maintenance import stage_gates
-from dispatcher.policies import continuous, gates, stages
+from dispatcher.policies import continuous, gates, recurring, stages
+from dispatcher.policies import rollout as rollout_rate
 from dispatcher.tokens import create_api_token
 from workers.periodic import PERIODIC_WORK
 
@@ -270,7 +271,8 @@ def test_pause_stops_handing_out_and_resume_goes_on(client, admin_headers, setti
         {"name": "canary", "count": 2}, {"name": "rest"}])
     report(client, job_id, devices[0], "IN_PROGRESS")
     shown = act(client, admin_headers, job_id, "pause")
-    assert shown["state"] == "PAUSED" and shown["reason"] == "paused by admin:bootstrap (ADMIN_TOKEN)"
+    assert shown["state"] == "PAUSED"
+    assert shown["reason"] == "paused by admin:bootstrap (ADMIN_TOKEN)"
     # The device already running keeps its job; the one that had not started gets nothing.
     assert handed_out(devices) == {devices[0].uuid}
     body = act(client, admin_headers, job_id, "pause", 409)
@@ -454,3 +456,37 @@ def test_the_gate_sweep_is_periodic_work_under_its_own_name():
     work = {w.task_name: w for w in PERIODIC_WORK}
     assert work[stage_gates.TASK_NAME].interval_setting == stage_gates.INTERVAL_SETTING
     assert gates.NO_GATE["min_success_percent"] == 100
+
+
+def test_every_run_of_a_recurring_job_is_staged(client, admin_headers, settings):
+    devices = fleet(3)
+    answer = client.post("/api/v1/jobs/execute", headers=admin_headers, json={
+        "job_name": "nightly", "job_document": DOCUMENT, "target_type": "all",
+        "execution_type": "recurring", "schedule": {"cron": "* * * * * */5", "timezone": "UTC"},
+        "stages": [{"name": "canary", "count": 1}, {"name": "rest"}]})
+    parent = uuid.UUID(answer.get_json()["job"]["job_id"])
+    with db.pool().connection() as conn:
+        first = conn.execute("SELECT next_run_at FROM job_executions WHERE job_id = %s",
+                             (parent,)).fetchone()["next_run_at"]
+    runs = [*recurring.fire_due_runs(first).fan_outs,
+            *recurring.fire_due_runs(first + timedelta(seconds=5)).fan_outs]
+    assert len(runs) == 2
+    for run in runs:
+        fan_out_job(run, settings)
+        assert stage_of(run) == {devices[0].uuid: 0, devices[1].uuid: 1, devices[2].uuid: 1}
+        assert rollout(client, admin_headers, run)["state"] == "RUNNING"
+
+
+def test_a_rollout_rate_applies_within_a_released_stage(client, admin_headers, settings):
+    devices = fleet(6)
+    execute(client, admin_headers, settings, [{"name": "canary", "count": 2}, {"name": "rest"}],
+            rollout_config={"maximum_per_minute": 1})
+    assert handed_out(devices) == set()
+    rollout_rate.release_waves(datetime.now(UTC))
+    assert handed_out(devices) <= {devices[0].uuid, devices[1].uuid}
+    assert len(handed_out(devices)) == 1
+    later = datetime.now(UTC) + timedelta(minutes=2)
+    for minute in range(4):
+        rollout_rate.release_waves(later + timedelta(minutes=minute))
+    # Never beyond the released stage, however many waves.
+    assert handed_out(devices) == {devices[0].uuid, devices[1].uuid}
