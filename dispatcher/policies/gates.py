@@ -210,7 +210,7 @@ def release_next_stage(c: db.Connector, job_id: uuid.UUID, stage: int, held_by_r
     released = stages.mark_stage_released(c, job_id, stage, rows_released=held_by_rate)
     if released is None:
         return Outcome()
-    reason = f"stage {released['name']} released"
+    reason = f"stage {released['name']} released ({why})"
     set_rollout(c, job_id, RUNNING, reason, actor,
                 {"stage": stage, "name": released["name"], "because": why},
                 action="job.stage_released")

@@ -92,15 +92,23 @@ SELECT s.stage, s.state, s.rows_released_at, e.rollout_config IS NOT NULL AS hel
    FOR NO KEY UPDATE OF s;
 
 -- name: release_stage_chunk
--- Release the next chunk of a stage's held-back rows, in id order: one UPDATE per chunk.
-WITH released AS (
+-- Release the next chunk of a stage's held-back rows: the chunk's first and last ids are found
+-- on the stage's partial index, then one UPDATE releases every held-back row between them (a
+-- range scan, no join).
+WITH bound AS (
+    SELECT min(id) AS first_id, max(id) AS last_id
+      FROM (SELECT id FROM device_job_status
+             WHERE job_id = %(job_id)s AND stage = %(stage)s
+               AND released_at IS NULL AND status = 'QUEUED' AND stage IS NOT NULL
+             ORDER BY id
+             LIMIT %(chunk_size)s) chunk
+), released AS (
     UPDATE device_job_status d
        SET released_at = now()
-     WHERE d.id IN (SELECT id FROM device_job_status
-                     WHERE job_id = %(job_id)s AND stage = %(stage)s
-                       AND released_at IS NULL AND status = 'QUEUED' AND stage IS NOT NULL
-                     ORDER BY id
-                     LIMIT %(chunk_size)s)
+      FROM bound
+     WHERE d.job_id = %(job_id)s AND d.stage = %(stage)s
+       AND d.released_at IS NULL AND d.status = 'QUEUED' AND d.stage IS NOT NULL
+       AND d.id BETWEEN bound.first_id AND bound.last_id
     RETURNING d.device_uuid
 ), progress AS (
     UPDATE job_stages
