@@ -673,6 +673,8 @@ CREATE INDEX job_executions_live_windows ON public.job_executions USING btree (w
 
 CREATE INDEX job_executions_recurring_due_idx ON public.job_executions USING btree (next_run_at) WHERE ((execution_type = 'recurring'::text) AND (status = 'SCHEDULED'::text));
 
+CREATE INDEX job_executions_rollout_waiting_idx ON public.job_executions USING btree (id DESC) WHERE (rollout_state = ANY (ARRAY['WAITING_FOR_APPROVAL'::text, 'PAUSED'::text]));
+
 CREATE UNIQUE INDEX job_executions_run_slot_idx ON public.job_executions USING btree (parent_job_id, scheduled_for) WHERE (parent_job_id IS NOT NULL);
 
 CREATE INDEX job_executions_runs_idx ON public.job_executions USING btree (parent_job_id, id DESC) WHERE (parent_job_id IS NOT NULL);

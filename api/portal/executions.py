@@ -9,7 +9,7 @@ from flask import current_app, flash, redirect, render_template, request, url_fo
 from werkzeug.exceptions import BadRequest
 
 from api.auth import actor
-from api.portal import bp
+from api.portal import bp, rollouts
 from api.portal.sessions import admin_only
 from dispatcher.devices import fleet_overview
 from dispatcher.errors import Conflict
@@ -48,6 +48,7 @@ def _executions_view() -> dict:
     live = any(job["status"] in LIVE_JOB for job in listing["executions"])
     return {"listing": listing, "status": status, "page": page, "page_size": PAGE_SIZE,
             "statuses": JOB_STATUSES, "live": live, "overview": progress.executions_overview(),
+            "waiting": rollouts.waiting_for_a_person(),
             "fleet": fleet_overview(current_app.config["SETTINGS"])}
 
 
@@ -77,7 +78,7 @@ def _execution_view(job_id: uuid.UUID) -> dict:
             "counts": counts,
             "page_size": PAGE_SIZE, "statuses": DEVICE_STATUSES, "runs": runs,
             "events": progress.recent_job_events(job_id, EVENTS_SHOWN),
-            "ended": job["status"] in ENDED_JOB}
+            "ended": job["status"] in ENDED_JOB, "rollout": rollouts.stage_panel(job)}
 
 
 @bp.route("/executions/<uuid:job_id>")

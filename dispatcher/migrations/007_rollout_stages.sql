@@ -122,3 +122,7 @@ LANGUAGE sql STABLE AS $$
       FROM job_stage_counts
      WHERE job_id = p_job_id AND stage = p_stage
 $$;
+
+-- The dashboard shows the rollouts waiting for a person first.
+CREATE INDEX job_executions_rollout_waiting_idx ON job_executions (id DESC)
+    WHERE rollout_state IN ('WAITING_FOR_APPROVAL', 'PAUSED');

@@ -186,3 +186,26 @@ def _conflict(job: dict, action: str, why: str) -> Conflict:
     return Conflict(f"Cannot {action} job {job['job_id']}: {why}",
                     current_status=job["status"], rollout_state=job["rollout_state"],
                     current_stage=job["current_stage"])
+
+
+def rollouts_waiting(limit: int) -> list[dict]:
+    """Live staged jobs whose rollout waits for a person: to approve it, or to look at why it
+    paused; newest first."""
+    return db.all("rollouts_waiting_for_a_person", limit=limit)
+
+
+def available_actions(rollout: dict) -> list[str]:
+    """The actions that apply to a rollout in its state now (what the buttons offer)."""
+    state = rollout["state"]
+    stages = rollout["stages"]
+    current = stages[rollout["current_stage"]]["state"] if stages else STAGE_PENDING
+    actions = []
+    if state == WAITING_FOR_APPROVAL:
+        actions.append("approve")
+    if state == RUNNING:
+        actions.append("pause")
+    if state == PAUSED:
+        actions.append("resume")
+    if state in (RUNNING, PAUSED) and current in (STAGE_RELEASED, STAGE_PASSED):
+        actions.append("promote")
+    return actions
