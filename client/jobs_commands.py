@@ -260,7 +260,7 @@ def _add_execute(jobs: argparse._SubParsersAction, read: argparse.ArgumentParser
                    help="show how many devices match and the rendered document; create nothing")
     p.add_argument("--watch", action="store_true",
                    help="follow the job; exit 0 only if it SUCCEEDED (3 FAILED, 4 CANCELED, "
-                        "5 watch timeout, 6 a staged rollout paused)")
+                        "5 watch timeout, 10 a staged rollout paused)")
     _watch_options(p)
     rollout_commands.add_stage_options(p)
     p.set_defaults(func=cmd_execute)

@@ -21,7 +21,7 @@ from client.watch import EXIT_WATCH_TIMEOUT, exit_code
 from schemas.vocabulary import ENDED_JOB, PAUSED
 
 # The rollout was paused (a gate failed, or passed with on_success: pause): a person decides.
-EXIT_ROLLOUT_PAUSED = 6
+EXIT_ROLLOUT_PAUSED = 10
 ACTIONS = {
     "pause": "pause a staged rollout: nothing more is handed out",
     "resume": "resume a paused rollout (after a failed gate: acknowledge, release the next stage)",
