@@ -1,6 +1,7 @@
 -- name: insert_job_execution
 -- A new execution with its policies, before its fan-out: total_devices is the count of devices
--- targeted now. A staged job's rollout starts RUNNING, or WAITING_FOR_APPROVAL.
+-- targeted now. A staged job's rollout starts RUNNING, or WAITING_FOR_APPROVAL (a recurring
+-- parent's runs are staged, not the parent).
 INSERT INTO job_executions (
     job_id, template_id, job_name, job_document, job_document_signature, parameters, target_type,
     target_devices, target_filter, total_devices, created_by, status, fanout_status, execution_type, schedule,
@@ -15,7 +16,7 @@ VALUES (
     %(rollout_config)s, %(abort_config)s, %(timeout_config)s, %(retry_config)s, %(start_at)s,
     %(end_at)s, %(end_behavior)s, %(next_run_at)s, %(window_opens_at)s, %(window_closes_at)s,
     %(stages)s, %(requires_approval)s,
-    CASE WHEN %(stages)s::jsonb IS NULL THEN NULL
+    CASE WHEN %(stages)s::jsonb IS NULL OR %(execution_type)s = 'recurring' THEN NULL
          WHEN %(requires_approval)s THEN 'WAITING_FOR_APPROVAL' ELSE 'RUNNING' END)
 RETURNING job_id, job_name, template_id, status, target_type, target_filter, execution_type,
           total_devices, fanout_status, queued_at, created_by, requires_approval,
