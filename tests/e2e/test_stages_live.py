@@ -280,3 +280,20 @@ def test_a_worker_killed_while_releasing_a_stage_leaves_each_device_released_onc
                             " WHERE job_id = %s", (job_id,)).fetchone()
     assert after == before  # rows released before the kill were not released again
     assert rows == (n, n)
+
+
+def test_the_devices_of_a_released_stage_are_nudged(settings, server_processes, tmp_path):
+    """Agents that poll every 300 s get a released stage's job within seconds: only the MQTT
+    nudge of the release can tell them."""
+    fleet = Fleet(replace(settings, stage_gate_sweep_interval_s=1), server_processes, tmp_path,
+                  mqtt=True)
+    devices = [register(fleet, f"pi-{i}") for i in range(3)]
+    for device in devices:
+        fleet.start_agent(device, poll_interval_s=300, mqtt=True)
+    job_id = fleet.execute({"job_document": OK_DOCUMENT, "target_type": "all", "stages": [
+        {"name": "canary", "count": 1, "gate": {"on_success": "pause"}}, {"name": "rest"}]})
+    wait_for_rollout(fleet, job_id, "PAUSED")
+    rest = [d for d in devices if device_status(fleet, job_id, d) == "QUEUED"]
+    assert len(rest) == 2
+    fleet.call("POST", f"/jobs/executions/{job_id}/resume")
+    wait_for_devices(fleet, job_id, rest, "SUCCEEDED", timeout_s=60)

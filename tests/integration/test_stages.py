@@ -467,6 +467,7 @@ def test_every_run_of_a_recurring_job_is_staged(client, admin_headers, settings)
         "execution_type": "recurring", "schedule": {"cron": "* * * * * */5", "timezone": "UTC"},
         "stages": [{"name": "canary", "count": 1}, {"name": "rest"}]})
     parent = uuid.UUID(answer.get_json()["job"]["job_id"])
+    assert rollout(client, admin_headers, parent)["state"] is None  # the parent never rolls out
     with db.pool().connection() as conn:
         first = conn.execute("SELECT next_run_at FROM job_executions WHERE job_id = %s",
                              (parent,)).fetchone()["next_run_at"]
