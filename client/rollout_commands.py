@@ -133,7 +133,7 @@ def watch_rollout(client: DeviceJobsClient, job_id: str, *, interval_s: float = 
 def _action_command(action: str):
     @with_client
     def run(args: argparse.Namespace, client: DeviceJobsClient) -> int:
-        rollout = client.request("POST", f"/jobs/executions/{args.job_id}/{action}")
+        rollout = client.rollout_action(args.job_id, action)
         if args.output == "json":
             print_json(rollout)
         else:

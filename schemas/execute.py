@@ -68,6 +68,8 @@ class ExecutedJob(Schema):
     queued_at = fields.DateTime(required=True)
     created_by = fields.String(allow_none=True)
     requires_approval = fields.Boolean()
+    rollout_state = fields.String(allow_none=True, metadata={
+        "description": "A staged job's rollout: RUNNING, or WAITING_FOR_APPROVAL."})
 
 
 class ExecuteJobResponse(Schema):

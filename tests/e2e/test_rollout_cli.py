@@ -47,8 +47,8 @@ def test_a_failing_canary_stops_the_watch_and_resume_rolls_out_the_rest(
     lines = watched.stdout.splitlines()
     assert lines[-1] == ("rollout paused: gate failed: 1 of 1 devices of stage canary failed "
                          "(> 0%)")
-    assert any(line.startswith("rollout RUNNING: ") and "canary RELEASED" in line
-               for line in lines)
+    # Each transition the watch saw is a line; the last shows the failed canary.
+    assert lines[-2].startswith("rollout PAUSED: gate failed") and "canary FAILED" in lines[-2]
     job_id = lines[0].split("job ")[1].split()[0]
 
     refused = run(env, "jobs", "approve", job_id)
