@@ -20,6 +20,7 @@ from dispatcher.errors import Conflict, Forbidden, NotFound
 from dispatcher.jobs.outcome import Outcome, carry_out
 from dispatcher.policies import gates
 from schemas.vocabulary import (
+    FINISHED,
     PAUSED,
     RUNNING,
     STAGE_FAILED,
@@ -128,11 +129,10 @@ def approve_rollout(job_id: uuid.UUID, actor: str, settings: Settings) -> dict:
             raise Forbidden(f"{actor} created job {job_id}; another admin must approve it "
                             "(APPROVAL_BY_OTHER_ADMIN)")
         reason = f"approved by {actor}"
-        if not job["planned_stages"]:  # the fan-out releases the first stage when it plans
-            gates.set_rollout(c, job_id, RUNNING, reason, actor, {}, approved_by=actor)
-            return Outcome()
         gates.set_rollout(c, job_id, RUNNING, reason, actor, {}, approved_by=actor,
                           action="job.rollout_approved")
+        if not job["planned_stages"]:  # the fan-out releases the first stage when it plans
+            return Outcome()
         return gates.release_next_stage(c, job_id, 0, numbers is not None
                                         and numbers["held_by_rate"], actor, reason)
     return _act(job_id, actor, settings, approve)
@@ -143,7 +143,7 @@ def _release_after(c: db.Connector, job_id: uuid.UUID, numbers: dict, actor: str
     """The stage after the current one is released, or the rollout finishes at the last."""
     gates.set_rollout(c, job_id, RUNNING, why, actor, details, action=action)
     if numbers["is_last"]:
-        gates.set_rollout(c, job_id, "FINISHED", f"every stage is done; {why}", actor, details)
+        gates.set_rollout(c, job_id, FINISHED, f"every stage is done; {why}", actor, details)
         return Outcome(job_nudges={(job_id, "queued")})
     outcome = gates.release_next_stage(c, job_id, numbers["stage"] + 1, numbers["held_by_rate"],
                                        actor, why)

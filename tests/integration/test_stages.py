@@ -493,3 +493,18 @@ def test_a_rollout_rate_applies_within_a_released_stage(client, admin_headers, s
         rollout_rate.release_waves(later + timedelta(minutes=minute))
     # Never beyond the released stage, however many waves.
     assert handed_out(devices) == {devices[0].uuid, devices[1].uuid}
+
+
+def test_an_approval_before_the_fan_out_releases_the_first_stage_when_it_plans(
+        client, admin_headers, settings):
+    devices = fleet(3)
+    answer = client.post("/api/v1/jobs/execute", headers=admin_headers, json={
+        "job_name": "early", "job_document": DOCUMENT, "target_type": "all",
+        "requires_approval": True, "stages": [{"name": "canary", "count": 1}, {"name": "rest"}]})
+    job_id = uuid.UUID(answer.get_json()["job"]["job_id"])
+    assert answer.get_json()["job"]["rollout_state"] == "WAITING_FOR_APPROVAL"
+    shown = act(client, admin_headers, job_id, "approve")
+    assert shown["state"] == "RUNNING" and shown["stages"][0]["state"] == "PENDING"
+    fan_out_job(job_id, settings)
+    assert handed_out(devices) == {devices[0].uuid}
+    assert [a for a, _ in events(job_id, "job.rollout")] == ["job.rollout_approved"]
