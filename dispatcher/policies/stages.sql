@@ -149,6 +149,7 @@ SELECT s.stage, s.name, s.state, s.planned_size, s.released_at, s.finished_at, s
 -- name: mark_stage_released
 -- A PENDING stage becomes RELEASED and its job's current stage; its deadline is its gate's
 -- stage_timeout_minutes from now. rows_released_at stays NULL while its rows are to be released.
+-- A rollout without a reason yet (the fan-out releasing the first stage) gets one.
 WITH released AS (
     UPDATE job_stages s
        SET state = 'RELEASED', released_at = now(), release_progress_at = now(),
@@ -157,7 +158,9 @@ WITH released AS (
      WHERE s.job_id = %(job_id)s AND s.stage = %(stage)s AND s.state = 'PENDING'
     RETURNING s.job_id, s.stage, s.name
 ), current AS (
-    UPDATE job_executions e SET current_stage = r.stage
+    UPDATE job_executions e
+       SET current_stage = r.stage,
+           rollout_reason = coalesce(e.rollout_reason, 'stage ' || r.name || ' released')
       FROM released r WHERE e.job_id = r.job_id
 )
 SELECT stage, name FROM released;

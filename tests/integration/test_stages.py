@@ -110,6 +110,7 @@ def test_devices_are_assigned_to_stages_at_fan_out_and_only_the_first_is_handed_
     assert handed_out(devices) == {devices[0].uuid, devices[1].uuid}
     shown = rollout(client, admin_headers, job_id)
     assert shown["state"] == "RUNNING" and shown["current_stage"] == 0
+    assert shown["reason"] == "stage canary released"
     assert [(s["name"], s["size"], s["state"], s["queued"]) for s in shown["stages"]] == [
         ("canary", 2, "RELEASED", 2), ("ten-percent", 2, "PENDING", 2),
         ("rest", 16, "PENDING", 16)]
