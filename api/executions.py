@@ -8,9 +8,10 @@ from flask import url_for
 from flask.views import MethodView
 
 from api.auth import actor, read_access, write_access
-from api.effects import carried
+from api.effects import carried, settings
 from api.json_body import ResourceBlueprint
 from dispatcher.jobs import control, progress
+from dispatcher.policies import rollout_control
 from schemas.device_jobs import DeviceJobStatus
 from schemas.executions import (
     CancelRequest,
@@ -22,6 +23,7 @@ from schemas.executions import (
     ExecutionListQuery,
     ExecutionRetried,
 )
+from schemas.rollouts import Rollout
 
 blp = ResourceBlueprint(
     "executions", __name__, description="Job executions: progress, cancel, retry"
@@ -43,8 +45,10 @@ class Execution(MethodView):
     @read_access
     @blp.response(200, ExecutionDetail)
     def get(self, job_id: uuid_mod.UUID):
-        """One execution with live counters and its first devices."""
+        """One execution with live counters, its first devices, and its staged rollout."""
         detail = progress.execution_detail(job_id)
+        if detail["job"].get("stages") is not None:
+            detail["rollout"] = rollout_control.rollout(job_id)
         return {**detail, "device_statuses_url": url_for("executions.ExecutionDevices",
                                                          job_id=job_id)}
 
@@ -82,6 +86,31 @@ class ExecutionRetry(MethodView):
         """Queue again every device whose execution failed, timed out or was rejected."""
         result = carried(control.retry_execution(job_id, actor()))
         return {**result, "message": f"Job queued again for {result['retried_devices']} device(s)"}
+
+
+def _rollout_action(name: str, action, summary: str) -> None:
+    """POST /jobs/executions/:jobId/<name>: an admin's hand on a staged rollout."""
+    def post(self, job_id: uuid_mod.UUID):
+        return carried(action(job_id, actor(), settings()))
+
+    post.__doc__ = summary
+    view = type(f"Rollout{name.title()}", (MethodView,), {
+        "post": blp.response(200, Rollout)(
+            blp.alt_response(409, description="The action does not apply to the rollout's "
+                             "state; the body carries rollout_state")(write_access(post)))})
+    blp.route(f"/jobs/executions/<uuid:job_id>/{name}")(view)
+
+
+_rollout_action("pause", rollout_control.pause_rollout,
+                "Pause a running staged rollout: nothing more is handed out.")
+_rollout_action("resume", rollout_control.resume_rollout,
+                "Resume a paused rollout; after a failed gate its failures are acknowledged "
+                "and the next stage is released.")
+_rollout_action("promote", rollout_control.promote_stage,
+                "Pass the current stage's gate now and release the next stage.")
+_rollout_action("approve", rollout_control.approve_rollout,
+                "Start a job created with requires_approval (another admin than its creator "
+                "with APPROVAL_BY_OTHER_ADMIN).")
 
 
 @blp.route("/devices/<uuid:uuid>/jobs/<uuid:job_id>/cancel")

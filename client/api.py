@@ -328,6 +328,11 @@ class DeviceJobsClient:
     def retry_device(self, job_id: str, device_uuid: str) -> JSON:
         return self.request("POST", f"/devices/{device_uuid}/jobs/{job_id}/retry")
 
+    def rollout_action(self, job_id: str, action: str) -> JSON:
+        """``pause``, ``resume``, ``promote`` or ``approve`` a staged rollout; answers the
+        rollout as it is afterwards."""
+        return self.request("POST", f"/jobs/executions/{job_id}/{_segment(action)}")
+
 
 def _cancel_body(force: bool, reason: str | None) -> JSON:
     body: JSON = {"force": force}

@@ -7,6 +7,7 @@ import json
 import sys
 from typing import Any
 
+from client import rollout_commands
 from client.api import DeviceJobsClient, Target, execute_body
 from client.command import (
     Command,
@@ -95,6 +96,7 @@ def policies(args: argparse.Namespace) -> dict[str, Any]:
         values["schedule"] = {"cron": args.cron, "timezone": args.timezone}
     if args.continuous:
         values["execution_type"] = CONTINUOUS
+    values.update(rollout_commands.stage_fields(args))
     return values
 
 
@@ -123,6 +125,10 @@ def cmd_execute(args: argparse.Namespace, client: DeviceJobsClient) -> int:
         print(f"{answer['message']}: job {job['job_id']} ({job['job_name']})")
     if not args.watch:
         return 0
+    if body.get("stages") or body.get("requires_approval"):
+        return rollout_commands.watch_rollout(
+            client, str(job["job_id"]), interval_s=args.interval, timeout_s=args.timeout,
+            out=sys.stderr if args.output == "json" else sys.stdout)
     return watch_jobs(client, [str(job["job_id"])], interval_s=args.interval,
                       timeout_s=args.timeout,
                       out=sys.stderr if args.output == "json" else sys.stdout)
@@ -241,8 +247,9 @@ def _add_execute(jobs: argparse._SubParsersAction, read: argparse.ArgumentParser
                    help="show how many devices match and the rendered document; create nothing")
     p.add_argument("--watch", action="store_true",
                    help="follow the job; exit 0 only if it SUCCEEDED (3 FAILED, 4 CANCELED, "
-                        "5 watch timeout)")
+                        "5 watch timeout, 10 a staged rollout paused)")
     _watch_options(p)
+    rollout_commands.add_stage_options(p)
     p.set_defaults(func=cmd_execute)
 
 
@@ -262,6 +269,7 @@ def add_commands(sub: argparse._SubParsersAction, connection: argparse.ArgumentP
     jobs = sub.add_parser("jobs", help="execute, follow, cancel and retry jobs (via the API)")
     jobs_sub = jobs.add_subparsers(dest="jobs_command", required=True, metavar="ACTION")
     _add_execute(jobs_sub, read)
+    rollout_commands.add_commands(jobs_sub, read, uuid_text)
 
     p = jobs_sub.add_parser("list", parents=[read], help="executions, newest first")
     p.add_argument("--status", choices=JOB_STATUSES)

@@ -54,6 +54,10 @@ class Settings:
     # device_online_within_s (a few poll intervals) counts as online.
     fleet_count_interval_s: int = 15
     device_online_within_s: int = 300
+    # Beat period of the stage gate sweep (gates are also decided after every report), and
+    # whether a job created with requires_approval must be approved by another admin.
+    stage_gate_sweep_interval_s: int = 5
+    approval_by_other_admin: bool = False
     db_pool_min_size: int = 1
     db_pool_max_size: int = 10
     # The operator portal (/portal/): its session cookie is signed with secret_key (derived
@@ -115,6 +119,10 @@ class Settings:
             device_online_within_s=_env_int(
                 "DEVICE_ONLINE_WITHIN_S", cls.device_online_within_s
             ),
+            stage_gate_sweep_interval_s=_env_int(
+                "STAGE_GATE_SWEEP_INTERVAL_S", cls.stage_gate_sweep_interval_s
+            ),
+            approval_by_other_admin=_env_bool("APPROVAL_BY_OTHER_ADMIN"),
             db_pool_min_size=_env_int("DB_POOL_MIN_SIZE", cls.db_pool_min_size),
             db_pool_max_size=_env_int("DB_POOL_MAX_SIZE", cls.db_pool_max_size),
             portal_enabled=_env_bool("PORTAL_ENABLED", cls.portal_enabled),

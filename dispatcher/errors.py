@@ -23,6 +23,13 @@ class NotFound(DispatcherError):
     http_status = 404
 
 
+class Forbidden(DispatcherError):
+    """The caller may not do this (an approval by the job's own creator, when another admin's
+    is required)."""
+
+    http_status = 403
+
+
 class Conflict(DispatcherError):
     """The request clashes with the current state (duplicate name, refused transition)."""
 

@@ -31,6 +31,10 @@ class Outcome:
     fan_outs: list[uuid.UUID] = field(default_factory=list)
     # Jobs whose devices may all have finished now.
     may_have_completed: set[uuid.UUID] = field(default_factory=set)
+    # Staged jobs whose current stage's gate may have been decided now.
+    gate_checks: set[uuid.UUID] = field(default_factory=set)
+    # (job, stage): released stages whose held-back rows a worker is to release.
+    stage_releases: set[tuple[uuid.UUID, int]] = field(default_factory=set)
     moved_rows: int = 0
 
     def nudge(self, job_id: uuid.UUID, event: str, device_uuids: list[uuid.UUID]) -> None:
@@ -43,6 +47,8 @@ class Outcome:
         self.job_nudges |= other.job_nudges
         self.fan_outs.extend(other.fan_outs)
         self.may_have_completed |= other.may_have_completed
+        self.gate_checks |= other.gate_checks
+        self.stage_releases |= other.stage_releases
         self.moved_rows += other.moved_rows
         return self
 

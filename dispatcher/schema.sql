@@ -112,6 +112,50 @@ CREATE FUNCTION public.job_held_open(p_job_id uuid) RETURNS boolean
                                          d.job_id, d.device_uuid)))))
 $$;
 
+CREATE FUNCTION public.job_stage_counts_apply() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO job_stage_counts AS c (job_id, stage, status, shard, n)
+        SELECT job_id, stage, status, (pg_backend_pid() % 16)::smallint, count(*)
+          FROM new_rows WHERE is_latest AND stage IS NOT NULL
+         GROUP BY job_id, stage, status ORDER BY job_id, stage, status
+        ON CONFLICT (job_id, stage, status, shard) DO UPDATE SET n = c.n + excluded.n;
+    ELSIF TG_OP = 'UPDATE' THEN
+        INSERT INTO job_stage_counts AS c (job_id, stage, status, shard, n)
+        SELECT job_id, stage, status, (pg_backend_pid() % 16)::smallint, sum(delta)
+          FROM (SELECT job_id, stage, status, -1 AS delta FROM old_rows
+                 WHERE is_latest AND stage IS NOT NULL
+                UNION ALL
+                SELECT job_id, stage, status, 1 FROM new_rows
+                 WHERE is_latest AND stage IS NOT NULL) d
+         GROUP BY job_id, stage, status HAVING sum(delta) <> 0 ORDER BY job_id, stage, status
+        ON CONFLICT (job_id, stage, status, shard) DO UPDATE SET n = c.n + excluded.n;
+    ELSE
+        INSERT INTO job_stage_counts AS c (job_id, stage, status, shard, n)
+        SELECT o.job_id, o.stage, o.status, (pg_backend_pid() % 16)::smallint, -count(*)
+          FROM old_rows o
+         WHERE o.is_latest AND o.stage IS NOT NULL
+           AND EXISTS (SELECT 1 FROM job_executions e WHERE e.job_id = o.job_id)
+         GROUP BY o.job_id, o.stage, o.status ORDER BY o.job_id, o.stage, o.status
+        ON CONFLICT (job_id, stage, status, shard) DO UPDATE SET n = c.n + excluded.n;
+    END IF;
+    RETURN NULL;
+END $$;
+
+CREATE FUNCTION public.job_stage_totals(p_job_id uuid, p_stage smallint) RETURNS TABLE(size bigint, queued bigint, in_progress bigint, succeeded bigint, failures bigint)
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT coalesce(sum(n), 0)::bigint,
+           coalesce(sum(n) FILTER (WHERE status = 'QUEUED'), 0)::bigint,
+           coalesce(sum(n) FILTER (WHERE status = 'IN_PROGRESS'), 0)::bigint,
+           coalesce(sum(n) FILTER (WHERE status = 'SUCCEEDED'), 0)::bigint,
+           coalesce(sum(n) FILTER (WHERE status IN ('FAILED', 'TIMED_OUT', 'REJECTED')), 0)::bigint
+      FROM job_stage_counts
+     WHERE job_id = p_job_id AND stage = p_stage
+$$;
+
 CREATE FUNCTION public.job_status_counts_apply() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
@@ -273,6 +317,7 @@ CREATE TABLE public.device_job_status (
     status_details jsonb,
     released_at timestamp with time zone DEFAULT now(),
     timeout_at timestamp with time zone,
+    stage smallint,
     CONSTRAINT device_job_status_execution_number_check CHECK ((execution_number >= 1)),
     CONSTRAINT device_job_status_status_check CHECK ((status = ANY (ARRAY['QUEUED'::text, 'IN_PROGRESS'::text, 'SUCCEEDED'::text, 'FAILED'::text, 'TIMED_OUT'::text, 'REJECTED'::text, 'CANCELED'::text, 'REMOVED'::text])))
 );
@@ -388,9 +433,17 @@ CREATE TABLE public.job_executions (
     released_devices integer DEFAULT 0 NOT NULL,
     job_document_signature text,
     signed_job text,
+    stages jsonb,
+    requires_approval boolean DEFAULT false NOT NULL,
+    rollout_state text,
+    rollout_reason text,
+    current_stage smallint,
+    approved_by text,
+    approved_at timestamp with time zone,
     CONSTRAINT job_executions_end_behavior_check CHECK ((end_behavior = ANY (ARRAY['STOP_ROLLOUT'::text, 'CANCEL'::text, 'FORCE_CANCEL'::text]))),
     CONSTRAINT job_executions_execution_type_check CHECK ((execution_type = ANY (ARRAY['oneTime'::text, 'recurring'::text, 'continuous'::text]))),
     CONSTRAINT job_executions_fanout_status_check CHECK ((fanout_status = ANY (ARRAY['PENDING'::text, 'RUNNING'::text, 'DONE'::text]))),
+    CONSTRAINT job_executions_rollout_state_check CHECK ((rollout_state = ANY (ARRAY['WAITING_FOR_APPROVAL'::text, 'RUNNING'::text, 'PAUSED'::text, 'FINISHED'::text, 'STOPPED'::text]))),
     CONSTRAINT job_executions_run_has_slot CHECK (((parent_job_id IS NULL) = (scheduled_for IS NULL))),
     CONSTRAINT job_executions_status_check CHECK ((status = ANY (ARRAY['SCHEDULED'::text, 'QUEUED'::text, 'IN_PROGRESS'::text, 'SUCCEEDED'::text, 'FAILED'::text, 'CANCELED'::text]))),
     CONSTRAINT job_executions_target_type_check CHECK ((target_type = ANY (ARRAY['device'::text, 'group'::text, 'all'::text])))
@@ -432,6 +485,34 @@ CREATE SEQUENCE public.job_handlers_id_seq
 
 ALTER SEQUENCE public.job_handlers_id_seq OWNED BY public.job_handlers.id;
 
+CREATE TABLE public.job_stage_counts (
+    job_id uuid NOT NULL,
+    stage smallint NOT NULL,
+    status text NOT NULL,
+    shard smallint NOT NULL,
+    n bigint DEFAULT 0 NOT NULL
+);
+
+CREATE TABLE public.job_stages (
+    job_id uuid NOT NULL,
+    stage smallint NOT NULL,
+    name text NOT NULL,
+    planned_size integer,
+    target_filter jsonb,
+    gate jsonb,
+    state text DEFAULT 'PENDING'::text NOT NULL,
+    released_at timestamp with time zone,
+    finished_at timestamp with time zone,
+    soak_until timestamp with time zone,
+    deadline_at timestamp with time zone,
+    rows_released_at timestamp with time zone,
+    release_progress_at timestamp with time zone,
+    acknowledged_failures integer DEFAULT 0 NOT NULL,
+    CONSTRAINT job_stages_planned_size_check CHECK ((planned_size >= 0)),
+    CONSTRAINT job_stages_stage_check CHECK ((stage >= 0)),
+    CONSTRAINT job_stages_state_check CHECK ((state = ANY (ARRAY['PENDING'::text, 'RELEASED'::text, 'PASSED'::text, 'FAILED'::text, 'PROMOTED'::text])))
+);
+
 CREATE TABLE public.job_status_counts (
     job_id uuid NOT NULL,
     status text NOT NULL,
@@ -457,6 +538,7 @@ CREATE TABLE public.job_templates (
     abort_config jsonb,
     timeout_config jsonb,
     retry_config jsonb,
+    stages jsonb,
     CONSTRAINT job_templates_category_check CHECK ((category = ANY (ARRAY['system'::text, 'maintenance'::text, 'deployment'::text, 'custom'::text]))),
     CONSTRAINT job_templates_execution_type_check CHECK ((execution_type = ANY (ARRAY['oneTime'::text, 'recurring'::text, 'continuous'::text]))),
     CONSTRAINT job_templates_parameters_check CHECK ((jsonb_typeof(parameters) = 'object'::text))
@@ -560,6 +642,12 @@ ALTER TABLE ONLY public.job_handlers
 ALTER TABLE ONLY public.job_handlers
     ADD CONSTRAINT job_handlers_pkey PRIMARY KEY (id);
 
+ALTER TABLE ONLY public.job_stage_counts
+    ADD CONSTRAINT job_stage_counts_pkey PRIMARY KEY (job_id, stage, status, shard);
+
+ALTER TABLE ONLY public.job_stages
+    ADD CONSTRAINT job_stages_pkey PRIMARY KEY (job_id, stage);
+
 ALTER TABLE ONLY public.job_status_counts
     ADD CONSTRAINT job_status_counts_pkey PRIMARY KEY (job_id, status, shard);
 
@@ -588,6 +676,8 @@ CREATE UNIQUE INDEX device_job_status_latest_idx ON public.device_job_status USI
 
 CREATE INDEX device_job_status_pending_idx ON public.device_job_status USING btree (device_uuid, queued_at) WHERE (status = ANY (ARRAY['QUEUED'::text, 'IN_PROGRESS'::text]));
 
+CREATE INDEX device_job_status_stage_unreleased_idx ON public.device_job_status USING btree (job_id, stage, id) WHERE ((released_at IS NULL) AND (status = 'QUEUED'::text) AND (stage IS NOT NULL));
+
 CREATE INDEX device_job_status_timeout_idx ON public.device_job_status USING btree (timeout_at) WHERE ((status = ANY (ARRAY['QUEUED'::text, 'IN_PROGRESS'::text])) AND (timeout_at IS NOT NULL));
 
 CREATE INDEX device_job_status_unreleased_idx ON public.device_job_status USING btree (job_id, id) WHERE ((released_at IS NULL) AND (status = 'QUEUED'::text));
@@ -614,6 +704,8 @@ CREATE INDEX job_executions_live_windows ON public.job_executions USING btree (w
 
 CREATE INDEX job_executions_recurring_due_idx ON public.job_executions USING btree (next_run_at) WHERE ((execution_type = 'recurring'::text) AND (status = 'SCHEDULED'::text));
 
+CREATE INDEX job_executions_rollout_waiting_idx ON public.job_executions USING btree (id DESC) WHERE (rollout_state = ANY (ARRAY['WAITING_FOR_APPROVAL'::text, 'PAUSED'::text]));
+
 CREATE UNIQUE INDEX job_executions_run_slot_idx ON public.job_executions USING btree (parent_job_id, scheduled_for) WHERE (parent_job_id IS NOT NULL);
 
 CREATE INDEX job_executions_runs_idx ON public.job_executions USING btree (parent_job_id, id DESC) WHERE (parent_job_id IS NOT NULL);
@@ -621,6 +713,8 @@ CREATE INDEX job_executions_runs_idx ON public.job_executions USING btree (paren
 CREATE INDEX job_executions_start_due_idx ON public.job_executions USING btree (start_at) WHERE ((status = 'SCHEDULED'::text) AND (execution_type <> 'recurring'::text));
 
 CREATE INDEX job_executions_status_idx ON public.job_executions USING btree (status, id DESC);
+
+CREATE INDEX job_stages_released_idx ON public.job_stages USING btree (released_at) WHERE (state = 'RELEASED'::text);
 
 CREATE INDEX job_templates_category_idx ON public.job_templates USING btree (category);
 
@@ -639,6 +733,12 @@ CREATE TRIGGER device_job_status_count_update AFTER UPDATE ON public.device_job_
 CREATE TRIGGER device_job_status_notify_queued AFTER INSERT ON public.device_job_status REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.notify_idle_devices_queued();
 
 CREATE TRIGGER device_job_status_notify_repending AFTER UPDATE OF status ON public.device_job_status FOR EACH ROW WHEN (((old.status <> ALL (ARRAY['QUEUED'::text, 'IN_PROGRESS'::text])) AND (new.status = ANY (ARRAY['QUEUED'::text, 'IN_PROGRESS'::text])))) EXECUTE FUNCTION public.notify_idle_device_job();
+
+CREATE TRIGGER device_job_status_stage_count_delete AFTER DELETE ON public.device_job_status REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION public.job_stage_counts_apply();
+
+CREATE TRIGGER device_job_status_stage_count_insert AFTER INSERT ON public.device_job_status REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.job_stage_counts_apply();
+
+CREATE TRIGGER device_job_status_stage_count_update AFTER UPDATE ON public.device_job_status REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.job_stage_counts_apply();
 
 CREATE TRIGGER devices_notify_deleted AFTER DELETE ON public.devices REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION public.notify_idle_devices_deleted();
 
@@ -666,6 +766,12 @@ ALTER TABLE ONLY public.job_executions
 
 ALTER TABLE ONLY public.job_executions
     ADD CONSTRAINT job_executions_template_id_fkey FOREIGN KEY (template_id) REFERENCES public.job_templates(id) ON DELETE SET NULL;
+
+ALTER TABLE ONLY public.job_stage_counts
+    ADD CONSTRAINT job_stage_counts_job_id_fkey FOREIGN KEY (job_id) REFERENCES public.job_executions(job_id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.job_stages
+    ADD CONSTRAINT job_stages_job_id_fkey FOREIGN KEY (job_id) REFERENCES public.job_executions(job_id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.job_status_counts
     ADD CONSTRAINT job_status_counts_job_id_fkey FOREIGN KEY (job_id) REFERENCES public.job_executions(job_id) ON DELETE CASCADE;

@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import logging
 import uuid
+from datetime import UTC, datetime
 from typing import Protocol
 
 from celery import Celery
@@ -28,6 +29,7 @@ from dispatcher import db
 from dispatcher.config import Settings
 from dispatcher.jobs import completion
 from dispatcher.outcome import Decided, Outcome, T
+from dispatcher.policies import gates
 from schemas.nudges import NUDGE_EVENTS
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,8 @@ TASK_ROUTES = {f"{queue}.*": {"queue": queue} for queue in QUEUES}
 
 FAN_OUT_TASK = f"{FANOUT_QUEUE}.fan_out_job"
 NUDGE_TASK = f"{NUDGES_QUEUE}.publish_job_nudges"
+# Releasing a stage's rows is fan-out work: chunks of set-based writes to device rows.
+RELEASE_STAGE_TASK = f"{FANOUT_QUEUE}.release_stage"
 
 BROKER_CONNECT_TIMEOUT_S = 2.0
 BROKER_SOCKET_TIMEOUT_S = 10.0
@@ -128,8 +132,11 @@ def _producer(broker_url: str, key_prefix: str) -> Celery:
 
 
 def carry_out(outcome: Outcome, settings: Settings, sender: Sender | None = None) -> None:
-    """After the changes have committed: nudge devices, send fan-outs, complete jobs."""
+    """After the changes have committed: decide the stage gates they may have decided (which
+    may leave more to do), nudge devices, send fan-outs and stage releases, complete jobs."""
     sender = sender or CelerySender(settings)
+    for job_id in list(outcome.gate_checks):
+        outcome.merge(gates.evaluate_gate(job_id, datetime.now(UTC)))
     for (job_id, event), devices in outcome.nudges.items():
         _nudge(sender, settings, job_id, event, devices)
     for job_id, event in outcome.job_nudges:
@@ -139,6 +146,10 @@ def carry_out(outcome: Outcome, settings: Settings, sender: Sender | None = None
             db.execute("mark_fanout_enqueued", job_id=job_id)
         else:
             log.warning("fan-out not sent job_id=%s; the stalled fan-out sweep will", job_id)
+    for job_id, stage in outcome.stage_releases:
+        if not sender.send(RELEASE_STAGE_TASK, [str(job_id), stage]):
+            log.warning("stage release not sent job_id=%s stage=%d; the gate sweep will",
+                        job_id, stage)
     for job_id in outcome.may_have_completed:
         completion.complete_if_done(job_id)
 

@@ -35,6 +35,9 @@ class ExecuteJobRequest(ExecutionPolicies):
                   '"production"}: device_type matches the column, other keys the attributes.'}
     )
     created_by = Text(validate=validate.Length(max=256))
+    requires_approval = fields.Boolean(load_default=False, metadata={
+        "description": "Hold the job until an admin approves it (POST .../approve); with "
+                       "APPROVAL_BY_OTHER_ADMIN, an admin other than its creator."})
 
     @validates_schema
     def _one_document_source(self, data: dict, **kwargs) -> None:
@@ -69,6 +72,9 @@ class ExecutedJob(Schema):
         fields.Nested(HandlerStep), required=True,
         metadata={"description": "Each runHandler step: pinned at execute, or local to the "
                                  "devices (never fetched from the server by a signing agent)."})
+    requires_approval = fields.Boolean()
+    rollout_state = fields.String(allow_none=True, metadata={
+        "description": "A staged job's rollout: RUNNING, or WAITING_FOR_APPROVAL."})
 
 
 class ExecuteJobResponse(Schema):

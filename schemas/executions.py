@@ -8,6 +8,7 @@ from schemas.common import ListMeta, PaginationQuery
 from schemas.device_jobs import REASON_MAX_CHARS, DeviceJobStatus
 from schemas.fields import Text
 from schemas.policies import StoredPolicies
+from schemas.rollouts import Rollout
 from schemas.vocabulary import DEVICE_STATUSES, JOB_STATUSES
 
 # How a runHandler step of an executed job runs (``HandlerStep.source``).
@@ -56,6 +57,7 @@ class JobExecution(StoredPolicies):
     timed_out_devices = _count("Devices whose execution TIMED_OUT (part of failed_devices).")
     rejected_devices = _count("Devices that REJECTED the job (part of failed_devices).")
     removed_devices = _count("Devices REMOVED from the job.")
+    requires_approval = fields.Boolean()
     fanout_status = fields.String(
         metadata={"description": "PENDING, RUNNING or DONE: whether every device has its row."}
     )
@@ -108,6 +110,8 @@ class ExecutionList(ListMeta):
 
 class ExecutionDetail(Schema):
     job = fields.Nested(JobExecution, required=True)
+    rollout = fields.Nested(Rollout, allow_none=True, metadata={
+        "description": "The staged rollout; null for a job without stages."})
     device_statuses = fields.List(
         fields.Nested(ExecutionDeviceStatus),
         metadata={"description": "The first devices; see device_statuses_url for all."},

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from schemas.stages import StageList
 from schemas.vocabulary import (
     CONTINUOUS,
     END_BEHAVIORS,
@@ -39,7 +40,7 @@ MAX_WINDOW_DURATION_MINUTES = 24 * 60
 MAX_RETRIES_TOTAL = 10
 POLICY_FIELDS = (
     "execution_type", "schedule", "scheduling_config", "rollout_config", "abort_config",
-    "timeout_config", "retry_config",
+    "timeout_config", "retry_config", "stages",
 )
 
 
@@ -212,6 +213,8 @@ class ExecutionPolicies(Schema):
     abort_config = fields.Nested(AbortConfigSchema)
     timeout_config = fields.Nested(TimeoutConfigSchema)
     retry_config = fields.Nested(RetryConfigSchema)
+    stages = StageList(metadata={"description": "A staged rollout: canaries first, then the "
+                                 "rest, each stage released once the one before passed its gate."})
 
 
 def policy_combination_errors(values: dict, target_type: str | None = None) -> dict:
@@ -245,3 +248,4 @@ class StoredPolicies(Schema):
     abort_config = fields.Dict(allow_none=True)
     timeout_config = fields.Dict(allow_none=True)
     retry_config = fields.Dict(allow_none=True)
+    stages = fields.List(fields.Dict(), allow_none=True)

@@ -7,13 +7,15 @@ set up any state directly, independently of the execute endpoint and the fan-out
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from dispatcher import db
 from dispatcher.config import Settings
 from dispatcher.fleet.devices import register_device
 from dispatcher.jobs import fanout, progress
-from dispatcher.outcome import Decided, T
+from dispatcher.outcome import Decided, Outcome, T
+from dispatcher.policies import stages
 from dispatcher.poll import next_job as poll
 from dispatcher.sender import carry_out, deliver
 
@@ -161,8 +163,18 @@ def bulk_register_devices(
 def fan_out(job_id: uuid.UUID, settings: Settings) -> int:
     """Fan a job out here, as the worker's task does: carry out each chunk's outcome; answer how
     many rows this run inserted."""
-    inserted = 0
-    for outcome in fanout.fan_out_job(job_id, settings.fanout_chunk_size):
+    return carried_out(fanout.fan_out_job(job_id, settings.fanout_chunk_size), settings)
+
+
+def release(job_id: uuid.UUID, stage: int, settings: Settings) -> int:
+    """Release a stage's rows here, as the worker's task does; answer how many it released."""
+    return carried_out(stages.release_stage_rows(job_id, stage, settings.fanout_chunk_size),
+                       settings)
+
+
+def carried_out(outcomes: Iterable[Outcome], settings: Settings) -> int:
+    moved = 0
+    for outcome in outcomes:
         carry_out(outcome, settings)
-        inserted += outcome.moved_rows
-    return inserted
+        moved += outcome.moved_rows
+    return moved

@@ -15,7 +15,7 @@ from flask import flash, jsonify, redirect, render_template, request, url_for
 
 from api.auth import actor
 from api.effects import carried, settings
-from api.portal import bp
+from api.portal import bp, rollouts
 from api.portal.forms import FieldErrors, FormInvalid, invalid_input_errors, json_value, load
 from api.portal.sessions import admin_only
 from dispatcher.catalog import templates
@@ -30,7 +30,8 @@ from schemas.vocabulary import TARGET_ALL, TARGET_DEVICE, TARGET_GROUP, TARGET_T
 TEMPLATES_OFFERED = 200
 DEVICES_OFFERED = 200
 # Where each request field's errors are shown on the form.
-FIELD_OF = {"target_filter": "attributes", **{name: "policies" for name in POLICY_FIELDS}}
+FIELD_OF = {"target_filter": "attributes", **{name: "policies" for name in POLICY_FIELDS},
+            "stages": "stages", "requires_approval": "stages"}
 _UUID_SEPARATORS = re.compile(r"[\s,]+")
 
 
@@ -47,6 +48,7 @@ def _form_context(form: dict, errors: FieldErrors) -> dict:
         "templates": templates.list_templates(None, True, TEMPLATES_OFFERED, 0)["templates"],
         "devices": devices.list_devices({}, DEVICES_OFFERED, 0)["devices"],
         "target_types": TARGET_TYPES,
+        "stage_rows": rollouts.stage_rows(request.form), "stage_preset": rollouts.PRESET_ROWS,
     }
 
 
@@ -63,6 +65,7 @@ def execute():
     form["target_devices"] = "\n".join(request.form.getlist("target_devices"))
     errors: FieldErrors = {}
     body = execute_request(form, errors)
+    body.update(rollouts.stage_fields(request.form, errors))
     if not errors:
         try:
             job = carried(create_execution(load(ExecuteJobRequest(), body, FIELD_OF), actor(),

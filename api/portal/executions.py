@@ -10,7 +10,7 @@ from werkzeug.exceptions import BadRequest
 
 from api.auth import actor
 from api.effects import carried, settings
-from api.portal import bp
+from api.portal import bp, rollouts
 from api.portal.sessions import admin_only
 from dispatcher.errors import Conflict
 from dispatcher.fleet.counts import fleet_overview
@@ -49,6 +49,7 @@ def _executions_view() -> dict:
     live = any(job["status"] in LIVE_JOB for job in listing["executions"])
     return {"listing": listing, "status": status, "page": page, "page_size": PAGE_SIZE,
             "statuses": JOB_STATUSES, "live": live, "overview": progress.executions_overview(),
+            "waiting": rollouts.waiting_for_a_person(),
             "fleet": fleet_overview(settings())}
 
 
@@ -78,7 +79,7 @@ def _execution_view(job_id: uuid.UUID) -> dict:
             "counts": counts,
             "page_size": PAGE_SIZE, "statuses": DEVICE_STATUSES, "runs": runs,
             "events": progress.recent_job_events(job_id, EVENTS_SHOWN),
-            "ended": job["status"] in ENDED_JOB}
+            "ended": job["status"] in ENDED_JOB, "rollout": rollouts.stage_panel(job)}
 
 
 @bp.route("/executions/<uuid:job_id>")

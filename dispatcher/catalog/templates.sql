@@ -2,33 +2,35 @@
 -- A new job template with its default policies; the name is unique.
 INSERT INTO job_templates (name, description, category, job_document, parameters, created_by,
                            is_active, execution_type, schedule, scheduling_config,
-                           rollout_config, abort_config, timeout_config, retry_config)
+                           rollout_config, abort_config, timeout_config, retry_config,
+                           stages)
 VALUES (%(name)s, %(description)s, %(category)s, %(job_document)s, %(parameters)s,
         %(created_by)s, %(is_active)s, %(execution_type)s, %(schedule)s, %(scheduling_config)s,
-        %(rollout_config)s, %(abort_config)s, %(timeout_config)s, %(retry_config)s)
+        %(rollout_config)s, %(abort_config)s, %(timeout_config)s, %(retry_config)s,
+        %(stages)s)
 RETURNING id, name, description, category, job_document, parameters, created_by, is_active,
           created_at, updated_at, execution_type, schedule,
-       scheduling_config, rollout_config, abort_config, timeout_config, retry_config;
+       scheduling_config, rollout_config, abort_config, timeout_config, retry_config, stages;
 
 -- name: get_job_template
 -- One template by id.
 SELECT id, name, description, category, job_document, parameters, created_by, is_active,
        created_at, updated_at, execution_type, schedule,
-       scheduling_config, rollout_config, abort_config, timeout_config, retry_config
+       scheduling_config, rollout_config, abort_config, timeout_config, retry_config, stages
   FROM job_templates WHERE id = %(id)s;
 
 -- name: lock_job_template
 -- One template, locked until the end of the transaction for an update or delete.
 SELECT id, name, description, category, job_document, parameters, created_by, is_active,
        created_at, updated_at, execution_type, schedule,
-       scheduling_config, rollout_config, abort_config, timeout_config, retry_config
+       scheduling_config, rollout_config, abort_config, timeout_config, retry_config, stages
   FROM job_templates WHERE id = %(id)s FOR UPDATE;
 
 -- name: list_job_templates
 -- A page of templates, optionally of one category and/or activity, oldest first.
 SELECT id, name, description, category, job_document, parameters, created_by, is_active,
        created_at, updated_at, execution_type, schedule,
-       scheduling_config, rollout_config, abort_config, timeout_config, retry_config
+       scheduling_config, rollout_config, abort_config, timeout_config, retry_config, stages
   FROM job_templates
  WHERE (%(category)s::text IS NULL OR category = %(category)s)
    AND (%(is_active)s::boolean IS NULL OR is_active = %(is_active)s)
@@ -51,7 +53,7 @@ UPDATE job_templates
  WHERE id = %(id)s
 RETURNING id, name, description, category, job_document, parameters, created_by, is_active,
           created_at, updated_at, execution_type, schedule,
-       scheduling_config, rollout_config, abort_config, timeout_config, retry_config;
+       scheduling_config, rollout_config, abort_config, timeout_config, retry_config, stages;
 
 -- name: delete_job_template
 -- Remove a template; executions made from it keep their own copy of the document.

@@ -17,7 +17,11 @@ UPDATE job_executions e
        started_at = coalesce(e.started_at, now()),
        completed_at = now(),
        succeeded_devices = t.succeeded,
-       failed_devices = t.failures
+       failed_devices = t.failures,
+       -- Every device of a paused staged job is done: so is its rollout. A running one is
+       -- finished by its last gate, decided after this.
+       rollout_state = CASE WHEN e.rollout_state = 'PAUSED' THEN 'FINISHED'
+                            ELSE e.rollout_state END
   FROM job_status_totals(%(job_id)s) t
  WHERE e.job_id = %(job_id)s
    AND e.status IN ('QUEUED', 'IN_PROGRESS')

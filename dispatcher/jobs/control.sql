@@ -9,7 +9,14 @@
 WITH closed AS (
     UPDATE job_executions
        SET status = %(status)s, reason = coalesce(%(reason)s, reason),
-           completed_at = coalesce(completed_at, %(now)s), next_run_at = NULL
+           completed_at = coalesce(completed_at, %(now)s), next_run_at = NULL,
+           -- A staged rollout that is closed stops: its held-back devices get nothing more.
+           rollout_state = CASE WHEN rollout_state IN ('WAITING_FOR_APPROVAL', 'RUNNING',
+                                                       'PAUSED')
+                                THEN 'STOPPED' ELSE rollout_state END,
+           rollout_reason = CASE WHEN rollout_state IN ('WAITING_FOR_APPROVAL', 'RUNNING',
+                                                        'PAUSED')
+                                 THEN 'job ' || lower(%(status)s) ELSE rollout_reason END
      WHERE job_id = %(job_id)s AND status = ANY(%(from_statuses)s)
     RETURNING job_id, status
 ), events AS (
@@ -79,10 +86,12 @@ WITH superseded AS (
     UPDATE device_job_status
        SET is_latest = false
      WHERE id = ANY(%(ids)s) AND is_latest
-    RETURNING job_id, device_uuid, execution_number, status
+    RETURNING job_id, device_uuid, execution_number, status, stage
 ), attempts AS (
-    INSERT INTO device_job_status (job_id, device_uuid, execution_number, queued_at, released_at)
-    SELECT job_id, device_uuid, execution_number + 1, %(now)s, %(now)s
+    -- A new attempt keeps its device's stage.
+    INSERT INTO device_job_status (job_id, device_uuid, execution_number, queued_at, released_at,
+                                   stage)
+    SELECT job_id, device_uuid, execution_number + 1, %(now)s, %(now)s, stage
       FROM superseded
     RETURNING job_id, device_uuid, execution_number
 ), events AS (

@@ -26,9 +26,12 @@ from dispatcher.outcome import Decided, Outcome
 from dispatcher.policies import columns
 from dispatcher.signing import sign_job
 from schemas.job_document import validate_job_document
-from schemas.vocabulary import RECURRING, SCHEDULED, TARGET_ALL
+from schemas.vocabulary import RECURRING, SCHEDULED, TARGET_ALL, TARGET_GROUP
 
 log = logging.getLogger(__name__)
+
+# A job that needs approval but names no stages waits as one stage of every device.
+APPROVAL_ONLY_STAGE = {"name": "all"}
 
 
 def create_execution(body: dict, actor: str, settings: Settings) -> Decided[dict]:
@@ -65,6 +68,7 @@ def create_execution(body: dict, actor: str, settings: Settings) -> Decided[dict
             target_filter=db.jsonb(target.target_filter),
             total_devices=total,
             created_by=body.get("created_by") or actor,
+            requires_approval=body.get("requires_approval", False),
             **policy_columns,
         )
         if signed and signed.device_signatures:
@@ -115,7 +119,22 @@ def _prepare(body: dict, settings: Settings) -> tuple[dict | None, dict, Target,
                           body.get("target_filter"))
     execution_policies = columns.merged_policies(template, body)
     columns.check_policies(execution_policies, target.target_type)
+    if body.get("requires_approval") and not execution_policies.get("stages"):
+        execution_policies["stages"] = [dict(APPROVAL_ONLY_STAGE)]
+    for number, stage in enumerate(execution_policies.get("stages") or ()):
+        _check_stage_filter(number, stage)
     return template, document, target, execution_policies
+
+
+def _check_stage_filter(number: int, stage: dict) -> None:
+    """A stage's target_filter is a group filter; refused as the job's own would be."""
+    if stage.get("target_filter") is None:
+        return
+    try:
+        parse_target(TARGET_GROUP, None, stage["target_filter"])
+    except InvalidInput as exc:
+        raise InvalidInput(f"Invalid target_filter of stage {stage['name']!r}: {exc}",
+                           errors={"stages": {number: {"target_filter": [str(exc)]}}}) from None
 
 
 def _job_name(body: dict, template: dict | None) -> str:

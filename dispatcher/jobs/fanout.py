@@ -24,8 +24,9 @@ from collections.abc import Iterator
 from dispatcher import audit, db, metrics
 from dispatcher.jobs.targeting import target_of_execution
 from dispatcher.outcome import Outcome
+from dispatcher.policies import stages
 from schemas.nudges import QUEUED_EVENT
-from schemas.vocabulary import ENDED_JOB, FANOUT_DONE, SCHEDULED
+from schemas.vocabulary import ENDED_JOB, FANOUT_DONE, FANOUT_PENDING, SCHEDULED
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +80,13 @@ def _fan_out_chunk(
             return [], True, page_filter
         if page_filter is None:
             page_filter = target_of_execution(job).page_filter()
-        chunk = c.row_unprepared(
-            "fanout_insert_chunk", job_id=job_id, cursor=job["fanout_cursor"],
-            chunk_size=chunk_size, **page_filter,
-        )
+        if job["stages"] is None:
+            chunk = c.row_unprepared(
+                "fanout_insert_chunk", job_id=job_id, cursor=job["fanout_cursor"],
+                chunk_size=chunk_size, **page_filter,
+            )
+        else:
+            chunk = _fan_out_staged_chunk(c, job, chunk_size, page_filter)
         finished = chunk["selected"] < chunk_size
         if finished:
             _finish(c, job_id, cursor=chunk["last_uuid"])
@@ -91,6 +95,19 @@ def _fan_out_chunk(
     log.info("fanout chunk done job_id=%s rows=%d selected=%d", job_id, len(chunk["inserted"]),
              chunk["selected"])
     return chunk["inserted"], finished, page_filter
+
+
+def _fan_out_staged_chunk(c: db.Connector, job: dict, chunk_size: int,
+                          page_filter: dict) -> dict:
+    """A staged job's chunk: its stages planned in the first one, each new row in its stage."""
+    planned_released: list[uuid.UUID] = []
+    if job["fanout_status"] == FANOUT_PENDING:
+        planned_released = stages.plan_stages(c, job)
+    chunk = c.row_unprepared(
+        "fanout_insert_staged_chunk", job_id=job["job_id"], cursor=job["fanout_cursor"],
+        chunk_size=chunk_size, **page_filter, **stages.staged_chunk_params(c, job),
+    )
+    return {**chunk, "inserted": planned_released + chunk["inserted"]}
 
 
 def _finish(c: db.Connector, job_id: uuid.UUID, cursor: uuid.UUID | None,

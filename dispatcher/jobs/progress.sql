@@ -18,7 +18,7 @@ SELECT job_id, job_name, template_id, job_document, signed_job, parameters, targ
        target_filter, execution_type, status, total_devices, fanout_status, reason, queued_at,
        started_at, completed_at, created_by, parent_job_id, scheduled_for, schedule,
        scheduling_config, rollout_config, abort_config, timeout_config, retry_config,
-       next_run_at, run_count, released_devices
+       next_run_at, run_count, released_devices, stages, requires_approval
   FROM job_executions
  WHERE job_id = %(job_id)s;
 

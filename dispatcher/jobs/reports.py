@@ -140,7 +140,7 @@ def apply_report(
         known.learn_token(device_uuid, token_hash, position)
     target = report["status"]
     if moved:
-        return Reported(verdict, found, _reported(device_uuid, job_id, target))
+        return Reported(verdict, found, _reported(device_uuid, found))
     if row_changed:
         checked = report_status(device_uuid, job_id, report, output_cap_bytes, actor)
         return Reported(verdict, checked.answer, checked.outcome)
@@ -184,7 +184,7 @@ def report_status(
     if stored is None:
         sightings.of_this_process.note(device_uuid)
         return Decided(get_device_job(job_id, device_uuid))
-    return Decided(stored, _reported(device_uuid, job_id, target))
+    return Decided(stored, _reported(device_uuid, stored))
 
 
 def _report_params(
@@ -202,10 +202,17 @@ def _report_params(
     }
 
 
-def _reported(device_uuid: uuid.UUID, job_id: uuid.UUID, target: str) -> Outcome:
-    """After a report has committed: the device was heard from, and its job may be done."""
+def _reported(device_uuid: uuid.UUID, row: dict) -> Outcome:
+    """After a report has committed: the device was heard from; a terminal report may have
+    finished its job, and a staged device's may decide its stage's gate
+    (``dispatcher.policies.gates``)."""
     sightings.of_this_process.note(device_uuid)
-    return Outcome(may_have_completed={job_id} if target in TERMINAL else set())
+    outcome = Outcome()
+    if row["status"] in TERMINAL:
+        outcome.may_have_completed.add(row["job_id"])
+        if row.get("stage") is not None:
+            outcome.gate_checks.add(row["job_id"])
+    return outcome
 
 
 def lock_for_transition(

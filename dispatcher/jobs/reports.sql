@@ -25,7 +25,8 @@ SELECT EXISTS (SELECT 1 FROM devices WHERE uuid = %(device_uuid)s) AS found;
 SELECT d.job_id, e.job_name, d.device_uuid, v.device_name, d.status, d.execution_number,
        d.version_number, d.is_latest, d.queued_at, d.started_at, d.completed_at,
        d.last_updated_at, d.exit_code, d.stdout, d.stderr, d.stdout_truncated,
-       d.stderr_truncated, d.reason, d.executed_steps, d.failed_step, d.status_details
+       d.stderr_truncated, d.reason, d.executed_steps, d.failed_step, d.status_details,
+       d.stage
   FROM device_job_status d
   JOIN job_executions e ON e.job_id = d.job_id
   JOIN devices v ON v.uuid = d.device_uuid
@@ -132,7 +133,7 @@ SELECT c.uuid IS NOT NULL AS token_ok,
        r.job_id, t.job_name, r.device_uuid, c.device_name, r.status, r.execution_number,
        r.version_number, r.is_latest, r.queued_at, r.started_at, r.completed_at,
        r.last_updated_at, r.exit_code, r.stdout, r.stderr, r.stdout_truncated,
-       r.stderr_truncated, r.reason, r.executed_steps, r.failed_step, r.status_details
+       r.stderr_truncated, r.reason, r.executed_steps, r.failed_step, r.status_details, r.stage
   FROM (SELECT) a
   LEFT JOIN caller c ON true
   LEFT JOIN target t ON true

@@ -20,6 +20,7 @@ from dispatcher.maintenance import (
     retries,
     rollout_waves,
     scheduled_starts,
+    stage_gates,
     stalled_fanouts,
     timeouts,
 )
@@ -35,6 +36,7 @@ SWEEPS: tuple[Sweep, ...] = (
     abort_criteria.SWEEP,
     retries.SWEEP,
     maintenance_windows.SWEEP,
+    stage_gates.SWEEP,
     continuous_jobs.SWEEP,
     fleet_count.SWEEP,
 )

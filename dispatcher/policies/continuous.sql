@@ -3,11 +3,17 @@
 
 -- name: reconcile_add
 -- Continuous jobs: a row for each matching device that has none yet (one device, one job, or
--- all of them). Held back when the job has a rollout config.
+-- all of them). Held back when the job has a rollout config. A staged job puts the device in
+-- its last stage, held back until that stage is released.
 WITH added AS (
-    INSERT INTO device_job_status (job_id, device_uuid, queued_at, released_at)
-    SELECT e.job_id, d.uuid, %(now)s, CASE WHEN e.rollout_config IS NULL THEN %(now)s END
+    INSERT INTO device_job_status (job_id, device_uuid, queued_at, released_at, stage)
+    SELECT e.job_id, d.uuid, %(now)s,
+           CASE WHEN e.rollout_config IS NULL AND coalesce(l.state, 'RELEASED') <> 'PENDING'
+                THEN %(now)s END,
+           l.stage
       FROM job_executions e
+      LEFT JOIN LATERAL (SELECT s.stage, s.state FROM job_stages s
+                          WHERE s.job_id = e.job_id ORDER BY s.stage DESC LIMIT 1) l ON true
       JOIN devices d
         ON device_matches_target(d.device_type, d.attributes, e.target_type, e.target_filter)
      WHERE e.execution_type = 'continuous' AND e.status IN ('QUEUED', 'IN_PROGRESS')

@@ -21,12 +21,15 @@ INSERT INTO job_executions (
     job_id, parent_job_id, scheduled_for, template_id, job_name, job_document,
     job_document_signature, signed_job, parameters, target_type, target_devices, target_filter, execution_type, status, total_devices,
     scheduling_config, rollout_config, abort_config, timeout_config, retry_config,
-    window_opens_at, window_closes_at, queued_at, created_by)
+    window_opens_at, window_closes_at, queued_at, created_by, stages, requires_approval,
+    rollout_state)
 SELECT %(run_job_id)s, p.job_id, %(scheduled_for)s, p.template_id, p.job_name, p.job_document,
        p.job_document_signature, p.signed_job, p.parameters, p.target_type, p.target_devices, p.target_filter, 'oneTime', 'QUEUED',
        %(total_devices)s, p.scheduling_config, p.rollout_config, p.abort_config,
        p.timeout_config, p.retry_config, %(window_opens_at)s, %(window_closes_at)s, %(now)s,
-       p.created_by
+       p.created_by, p.stages, p.requires_approval,
+       CASE WHEN p.stages IS NULL THEN NULL
+            WHEN p.requires_approval THEN 'WAITING_FOR_APPROVAL' ELSE 'RUNNING' END
   FROM job_executions p
  WHERE p.job_id = %(parent_job_id)s
 ON CONFLICT (parent_job_id, scheduled_for) WHERE parent_job_id IS NOT NULL DO NOTHING

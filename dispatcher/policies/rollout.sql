@@ -8,6 +8,8 @@ SELECT e.job_id
    AND (e.end_at IS NULL OR e.end_at > %(now)s)
    AND (e.window_closes_at IS NULL
         OR (e.window_opens_at <= %(now)s AND %(now)s < e.window_closes_at))
+   AND e.rollout_state IS DISTINCT FROM 'PAUSED'
+   AND e.rollout_state IS DISTINCT FROM 'WAITING_FOR_APPROVAL'
    AND EXISTS (SELECT 1 FROM device_job_status d
                 WHERE d.job_id = e.job_id AND d.released_at IS NULL AND d.status = 'QUEUED');
 
@@ -26,10 +28,15 @@ SELECT e.job_id, e.rollout_config, e.released_devices,
    FOR NO KEY UPDATE OF e SKIP LOCKED;
 
 -- name: release_wave
--- Release up to %(limit)s held-back rows of one job, oldest first; one rollout_waves row.
+-- Release up to %(limit)s held-back rows of one job, oldest first; one rollout_waves row. Of a
+-- staged job, only rows of released stages: the rate applies within a stage.
 WITH picked AS (
-    SELECT id FROM device_job_status
+    SELECT id FROM device_job_status d
      WHERE job_id = %(job_id)s AND released_at IS NULL AND status = 'QUEUED'
+       AND (d.stage IS NULL
+            OR EXISTS (SELECT 1 FROM job_stages s
+                        WHERE s.job_id = d.job_id AND s.stage = d.stage
+                          AND s.state <> 'PENDING'))
      ORDER BY id LIMIT %(limit)s
        FOR UPDATE SKIP LOCKED
 ), released AS (

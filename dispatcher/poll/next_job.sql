@@ -3,8 +3,8 @@
 -- exists and the token hash is its own (any token when the hash is NULL), else token_kind says
 -- what the token is instead (token_holder_kind: another device's, an admin's or a viewer's;
 -- NULL when unknown). With the token ok, the device's next job: its IN_PROGRESS row first
--- (resume), else its oldest QUEUED row that a rollout has released, of a job not canceled and
--- inside its maintenance window if it has one; job columns are NULL when there is none.
+-- (resume), else its oldest QUEUED row that a rollout has released, of a job not canceled,
+-- whose staged rollout is not paused, and inside its maintenance window if it has one; job columns are NULL when there is none.
 -- has_pending says whether the device has any pending row, held back or not: only a device
 -- without one is idle (a rollout release or an opening window notifies no one). A signed
 -- device-list job's signature is the device's own (a recurring run's: its parent's).
@@ -40,6 +40,7 @@ SELECT a.device_uuid, c.token_ok,
            AND (d.status = 'IN_PROGRESS'
                 OR (d.released_at IS NOT NULL
                     AND e.status <> 'CANCELED'
+                    AND e.rollout_state IS DISTINCT FROM 'PAUSED'
                     AND (e.window_closes_at IS NULL
                          OR (e.window_opens_at <= now() AND now() < e.window_closes_at))))
          ORDER BY d.status = 'IN_PROGRESS' DESC, d.queued_at, d.id

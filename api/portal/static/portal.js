@@ -117,8 +117,38 @@ function startPickerSearch(input) {
   });
 }
 
+// The execute form's stage rows: the preset fills them (canary, then 10 %, then the rest), and
+// "Add a stage" appends a blank row copied from the first.
+function startStageRows(table) {
+  const body = table.tBodies[0];
+  const blankRow = () => {
+    const row = body.rows[0].cloneNode(true);
+    row.querySelectorAll("input").forEach((input) => { input.value = ""; });
+    row.querySelectorAll("select").forEach((select) => { select.selectedIndex = 0; });
+    return row;
+  };
+  const fill = (row, values) => {
+    const fields = { name: "stage_name", size: "stage_size", max_failure: "stage_max_failure",
+                     soak_minutes: "stage_soak_minutes", after: "stage_after" };
+    Object.entries(fields).forEach(([key, name]) => {
+      row.querySelector(`[name="${name}"]`).value = values[key];
+    });
+  };
+  const preset = document.getElementById("stage-preset");
+  preset.addEventListener("click", () => {
+    const rows = JSON.parse(preset.dataset.preset);
+    while (body.rows.length < rows.length) body.appendChild(blankRow());
+    while (body.rows.length > rows.length) body.deleteRow(-1);
+    rows.forEach((values, i) => fill(body.rows[i], values));
+  });
+  document.getElementById("add-stage").addEventListener("click", () => {
+    body.appendChild(blankRow());
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   wire(document);
+  document.querySelectorAll("#stage-rows").forEach(startStageRows);
   document.querySelectorAll("[data-live]").forEach(startLive);
   document.querySelectorAll("[data-count-url]").forEach(startTargetCount);
   document.querySelectorAll("input[data-filters]").forEach(startPickerSearch);
