@@ -86,9 +86,7 @@ def _no_job_answer(poll_after_s: int) -> str:
 
 @blp.route("/devices/<uuid:uuid>/jobs")
 class DeviceJobHistory(MethodView):
-    @require("device", "admin", "viewer")
-    @blp.arguments(DeviceJobListQuery, location="query")
-    @blp.response(200, DeviceJobList)
+    @blp.view(require("device", "admin", "viewer"), DeviceJobList, query=DeviceJobListQuery)
     def get(self, query: dict, uuid: uuid_mod.UUID):
         """This device's executions, newest first (the device's own token, or admin/viewer)."""
         return reports.list_device_jobs(

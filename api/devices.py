@@ -28,16 +28,12 @@ blp = ResourceBlueprint("devices", __name__, description="Devices of the fleet a
 
 @blp.route("/devices")
 class Devices(MethodView):
-    @read_access
-    @blp.arguments(DeviceListQuery, location="query")
-    @blp.response(200, DeviceList)
+    @blp.view(read_access, DeviceList, query=DeviceListQuery)
     def get(self, query: dict):
         """Devices matching a type and an attribute filter, by uuid."""
         return devices.list_devices(query["target_filter"], query["limit"], query["offset"])
 
-    @write_access
-    @blp.arguments(DeviceCreate)
-    @blp.response(201, DeviceCreated)
+    @blp.view(write_access, DeviceCreated, 201, body=DeviceCreate)
     def post(self, body: dict):
         """Register a device; the answer carries its token, shown only this once."""
         device, token = carried(devices.register_device(
@@ -49,21 +45,17 @@ class Devices(MethodView):
 
 @blp.route("/devices/<uuid:uuid>")
 class Device(MethodView):
-    @read_access
-    @blp.response(200, DeviceSchema)
+    @blp.view(read_access, DeviceSchema)
     def get(self, uuid: uuid_mod.UUID):
         return devices.get_device(uuid)
 
-    @write_access
-    @blp.arguments(DevicePatch)
-    @blp.response(200, DeviceUpdated)
+    @blp.view(write_access, DeviceUpdated, body=DevicePatch)
     def patch(self, body: dict, uuid: uuid_mod.UUID):
         """Change name, type or attributes (merged; null removes one); answers what changed."""
         device, changed = carried(devices.update_device(uuid, body, actor()))
         return {**device, "changed": changed}
 
-    @write_access
-    @blp.response(200, DeviceDeleted)
+    @blp.view(write_access, DeviceDeleted)
     def delete(self, uuid: uuid_mod.UUID):
         """Delete a device and its job history; answers the device as it was."""
         device, removed = carried(devices.delete_device(uuid, actor()))
@@ -72,8 +64,7 @@ class Device(MethodView):
 
 @blp.route("/devices/<uuid:uuid>/token")
 class DeviceTokenRotation(MethodView):
-    @write_access
-    @blp.response(200, DeviceToken)
+    @blp.view(write_access, DeviceToken)
     def post(self, uuid: uuid_mod.UUID):
         """Issue a new device token; the old one stops working at once."""
         return {"uuid": uuid, "device_token": devices.rotate_device_token(uuid, actor())}, NO_STORE

@@ -16,9 +16,7 @@ blp = ResourceBlueprint("execute", __name__, description="Execute a job on devic
 
 @blp.route("/jobs/execute")
 class ExecuteJob(MethodView):
-    @write_access
-    @blp.arguments(ExecuteJobRequest)
-    @blp.response(201, ExecuteJobResponse)
+    @blp.view(write_access, ExecuteJobResponse, 201, body=ExecuteJobRequest)
     def post(self, body: dict):
         """Execute a template or a custom job on one device, a group, or the whole fleet.
 
@@ -31,9 +29,7 @@ class ExecuteJob(MethodView):
 
 @blp.route("/jobs/execute/preview")
 class PreviewJob(MethodView):
-    @read_access
-    @blp.arguments(ExecuteJobRequest)
-    @blp.response(200, ExecutePreview)
+    @blp.view(read_access, ExecutePreview, body=ExecuteJobRequest)
     def post(self, body: dict):
         """Check an execute request and show what it would create: the rendered document, the
         policies, and how many devices match now. Nothing is stored, queued or audited."""

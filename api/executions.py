@@ -32,9 +32,7 @@ blp = ResourceBlueprint(
 
 @blp.route("/jobs/executions")
 class Executions(MethodView):
-    @read_access
-    @blp.arguments(ExecutionListQuery, location="query")
-    @blp.response(200, ExecutionList)
+    @blp.view(read_access, ExecutionList, query=ExecutionListQuery)
     def get(self, query: dict):
         """Executions, newest first, each with live device counters."""
         return progress.list_executions(query.get("status"), query["limit"], query["offset"])
@@ -42,8 +40,7 @@ class Executions(MethodView):
 
 @blp.route("/jobs/executions/<uuid:job_id>")
 class Execution(MethodView):
-    @read_access
-    @blp.response(200, ExecutionDetail)
+    @blp.view(read_access, ExecutionDetail)
     def get(self, job_id: uuid_mod.UUID):
         """One execution with live counters, its first devices, and its staged rollout."""
         detail = progress.execution_detail(job_id)
@@ -55,9 +52,7 @@ class Execution(MethodView):
 
 @blp.route("/jobs/executions/<uuid:job_id>/devices")
 class ExecutionDevices(MethodView):
-    @read_access
-    @blp.arguments(ExecutionDevicesQuery, location="query")
-    @blp.response(200, ExecutionDeviceList)
+    @blp.view(read_access, ExecutionDeviceList, query=ExecutionDevicesQuery)
     def get(self, query: dict, job_id: uuid_mod.UUID):
         """Every device of an execution (its latest execution number), by device uuid."""
         return progress.list_execution_devices(
@@ -67,9 +62,7 @@ class ExecutionDevices(MethodView):
 
 @blp.route("/jobs/executions/<uuid:job_id>/cancel")
 class ExecutionCancel(MethodView):
-    @write_access
-    @blp.arguments(CancelRequest, required=False)
-    @blp.response(200, ExecutionCanceled)
+    @blp.view(write_access, ExecutionCanceled, body=CancelRequest, body_required=False)
     def post(self, body: dict, job_id: uuid_mod.UUID):
         """Cancel: QUEUED devices are canceled; IN_PROGRESS ones too with force."""
         result = carried(control.cancel_execution(
@@ -80,8 +73,7 @@ class ExecutionCancel(MethodView):
 
 @blp.route("/jobs/executions/<uuid:job_id>/retry")
 class ExecutionRetry(MethodView):
-    @write_access
-    @blp.response(200, ExecutionRetried)
+    @blp.view(write_access, ExecutionRetried)
     def post(self, job_id: uuid_mod.UUID):
         """Queue again every device whose execution failed, timed out or was rejected."""
         result = carried(control.retry_execution(job_id, actor()))
@@ -115,9 +107,7 @@ _rollout_action("approve", rollout_control.approve_rollout,
 
 @blp.route("/devices/<uuid:uuid>/jobs/<uuid:job_id>/cancel")
 class DeviceJobCancel(MethodView):
-    @write_access
-    @blp.arguments(CancelRequest, required=False)
-    @blp.response(200, DeviceJobStatus)
+    @blp.view(write_access, DeviceJobStatus, body=CancelRequest, body_required=False)
     def post(self, body: dict, uuid: uuid_mod.UUID, job_id: uuid_mod.UUID):
         """Cancel one device's execution (IN_PROGRESS only with force)."""
         return carried(control.cancel_device_job(
@@ -127,8 +117,7 @@ class DeviceJobCancel(MethodView):
 
 @blp.route("/devices/<uuid:uuid>/jobs/<uuid:job_id>/retry")
 class DeviceJobRetry(MethodView):
-    @write_access
-    @blp.response(200, DeviceJobStatus)
+    @blp.view(write_access, DeviceJobStatus)
     def post(self, uuid: uuid_mod.UUID, job_id: uuid_mod.UUID):
         """Queue one device's failed execution again, with the next execution number."""
         return carried(control.retry_device_job(job_id, uuid, actor()))

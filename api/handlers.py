@@ -24,16 +24,12 @@ blp = ResourceBlueprint("handlers", __name__, description="Scripts that runHandl
 
 @blp.route("/jobs/handlers")
 class Handlers(MethodView):
-    @read_access
-    @blp.arguments(PaginationQuery, location="query")
-    @blp.response(200, HandlerList)
+    @blp.view(read_access, HandlerList, query=PaginationQuery)
     def get(self, query: dict):
         """Handlers by name, without their scripts (GET one handler for its script)."""
         return handlers.list_handlers(query["limit"], query["offset"])
 
-    @write_access
-    @blp.arguments(HandlerCreate)
-    @blp.response(201, HandlerSchema)
+    @blp.view(write_access, HandlerSchema, 201, body=HandlerCreate)
     def post(self, body: dict):
         """Create a handler; the answer carries the script's sha256."""
         return handlers.create_handler(body, actor())
@@ -41,21 +37,17 @@ class Handlers(MethodView):
 
 @blp.route("/jobs/handlers/<name>")
 class Handler(MethodView):
-    @read_access
-    @blp.response(200, HandlerSchema)
+    @blp.view(read_access, HandlerSchema)
     def get(self, name: str):
         return handlers.get_handler(name)
 
-    @write_access
-    @blp.arguments(HandlerUpdate)
-    @blp.response(200, HandlerUpdated)
+    @blp.view(write_access, HandlerUpdated, body=HandlerUpdate)
     def put(self, body: dict, name: str):
         """Change any subset of the fields; answers the handler and what changed."""
         handler, changed = handlers.update_handler(name, body, actor())
         return {**handler, "changed": changed}
 
-    @write_access
-    @blp.response(200, HandlerSchema)
+    @blp.view(write_access, HandlerSchema)
     def delete(self, name: str):
         """Delete a handler; answers it as it was."""
         return handlers.delete_handler(name, actor())
@@ -63,8 +55,7 @@ class Handler(MethodView):
 
 @blp.route("/devices/<uuid:uuid>/handlers/<name>")
 class DeviceHandlerFetch(MethodView):
-    @device_access
-    @blp.response(200, DeviceHandler)
+    @blp.view(device_access, DeviceHandler)
     def get(self, uuid: uuid_mod.UUID, name: str):
         """A handler's script and sha256, for the device whose token this is, when one of its
         pending or recent executions runs it (404 otherwise)."""

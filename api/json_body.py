@@ -12,9 +12,11 @@ document (rendering placeholders, validating, storing) must not run out of stack
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import flask
 from flask_smorest import Blueprint, abort
+from marshmallow import Schema
 from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
 
@@ -77,3 +79,21 @@ class ResourceBlueprint(Blueprint):
     """A flask-smorest Blueprint whose request bodies are parsed by ``JsonBodyParser``."""
 
     ARGUMENTS_PARSER = JsonBodyParser()
+
+    def view(self, guard: Callable[[Callable], Callable], answer: type[Schema] | Schema,
+             status: int = 200, *, body: type[Schema] | Schema | None = None,
+             body_required: bool = True, query: type[Schema] | Schema | None = None,
+             ) -> Callable[[Callable], Callable]:
+        """A view's one decorator: ``guard`` (who may call it) outermost, so the caller is
+        checked before anything is parsed; then its JSON ``body`` or its ``query`` string, each
+        passed to the view as its first argument; then its answer, dumped with ``answer``."""
+
+        def decorate(view: Callable) -> Callable:
+            documented = self.response(status, answer)(view)
+            if query is not None:
+                documented = self.arguments(query, location="query")(documented)
+            if body is not None:
+                documented = self.arguments(body, required=body_required)(documented)
+            return guard(documented)
+
+        return decorate

@@ -26,18 +26,14 @@ def _max_document_bytes() -> int:
 
 @blp.route("/jobs/templates")
 class Templates(MethodView):
-    @read_access
-    @blp.arguments(TemplateQuery, location="query")
-    @blp.response(200, TemplateList)
+    @blp.view(read_access, TemplateList, query=TemplateQuery)
     def get(self, query: dict):
         """Templates, oldest first; filter by ``category`` and ``active``."""
         return templates.list_templates(
             query.get("category"), query.get("active"), query["limit"], query["offset"]
         )
 
-    @write_access
-    @blp.arguments(TemplateCreate)
-    @blp.response(201, TemplateSchema)
+    @blp.view(write_access, TemplateSchema, 201, body=TemplateCreate)
     def post(self, body: dict):
         """Create a template; its name is unique (409 on a duplicate)."""
         return templates.create_template(body, actor(), _max_document_bytes())
@@ -45,14 +41,11 @@ class Templates(MethodView):
 
 @blp.route("/jobs/templates/<int:template_id>")
 class Template(MethodView):
-    @read_access
-    @blp.response(200, TemplateSchema)
+    @blp.view(read_access, TemplateSchema)
     def get(self, template_id: int):
         return templates.get_template(template_id)
 
-    @write_access
-    @blp.arguments(TemplateUpdate)
-    @blp.response(200, TemplateUpdated)
+    @blp.view(write_access, TemplateUpdated, body=TemplateUpdate)
     def put(self, body: dict, template_id: int):
         """Change any subset of the fields; answers the template and what changed."""
         template, changed = templates.update_template(
@@ -60,8 +53,7 @@ class Template(MethodView):
         )
         return {**template, "changed": changed}
 
-    @write_access
-    @blp.response(200, TemplateSchema)
+    @blp.view(write_access, TemplateSchema)
     def delete(self, template_id: int):
         """Delete a template; executions made from it are kept. Answers it as it was."""
         return templates.delete_template(template_id, actor())
