@@ -34,8 +34,7 @@ _HEADER = re.compile(r"^--\s*name:\s*([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
 def query_files(directory: Path = PACKAGE_DIR) -> list[Path]:
     """The .sql files of named queries: each beside the module that runs its queries."""
     return sorted(path for path in directory.rglob("*.sql")
-                  if "migrations" not in path.relative_to(directory).parts
-                  and path.name != "schema.sql")
+                  if "migrations" not in path.relative_to(directory).parts)
 
 
 def load_queries(directory: Path = PACKAGE_DIR) -> dict[str, str]:

@@ -1,6 +1,6 @@
 """The schema of a migrated database as ``pg_dump`` prints it, normalized for ``schema.sql``.
 
-``dispatcher/schema.sql`` is the whole data model in one file, checked against a freshly
+``tests/schema.sql`` is the whole data model in one file, checked against a freshly
 migrated database by ``tests/integration/test_schema.py``. After changing a migration, write it
 again with ``.venv/bin/python tests/schema_dump.py``.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import psycopg
 
-SCHEMA_FILE = Path(__file__).resolve().parent.parent / "dispatcher" / "schema.sql"
+SCHEMA_FILE = Path(__file__).resolve().parent / "schema.sql"
 PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 # Lines that say nothing about the schema: pg_dump's comments, session settings and the
 # per-dump random key of its \restrict guard.

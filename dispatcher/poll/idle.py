@@ -2,7 +2,7 @@
 
 At any moment most of a fleet has no pending job (no QUEUED or IN_PROGRESS row), and its polls
 all get the same answer. A listener thread per process keeps, in memory, every device with its
-token hash and whether it is idle: it LISTENs on ``idle_devices`` (see schema.sql), loads every
+token hash and whether it is idle: it LISTENs on ``idle_devices`` (see the migrations), loads every
 device, and then forgets each device a notification names, a device that may have got a
 pending row or whose token changed or that was deleted. A poll from a device known idle, with
 its token, is answered "no pending jobs" without a query; every other poll queries, and a device

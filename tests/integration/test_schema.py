@@ -14,7 +14,7 @@ def test_a_migrated_database_matches_schema_sql(template_database):
     expected = SCHEMA_FILE.read_text()
     diff = "".join(difflib.unified_diff(
         expected.splitlines(keepends=True), migrated.splitlines(keepends=True),
-        "dispatcher/schema.sql", "migrated database",
+        "tests/schema.sql", "migrated database",
     ))
-    assert not diff, ("dispatcher/schema.sql differs from what the migrations build; write it "
+    assert not diff, ("tests/schema.sql differs from what the migrations build; write it "
                       "again with .venv/bin/python tests/schema_dump.py\n" + diff)
