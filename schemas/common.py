@@ -15,6 +15,13 @@ class PaginationQuery(Schema):
     offset = fields.Integer(load_default=0, validate=validate.Range(min=0, max=10_000_000))
 
 
+class Stored(Schema):
+    """When a stored record was made and last changed."""
+
+    created_at = fields.DateTime(required=True)
+    updated_at = fields.DateTime(required=True)
+
+
 class ListMeta(Schema):
     total = fields.Integer(required=True)
     limit = fields.Integer(required=True)

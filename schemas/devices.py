@@ -6,7 +6,7 @@ import json
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates
 
-from schemas.common import ListMeta, PaginationQuery
+from schemas.common import ListMeta, PaginationQuery, Stored
 from schemas.fields import JsonObject, Text, refuse_unstorable_json
 
 DEVICE_TYPE = validate.Regexp(
@@ -83,13 +83,11 @@ class DeviceListQuery(PaginationQuery):
         return data
 
 
-class DeviceSchema(Schema):
+class DeviceSchema(Stored):
     uuid = fields.UUID(required=True)
     device_name = fields.String(required=True)
     device_type = fields.String(required=True)
     attributes = fields.Dict(required=True)
-    created_at = fields.DateTime(required=True)
-    updated_at = fields.DateTime(required=True)
     last_seen_at = fields.DateTime(allow_none=True)
 
 

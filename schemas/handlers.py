@@ -6,7 +6,7 @@ import re
 
 from marshmallow import Schema, ValidationError, fields, validate
 
-from schemas.common import ListMeta
+from schemas.common import ListMeta, Stored
 from schemas.fields import Text
 
 SCRIPT_TYPES = ("bash", "python", "node")
@@ -71,12 +71,10 @@ class DeviceHandler(Schema):
     default_args = fields.List(fields.String(), required=True)
 
 
-class HandlerSchema(DeviceHandler):
+class HandlerSchema(DeviceHandler, Stored):
     id = fields.Integer(required=True)
     description = fields.String(allow_none=True)
     created_by = fields.String(allow_none=True)
-    created_at = fields.DateTime(required=True)
-    updated_at = fields.DateTime(required=True)
 
 
 class HandlerUpdated(HandlerSchema):

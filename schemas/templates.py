@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
-from schemas.common import ListMeta, PaginationQuery
+from schemas.common import ListMeta, PaginationQuery, Stored
 from schemas.fields import Text
 from schemas.job_document import validate_job_document
 from schemas.policies import ExecutionPolicies, StoredPolicies
@@ -70,7 +70,7 @@ class TemplateQuery(PaginationQuery):
     active = fields.Boolean()
 
 
-class TemplateSchema(StoredPolicies):
+class TemplateSchema(StoredPolicies, Stored):
     id = fields.Integer(required=True)
     name = fields.String(required=True)
     description = fields.String(allow_none=True)
@@ -79,8 +79,6 @@ class TemplateSchema(StoredPolicies):
     parameters = fields.Dict(required=True)
     created_by = fields.String(allow_none=True)
     is_active = fields.Boolean(required=True)
-    created_at = fields.DateTime(required=True)
-    updated_at = fields.DateTime(required=True)
 
 
 class TemplateUpdated(TemplateSchema):
