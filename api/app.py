@@ -29,6 +29,8 @@ RESOURCE_BLUEPRINTS = (
     "api.executions",
     "api.execute",
     "api.job_events",
+    "api.enrollment",
+    "api.device_enroll",
 )
 
 

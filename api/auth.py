@@ -42,7 +42,8 @@ def current_principal() -> Principal:
 
 
 # The portal signs in with its own session (api.portal.sessions), not a bearer token.
-UNAUTHENTICATED_BLUEPRINTS = frozenset({"health", "api-docs", "api-docs-assets", "portal"})
+UNAUTHENTICATED_BLUEPRINTS = frozenset({"health", "api-docs", "api-docs-assets", "portal",
+                                        "device-enroll", "agent-package"})
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 

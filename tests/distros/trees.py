@@ -28,6 +28,25 @@ CHROOT_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/
               "LANG": "C.UTF-8", "HOME": "/root", "DEBIAN_FRONTEND": "noninteractive"}
 
 
+def host_tools() -> None:
+    """debootstrap, debhelper and lintian on this machine, installed first if missing."""
+    if os.geteuid() != 0:
+        pytest.fail("the distro tests need root (apt-get, debootstrap, mount, chroot)")
+    done = subprocess.run([str(AGENT_TREES), "--tools"], capture_output=True, text=True,
+                          timeout=BUILD_TIMEOUT_S)
+    if done.returncode != 0:
+        pytest.fail(f"the host tools could not be installed:\n{done.stderr}")
+
+
+def build_agent_deb(version: str, output: Path) -> Path:
+    """``scripts/build-agent-deb --version VERSION`` into ``output``: the package's path."""
+    host_tools()
+    built = subprocess.run([str(REPO / "scripts" / "build-agent-deb"), "--version", version,
+                            "--output", str(output)], capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stderr
+    return Path(built.stdout.split()[-1])
+
+
 def tree(suite: str) -> Path:
     """The cached tree of ``suite``, built first if this machine has none yet."""
     if os.geteuid() != 0:
