@@ -67,11 +67,13 @@ def create_app(settings: Settings | None = None) -> Flask:
     install_rate_limits(app, settings)
     app.before_request(authenticate_first)
     app.after_request(add_security_headers)
+    from api.agent_package import blp as agent_package_blp
     from api.docs_assets import blp as docs_assets_blp
     from api.health import blp as health_blp
 
     app.register_blueprint(health_blp)
     app.register_blueprint(docs_assets_blp)
+    app.register_blueprint(agent_package_blp)
     from api.metrics import install_metrics
 
     install_metrics(app)
