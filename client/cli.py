@@ -142,7 +142,7 @@ def cmd_login(args: argparse.Namespace, settings: object = None) -> int:
 
 def add_operator_commands(sub: argparse._SubParsersAction) -> None:
     """Add ``login``, ``jobs``, ``templates``, ``handlers`` and ``devices`` to ``sub``."""
-    from client import jobs_commands, resource_commands
+    from client import enrollment_commands, jobs_commands, resource_commands
 
     p = sub.add_parser("login", help="check an API URL and token and save them (mode 600)")
     p.add_argument("--url", required=True, help="API base URL, e.g. https://jobs.example.com")
@@ -151,3 +151,4 @@ def add_operator_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_login)
     jobs_commands.add_commands(sub, connection_options(), read_options())
     resource_commands.add_commands(sub, connection_options(), read_options())
+    enrollment_commands.add_commands(sub, connection_options(), read_options())

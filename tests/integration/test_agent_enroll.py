@@ -5,6 +5,7 @@ And the server hands out the agent's package, so a device needs only the server'
 from __future__ import annotations
 
 import hashlib
+import json
 import stat
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from conftest import TEST_ADMIN_TOKEN
 from json_http import JsonHttp
+from operator_cli import operator_env, run
 
 from agent.config import load_config
 from agent.server_api import DeviceApi
@@ -83,3 +85,37 @@ def test_the_server_serves_the_agent_package_and_its_sha256(settings, tmp_path):
     missing = create_app(settings).test_client().get("/agent/jobs-agent.deb")
     assert missing.status_code == 404
     assert "scripts/build-agent-deb" in missing.get_json()["message"]
+
+
+def test_operators_make_tokens_and_decide_pending_devices_from_the_command_line(
+        api_server, tmp_path):
+    env = operator_env(api_server.url, TEST_ADMIN_TOKEN, tmp_path / "client.json")
+    made = run(env, "enrollment-tokens", "create", "--name", "lab", "--type", "raspberry-pi",
+               "--max-uses", "5", "--requires-acceptance", "-o", "json")
+    assert made.returncode == 0, made.stderr
+    token = json.loads(made.stdout)["enrollment_token"]
+    homes = {name: tmp_path / name for name in ("kept", "refused")}
+    for name, home in homes.items():
+        home.mkdir()
+        (home / "machine-id").write_text(f"machine {name} 0123456789\n")
+        assert run_enroll(api_server.url, token, home, "--name", name).returncode == 0
+
+    listed = run(env, "devices", "pending")
+    assert listed.returncode == 0, listed.stderr
+    pending = json.loads(run(env, "devices", "pending", "-o", "json").stdout)
+    uuids = {row["device_name"]: row["uuid"] for row in pending["pending_enrollments"]}
+    assert set(uuids) == {"kept", "refused"} and uuids["kept"] in listed.stdout
+
+    accepted = run(env, "devices", "accept", uuids["kept"])
+    assert accepted.returncode == 0 and "accepted kept" in accepted.stdout
+    rejected = run(env, "devices", "reject", uuids["refused"])
+    assert rejected.returncode == 0 and "rejected refused" in rejected.stdout
+    for name, expected in (("kept", 200), ("refused", 401)):
+        config = load_config({}, environ={}, config_file=str(homes[name] / "etc" / "agent.conf"))
+        assert DeviceApi(config.server_url, config.device_uuid, config.token
+                         ).next_job().status == expected
+    tokens = json.loads(run(env, "enrollment-tokens", "list", "-o", "json").stdout)
+    assert [(t["name"], t["uses"]) for t in tokens["enrollment_tokens"]] == [("lab", 2)]
+    revoked = run(env, "enrollment-tokens", "revoke", str(tokens["enrollment_tokens"][0]["id"]))
+    assert revoked.returncode == 0, revoked.stderr
+    assert run_enroll(api_server.url, token, homes["kept"]).returncode == 1
