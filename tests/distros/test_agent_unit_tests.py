@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from trees import OLDEST_AND_NEWEST, PYTHON_VERSIONS, REPO, root_of
+from trees import OLDEST_AND_NEWEST, PYTHON_VERSIONS, REPO, root_of, tree
 
 pytestmark = pytest.mark.slow
 
@@ -48,3 +48,11 @@ def test_agent_unit_tests_pass_on_debian_python(suite: str, tmp_path: Path) -> N
         assert ran.returncode == 0, f"{suite} {version}: {ran.stdout[-6000:]}{ran.stderr[-2000:]}"
         passed = re.search(r"(\d+) passed", summary)
         assert passed and int(passed.group(1)) >= 200, summary
+
+
+def test_a_tree_that_cannot_be_built_fails_the_test_with_the_reason(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEVICE_JOBS_TREES", str(tmp_path))
+    with pytest.raises(pytest.fail.Exception, match="no-such-suite tree could not be built"
+                       "(.|\n)*debootstrap no-such-suite failed"):
+        tree("no-such-suite")
