@@ -51,11 +51,14 @@ def tree(suite: str) -> Path:
     """The cached tree of ``suite``, built first if this machine has none yet."""
     if os.geteuid() != 0:
         pytest.fail("the distro tests need root (debootstrap, mount, chroot)")
-    built = subprocess.run([str(AGENT_TREES), suite], capture_output=True, text=True,
+    # The first test asks for every tree: debootstrap then fetches the three suites at once.
+    wanted = ALL_SUITES if suite in ALL_SUITES else (suite,)
+    built = subprocess.run([str(AGENT_TREES), *wanted], capture_output=True, text=True,
                            timeout=BUILD_TIMEOUT_S)
     if built.returncode != 0:
         pytest.fail(f"the {suite} tree could not be built:\n{built.stderr}")
-    return Path(built.stdout.split()[-1])
+    paths = dict(line.split(" ", 1) for line in built.stdout.splitlines())
+    return Path(paths[suite])
 
 
 class Root:
