@@ -93,10 +93,19 @@ def _reason(exc: urllib.error.HTTPError) -> str:
 
 
 def config_text(server_url: str, device_uuid: str, token_file: str, ca_file: str,
-                allow_insecure_http: bool) -> str:
+                allow_insecure_http: bool, current: str = "") -> str:
+    """The config file's text: the settings enrollment decides, over those of ``current`` (the
+    file as it was), so what an operator added (mqtt_url, say) survives enrolling again."""
     parser = configparser.ConfigParser(interpolation=None)
-    parser["agent"] = {"server_url": server_url, "device_uuid": device_uuid,
-                       "token_file": token_file}
+    try:
+        parser.read_string(current)
+    except configparser.Error:
+        parser = configparser.ConfigParser(interpolation=None)
+    if not parser.has_section("agent"):
+        parser["agent"] = {}
+    parser["agent"].update({"server_url": server_url, "device_uuid": device_uuid,
+                            "token_file": token_file})
+    parser["agent"].pop("token", None)
     if ca_file:
         parser["agent"]["ca_file"] = ca_file
     if allow_insecure_http:
@@ -120,8 +129,13 @@ def enroll(server_url: str, enrollment_token: str, device_name: str = "",
     for path in (token_file, config_file):
         Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     atomic_write_bytes(Path(token_file), enrolled.device_token.encode())
+    try:
+        current = Path(config_file).read_text()
+    except (OSError, UnicodeDecodeError):
+        current = ""
     atomic_write_bytes(Path(config_file), config_text(
-        server_url, enrolled.device_uuid, token_file, ca_file, allow_insecure_http).encode())
+        server_url, enrolled.device_uuid, token_file, ca_file, allow_insecure_http,
+        current).encode())
     return enrolled
 
 

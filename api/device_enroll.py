@@ -23,6 +23,8 @@ blp = ResourceBlueprint("device-enroll", __name__,
 class DeviceEnrollment(MethodView):
     @blp.arguments(EnrollRequest)
     @blp.response(201, EnrollAnswer)
+    @blp.alt_response(202, schema=EnrollAnswer,
+                      description="Pending: the device waits until an operator accepts it.")
     def post(self, body: dict):
         """Enroll this device: 201 with its identity, or 202 while an operator must accept it.
 

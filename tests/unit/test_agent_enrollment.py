@@ -47,3 +47,13 @@ def test_plain_http_to_another_host_is_refused_before_anything_is_sent(tmp_path:
         enroll("http://jobs.example.com", "token", config_file=str(tmp_path / "agent.conf"),
                token_file=str(tmp_path / "token"))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_enrolling_again_keeps_what_the_operator_added_to_the_config() -> None:
+    before = ("[agent]\nserver_url = https://old.example.com\ndevice_uuid = old\n"
+              "token = stale\nmqtt_url = mqtt://u:p@broker:1883\npoll_interval_s = 60\n")
+    after = config_text("https://jobs.example.com", "8479359e-dbeb-4858-813c-e8a9008dde04",
+                        "/etc/jobs-agent/token", "", False, before)
+    assert "mqtt_url = mqtt://u:p@broker:1883" in after and "poll_interval_s = 60" in after
+    assert "server_url = https://jobs.example.com" in after and "old" not in after
+    assert "stale" not in after
