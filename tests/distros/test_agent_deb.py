@@ -2,7 +2,7 @@
 
 ``apt install ./jobs-agent_*.deb`` with Debian's own Python, marshmallow and paho-mqtt; an
 upgrade keeps the device's config and state; remove keeps them, purge removes them; lintian
-finds no error in the package.
+finds no error or warning in the package.
 """
 
 from __future__ import annotations
@@ -28,11 +28,11 @@ def debs(tmp_path_factory) -> dict[str, Path]:
     return {version: build_agent_deb(version, output) for version in (OLD, NEW)}
 
 
-def test_lintian_finds_no_error_in_the_package(debs) -> None:
+def test_lintian_finds_no_error_or_warning_in_the_package(debs) -> None:
     checked = subprocess.run(["lintian", "--allow-root", str(debs[NEW])], capture_output=True,
                              text=True, timeout=300)
-    errors = [line for line in checked.stdout.splitlines() if line.startswith("E:")]
-    assert errors == [], checked.stdout
+    problems = [line for line in checked.stdout.splitlines() if line.startswith(("E:", "W:"))]
+    assert problems == [], checked.stdout
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
