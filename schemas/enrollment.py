@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate, validates
 
 from schemas.common import ListMeta
 from schemas.devices import DEVICE_NAME, DEVICE_TYPE, DeviceCreate
@@ -24,11 +24,18 @@ class EnrollmentTokenCreate(Schema):
         validate=validate.Range(min=1, max=10_000_000),
         metadata={"description": "How many enrollments it buys; null: any number."})
     device_type = Text(load_default="generic", validate=DEVICE_TYPE)
-    attributes = JsonObject(load_default=dict,
-                            validate=DeviceCreate._declared_fields["attributes"].validators)
+    attributes = JsonObject(load_default=dict, metadata={
+        "description": "Every device enrolled with it gets these attributes."})
     requires_acceptance = fields.Boolean(
         load_default=False,
         metadata={"description": "Devices wait as pending enrollments for an operator."})
+
+    @validates("attributes")
+    def _as_a_device_has_them(self, attributes: dict, **kwargs) -> None:
+        # The attributes a registered device may have (no device_type key, no null value).
+        problems = DeviceCreate().validate({"device_name": "-", "attributes": attributes})
+        if "attributes" in problems:
+            raise ValidationError(problems["attributes"])
 
 
 class EnrollmentTokenSchema(Schema):

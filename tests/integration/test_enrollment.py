@@ -137,3 +137,12 @@ def test_guessing_enrollment_tokens_is_rate_limited_like_logins(settings, admin_
                                          "hardware_id": MACHINE, "device_name": "pi"}
                            ).status_code for n in range(5)]
     assert answers == [401, 401, 401, 401, 429]
+
+
+def test_a_tokens_attributes_follow_the_rules_of_a_devices(client, admin_headers):
+    for attributes, message in (({"device_type": "pi"}, "device_type is a field of its own"),
+                                ({"site": None}, "must not be null: site")):
+        answer = client.post(TOKENS, json={"name": "x", "attributes": attributes},
+                             headers=admin_headers)
+        assert answer.status_code == 400
+        assert message in str(answer.get_json()["errors"]["attributes"])
