@@ -12,6 +12,7 @@ import configparser
 import hashlib
 import io
 import json
+import os
 import socket
 import ssl
 import subprocess
@@ -116,6 +117,17 @@ def config_text(server_url: str, device_uuid: str, token_file: str, ca_file: str
     return text.getvalue()
 
 
+def _check_writable(directory: Path) -> None:
+    """EnrollmentError unless ``directory`` exists and is writable, or can be created."""
+    existing = directory
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise EnrollmentError(f"cannot create {directory}: {existing} is not a directory")
+    if not os.access(existing, os.W_OK):
+        raise EnrollmentError(f"cannot write in {existing} (enroll as root)")
+
+
 def enroll(server_url: str, enrollment_token: str, device_name: str = "",
            config_file: str = DEFAULT_CONFIG_FILE, token_file: str = DEFAULT_TOKEN_FILE,
            ca_file: str = "", allow_insecure_http: bool = False,
@@ -124,6 +136,9 @@ def enroll(server_url: str, enrollment_token: str, device_name: str = "",
     problems = server_url_problems(server_url, allow_insecure_http)
     if problems:
         raise EnrollmentError("; ".join(problems))
+    # Checked before the server spends a use of the token on a device that could not keep it.
+    for path in (token_file, config_file):
+        _check_writable(Path(path).parent)
     enrolled = request_identity(server_url, enrollment_token, hardware_id(hardware_sources),
                                 device_name or socket.gethostname(), ca_file)
     for path in (token_file, config_file):

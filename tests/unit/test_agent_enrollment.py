@@ -57,3 +57,13 @@ def test_enrolling_again_keeps_what_the_operator_added_to_the_config() -> None:
     assert "mqtt_url = mqtt://u:p@broker:1883" in after and "poll_interval_s = 60" in after
     assert "server_url = https://jobs.example.com" in after and "old" not in after
     assert "stale" not in after
+
+
+def test_a_config_that_cannot_be_written_is_refused_before_the_server_is_asked(
+        tmp_path: Path) -> None:
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("")
+    with pytest.raises(EnrollmentError, match="cannot create .*not-a-directory"):
+        enroll("https://jobs.example.invalid", "token",
+               config_file=str(blocked / "jobs-agent" / "agent.conf"),
+               token_file=str(blocked / "jobs-agent" / "token"))
