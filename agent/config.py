@@ -220,3 +220,8 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def server_url_problems(server_url: str, allow_insecure_http: bool = False) -> list[str]:
+    """What ``load_config`` would refuse about this server URL (enrollment checks it first)."""
+    return _check({"server_url": server_url, "allow_insecure_http": allow_insecure_http})

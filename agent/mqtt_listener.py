@@ -9,6 +9,9 @@ subscription, not before: a job queued before that moment is found by the poll i
 and one queued after it is nudged. Saying it at CONNACK would leave a gap in which a nudge
 for a new job goes to a broker that does not yet know the topic (a restarted broker keeps no
 sessions) and the job waits a whole poll interval.
+
+paho-mqtt 1.x (Debian Bullseye's 1.5) and 2.x both work: 2.x is asked for its version 2
+callbacks, 1.x has only its own, and the callbacks below read either.
 """
 
 from __future__ import annotations
@@ -29,6 +32,23 @@ RECONNECT_MAX_S = 60
 KEEPALIVE_S = 60
 
 NudgeCallback = Callable[[str, "str | None"], None]
+# paho 1.x grants QoS 0x80 to a refused subscription; 2.x gives a ReasonCode that says so.
+SUBACK_FAILURE = 0x80
+
+
+def _paho_client(client_id: str) -> mqtt.Client:
+    """A persistent-session client with version 2 callbacks on paho 2.x, its own on 1.x."""
+    callback_api = getattr(mqtt, "CallbackAPIVersion", None)
+    if callback_api is None:
+        return mqtt.Client(client_id=client_id, clean_session=False)
+    return mqtt.Client(callback_api.VERSION2, client_id=client_id, clean_session=False)
+
+
+def _is_failure(code: object, failure_from: int = 1) -> bool:
+    """A paho 2.x ReasonCode's own verdict; a paho 1.x return code from ``failure_from`` up."""
+    if hasattr(code, "is_failure"):
+        return bool(code.is_failure)
+    return isinstance(code, int) and code >= failure_from
 
 
 class NotifyListener:
@@ -41,10 +61,7 @@ class NotifyListener:
         self._host = url.hostname or "127.0.0.1"
         tls = url.scheme in ("mqtts", "ssl")
         self._port = url.port or (8883 if tls else 1883)
-        self._client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id=f"jobs-agent-{device_uuid}",
-            clean_session=False,
-        )
+        self._client = _paho_client(f"jobs-agent-{device_uuid}")
         if url.username:
             self._client.username_pw_set(unquote(url.username), unquote(url.password or ""))
         if tls:
@@ -69,15 +86,15 @@ class NotifyListener:
         self._client.disconnect()
         self._client.loop_stop()
 
-    def _connected(self, client, userdata, flags, reason_code, properties) -> None:
-        if reason_code.is_failure:
+    def _connected(self, client, userdata, flags, reason_code, properties=None) -> None:
+        if _is_failure(reason_code):
             log.warning("mqtt connect refused host=%s reason=%s", self._host, reason_code)
             return
         log.info("mqtt connected host=%s topic=%s", self._host, self.topic)
         client.subscribe(self.topic, qos=NUDGE_QOS)
 
-    def _subscribed(self, client, userdata, mid, reason_codes, properties) -> None:
-        if any(code.is_failure for code in reason_codes):
+    def _subscribed(self, client, userdata, mid, reason_codes, properties=None) -> None:
+        if any(_is_failure(code, SUBACK_FAILURE) for code in reason_codes):
             log.error("mqtt subscription refused topic=%s reason=%s", self.topic, reason_codes)
             return
         log.info("mqtt subscribed topic=%s", self.topic)
@@ -86,9 +103,11 @@ class NotifyListener:
         # job will be nudged.
         self._notify("connected", None)
 
-    def _disconnected(self, client, userdata, flags, reason_code, properties) -> None:
+    def _disconnected(self, client, userdata, *reason) -> None:
+        # paho 2.x: (flags, reason_code, properties); paho 1.x: (rc,).
         self._subscribed_now = False
-        log.warning("mqtt disconnected host=%s reason=%s", self._host, reason_code)
+        log.warning("mqtt disconnected host=%s reason=%s", self._host,
+                    reason[1] if len(reason) > 1 else reason[0])
 
     def _message(self, client, userdata, message) -> None:
         nudge = read_nudge(message.payload)

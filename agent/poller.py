@@ -55,7 +55,7 @@ class Backoff:
 def poll_after_s(body: dict) -> float | None:
     """The server's ``pollAfterSeconds`` hint, when it is a sane number."""
     value = body.get("pollAfterSeconds")
-    if not isinstance(value, int | float) or isinstance(value, bool):
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
         return None
     return float(value) if 0 < value <= POLL_AFTER_MAX_S else None
 

@@ -30,6 +30,8 @@ RESOURCE_BLUEPRINTS = (
     "api.executions",
     "api.execute",
     "api.job_events",
+    "api.enrollment",
+    "api.device_enroll",
 )
 
 
@@ -69,11 +71,13 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.before_request(refuse_remote_callers_without_auth)
     app.before_request(authorize_api_docs)
     app.after_request(add_security_headers)
+    from api.agent_package import blp as agent_package_blp
     from api.docs_assets import blp as docs_assets_blp
     from api.health import blp as health_blp
 
     app.register_blueprint(health_blp)
     app.register_blueprint(docs_assets_blp)
+    app.register_blueprint(agent_package_blp)
     from api.metrics import install_metrics
 
     install_metrics(app)

@@ -31,6 +31,8 @@ class Settings:
     celery_key_prefix: str = ""
     redis_url: str = "redis://127.0.0.1:6379/1"
     mqtt_url: str = ""
+    # The agent's Debian package (scripts/build-agent-deb) served at /agent/jobs-agent.deb.
+    agent_package: str = ""
     admin_token: str = ""
     # When set, /metrics answers only requests bearing it (Prometheus: authorization.credentials).
     metrics_token: str = ""
@@ -93,6 +95,7 @@ class Settings:
             celery_key_prefix=os.environ.get("CELERY_KEY_PREFIX", ""),
             redis_url=os.environ.get("REDIS_URL") or cls.redis_url,
             mqtt_url=os.environ.get("MQTT_URL", ""),
+            agent_package=os.environ.get("AGENT_PACKAGE", ""),
             admin_token=os.environ.get("ADMIN_TOKEN", ""),
             metrics_token=os.environ.get("METRICS_TOKEN", ""),
             api_docs_public=_env_bool("API_DOCS_PUBLIC"),

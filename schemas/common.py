@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from schemas.fields import load_default
+
 LIST_LIMIT_MAX = 500
 LIST_LIMIT_DEFAULT = 50
 
 
 class PaginationQuery(Schema):
     limit = fields.Integer(
-        load_default=LIST_LIMIT_DEFAULT, validate=validate.Range(min=1, max=LIST_LIMIT_MAX)
+        **load_default(LIST_LIMIT_DEFAULT), validate=validate.Range(min=1, max=LIST_LIMIT_MAX)
     )
-    offset = fields.Integer(load_default=0, validate=validate.Range(min=0, max=10_000_000))
+    offset = fields.Integer(**load_default(0), validate=validate.Range(min=0, max=10_000_000))
 
 
 class Stored(Schema):

@@ -8,12 +8,26 @@ field.
 
 from __future__ import annotations
 
+import inspect
 import math
+from typing import Any
 
 from marshmallow import ValidationError, fields
 
 NUL_MESSAGE = "Must not contain NUL characters."
 SURROGATE_MESSAGE = "Must be valid Unicode text (no lone surrogates)."
+
+# marshmallow 3.13 renamed a field's ``missing`` to ``load_default``. The agent's schemas run on
+# Debian's own marshmallow, which is 3.10 on Bullseye, so they name the default through this.
+_DEFAULT_KEYWORD = (
+    "load_default" if "load_default" in inspect.signature(fields.Field.__init__).parameters
+    else "missing"
+)
+
+
+def load_default(value: object) -> dict[str, Any]:
+    """A field's keyword arguments for ``value`` when the input lacks it, on any marshmallow 3."""
+    return {_DEFAULT_KEYWORD: value}
 
 
 def refuse_unstorable_text(text: str) -> None:

@@ -7,7 +7,7 @@ import re
 from marshmallow import Schema, ValidationError, fields, validate
 
 from schemas.common import ListMeta, Stored
-from schemas.fields import Text
+from schemas.fields import Text, load_default
 
 SCRIPT_TYPES = ("bash", "python", "node")
 # A handler is stored on the device under its name: no path separators, no leading dot.
@@ -51,8 +51,8 @@ class HandlerCreate(_HandlerFields):
     name = Text(required=True, validate=HANDLER_NAME)
     script_type = fields.String(required=True, validate=validate.OneOf(SCRIPT_TYPES))
     script_content = Text(required=True, validate=validate.Length(min=1))
-    permissions = Permissions(load_default="700")
-    default_args = fields.List(Text(), load_default=list)
+    permissions = Permissions(**load_default("700"))
+    default_args = fields.List(Text(), **load_default(list))
     created_by = Text(allow_none=True, validate=validate.Length(max=256))
 
 

@@ -32,7 +32,7 @@ import re
 
 from marshmallow import INCLUDE, Schema, ValidationError, fields, validate
 
-from schemas.fields import Text, refuse_unstorable_json
+from schemas.fields import Text, load_default, refuse_unstorable_json
 from schemas.handlers import SCRIPT_TYPES
 
 DOCUMENT_VERSION = "1.0"
@@ -154,7 +154,7 @@ class _RunHandlerInput(_Lenient):
             error="Must be a handler name: letters, digits, '.', '_', '-'; no leading dot.",
         ),
     )
-    args = fields.List(Text(), load_default=list)
+    args = fields.List(Text(), **load_default(list))
     path = Text()
     # Set by the server at execute: the handler's sha256 then; the agent runs nothing else.
     sha256 = Text(validate=validate.Regexp(HANDLER_SHA256, error="Must be a hex sha256."))
@@ -178,11 +178,11 @@ class _StepFields(_Lenient):
     type = Text(required=True, validate=validate.OneOf(STEP_TYPES))
     input = fields.Dict(required=True)
     runAsUser = Text(validate=validate.Length(max=256))
-    allowStdErr = StdErrAllowance(load_default=False)
-    ignoreStepFailure = FlexibleBoolean(load_default=False)
+    allowStdErr = StdErrAllowance(**load_default(False))
+    ignoreStepFailure = FlexibleBoolean(**load_default(False))
     timeoutSeconds = WholeNumber(validate=validate.Range(min=1, max=STEP_TIMEOUT_S_MAX))
     # Ours, not the Device Client's: the step takes the device down (see agent.recovery).
-    rebootsDevice = FlexibleBoolean(load_default=False)
+    rebootsDevice = FlexibleBoolean(**load_default(False))
 
 
 _STEP_FIELDS = _StepFields()
@@ -261,7 +261,7 @@ class _JobDocument(_Lenient):
         required=True,
         validate=validate.Equal(DOCUMENT_VERSION, error=f'Must be "{DOCUMENT_VERSION}".'),
     )
-    includeStdOut = FlexibleBoolean(load_default=False)
+    includeStdOut = FlexibleBoolean(**load_default(False))
     steps = fields.List(
         StepField(),
         required=True,

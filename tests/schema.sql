@@ -348,8 +348,34 @@ CREATE TABLE public.devices (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     last_seen_at timestamp with time zone,
+    hardware_id text,
     CONSTRAINT devices_attributes_check CHECK ((jsonb_typeof(attributes) = 'object'::text))
 );
+
+CREATE TABLE public.enrollment_tokens (
+    id bigint NOT NULL,
+    name text NOT NULL,
+    token_hash bytea NOT NULL,
+    expires_at timestamp with time zone,
+    max_uses integer,
+    uses integer DEFAULT 0 NOT NULL,
+    device_type text NOT NULL,
+    attributes jsonb DEFAULT '{}'::jsonb NOT NULL,
+    requires_acceptance boolean DEFAULT false NOT NULL,
+    created_by text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    revoked_at timestamp with time zone,
+    CONSTRAINT enrollment_tokens_max_uses_check CHECK ((max_uses > 0))
+);
+
+CREATE SEQUENCE public.enrollment_tokens_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1;
+
+ALTER SEQUENCE public.enrollment_tokens_id_seq OWNED BY public.enrollment_tokens.id;
 
 CREATE TABLE public.fleet_counts (
     singleton boolean DEFAULT true NOT NULL,
@@ -554,6 +580,17 @@ CREATE SEQUENCE public.job_templates_id_seq
 
 ALTER SEQUENCE public.job_templates_id_seq OWNED BY public.job_templates.id;
 
+CREATE TABLE public.pending_enrollments (
+    uuid uuid NOT NULL,
+    hardware_id text NOT NULL,
+    device_name text NOT NULL,
+    device_type text NOT NULL,
+    attributes jsonb NOT NULL,
+    token_hash bytea NOT NULL,
+    enrollment_token_id bigint,
+    requested_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
 CREATE TABLE public.portal_sessions (
     secret_hash bytea NOT NULL,
     api_token_id integer,
@@ -590,6 +627,8 @@ ALTER TABLE ONLY public.api_tokens ALTER COLUMN id SET DEFAULT nextval('public.a
 
 ALTER TABLE ONLY public.device_job_status ALTER COLUMN id SET DEFAULT nextval('public.device_job_status_id_seq'::regclass);
 
+ALTER TABLE ONLY public.enrollment_tokens ALTER COLUMN id SET DEFAULT nextval('public.enrollment_tokens_id_seq'::regclass);
+
 ALTER TABLE ONLY public.job_events ALTER COLUMN id SET DEFAULT nextval('public.job_events_id_seq'::regclass);
 
 ALTER TABLE ONLY public.job_executions ALTER COLUMN id SET DEFAULT nextval('public.job_executions_id_seq'::regclass);
@@ -620,6 +659,12 @@ ALTER TABLE ONLY public.devices
 
 ALTER TABLE ONLY public.devices
     ADD CONSTRAINT devices_token_hash_key UNIQUE (token_hash);
+
+ALTER TABLE ONLY public.enrollment_tokens
+    ADD CONSTRAINT enrollment_tokens_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.enrollment_tokens
+    ADD CONSTRAINT enrollment_tokens_token_hash_key UNIQUE (token_hash);
 
 ALTER TABLE ONLY public.fleet_counts
     ADD CONSTRAINT fleet_counts_pkey PRIMARY KEY (singleton);
@@ -657,6 +702,12 @@ ALTER TABLE ONLY public.job_templates
 ALTER TABLE ONLY public.job_templates
     ADD CONSTRAINT job_templates_pkey PRIMARY KEY (id);
 
+ALTER TABLE ONLY public.pending_enrollments
+    ADD CONSTRAINT pending_enrollments_hardware_id_key UNIQUE (hardware_id);
+
+ALTER TABLE ONLY public.pending_enrollments
+    ADD CONSTRAINT pending_enrollments_pkey PRIMARY KEY (uuid);
+
 ALTER TABLE ONLY public.portal_sessions
     ADD CONSTRAINT portal_sessions_pkey PRIMARY KEY (secret_hash);
 
@@ -687,6 +738,8 @@ CREATE INDEX device_signatures_attributes_gin ON public.device_signatures USING 
 CREATE INDEX device_signatures_type_idx ON public.device_signatures USING btree (device_type);
 
 CREATE INDEX devices_attributes_gin ON public.devices USING gin (attributes jsonb_path_ops);
+
+CREATE UNIQUE INDEX devices_hardware_id_idx ON public.devices USING btree (hardware_id) WHERE (hardware_id IS NOT NULL);
 
 CREATE INDEX devices_name_trgm_idx ON public.devices USING gin (device_name public.gin_trgm_ops);
 
@@ -775,6 +828,9 @@ ALTER TABLE ONLY public.job_stages
 
 ALTER TABLE ONLY public.job_status_counts
     ADD CONSTRAINT job_status_counts_job_id_fkey FOREIGN KEY (job_id) REFERENCES public.job_executions(job_id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.pending_enrollments
+    ADD CONSTRAINT pending_enrollments_enrollment_token_id_fkey FOREIGN KEY (enrollment_token_id) REFERENCES public.enrollment_tokens(id) ON DELETE SET NULL;
 
 ALTER TABLE ONLY public.portal_sessions
     ADD CONSTRAINT portal_sessions_api_token_id_fkey FOREIGN KEY (api_token_id) REFERENCES public.api_tokens(id) ON DELETE CASCADE;

@@ -69,6 +69,7 @@ SECTIONS = (("portal.device_output", "executions"), ("portal.retry_device", "exe
             ("portal.execut", "executions"), ("portal.new_execution", "executions"),
             ("portal.template", "templates"), ("portal.new_template", "templates"),
             ("portal.device", "devices"), ("portal.new_device", "devices"),
+            ("portal.pending_devices", "devices"), ("portal.create_enrollment_token", "devices"),
             ("portal.handler", "handlers"), ("portal.new_handler", "handlers"))
 
 

@@ -20,7 +20,7 @@ from api.portal import bp, sessions
 from api.portal.forms import FieldErrors, FormInvalid, json_value, load
 from api.portal.sessions import admin_only
 from dispatcher.errors import Conflict, InvalidInput
-from dispatcher.fleet import devices
+from dispatcher.fleet import devices, enrollment
 from dispatcher.fleet.counts import fleet_overview
 from dispatcher.jobs import reports
 from schemas.devices import DeviceCreate
@@ -77,9 +77,11 @@ def device_list():
         errors.setdefault("attributes", []).append(exc.message)
         listing = {"devices": [], "total": 0, "limit": PAGE_SIZE, "offset": 0}
     fleet = fleet_overview(settings())
+    pending = enrollment.list_pending_enrollments(1, 0)["total"]
     # A filter that cannot be used still shows the page, with its error, as a 400.
     return render_template("devices.html", listing=listing, args=args, errors=errors, page=page,
-                           page_size=PAGE_SIZE, fleet=fleet), 400 if errors else 200
+                           page_size=PAGE_SIZE, fleet=fleet, pending=pending), \
+        400 if errors else 200
 
 
 @bp.route("/devices/new")

@@ -1,0 +1,107 @@
+"""``dispatcher enrollment-tokens …`` and ``dispatcher devices pending|accept|reject``:
+devices that enroll themselves, and the operator who lets them in."""
+
+from __future__ import annotations
+
+import argparse
+
+from client.api import DeviceJobsClient
+from client.command import uuid_text, with_client
+from client.output import column, print_record, print_rows
+from schemas.command_line import key_value
+
+# The API's largest page: an operator deciding enrollments one by one never has more waiting.
+LIST_LIMIT = 500
+TOKEN_COLUMNS = [
+    column("ID", "id"), column("NAME", "name"), column("TYPE", "device_type"),
+    column("USES", "uses"), column("MAX", "max_uses"), column("EXPIRES", "expires_at"),
+    column("ACCEPT", "requires_acceptance"), column("REVOKED", "revoked_at"),
+]
+PENDING_COLUMNS = [
+    column("UUID", "uuid"), column("NAME", "device_name"), column("TYPE", "device_type"),
+    column("REQUESTED", "requested_at"), column("TOKEN", "enrollment_token_name"),
+]
+
+
+@with_client
+def cmd_tokens_list(args: argparse.Namespace, client: DeviceJobsClient) -> int:
+    page = client.request("GET", "/enrollment-tokens", query={"limit": LIST_LIMIT})
+    print_rows(page["enrollment_tokens"], TOKEN_COLUMNS, args.output, page)
+    return 0
+
+
+@with_client
+def cmd_tokens_create(args: argparse.Namespace, client: DeviceJobsClient) -> int:
+    made = client.request("POST", "/enrollment-tokens", {
+        "name": args.name, "expires_at": args.expires_at, "max_uses": args.max_uses,
+        "device_type": args.type, "attributes": dict(args.attr),
+        "requires_acceptance": args.requires_acceptance})
+    print_record(made, args.output)
+    if args.output != "json":
+        print("\nshown only this once; on a device: jobs-agent enroll --server "
+              f"{client.url} --enrollment-token {made['enrollment_token']}")
+    return 0
+
+
+@with_client
+def cmd_tokens_revoke(args: argparse.Namespace, client: DeviceJobsClient) -> int:
+    print_record(client.request("POST", f"/enrollment-tokens/{args.id}/revoke"), args.output)
+    return 0
+
+
+@with_client
+def cmd_pending(args: argparse.Namespace, client: DeviceJobsClient) -> int:
+    page = client.request("GET", "/devices/pending", query={"limit": LIST_LIMIT})
+    print_rows(page["pending_enrollments"], PENDING_COLUMNS, args.output, page)
+    return 0
+
+
+@with_client
+def cmd_accept(args: argparse.Namespace, client: DeviceJobsClient) -> int:
+    device = client.request("POST", f"/devices/pending/{args.uuid}/accept")
+    print(f"accepted {device['device_name']} ({device['uuid']}): it gets jobs from its next poll")
+    return 0
+
+
+@with_client
+def cmd_reject(args: argparse.Namespace, client: DeviceJobsClient) -> int:
+    pending = client.request("POST", f"/devices/pending/{args.uuid}/reject")
+    print(f"rejected {pending['device_name']} ({pending['uuid']})")
+    return 0
+
+
+def add_device_commands(d_sub: argparse._SubParsersAction, connection: argparse.ArgumentParser,
+                        read: argparse.ArgumentParser) -> None:
+    """``devices pending|accept|reject``."""
+    p = d_sub.add_parser("pending", parents=[read],
+                         help="devices that enrolled and wait for acceptance")
+    p.set_defaults(func=cmd_pending)
+    for name, run, what in (("accept", cmd_accept, "let a pending device in: it gets jobs"),
+                            ("reject", cmd_reject, "refuse a pending device: its token never "
+                             "works")):
+        p = d_sub.add_parser(name, parents=[connection], help=what)
+        p.add_argument("uuid", type=uuid_text)
+        p.set_defaults(func=run)
+
+
+def add_commands(sub: argparse._SubParsersAction, connection: argparse.ArgumentParser,
+                 read: argparse.ArgumentParser) -> None:
+    """``enrollment-tokens list|create|revoke``."""
+    tokens = sub.add_parser("enrollment-tokens",
+                            help="tokens devices enroll with (jobs-agent enroll)")
+    t_sub = tokens.add_subparsers(dest="tokens_command", required=True, metavar="ACTION")
+    p = t_sub.add_parser("list", parents=[read], help="enrollment tokens, newest first")
+    p.set_defaults(func=cmd_tokens_list)
+    p = t_sub.add_parser("create", parents=[read], help="make one; it is shown only once")
+    p.add_argument("--name", required=True)
+    p.add_argument("--expires-at", help="ISO 8601 with a UTC offset (default: never)")
+    p.add_argument("--max-uses", type=int, help="enrollments it buys (default: any number)")
+    p.add_argument("--type", default="generic", help="device type of its devices")
+    p.add_argument("--attr", type=key_value, action="append", default=[], metavar="KEY=VALUE",
+                   help="an attribute of its devices (repeatable)")
+    p.add_argument("--requires-acceptance", action="store_true",
+                   help="its devices wait for `dispatcher devices accept`")
+    p.set_defaults(func=cmd_tokens_create)
+    p = t_sub.add_parser("revoke", parents=[read], help="no device enrolls with it any more")
+    p.add_argument("id", type=int)
+    p.set_defaults(func=cmd_tokens_revoke)
