@@ -231,11 +231,11 @@ def test_a_continuous_job_puts_a_late_device_in_its_last_stage(fleet):
 
 def test_a_worker_killed_while_releasing_a_stage_leaves_each_device_released_once(
         settings, server_processes):
-    """A stage of 3,000 devices released one row per chunk, its worker killed half-way: the
+    """A stage of 2,000 devices released one row per chunk, its worker killed half-way: the
     gate sweep gives the release to another worker, and every row is released once."""
     slow = replace(settings, fanout_chunk_size=1, stage_gate_sweep_interval_s=1)
     db.configure(slow)
-    n = 3_000
+    n = 2_000
     with psycopg.connect(slow.database_url, autocommit=True) as conn:
         conn.execute("INSERT INTO devices (uuid, device_name, token_hash)"
                      " SELECT u, 'pi-' || i, decode(md5(u::text), 'hex')"
@@ -274,7 +274,7 @@ def test_a_worker_killed_while_releasing_a_stage_leaves_each_device_released_onc
         conn.commit()
     server_processes.start_worker(slow)
     server_processes.start_beat(slow)
-    wait_until(lambda: released() == n - 1, 120, "every row of the stage released")
+    wait_until(lambda: released() == n - 1, 180, "every row of the stage released")
     with psycopg.connect(slow.database_url) as conn:
         after = dict(conn.execute("SELECT device_uuid, released_at FROM device_job_status"
                                   " WHERE job_id = %s AND device_uuid = ANY(%s)",
