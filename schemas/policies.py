@@ -11,7 +11,7 @@ fires every ten seconds).
 
 from __future__ import annotations
 
-from datetime import UTC
+from datetime import timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
@@ -73,7 +73,7 @@ def validate_timezone(name: str) -> None:
 
 def _time() -> fields.AwareDateTime:
     """An ISO 8601 instant; one without an offset is taken as UTC."""
-    return fields.AwareDateTime(default_timezone=UTC)
+    return fields.AwareDateTime(default_timezone=timezone.utc)
 
 
 def _one_of(values: tuple[str, ...], **kwargs) -> fields.String:
