@@ -57,6 +57,15 @@ def celery_config(settings: Settings) -> dict:
         "broker_url": settings.celery_broker_url,
         "broker_transport_options": transport_options,
         "broker_connection_retry_on_startup": True,
+        # A worker outlives any broker outage: it retries for ever (Celery's default gives up
+        # after 100 attempts, about fifty minutes, and the worker exits).
+        "broker_connection_retry": True,
+        "broker_connection_max_retries": None,
+        # A task running when the broker connection drops is let finish: its acknowledgement
+        # may be lost and the task delivered again, which every task here tolerates. Cancelling
+        # it instead would only redo a fan-out's work. (Set explicitly: Celery's default is
+        # about to change.)
+        "worker_cancel_long_running_tasks_on_connection_loss": False,
         # A task is acknowledged when it has finished, and given back to the broker when its
         # worker dies, so a fan-out cut short runs again; every task is idempotent for that.
         "task_acks_late": True,
