@@ -10,6 +10,7 @@ test ended.
 from __future__ import annotations
 
 import collections
+import http.client
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -218,27 +219,32 @@ class ChaosStack:
 
 @dataclass
 class Answer:
-    at: float
+    at: float  # when the answer came (time.monotonic())
     status: int | str
     retry_after: str | None = None
+    took_s: float = 0.0
 
 
 @dataclass
 class PollLoad:
-    """Devices polling the API from threads, every answer recorded with its time: what
-    clients saw during a fault. ``status`` is the HTTP code, or the error's type name when no
-    answer came (refused, reset, timed out)."""
+    """Devices polling the API from threads (and operators listing devices), every answer
+    recorded with its time: what clients saw during a fault. ``status`` is the HTTP code, or
+    the error's type name when no answer came (refused, reset, timed out)."""
 
     url: str
     devices: list[dict]
     interval_s: float = 0.2
     timeout_s: float = 10.0
+    operators: int = 0  # threads listing devices as an admin (a query per request)
     answers: list[Answer] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._run, args=(d,), daemon=True)
-                         for d in self.devices]
+        targets = [(f"/api/v1/devices/{d['uuid']}/jobs/next",
+                    {"Authorization": f"Bearer {d['device_token']}"}) for d in self.devices]
+        targets += [("/api/v1/devices?limit=5", ADMIN)] * self.operators
+        self._threads = [threading.Thread(target=self._run, args=target, daemon=True)
+                         for target in targets]
 
     def __enter__(self) -> PollLoad:
         for thread in self._threads:
@@ -250,14 +256,11 @@ class PollLoad:
         for thread in self._threads:
             thread.join(self.timeout_s + 5)
 
-    def _run(self, device: dict) -> None:
-        import http.client
-
-        headers = {"Authorization": f"Bearer {device['device_token']}"}
-        path = f"/api/v1/devices/{device['uuid']}/jobs/next"
+    def _run(self, path: str, headers: dict[str, str]) -> None:
         host, port = self.url.removeprefix("http://").split(":")
         while not self._stop.is_set():
             conn = http.client.HTTPConnection(host, int(port), timeout=self.timeout_s)
+            sent = time.monotonic()
             try:
                 conn.request("GET", path, headers=headers)
                 response = conn.getresponse()
@@ -268,8 +271,12 @@ class PollLoad:
                 answer = Answer(time.monotonic(), type(exc).__name__)
             finally:
                 conn.close()
+            answer.took_s = answer.at - sent
             self.answers.append(answer)
             self._stop.wait(self.interval_s)
+
+    def answers_statuses(self) -> list[int | str]:
+        return [a.status for a in self.answers]
 
     def between(self, start: float, end: float) -> collections.Counter:
         return collections.Counter(a.status for a in self.answers if start <= a.at <= end)
