@@ -18,7 +18,7 @@ from pathlib import Path
 
 import psycopg
 from agent_processes import start_agent
-from chaos_services import PostgresService, PrivateMosquitto, PrivateRabbitMQ, PrivateRedis
+from private_services import PostgresService, PrivateMosquitto, PrivateRabbitMQ, PrivateRedis
 from json_http import JsonHttp
 from processes import ServerProcess, ServerProcesses, settings_environment, wait_until
 from psycopg.rows import dict_row

@@ -1,4 +1,4 @@
-"""Chaos tests run on services of their own (``chaos_services.py``): each test builds a
+"""Chaos tests run on services of their own (``tests/private_services.py``): each test builds a
 ``ChaosStack`` through the ``chaos_stack`` factory, and every process and service it started
 is stopped when the test ends, however it ends."""
 

@@ -86,6 +86,10 @@ def test_broker_restarted_mid_fan_out_and_down_at_execute(chaos_stack, broker):
     # devices it already had (rows == distinct devices above); nothing else was executed.
     assert len(stack.sql("SELECT job_id FROM job_executions")) == 3
 
+    if broker == "rabbitmq":
+        queues = stack.rabbitmq.queues()
+        for name in ("fanout", "nudges", "maintenance"):
+            assert queues[name]["type"] == "classic" and queues[name]["durable"] == "true"
     report(f"broker-{broker}",
            fault=f"{broker} restarted ({BROKER_DOWN_S:.0f} s down) mid-fan-out of {DEVICES}"
                  f" devices; then down while a job was executed",
@@ -127,3 +131,33 @@ def test_nothing_is_sent_while_the_broker_is_down_and_nothing_blocks(chaos_stack
         assert state["rows"] == state["devices"] == 50
     report("broker-redis-down-concurrent-executes",
            execute_answers="4 x 201", slowest_execute_s=f"{max(timings):.2f}")
+
+
+def test_rabbitmq_quorum_queues_run_jobs_on_agents_through_a_broker_restart(chaos_stack):
+    """CELERY_QUORUM_QUEUES: the queues are durable quorum queues; a job runs on real agents,
+    RabbitMQ restarts, and the next job does too."""
+    stack = chaos_stack(broker="rabbitmq", celery_quorum_queues=True)
+    worker = stack.start_worker()
+    stack.start_beat()
+    stack.start_api()
+    devices = [stack.register(f"agent-{i}", "chaos-agent") for i in range(3)]
+    for device in devices:
+        stack.start_agent(device, mqtt=True, poll_interval_s=5)
+    body = {"job_document": DOCUMENT, "target_type": "group",
+            "target_filter": {"device_type": "chaos-agent"}}
+    first = stack.execute(body)
+    stack.wait_job(first, "SUCCEEDED")
+    stack.assert_each_result_once(first, devices)
+    queues = stack.rabbitmq.queues()
+    for name in ("fanout", "nudges", "maintenance"):
+        assert queues[name]["type"] == "quorum" and queues[name]["durable"] == "true", queues
+    stack.rabbitmq.restart(down_s=BROKER_DOWN_S)
+    restarted_at = time.monotonic()
+    second = stack.execute(body)
+    stack.wait_job(second, "SUCCEEDED")
+    assert worker.is_running()
+    stack.assert_each_result_once(second, devices)
+    report("rabbitmq-quorum-restart",
+           fault=f"RabbitMQ (quorum queues) restarted, {BROKER_DOWN_S:.0f} s down",
+           job_after_restart_succeeded_s=f"{time.monotonic() - restarted_at:.1f}",
+           queues={name: queues[name]["type"] for name in ("fanout", "nudges", "maintenance")})

@@ -1,4 +1,4 @@
-"""Services of a chaos test's own: PostgreSQL, Redis, RabbitMQ and Mosquitto on free ports, with
+"""Services of a test's own: PostgreSQL, Redis, RabbitMQ and Mosquitto on free ports, with
 their data in the test's directory, that a test stops, kills and starts again without touching
 the machine's services (which other tests use at the same time).
 
@@ -194,6 +194,18 @@ class PrivateRabbitMQ(Service):
     def remove(self) -> None:
         self.kill()
         shutil.rmtree(self.root, ignore_errors=True)
+
+    def queues(self) -> dict[str, dict[str, str]]:
+        """Every queue of the node's default vhost: its type, durability and message count."""
+        listed = subprocess.run(
+            ["rabbitmqctl", "-n", self.node, "-q", "list_queues", "--no-table-headers",
+             "name", "type", "durable", "messages"],
+            env=self.env(), capture_output=True, text=True, timeout=60, check=True).stdout
+        queues = {}
+        for line in listed.splitlines():
+            name, kind, durable, messages = line.split("\t")
+            queues[name] = {"type": kind, "durable": durable, "messages": messages}
+        return queues
 
     @property
     def url(self) -> str:
