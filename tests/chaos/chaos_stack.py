@@ -18,8 +18,8 @@ from pathlib import Path
 
 import psycopg
 from agent_processes import start_agent
-from private_services import PostgresService, PrivateMosquitto, PrivateRabbitMQ, PrivateRedis
 from json_http import JsonHttp
+from private_services import PostgresService, PrivateMosquitto, PrivateRabbitMQ, PrivateRedis
 from processes import ServerProcess, ServerProcesses, settings_environment, wait_until
 from psycopg.rows import dict_row
 from tcp_proxy import TcpProxy
