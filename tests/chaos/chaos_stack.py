@@ -10,9 +10,11 @@ test ended.
 from __future__ import annotations
 
 import collections
+import contextlib
 import http.client
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -164,6 +166,20 @@ class ChaosStack:
                  " SELECT gen_random_uuid(), %s || '-' || i, %s, '{}',"
                  " sha256(uuid_send(gen_random_uuid())) FROM generate_series(1, %s) AS i"
                  " RETURNING 1", device_type, device_type, count)
+
+    @contextlib.contextmanager
+    def fan_out_held_at(self, position: int) -> Iterator[None]:
+        """A transaction holds the device at ``position`` (in uuid order) until the block ends:
+        a fan-out waits at the chunk that reaches it, the chunks before committed."""
+        conn = psycopg.connect(self.database_url)
+        try:
+            held = conn.execute("SELECT uuid FROM devices ORDER BY uuid OFFSET %s LIMIT 1",
+                                (position,)).fetchone()[0]
+            conn.execute("SELECT 1 FROM devices WHERE uuid = %s FOR UPDATE", (held,))
+            yield
+        finally:
+            with contextlib.suppress(psycopg.Error):  # PostgreSQL may have gone meanwhile
+                conn.close()
 
     def fanout(self, job_id: str) -> dict:
         return self.sql(

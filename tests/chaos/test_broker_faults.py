@@ -19,7 +19,6 @@ from __future__ import annotations
 import threading
 import time
 
-import psycopg
 import pytest
 from chaos_stack import ADMIN, BROKERS, report
 from json_http import JsonHttp
@@ -45,16 +44,12 @@ def test_broker_restarted_mid_fan_out_and_down_at_execute(chaos_stack, broker):
     # 1. Restarted mid-fan-out: a device in the fifth chunk is held, the broker restarts. The
     # worker has the fan-out task running, unacknowledged, and waits for its next task on its
     # other process (beat starts later, so that nothing else is in flight).
-    with psycopg.connect(stack.database_url) as blocker:
-        held = blocker.execute("SELECT uuid FROM devices ORDER BY uuid OFFSET %s LIMIT 1",
-                               (4 * CHUNK + CHUNK // 2,)).fetchone()[0]
-        blocker.execute("SELECT 1 FROM devices WHERE uuid = %s FOR UPDATE", (held,))
+    with stack.fan_out_held_at(4 * CHUNK + CHUNK // 2):
         first = stack.execute(body)
         wait_until(lambda: stack.fanout(first)["rows"] == 4 * CHUNK, 60, "four chunks")
         time.sleep(1)  # the chunks' nudges done: the worker waits for its next task meanwhile
         stack.broker_service.restart(down_s=BROKER_DOWN_S)
         restarted_at = time.monotonic()
-        blocker.rollback()
     state = stack.wait_fanned_out(first, alive=worker)
     first_recovered_s = time.monotonic() - restarted_at
     assert state["rows"] == state["devices"] == state["total_devices"] == DEVICES

@@ -1,11 +1,11 @@
-"""Mosquitto restarted and down, the API and a worker SIGKILLed, beat stopped and doubled, under
-load: jobs still arrive, results are counted once, fan-outs happen once."""
+"""Mosquitto restarted and down, the API and a worker SIGKILLed, PostgreSQL restarted mid-fan-out,
+beat stopped and doubled, under load: jobs still arrive, results are counted once, fan-outs
+happen once."""
 
 from __future__ import annotations
 
 import time
 
-import psycopg
 import pytest
 from chaos_stack import PollLoad, report
 from processes import wait_until
@@ -92,28 +92,32 @@ def test_api_sigkilled_while_agents_report(chaos_stack):
            results="each counted once")
 
 
-def test_worker_sigkilled_mid_fan_out(chaos_stack):
+@pytest.mark.parametrize("fault", ["postgresql restarted", "worker sigkilled"])
+def test_a_fault_mid_fan_out_leaves_one_row_per_device(chaos_stack, fault):
+    """PostgreSQL restarted (the chunk in hand fails), or the worker SIGKILLed and another
+    started, with 3 of 10 chunks committed: the stalled fan-out sweep sends the fan-out again
+    and it finishes from its cursor."""
     devices, chunk = 3_000, 300
     stack = chaos_stack(fanout_chunk_size=chunk)
     stack.bulk_register(devices)
     worker = stack.start_worker()
     stack.start_beat()
     stack.start_api()
-    with psycopg.connect(stack.database_url) as blocker:
-        held = blocker.execute("SELECT uuid FROM devices ORDER BY uuid OFFSET %s LIMIT 1",
-                               (3 * chunk + 10,)).fetchone()[0]
-        blocker.execute("SELECT 1 FROM devices WHERE uuid = %s FOR UPDATE", (held,))
+    with stack.fan_out_held_at(3 * chunk + 10):
         job_id = stack.execute({"job_document": quick_job(), "target_type": "all"})
         wait_until(lambda: stack.fanout(job_id)["rows"] == 3 * chunk, 60, "three chunks")
-        worker.kill()
-        blocker.rollback()
-    killed_at = time.monotonic()
-    second = stack.start_worker()
-    state = stack.wait_fanned_out(job_id, alive=second)
+        if fault == "worker sigkilled":
+            worker.kill()
+        else:
+            stack.postgres.restart(down_s=2)  # ends the holding transaction too
+    back_at = time.monotonic()
+    if fault == "worker sigkilled":
+        worker = stack.start_worker()
+    state = stack.wait_fanned_out(job_id, alive=worker)
     assert state["rows"] == state["devices"] == state["total_devices"] == devices
-    report("worker-sigkilled-mid-fan-out",
-           fault="the worker SIGKILLed with 3 of 10 chunks committed; another started",
-           fan_out_done_after_kill_s=f"{time.monotonic() - killed_at:.1f}",
+    report(f"{fault.replace(' ', '-')}-mid-fan-out",
+           fault=f"{fault} with 3 of 10 chunks of a fan-out to {devices} devices committed",
+           fan_out_done_after_the_fault_s=f"{time.monotonic() - back_at:.1f}",
            rows=f"{state['rows']} for {devices} devices")
 
 
