@@ -46,6 +46,18 @@ class Reporter:
         self.outbox.put(job_id, execution_number, body)
         log.info("final report queued job_id=%s status=%s", job_id, body.get("status"))
 
+    def send_unkept(self, job_id: str, body: dict) -> bool:
+        """Send a final report that could not be kept in the outbox; True if it arrived."""
+        try:
+            answer = self.api.report_status(job_id, body)
+        except ServerUnavailable as exc:
+            log.warning("final report not delivered job_id=%s error=%s", job_id, exc)
+            return False
+        if not answer.ok:
+            log.error("final report refused job_id=%s http=%d message=%s",
+                      job_id, answer.status, answer.body.get("message"))
+        return answer.ok
+
     def flush(self) -> bool:
         """Deliver waiting final reports, oldest first; False if the server is unreachable."""
         return all(self._deliver(entry) for entry in self.outbox.pending())

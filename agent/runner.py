@@ -43,6 +43,8 @@ from schemas.vocabulary import IN_PROGRESS, QUEUED, REJECTED
 
 log = logging.getLogger(__name__)
 
+STATE_UNWRITABLE = "the agent cannot write its state directory"
+
 
 @dataclass(frozen=True)
 class Job:
@@ -192,7 +194,12 @@ class JobRunner:
         control = JobControl()
         log.info("job starting job_id=%s name=%r steps=%d", job.job_id, job.job_name,
                  len(plan.steps))
-        self.state.begin(job.job_id, job.execution_number, job.job_name, job.document, progress)
+        try:
+            self.state.begin(job.job_id, job.execution_number, job.job_name, job.document,
+                             progress)
+        except OSError as exc:
+            self._refuse_unrecorded(job, exc)
+            return
         listener = _Listener(self, job, control, len(plan.steps))
         ended_as = self.reporter.progress(job.job_id, listener.progress_body(progress))
         if ended_as is not None:
@@ -237,9 +244,28 @@ class JobRunner:
     def _finish(self, job: Job, result: JobResult) -> None:
         log.info("job finished job_id=%s status=%s reason=%s",
                  job.job_id, result.status, result.reason)
-        self.reporter.submit(job.job_id, job.execution_number, result.report_body())
+        try:
+            self.reporter.submit(job.job_id, job.execution_number, result.report_body())
+        except OSError as exc:
+            # The outbox cannot be written (disk full, read-only): send the result now. If it
+            # does not arrive the record stays, and the job is settled again at the next round.
+            log.error("final report cannot be kept job_id=%s error=%s", job.job_id, exc)
+            if self.reporter.send_unkept(job.job_id, result.report_body()):
+                with contextlib.suppress(OSError):
+                    self.state.clear()
+            return
         self.state.clear()
         self.reporter.flush()
+
+    def _refuse_unrecorded(self, job: Job, exc: OSError) -> None:
+        """A job that cannot be recorded is not run: after a restart mid-step the agent could
+        not tell whether its steps had run. It is reported FAILED at once, with the reason; if
+        that report is lost, the job is handed out again and refused again, nothing having run.
+        """
+        reason = (f"{STATE_UNWRITABLE} ({self.state.path.parent}: "
+                  f"{exc.strerror or exc}); no step was run")
+        log.error("job not run job_id=%s reason=%s", job.job_id, reason)
+        self.reporter.send_unkept(job.job_id, JobResult(FAILED, reason=reason).report_body())
 
 
 class _Listener:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Make sure PostgreSQL, Redis and Mosquitto are running on this machine, installing them with
-# apt when they are absent (and Chromium for the browser tests, nginx for the proxy tests).
-# Says what it does; safe to run again and again.
+# Make sure PostgreSQL, Redis, RabbitMQ and Mosquitto are running on this machine, installing
+# them with apt when they are absent (and Chromium for the browser tests, nginx for the proxy
+# tests). Says what it does; safe to run again and again.
 set -euo pipefail
 
 say() { printf '[services] %s\n' "$*"; }
@@ -59,6 +59,17 @@ else
     say "starting Redis"
     redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
     wait_for Redis redis-cli -h 127.0.0.1 -p 6379 ping
+fi
+
+# RabbitMQ: the chaos tests and the RabbitMQ end-to-end tests start nodes of their own from its
+# binaries; the machine's node (127.0.0.1:5672) serves CELERY_BROKER_URL=amqp://… by hand.
+command -v rabbitmq-server >/dev/null || apt_install rabbitmq-server
+if (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; then
+    say "RabbitMQ is running"
+else
+    say "starting RabbitMQ"
+    as_root rabbitmq-server -detached
+    wait_for RabbitMQ bash -c 'exec 3<>/dev/tcp/127.0.0.1/5672' || say "RabbitMQ is slow to start; the tests start nodes of their own"
 fi
 
 # Mosquitto

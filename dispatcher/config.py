@@ -29,6 +29,9 @@ class Settings:
     celery_broker_url: str = "redis://127.0.0.1:6379/0"
     # Prefix for every broker key, so several deployments (or test runs) can share one Redis.
     celery_key_prefix: str = ""
+    # RabbitMQ only: declare the task queues as quorum queues (replicated, durable) instead of
+    # classic durable queues. See README, "Choosing a broker".
+    celery_quorum_queues: bool = False
     redis_url: str = "redis://127.0.0.1:6379/1"
     mqtt_url: str = ""
     # The agent's Debian package (scripts/build-agent-deb) served at /agent/jobs-agent.deb.
@@ -93,6 +96,7 @@ class Settings:
             database_url=os.environ.get("DATABASE_URL") or cls.database_url,
             celery_broker_url=os.environ.get("CELERY_BROKER_URL") or cls.celery_broker_url,
             celery_key_prefix=os.environ.get("CELERY_KEY_PREFIX", ""),
+            celery_quorum_queues=_env_bool("CELERY_QUORUM_QUEUES"),
             redis_url=os.environ.get("REDIS_URL") or cls.redis_url,
             mqtt_url=os.environ.get("MQTT_URL", ""),
             agent_package=os.environ.get("AGENT_PACKAGE", ""),

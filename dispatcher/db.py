@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -153,13 +154,16 @@ def _constraint_message(exc: psycopg.Error, what: str) -> str:
 class _Outage:
     """Whether the database is known unreachable, so an outage is logged once, not per request.
 
+    A request that began before the outage ended and fails afterwards (it waited for a pool
+    connection through the outage's last seconds) belongs to that outage: it is not a new one.
     Written by any thread without a lock: at worst two threads both log the same transition.
     """
 
     active = False
+    ended_at = float("-inf")
 
-    def began(self, exc: BaseException) -> None:
-        if not self.active:
+    def began(self, exc: BaseException, attempt_started: float = float("inf")) -> None:
+        if not self.active and attempt_started > self.ended_at:
             self.active = True
             first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             log.warning("database unavailable: %s", first_line)
@@ -167,6 +171,7 @@ class _Outage:
     def ended(self) -> None:
         if self.active:
             self.active = False
+            self.ended_at = time.monotonic()
             log.warning("database reachable again")
 
 
@@ -177,10 +182,11 @@ outage = _Outage()
 def unavailable_when_unreachable() -> Iterator[None]:
     """Turn a lost or refused connection (or no free pool connection in time) into
     ``Unavailable``, which the API answers with 503 and Retry-After."""
+    started = time.monotonic()
     try:
         yield
     except psycopg.OperationalError as exc:
-        outage.began(exc)
+        outage.began(exc, started)
         raise Unavailable("The database is unavailable; retry later.") from exc
 
 

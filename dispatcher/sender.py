@@ -49,20 +49,63 @@ BROKER_CONNECT_TIMEOUT_S = 2.0
 BROKER_SOCKET_TIMEOUT_S = 10.0
 
 
-def celery_config(settings: Settings) -> dict:
-    """The Celery configuration of this deployment, as a plain mapping."""
-    transport_options: dict = {
+def is_amqp(broker_url: str) -> bool:
+    """Whether the broker is RabbitMQ (an AMQP URL) rather than Redis."""
+    return broker_url.split("://", 1)[0] in ("amqp", "amqps", "pyamqp")
+
+
+def task_queues(settings: Settings) -> list[Queue]:
+    """The task queues, durable on either broker.
+
+    Each queue has its own exchange and key: a bare Queue(name) would bind every queue to the
+    default exchange and key, and each message would land in all of them. With
+    CELERY_QUORUM_QUEUES on RabbitMQ they are quorum queues on topic exchanges: Celery then
+    turns global QoS off (quorum queues have none; the prefetch limit is per consumer) and
+    delivers countdown/ETA tasks through its native delayed-delivery exchanges, which need
+    topic exchanges (routing by the queue's name as the key works the same as direct).
+    """
+    if settings.celery_quorum_queues and is_amqp(settings.celery_broker_url):
+        return [Queue(name, Exchange(name, type="topic"), routing_key=name,
+                      queue_arguments={"x-queue-type": "quorum"}) for name in QUEUES]
+    return [Queue(name, Exchange(name), routing_key=name) for name in QUEUES]
+
+
+def broker_transport_options(settings: Settings) -> dict:
+    if is_amqp(settings.celery_broker_url):
+        # Publisher confirms: a send returns once RabbitMQ has the task, so an execute that
+        # answered "sent" cannot lose its fan-out in a broker crash the next moment.
+        return {"confirm_publish": True}
+    options: dict = {
         "socket_connect_timeout": BROKER_CONNECT_TIMEOUT_S,
         "socket_timeout": BROKER_SOCKET_TIMEOUT_S,
     }
     if settings.celery_key_prefix:
-        transport_options["global_keyprefix"] = settings.celery_key_prefix
+        options["global_keyprefix"] = settings.celery_key_prefix
+    return options
+
+
+def celery_config(settings: Settings) -> dict:
+    """The Celery configuration of this deployment, as a plain mapping."""
     return {
         "broker_url": settings.celery_broker_url,
-        "broker_transport_options": transport_options,
+        "broker_transport_options": broker_transport_options(settings),
+        # Connecting to RabbitMQ (Redis has its socket_connect_timeout above).
+        "broker_connection_timeout": BROKER_CONNECT_TIMEOUT_S,
         "broker_connection_retry_on_startup": True,
+        # A worker outlives any broker outage: it retries for ever (Celery's default gives up
+        # after 100 attempts, about fifty minutes, and the worker exits).
+        "broker_connection_retry": True,
+        "broker_connection_max_retries": None,
+        # A task running when the broker connection drops is let finish: its acknowledgement
+        # may be lost and the task delivered again, which every task here tolerates. Cancelling
+        # it instead would only redo a fan-out's work. (Set explicitly: Celery's default is
+        # about to change.)
+        "worker_cancel_long_running_tasks_on_connection_loss": False,
         # A task is acknowledged when it has finished, and given back to the broker when its
         # worker dies, so a fan-out cut short runs again; every task is idempotent for that.
+        # (RabbitMQ gives an unacknowledged task back as soon as the worker's connection
+        # closes; Redis once its visibility timeout, an hour, has passed; the stalled fan-out
+        # sweep does not wait for either.)
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
@@ -72,9 +115,7 @@ def celery_config(settings: Settings) -> dict:
         "task_serializer": "json",
         "accept_content": ["json"],
         "task_ignore_result": True,
-        # Each queue with its own exchange and key: a bare Queue(name) would bind every queue to
-        # the default exchange and key, and each message would land in all of them.
-        "task_queues": [Queue(name, Exchange(name), routing_key=name) for name in QUEUES],
+        "task_queues": task_queues(settings),
         "task_routes": TASK_ROUTES,
         # A task no route names still lands on a queue every worker consumes.
         "task_default_queue": MAINTENANCE_QUEUE,
@@ -96,11 +137,12 @@ class Sender(Protocol):
 
 
 class CelerySender:
-    """Sends tasks by name through a Celery app that only produces (one per broker and key
-    prefix, per process)."""
+    """Sends tasks by name through a Celery app that only produces (one per broker, key prefix
+    and queue type, per process)."""
 
     def __init__(self, settings: Settings) -> None:
-        self._app = _producer(settings.celery_broker_url, settings.celery_key_prefix)
+        self._app = _producer(settings.celery_broker_url, settings.celery_key_prefix,
+                              settings.celery_quorum_queues)
 
     def send(self, task_name: str, args: list) -> bool:
         try:
@@ -124,8 +166,9 @@ class RecordingSender:
 
 
 @functools.lru_cache(maxsize=8)
-def _producer(broker_url: str, key_prefix: str) -> Celery:
-    settings = Settings(celery_broker_url=broker_url, celery_key_prefix=key_prefix)
+def _producer(broker_url: str, key_prefix: str, quorum_queues: bool) -> Celery:
+    settings = Settings(celery_broker_url=broker_url, celery_key_prefix=key_prefix,
+                        celery_quorum_queues=quorum_queues)
     app = Celery("device-jobs-producer", set_as_current=False)
     app.conf.update(celery_config(settings))
     return app

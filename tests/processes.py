@@ -190,7 +190,7 @@ class ServerProcesses:
 
 def purge_broker_keys(settings: Settings) -> int:
     """Delete every broker key under the settings' key prefix (queues a test left behind)."""
-    if not settings.celery_key_prefix:
+    if not settings.celery_key_prefix or not settings.celery_broker_url.startswith("redis"):
         return 0
     client = redis.Redis.from_url(settings.celery_broker_url)
     try:

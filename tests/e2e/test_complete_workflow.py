@@ -1,8 +1,9 @@
 """The guide's "Complete Workflow Example", end to end through real processes: a template is
 created, executed on a group of 12 production Raspberry Pis, fanned out by a Celery worker,
 polled and reported on by every device over HTTP against the API under gunicorn, and the
-execution shows 12/12 devices succeeded and the job complete. Then the same workflow on real
-agents, whose download-file step is the standard handler that ``dispatcher migrate`` installs."""
+execution shows 12/12 devices succeeded and the job complete, with Redis and with RabbitMQ as
+the Celery broker. Then the same workflow on real agents, whose download-file step is the
+standard handler that ``dispatcher migrate`` installs."""
 
 from __future__ import annotations
 
@@ -10,11 +11,14 @@ import copy
 import functools
 import threading
 import time
+from collections.abc import Iterator
+from dataclasses import replace
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from json_http import JsonHttp
+from private_services import PrivateRabbitMQ
 from test_agent_e2e import Fleet
 from test_device_client_documents import install_standard_library
 
@@ -67,6 +71,28 @@ def poll_until_job(http: JsonHttp, device_uuid: str, headers: dict) -> dict:
         time.sleep(0.1)
 
 
+@pytest.fixture(scope="module")
+def rabbitmq(tmp_path_factory) -> Iterator[PrivateRabbitMQ]:
+    node = PrivateRabbitMQ(tmp_path_factory.mktemp("rabbitmq"))
+    node.start()
+    yield node
+    node.remove()
+
+
+@pytest.fixture
+def broker() -> str:
+    return "redis"
+
+
+@pytest.fixture
+def settings(settings, broker, request):
+    """The test's settings, on a RabbitMQ node of the module's own when ``broker`` says so."""
+    if broker == "redis":
+        return settings
+    return replace(settings, celery_broker_url=request.getfixturevalue("rabbitmq").url)
+
+
+@pytest.mark.parametrize("broker", ["redis", "rabbitmq"])
 def test_complete_workflow_on_twelve_production_pis(
     settings, celery_worker, api_server, admin_headers
 ):

@@ -23,6 +23,7 @@ import time
 import tomllib
 import uuid
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -60,7 +61,7 @@ def server_services() -> dict[str, dict]:
 
 def test_compose_runs_every_server_process_from_one_image():
     assert set(server_services()) == {"migrate", "api", "worker", "beat", "flower"}
-    assert {"postgres", "redis", "mosquitto"} <= set(SERVICES)
+    assert {"postgres", "redis", "rabbitmq", "mosquitto"} <= set(SERVICES)
     build = SERVICES["api"]["build"]
     assert (DEPLOY / build["context"] / build["dockerfile"]).is_file()
 
@@ -70,6 +71,18 @@ def test_compose_commands_are_real_dispatcher_subcommands(name):
     command = SERVICES[name]["command"]
     assert command[0] == "dispatcher"
     assert_project_command(command)
+
+
+def test_compose_carries_tasks_on_its_rabbitmq_with_durable_data():
+    rabbitmq = SERVICES["rabbitmq"]
+    assert any(v.endswith(":/var/lib/rabbitmq") for v in rabbitmq["volumes"])
+    user = rabbitmq["environment"]["RABBITMQ_DEFAULT_USER"]
+    for name, service in server_services().items():
+        broker = urlsplit(re.sub(r"\$\{[^}]*\}", "secret",
+                                 service["environment"]["CELERY_BROKER_URL"]))
+        assert (broker.scheme, broker.hostname, broker.username) == ("amqp", "rabbitmq", user)
+        if name not in ONE_SHOT:
+            assert service["depends_on"]["rabbitmq"]["condition"] == "service_healthy"
 
 
 def test_every_long_running_service_has_a_health_check():

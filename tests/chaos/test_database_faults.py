@@ -1,0 +1,117 @@
+"""PostgreSQL down for 30 s, and cut off from the API by the network, under load: devices
+polling, real agents running a job and reporting.
+
+During an outage every answer is 503 with Retry-After, never a 500 nor a hang; ``/readyz``
+names the database; the API logs the outage once. Agents keep their results in their outbox
+and deliver each exactly once when the database is back; the job's counters are exact.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+
+import pytest
+from chaos_stack import PollLoad, report
+from processes import wait_until
+
+pytestmark = pytest.mark.slow
+
+AGENTS = 5
+POLLERS = 30
+OUTAGE_S = 30.0
+
+
+def job_document(seconds: int) -> dict:
+    return {"version": "1.0", "includeStdOut": True, "steps": [
+        {"name": "Work", "type": "runCommand", "input": {"command": f"sleep,{seconds}"}},
+        {"name": "Done", "type": "runCommand", "input": {"command": "echo,done"}},
+    ]}
+
+
+def fleet(stack, agents: int, pollers: int) -> tuple[list[dict], list[dict]]:
+    with_agents = [stack.register(f"agent-{i}", "chaos-agent") for i in range(agents)]
+    for device in with_agents:
+        stack.start_agent(device)
+    return with_agents, [stack.register(f"poller-{i}", "chaos-poller") for i in range(pollers)]
+
+
+def readyz(stack) -> tuple[int, dict]:
+    status, answer = stack.http.request("GET", "/readyz")
+    return status, answer or {}
+
+
+def test_postgres_down_30_s_under_poll_and_report_load(chaos_stack):
+    stack = chaos_stack()
+    stack.start_worker()
+    stack.start_beat()
+    api = stack.start_api()
+    agents, pollers = fleet(stack, AGENTS, POLLERS)
+    job_id = stack.execute({"job_document": job_document(4), "target_type": "group",
+                            "target_filter": {"device_type": "chaos-agent"}})
+    wait_until(lambda: len(stack.device_reports(job_id)) == AGENTS, 60, "every agent started")
+    with PollLoad(api.url, pollers) as load:
+        time.sleep(2)
+        stack.postgres.stop()
+        down_at = time.monotonic()
+        ready_status, ready = wait_until(lambda: (r := readyz(stack))[0] == 503 and r, 20,
+                                         "/readyz to answer 503")
+        time.sleep(OUTAGE_S)
+        starting_at = time.monotonic()
+        stack.postgres.start()  # returns a moment after PostgreSQL accepts connections
+        up_at = time.monotonic()
+        wait_until(lambda: load.first_ok_after(up_at) is not None, 60, "a poll answered 200")
+        time.sleep(2)
+    during = load.between(down_at + 1, starting_at)
+    assert set(during) == {503}, during
+    assert all(a.retry_after and a.retry_after.isdigit()
+               for a in load.answers if a.status == 503)
+    assert set(load.answers_statuses()) <= {200, 204, 503}, collections.Counter(
+        load.answers_statuses())
+    assert ready["checks"]["postgres"]["ok"] is False and ready["checks"]["redis"]["ok"]
+
+    stack.wait_job(job_id, "SUCCEEDED", "FAILED", timeout_s=90)
+    stack.assert_each_result_once(job_id, agents)
+    for device in agents:
+        assert list((device["home"] / "state" / "outbox").glob("*.json")) == []
+    api_log = api.log_text()
+    assert api_log.count("database unavailable") == 1, api_log.count("database unavailable")
+    assert "Traceback" not in api_log
+
+    report("postgres-down-30s",
+           fault=f"PostgreSQL stopped {OUTAGE_S:.0f} s under {POLLERS} polling devices and "
+                 f"{AGENTS} agents finishing a job",
+           answers_during_outage=dict(during),
+           readyz_during_outage=f"{ready_status} {ready['checks']}",
+           first_200_after_return_s=f"{load.first_ok_after(up_at):.2f}",
+           api_log_lines="database unavailable x1",
+           results="each delivered once after the return; job SUCCEEDED, counters exact")
+
+
+@pytest.mark.parametrize("fault", ["cut", "stall"])
+def test_network_cut_or_stalled_between_api_and_postgres(chaos_stack, fault):
+    """A proxy between the API and PostgreSQL closes every connection (cut), or forwards
+    nothing (stall), for 8 s, under polls and operators' lists. Requests answer 503 or wait,
+    none fails with anything else, and the pool's connections recover once the network does."""
+    stack = chaos_stack(db_proxy=True)
+    stack.start_worker()
+    api = stack.start_api()
+    pollers = [stack.register(f"poller-{i}", "chaos-poller") for i in range(10)]
+    with PollLoad(api.url, pollers, timeout_s=30, operators=4) as load:
+        time.sleep(2)
+        getattr(stack.proxy, fault)()
+        fault_at = time.monotonic()
+        time.sleep(8)
+        stack.proxy.heal()
+        healed_at = time.monotonic()
+        wait_until(lambda: load.first_ok_after(healed_at) is not None, 60, "a poll answered 200")
+        time.sleep(2)
+    statuses = collections.Counter(load.answers_statuses())
+    assert set(statuses) <= {200, 204, 503}, statuses
+    slowest = max(a.took_s for a in load.answers)
+    assert slowest < 30, slowest
+    report(f"postgres-network-{fault}",
+           fault=f"network between API and PostgreSQL {fault} for 8 s",
+           answers_during_fault=dict(load.between(fault_at, healed_at)),
+           slowest_answer_s=f"{slowest:.1f}",
+           first_200_after_heal_s=f"{load.first_ok_after(healed_at):.2f}")
