@@ -58,6 +58,14 @@ class Settings:
     # whether a job created with requires_approval must be approved by another admin.
     stage_gate_sweep_interval_s: int = 5
     approval_by_other_admin: bool = False
+    # History kept (0: forever): finished executions and their device rows for
+    # retention_days, a recurring job's newest retention_recurring_runs finished runs, audit
+    # events for audit_retention_days; the sweep pauses retention_pause_ms between batches.
+    retention_days: int = 180
+    retention_recurring_runs: int = 100
+    audit_retention_days: int = 730
+    retention_sweep_interval_s: int = 300
+    retention_pause_ms: int = 50
     db_pool_min_size: int = 1
     db_pool_max_size: int = 10
     # The operator portal (/portal/): its session cookie is signed with secret_key (derived
@@ -123,6 +131,15 @@ class Settings:
                 "STAGE_GATE_SWEEP_INTERVAL_S", cls.stage_gate_sweep_interval_s
             ),
             approval_by_other_admin=_env_bool("APPROVAL_BY_OTHER_ADMIN"),
+            retention_days=_env_int("RETENTION_DAYS", cls.retention_days),
+            retention_recurring_runs=_env_int(
+                "RETENTION_RECURRING_RUNS", cls.retention_recurring_runs
+            ),
+            audit_retention_days=_env_int("AUDIT_RETENTION_DAYS", cls.audit_retention_days),
+            retention_sweep_interval_s=_env_int(
+                "RETENTION_SWEEP_INTERVAL_S", cls.retention_sweep_interval_s
+            ),
+            retention_pause_ms=_env_int("RETENTION_PAUSE_MS", cls.retention_pause_ms),
             db_pool_min_size=_env_int("DB_POOL_MIN_SIZE", cls.db_pool_min_size),
             db_pool_max_size=_env_int("DB_POOL_MAX_SIZE", cls.db_pool_max_size),
             portal_enabled=_env_bool("PORTAL_ENABLED", cls.portal_enabled),
