@@ -29,6 +29,13 @@ class Settings:
     celery_broker_url: str = "redis://127.0.0.1:6379/0"
     # Prefix for every broker key, so several deployments (or test runs) can share one Redis.
     celery_key_prefix: str = ""
+    # PostgreSQL straight, not through a pooler in transaction mode (PgBouncer), for what needs
+    # a session of its own: the idle devices' LISTEN and the migrations' advisory lock. Empty:
+    # database_url. With PgBouncer older than 1.21 (no max_prepared_statements) in transaction
+    # pooling, db_prepared_statements must be off: a statement prepared on one server
+    # connection is unknown to the next.
+    direct_database_url: str = ""
+    db_prepared_statements: bool = True
     redis_url: str = "redis://127.0.0.1:6379/1"
     mqtt_url: str = ""
     admin_token: str = ""
@@ -93,12 +100,20 @@ class Settings:
     # gunicorn reads the same variable for the scheme.
     forwarded_allow_ips: str = "127.0.0.1"
 
+    @property
+    def session_database_url(self) -> str:
+        """The URL of a connection that keeps its session (LISTEN, advisory locks)."""
+        return self.direct_database_url or self.database_url
+
     @classmethod
     def from_env(cls) -> Settings:
         return cls(
             database_url=os.environ.get("DATABASE_URL") or cls.database_url,
             celery_broker_url=os.environ.get("CELERY_BROKER_URL") or cls.celery_broker_url,
             celery_key_prefix=os.environ.get("CELERY_KEY_PREFIX", ""),
+            direct_database_url=os.environ.get("DIRECT_DATABASE_URL", ""),
+            db_prepared_statements=_env_bool("DB_PREPARED_STATEMENTS",
+                                             cls.db_prepared_statements),
             redis_url=os.environ.get("REDIS_URL") or cls.redis_url,
             mqtt_url=os.environ.get("MQTT_URL", ""),
             admin_token=os.environ.get("ADMIN_TOKEN", ""),

@@ -61,17 +61,17 @@ JOB_DOCUMENT = json.dumps({
 
 
 @contextmanager
-def bench_database(name: str) -> Iterator[str]:
+def bench_database(name: str, admin_url: str = PG_ADMIN_URL) -> Iterator[str]:
     """A freshly migrated database, dropped afterwards."""
-    url = psycopg.conninfo.make_conninfo(PG_ADMIN_URL, dbname=name)
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+    url = psycopg.conninfo.make_conninfo(admin_url, dbname=name)
+    with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
     migrate(url)
     try:
         yield url
     finally:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
