@@ -48,7 +48,7 @@ def post_worker_init(worker):
     from dispatcher.config import Settings
     from dispatcher.poll import idle, sightings
 
-    idle.start(Settings.from_env().database_url)
+    idle.start(Settings.from_env().session_database_url)
     sightings.of_this_process.keep_flushing()
 
 

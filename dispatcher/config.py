@@ -32,6 +32,13 @@ class Settings:
     # RabbitMQ only: declare the task queues as quorum queues (replicated, durable) instead of
     # classic durable queues. See README, "Choosing a broker".
     celery_quorum_queues: bool = False
+    # PostgreSQL straight, not through a pooler in transaction mode (PgBouncer), for what needs
+    # a session of its own: the idle devices' LISTEN and the migrations' advisory lock. Empty:
+    # database_url. With PgBouncer older than 1.21 (no max_prepared_statements) in transaction
+    # pooling, db_prepared_statements must be off: a statement prepared on one server
+    # connection is unknown to the next.
+    direct_database_url: str = ""
+    db_prepared_statements: bool = True
     redis_url: str = "redis://127.0.0.1:6379/1"
     mqtt_url: str = ""
     # The agent's Debian package (scripts/build-agent-deb) served at /agent/jobs-agent.deb.
@@ -63,6 +70,14 @@ class Settings:
     # whether a job created with requires_approval must be approved by another admin.
     stage_gate_sweep_interval_s: int = 5
     approval_by_other_admin: bool = False
+    # History kept (0: forever): finished executions and their device rows for
+    # retention_days, a recurring job's newest retention_recurring_runs finished runs, audit
+    # events for audit_retention_days; the sweep pauses retention_pause_ms between batches.
+    retention_days: int = 180
+    retention_recurring_runs: int = 100
+    audit_retention_days: int = 730
+    retention_sweep_interval_s: int = 300
+    retention_pause_ms: int = 50
     db_pool_min_size: int = 1
     db_pool_max_size: int = 10
     # The operator portal (/portal/): its session cookie is signed with secret_key (derived
@@ -90,6 +105,11 @@ class Settings:
     # gunicorn reads the same variable for the scheme.
     forwarded_allow_ips: str = "127.0.0.1"
 
+    @property
+    def session_database_url(self) -> str:
+        """The URL of a connection that keeps its session (LISTEN, advisory locks)."""
+        return self.direct_database_url or self.database_url
+
     @classmethod
     def from_env(cls) -> Settings:
         return cls(
@@ -97,6 +117,9 @@ class Settings:
             celery_broker_url=os.environ.get("CELERY_BROKER_URL") or cls.celery_broker_url,
             celery_key_prefix=os.environ.get("CELERY_KEY_PREFIX", ""),
             celery_quorum_queues=_env_bool("CELERY_QUORUM_QUEUES"),
+            direct_database_url=os.environ.get("DIRECT_DATABASE_URL", ""),
+            db_prepared_statements=_env_bool("DB_PREPARED_STATEMENTS",
+                                             cls.db_prepared_statements),
             redis_url=os.environ.get("REDIS_URL") or cls.redis_url,
             mqtt_url=os.environ.get("MQTT_URL", ""),
             agent_package=os.environ.get("AGENT_PACKAGE", ""),
@@ -130,6 +153,15 @@ class Settings:
                 "STAGE_GATE_SWEEP_INTERVAL_S", cls.stage_gate_sweep_interval_s
             ),
             approval_by_other_admin=_env_bool("APPROVAL_BY_OTHER_ADMIN"),
+            retention_days=_env_int("RETENTION_DAYS", cls.retention_days),
+            retention_recurring_runs=_env_int(
+                "RETENTION_RECURRING_RUNS", cls.retention_recurring_runs
+            ),
+            audit_retention_days=_env_int("AUDIT_RETENTION_DAYS", cls.audit_retention_days),
+            retention_sweep_interval_s=_env_int(
+                "RETENTION_SWEEP_INTERVAL_S", cls.retention_sweep_interval_s
+            ),
+            retention_pause_ms=_env_int("RETENTION_PAUSE_MS", cls.retention_pause_ms),
             db_pool_min_size=_env_int("DB_POOL_MIN_SIZE", cls.db_pool_min_size),
             db_pool_max_size=_env_int("DB_POOL_MAX_SIZE", cls.db_pool_max_size),
             portal_enabled=_env_bool("PORTAL_ENABLED", cls.portal_enabled),

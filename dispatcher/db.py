@@ -59,6 +59,7 @@ QUERIES = load_queries()
 _pool: ConnectionPool | None = None
 _pool_lock = threading.Lock()
 _database_url = ""
+_prepared_statements = True
 # Called with the lock held whenever the pool is replaced or closed: connections kept outside
 # the pool (``dispatcher.poll.connection``) are closed with it.
 _close_hooks: list[Callable[[], None]] = []
@@ -66,17 +67,18 @@ _close_hooks: list[Callable[[], None]] = []
 
 def configure(settings: Settings) -> ConnectionPool:
     """Open (or reopen) the process-wide pool for ``settings.database_url``."""
-    global _pool, _database_url
+    global _pool, _database_url, _prepared_statements
     with _pool_lock:
         if _pool is not None:
             _pool.close()
         _run_close_hooks()
         _database_url = settings.database_url
+        _prepared_statements = settings.db_prepared_statements
         _pool = ConnectionPool(
             settings.database_url,
             min_size=settings.db_pool_min_size,
             max_size=settings.db_pool_max_size,
-            kwargs={"row_factory": dict_row, "autocommit": True},
+            kwargs={"row_factory": dict_row, "autocommit": True, **connect_options()},
             timeout=settings.db_pool_timeout_s,
             open=True,
             name="device-jobs",
@@ -111,6 +113,18 @@ def database_url() -> str:
     """The URL the pool connects to (configured from the environment when nothing was)."""
     pool()
     return _database_url
+
+
+def prepared_statements() -> bool:
+    """Whether statements may be prepared on the server (off behind a transaction pooler
+    that does not track them)."""
+    pool()
+    return _prepared_statements
+
+
+def connect_options() -> dict[str, Any]:
+    """psycopg's options for a connection to ``database_url()``: never prepare when off."""
+    return {} if _prepared_statements else {"prepare_threshold": None}
 
 
 def on_close(hook: Callable[[], None]) -> None:

@@ -106,6 +106,9 @@ class ExecutionListQuery(PaginationQuery):
 
 class ExecutionList(ListMeta):
     executions = fields.List(fields.Nested(JobExecutionSummary), required=True)
+    history_pruned_before = fields.DateTime(allow_none=True, metadata={
+        "description": "Executions finished before this have been removed with their device "
+                       "rows (RETENTION_DAYS); null when none has."})
 
 
 class ExecutionDetail(Schema):

@@ -386,6 +386,14 @@ CREATE TABLE public.fleet_counts (
     CONSTRAINT fleet_counts_singleton_check CHECK (singleton)
 );
 
+CREATE TABLE public.history_prunes (
+    kind text NOT NULL,
+    pruned_before timestamp with time zone NOT NULL,
+    pruned_at timestamp with time zone NOT NULL,
+    rows_removed bigint DEFAULT 0 NOT NULL,
+    CONSTRAINT history_prunes_kind_check CHECK ((kind = ANY (ARRAY['executions'::text, 'recurring_runs'::text, 'audit_events'::text])))
+);
+
 CREATE TABLE public.job_device_signatures (
     job_id uuid NOT NULL,
     device_uuid uuid NOT NULL,
@@ -669,6 +677,9 @@ ALTER TABLE ONLY public.enrollment_tokens
 ALTER TABLE ONLY public.fleet_counts
     ADD CONSTRAINT fleet_counts_pkey PRIMARY KEY (singleton);
 
+ALTER TABLE ONLY public.history_prunes
+    ADD CONSTRAINT history_prunes_pkey PRIMARY KEY (kind);
+
 ALTER TABLE ONLY public.job_device_signatures
     ADD CONSTRAINT job_device_signatures_pkey PRIMARY KEY (job_id, device_uuid);
 
@@ -721,6 +732,8 @@ CREATE INDEX device_job_status_device_idx ON public.device_job_status USING btre
 
 CREATE INDEX device_job_status_failed_idx ON public.device_job_status USING btree (job_id) WHERE (is_latest AND (status = ANY (ARRAY['FAILED'::text, 'TIMED_OUT'::text])));
 
+CREATE INDEX device_job_status_job_idx ON public.device_job_status USING btree (job_id);
+
 CREATE INDEX device_job_status_job_status_idx ON public.device_job_status USING btree (job_id, status, device_uuid) WHERE is_latest;
 
 CREATE UNIQUE INDEX device_job_status_latest_idx ON public.device_job_status USING btree (job_id, device_uuid) WHERE is_latest;
@@ -747,11 +760,15 @@ CREATE INDEX devices_type_idx ON public.devices USING btree (device_type, uuid);
 
 CREATE INDEX job_events_job_idx ON public.job_events USING btree (job_id, id) WHERE (job_id IS NOT NULL);
 
+CREATE INDEX job_events_occurred_brin ON public.job_events USING brin (occurred_at);
+
 CREATE INDEX job_events_target_idx ON public.job_events USING btree (target_type, target_id, id);
 
 CREATE INDEX job_executions_end_due_idx ON public.job_executions USING btree (end_at) WHERE ((end_at IS NOT NULL) AND (end_applied_at IS NULL) AND (status = ANY (ARRAY['SCHEDULED'::text, 'QUEUED'::text, 'IN_PROGRESS'::text])));
 
 CREATE INDEX job_executions_fanout_pending_idx ON public.job_executions USING btree (fanout_enqueued_at) WHERE (fanout_status <> 'DONE'::text);
+
+CREATE INDEX job_executions_finished_idx ON public.job_executions USING btree (completed_at) WHERE (status = ANY (ARRAY['SUCCEEDED'::text, 'FAILED'::text, 'CANCELED'::text]));
 
 CREATE INDEX job_executions_live_windows ON public.job_executions USING btree (window_closes_at) WHERE ((window_closes_at IS NOT NULL) AND (status = ANY (ARRAY['SCHEDULED'::text, 'QUEUED'::text, 'IN_PROGRESS'::text])));
 

@@ -59,8 +59,8 @@ def migrate_and_install(settings: Settings) -> None:
     from dispatcher.catalog.standard.library import install_standard_library
     from dispatcher.migrate import ensure_database, migrate
 
-    ensure_database(settings.database_url)
-    applied = migrate(settings.database_url)
+    ensure_database(settings.session_database_url)
+    applied = migrate(settings.session_database_url)
     print(f"migrations applied: {applied or 'none (schema up to date)'}")
     db.configure(settings)
     installed = install_standard_library(settings.max_document_bytes)

@@ -72,6 +72,8 @@ def list_executions(status: str | None, limit: int, offset: int) -> dict:
     counters = counters_for_jobs([row["job_id"] for row in page["executions"]])
     for row in page["executions"]:
         row.update(counters[row["job_id"]])
+    pruned = db.one("history_pruned_before")
+    page["history_pruned_before"] = pruned["pruned_before"] if pruned else None
     return page
 
 

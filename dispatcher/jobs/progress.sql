@@ -108,3 +108,7 @@ SELECT d.device_uuid, v.device_name, d.status, d.execution_number, d.version_num
    AND (%(status)s::text IS NULL OR d.status = %(status)s)
  ORDER BY v.uuid
  LIMIT %(limit)s + 1 OFFSET %(offset)s;
+
+-- name: history_pruned_before
+-- Executions finished before this were removed by the retention sweep (none: nothing was).
+SELECT pruned_before FROM history_prunes WHERE kind = 'executions';

@@ -17,6 +17,7 @@ from dispatcher.maintenance import (
     fleet_count,
     maintenance_windows,
     recurring_runs,
+    retention,
     retries,
     rollout_waves,
     scheduled_starts,
@@ -39,4 +40,5 @@ SWEEPS: tuple[Sweep, ...] = (
     stage_gates.SWEEP,
     continuous_jobs.SWEEP,
     fleet_count.SWEEP,
+    retention.SWEEP,
 )

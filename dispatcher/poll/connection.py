@@ -32,7 +32,8 @@ def own_one(query: str, row_factory: RowFactory, /, **params: Any) -> Any:
             cursor = _cursor(row_factory)
             try:
                 with db.translate_errors():
-                    row = cursor.execute(db.QUERIES[query], params, prepare=True).fetchone()
+                    row = cursor.execute(db.QUERIES[query], params,
+                                         prepare=db.prepared_statements()).fetchone()
             except psycopg.OperationalError:
                 if attempt == 2 or not cursor.connection.closed:
                     raise
@@ -49,7 +50,7 @@ def _cursor(row_factory: RowFactory) -> psycopg.Cursor:
     if held is not None and held[0] == _generation and not held[1].connection.closed:
         cursor = held[1]
     else:
-        conn = psycopg.connect(db.database_url(), autocommit=True)
+        conn = psycopg.connect(db.database_url(), autocommit=True, **db.connect_options())
         with _lock:
             _connections.add(conn)
             generation = _generation

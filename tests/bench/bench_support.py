@@ -61,17 +61,17 @@ JOB_DOCUMENT = json.dumps({
 
 
 @contextmanager
-def bench_database(name: str) -> Iterator[str]:
+def bench_database(name: str, admin_url: str = PG_ADMIN_URL) -> Iterator[str]:
     """A freshly migrated database, dropped afterwards."""
-    url = psycopg.conninfo.make_conninfo(PG_ADMIN_URL, dbname=name)
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+    url = psycopg.conninfo.make_conninfo(admin_url, dbname=name)
+    with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
     migrate(url)
     try:
         yield url
     finally:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
@@ -140,13 +140,14 @@ def require_wrk() -> None:
 
 
 def wrk(base_url: str, path_kind: str, devices_file: Path | None, duration_s: int,
-        connections: int, threads: int = 2) -> dict:
+        connections: int, threads: int = 2, job_id: str = "") -> dict:
     """Run wrk for ``duration_s``; answer requests/s, p50/p99 in ms and the error count.
 
-    ``path_kind`` is "healthz" (the trivial endpoint) or "next" (a random device's poll).
+    ``path_kind`` is "healthz" (the trivial endpoint), "next" (a random device's poll) or
+    "progress" (a random device's IN_PROGRESS report of ``job_id``).
     """
     argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration_s}s", "--timeout", "10s",
-            "-s", str(WRK_SCRIPT), base_url, "--", path_kind, str(devices_file or "-")]
+            "-s", str(WRK_SCRIPT), base_url, "--", path_kind, str(devices_file or "-"), job_id]
     output = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
     line = next(x for x in output.splitlines() if x.startswith("RESULT "))
     result = json.loads(line.removeprefix("RESULT "))

@@ -1,5 +1,6 @@
 -- wrk script: "healthz" hits the trivial endpoint; "next" polls /jobs/next as a random device
--- (uuid and token read from the file given after the mode). Prints one RESULT line of JSON.
+-- (uuid and token read from the file given after the mode); "progress" sends an IN_PROGRESS
+-- report of the job given after the file as a random device. Prints one RESULT line of JSON.
 
 local mode = "healthz"
 local devices = {}
@@ -13,10 +14,14 @@ end
 function init(args)
   mode = args[1] or "healthz"
   math.randomseed(os.time() * 1000 + (id or 0) * 7919)
-  if mode == "next" then
+  if mode == "next" or mode == "progress" then
     for line in io.lines(args[2]) do
       local uuid, token = line:match("^(%S+) (%S+)$")
-      devices[#devices + 1] = { "/api/v1/devices/" .. uuid .. "/jobs/next", "Bearer " .. token }
+      local path = "/api/v1/devices/" .. uuid .. "/jobs/next"
+      if mode == "progress" then
+        path = "/api/v1/devices/" .. uuid .. "/jobs/" .. args[3] .. "/status"
+      end
+      devices[#devices + 1] = { path, "Bearer " .. token }
     end
   end
 end
@@ -25,6 +30,10 @@ function request()
   if mode == "next" then
     local device = devices[math.random(#devices)]
     return wrk.format("GET", device[1], { ["Authorization"] = device[2] })
+  elseif mode == "progress" then
+    local device = devices[math.random(#devices)]
+    return wrk.format("PATCH", device[1], { ["Authorization"] = device[2],
+      ["Content-Type"] = "application/json" }, '{"status": "IN_PROGRESS"}')
   end
   return wrk.format("GET", "/healthz")
 end
