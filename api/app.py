@@ -18,6 +18,7 @@ from api.proxies import ClientAddress, TrustedProxies
 from api.rate_limits import install_rate_limits
 from dispatcher import db
 from dispatcher.config import Settings
+from dispatcher.jobs import report_batches
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ def create_app(settings: Settings | None = None) -> Flask:
             "Never run like this outside local development."
         )
     db.configure(settings)
+    report_batches.of_this_process.window_s = settings.report_batch_window_ms / 1000
     api = Api(app)
     # After Api(app): ours replaces flask-smorest's handler, so every error has one shape.
     register_error_handlers(app)
