@@ -10,19 +10,14 @@ from dataclasses import replace
 import pytest
 from job_rows import next_url, register_fleet
 from processes import wait_until
+from test_idle_device_polls import known  # noqa: F401 - the fixture: idle devices loaded
 
 from dispatcher import db
 from dispatcher.poll import idle, sightings
 
 NO_JOB = "No pending jobs"
-
-
-@pytest.fixture
-def known(app, database_url):
-    listener = idle.start(database_url)
-    wait_until(lambda: listener.enabled, 10, "the idle devices loaded")
-    yield listener
-    idle.stop()
+# Every test but the last (which makes its own app) runs with the idle devices loaded.
+known_idle_devices = pytest.mark.usefixtures("known")
 
 
 @pytest.fixture
@@ -43,8 +38,9 @@ def poll(client, device, **headers):
     return client.get(next_url(device), headers={**device.headers, **headers})
 
 
+@known_idle_devices
 def test_a_known_idle_device_is_answered_below_flask_with_the_apps_answer(
-        client, known, flask_requests):
+        client, flask_requests):
     [pi] = register_fleet(1)
     from_app = poll(client, pi)  # learnt idle by the app's one statement
     assert len(flask_requests) == 1
@@ -56,8 +52,9 @@ def test_a_known_idle_device_is_answered_below_flask_with_the_apps_answer(
     assert sorted(below.headers.items()) == sorted(from_app.headers.items())
 
 
+@known_idle_devices
 def test_no_cache_a_refused_token_and_an_unknown_device_go_to_the_app(
-        client, known, flask_requests):
+        client, flask_requests):
     pi, other = register_fleet(2)
     poll(client, pi)
     flask_requests.clear()
@@ -71,7 +68,8 @@ def test_no_cache_a_refused_token_and_an_unknown_device_go_to_the_app(
     assert flask_requests == []
 
 
-def test_a_poll_below_flask_counts_in_metrics_and_last_seen(client, known, flask_requests):
+@known_idle_devices
+def test_a_poll_below_flask_counts_in_metrics_and_last_seen(client, flask_requests):
     [pi] = register_fleet(1)
     poll(client, pi)
     sightings.of_this_process.flush()
