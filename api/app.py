@@ -13,11 +13,13 @@ from api.cors import install_cors
 from api.docs_assets import SWAGGER_UI_URL
 from api.errors import register_error_handlers
 from api.headers import add_security_headers
+from api.idle_polls import IdlePolls
 from api.portal import install_portal
 from api.proxies import ClientAddress, TrustedProxies
 from api.rate_limits import install_rate_limits
 from dispatcher import db
 from dispatcher.config import Settings
+from dispatcher.jobs import report_batches
 
 log = logging.getLogger(__name__)
 
@@ -62,12 +64,15 @@ def create_app(settings: Settings | None = None) -> Flask:
             "Never run like this outside local development."
         )
     db.configure(settings)
+    report_batches.of_this_process.window_s = settings.report_batch_window_ms / 1000
     api = Api(app)
     # After Api(app): ours replaces flask-smorest's handler, so every error has one shape.
     register_error_handlers(app)
-    app.wsgi_app = ClientAddress(app.wsgi_app,  # type: ignore[method-assign]
-                                 TrustedProxies(settings.forwarded_allow_ips))
     install_rate_limits(app, settings)
+    # The client address first, then the idle devices' polls answered below the app.
+    app.wsgi_app = ClientAddress(  # type: ignore[method-assign]
+        IdlePolls(app.wsgi_app, settings, app.extensions["rate_limits"]),
+        TrustedProxies(settings.forwarded_allow_ips))
     app.before_request(refuse_remote_callers_without_auth)
     app.before_request(authorize_api_docs)
     app.after_request(add_security_headers)

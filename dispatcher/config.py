@@ -54,6 +54,9 @@ class Settings:
     output_cap_bytes: int = 64 * 1024
     list_limit_max: int = 500
     poll_after_s: int = 30
+    # How long a status report waits for others to join its batch (one statement, one commit;
+    # dispatcher.jobs.report_batches); reports arriving while a batch runs join the next anyway.
+    report_batch_window_ms: int = 0
     fanout_chunk_size: int = 10_000
     # The sweeper re-enqueues a fan-out with no enqueue or committed chunk for this long.
     fanout_stalled_after_s: int = 60
@@ -132,6 +135,7 @@ class Settings:
             output_cap_bytes=_env_int("OUTPUT_CAP_BYTES", cls.output_cap_bytes),
             list_limit_max=_env_int("LIST_LIMIT_MAX", cls.list_limit_max),
             poll_after_s=_env_int("POLL_AFTER_S", cls.poll_after_s),
+            report_batch_window_ms=_env_int("REPORT_BATCH_WINDOW_MS", cls.report_batch_window_ms),
             fanout_chunk_size=_env_int("FANOUT_CHUNK_SIZE", cls.fanout_chunk_size),
             fanout_stalled_after_s=_env_int(
                 "FANOUT_STALLED_AFTER_S", cls.fanout_stalled_after_s

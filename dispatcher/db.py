@@ -24,7 +24,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 from dispatcher.config import Settings
-from dispatcher.errors import Conflict, InvalidInput, Unavailable
+from dispatcher.errors import Conflict, InvalidInput, RolledBack, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -179,8 +179,7 @@ class _Outage:
     def began(self, exc: BaseException, attempt_started: float = float("inf")) -> None:
         if not self.active and attempt_started > self.ended_at:
             self.active = True
-            first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            log.warning("database unavailable: %s", first_line)
+            log.warning("database unavailable: %s", _first_line(exc))
 
     def ended(self) -> None:
         if self.active:
@@ -191,17 +190,34 @@ class _Outage:
 
 outage = _Outage()
 
+# SQLSTATE class 40, transaction rollback: deadlock_detected, serialization_failure, …
+TRANSACTION_ROLLBACK_CLASS = "40"
+
 
 @contextmanager
 def unavailable_when_unreachable() -> Iterator[None]:
     """Turn a lost or refused connection (or no free pool connection in time) into
-    ``Unavailable``, which the API answers with 503 and Retry-After."""
+    ``Unavailable``, which the API answers with 503 and Retry-After.
+
+    A transaction PostgreSQL rolled back to break a deadlock (or a serialization failure) is
+    also answered "retry", but it is no outage: the database answered, and the retry will
+    succeed. psycopg classes it as an OperationalError, so it is told apart here and logged as
+    what it is (by its SQLSTATE class), leaving the outage state alone.
+    """
     started = time.monotonic()
     try:
         yield
     except psycopg.OperationalError as exc:
+        if (exc.sqlstate or "").startswith(TRANSACTION_ROLLBACK_CLASS):
+            log.warning("transaction rolled back by the database, to be retried: %s",
+                        _first_line(exc))
+            raise RolledBack("The change collided with another one; retry.") from exc
         outage.began(exc, started)
         raise Unavailable("The database is unavailable; retry later.") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 class Connector:

@@ -43,5 +43,12 @@ class Unavailable(DispatcherError):
     retry_after_s = 5
 
 
+class RolledBack(Unavailable):
+    """The database rolled the change back to break a deadlock (or a serialization failure):
+    it is up, and the same request retried at once succeeds."""
+
+    retry_after_s = 1
+
+
 class Misconfigured(DispatcherError):
     """A server command would run with settings that would put the fleet at risk."""

@@ -1,6 +1,9 @@
 """The device side of a job: a device's history and its status reports.
 
-A device's report is one statement (``apply_report``, query ``report_device_job``): lock the
+A device's report is one statement (``apply_report``, query ``report_device_job``), applied
+together with the reports this process receives at the same time in one statement and one
+commit (``dispatcher.jobs.report_batches``, query ``report_device_jobs``, the same for many
+rows), each answered from its own row of the batch: lock the
 device's latest row for the job when the token is the device's, move it if the state table and
 the version allow, write the audit events and start the job, in one round trip and one short
 transaction. The same statement answers its verdict (the token ok or what it is instead, the
@@ -27,12 +30,12 @@ from typing import Any
 from dispatcher import db
 from dispatcher.errors import Conflict, InvalidInput, NotFound
 from dispatcher.fleet.tokens import TokenVerdict
-from dispatcher.jobs import states
+from dispatcher.jobs import report_batches, states
 from dispatcher.jobs.states import Actor
 from dispatcher.outcome import Decided, Outcome
 from dispatcher.poll import idle, sightings
 from schemas.job_document import document_size_bytes
-from schemas.vocabulary import REJECTED, TERMINAL
+from schemas.vocabulary import ACTIVE_JOB, REJECTED, TERMINAL
 
 OUTPUT_FIELDS = ("stdout", "stderr")
 REPORT_FIELDS = ("exit_code", "reason", "executed_steps", "failed_step")
@@ -108,7 +111,7 @@ class Reported:
     outcome: Outcome = field(default_factory=Outcome)
 
 
-VERDICT_COLUMNS = ("token_ok", "token_kind", "moved", "row_changed")
+VERDICT_COLUMNS = ("token_ok", "token_kind", "moved", "row_changed", "job_status")
 
 
 def apply_report(
@@ -128,9 +131,10 @@ def apply_report(
     """
     known = idle.current()
     position = known.position
-    found = db.row("report_device_job", **_report_params(
+    found, batch_rows = report_batches.of_this_process.apply(_report_params(
         device_uuid, job_id, report, output_cap_bytes, actor, token_hash))
-    token_ok, token_kind, moved, row_changed = (found.pop(name) for name in VERDICT_COLUMNS)
+    token_ok, token_kind, moved, row_changed, job_status = (
+        found.pop(name) for name in VERDICT_COLUMNS)
     verdict = TokenVerdict(token_ok, token_kind)
     if not token_ok:
         if token_hash is None:
@@ -140,7 +144,9 @@ def apply_report(
         known.learn_token(device_uuid, token_hash, position)
     target = report["status"]
     if moved:
-        return Reported(verdict, found, _reported(device_uuid, found))
+        # One report of each batch carries out what the whole batch's commit leaves to do.
+        sightings.of_this_process.note(device_uuid)
+        return Reported(verdict, found, _batch_outcome(batch_rows or []))
     if row_changed:
         checked = report_status(device_uuid, job_id, report, output_cap_bytes, actor)
         return Reported(verdict, checked.answer, checked.outcome)
@@ -150,7 +156,12 @@ def apply_report(
                                  Actor.DEVICE, expected_version=report.get("expected_version"))
     # The statement moves every change the table allows on the row it locked.
     assert is_repeat, f"device {device_uuid} job {job_id} did not move to {target}"
+    # A repeated result is a retry, perhaps of a report that committed in a process killed
+    # before it answered, and before it checked the job's completion: while the job is still
+    # active, check it again.
     sightings.of_this_process.note(device_uuid)
+    if job_status in ACTIVE_JOB:
+        return Reported(verdict, found, _row_outcome(found))
     return Reported(verdict, found)
 
 
@@ -182,8 +193,7 @@ def report_status(
             stored = {name: value for name, value in found.items()
                       if name not in VERDICT_COLUMNS}
     if stored is None:
-        sightings.of_this_process.note(device_uuid)
-        return Decided(get_device_job(job_id, device_uuid))
+        stored = get_device_job(job_id, device_uuid)
     return Decided(stored, _reported(device_uuid, stored))
 
 
@@ -202,17 +212,32 @@ def _report_params(
     }
 
 
-def _reported(device_uuid: uuid.UUID, row: dict) -> Outcome:
-    """After a report has committed: the device was heard from; a terminal report may have
-    finished its job, and a staged device's may decide its stage's gate
-    (``dispatcher.policies.gates``)."""
-    sightings.of_this_process.note(device_uuid)
+def _batch_outcome(rows: list[dict]) -> Outcome:
+    """What the commit of a batch of reports leaves to do: the outcome of each row it moved."""
+    outcome = Outcome()
+    for row in rows:
+        if row["moved"]:
+            outcome.merge(_row_outcome(row))
+    return outcome
+
+
+def _row_outcome(row: dict) -> Outcome:
+    """A terminal report may have finished its job, and a staged device's may decide its
+    stage's gate (``dispatcher.policies.gates``)."""
     outcome = Outcome()
     if row["status"] in TERMINAL:
         outcome.may_have_completed.add(row["job_id"])
         if row.get("stage") is not None:
             outcome.gate_checks.add(row["job_id"])
     return outcome
+
+
+def _reported(device_uuid: uuid.UUID, row: dict) -> Outcome:
+    """After a report has committed: the device was heard from; a terminal report may have
+    finished its job, and a staged device's may decide its stage's gate
+    (``dispatcher.policies.gates``)."""
+    sightings.of_this_process.note(device_uuid)
+    return _row_outcome(row)
 
 
 def lock_for_transition(

@@ -53,7 +53,8 @@ SELECT d.id, d.status, d.version_number, e.status AS job_status
 -- answers it; its status and version are current, read under the lock), or no row columns
 -- when the device has no such job. row_changed: the row was there when the statement began but
 -- was no longer the device's latest by the time it was locked (a retry committed meanwhile):
--- only then does the caller need another look. The counting triggers run at the end of the
+-- only then does the caller need another look. job_status: the job's, when the row was
+-- found (a repeated result checks the completion of a job still active). The counting triggers run at the end of the
 -- statement, right before its commit.
 WITH caller AS (
     SELECT v.uuid, v.device_name
@@ -62,7 +63,7 @@ WITH caller AS (
        AND (%(token_hash)s::bytea IS NULL OR v.token_hash = %(token_hash)s)
 ), target AS (
     SELECT d.id, d.status AS from_status, d.version_number AS from_version, d AS current_row,
-           e.job_name,
+           e.job_name, e.status AS job_status,
            make_interval(mins => (e.timeout_config ->> 'in_progress_timeout_minutes')::integer)
            AS job_timeout
       FROM device_job_status d
@@ -130,6 +131,7 @@ SELECT c.uuid IS NOT NULL AS token_ok,
            SELECT 1 FROM device_job_status d
             WHERE d.job_id = %(job_id)s AND d.device_uuid = %(device_uuid)s AND d.is_latest
        ) AS row_changed,
+       t.job_status,
        r.job_id, t.job_name, r.device_uuid, c.device_name, r.status, r.execution_number,
        r.version_number, r.is_latest, r.queued_at, r.started_at, r.completed_at,
        r.last_updated_at, r.exit_code, r.stdout, r.stderr, r.stdout_truncated,

@@ -4,6 +4,7 @@ that says how often beat runs it, how much one run takes on, and the function th
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,3 +26,14 @@ class Sweep:
 
     def interval_s(self, settings: Settings) -> float:
         return float(getattr(settings, self.interval_setting))
+
+
+# A sweep that goes on chunk after chunk rests after each one for this share of the chunk's own
+# time: the polls and reports queued behind its writes (CPU, WAL, the counter rows) are served
+# in between, instead of waiting out the whole sweep (tests/bench/bench_timeout_sweep.py).
+REST_RATIO = 0.5
+
+
+def rest_after_chunk(chunk_started: float, ratio: float = REST_RATIO) -> None:
+    """Sleep ``ratio`` times as long as the chunk begun at ``chunk_started`` (monotonic) took."""
+    time.sleep(max(0.0, time.monotonic() - chunk_started) * ratio)

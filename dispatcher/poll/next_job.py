@@ -66,10 +66,9 @@ def poll(device_uuid: uuid.UUID, token_hash: bytes | None, fresh: bool = False) 
     A device this process knows idle (``dispatcher.poll.idle``) is answered without a query,
     unless ``fresh`` asks for the database's answer.
     """
-    known = idle.current()
-    if token_hash is not None and not fresh and known.is_idle(device_uuid, token_hash):
-        sightings.of_this_process.note(device_uuid)
+    if token_hash is not None and not fresh and known_idle(device_uuid, token_hash):
         return PolledJob(device_uuid, True, None, **_NOTHING, has_pending=False)
+    known = idle.current()
     position = known.position
     polled = own_one(
         "poll_device_job", _polled_job_row, device_uuid=device_uuid, token_hash=token_hash
@@ -81,6 +80,15 @@ def poll(device_uuid: uuid.UUID, token_hash: bytes | None, fresh: bool = False) 
         elif token_hash is not None:
             known.learn_idle(device_uuid, token_hash, position)
     return polled
+
+
+def known_idle(device_uuid: uuid.UUID, token_hash: bytes) -> bool:
+    """Whether this process knows the device idle and the token its own: then its poll is
+    answered "no pending jobs" without a query, and the device was heard from."""
+    if not idle.current().is_idle(device_uuid, token_hash):
+        return False
+    sightings.of_this_process.note(device_uuid)
+    return True
 
 
 def no_job_answer(poll_after_s: int) -> dict:

@@ -62,7 +62,9 @@ JOB_DOCUMENT = json.dumps({
 
 @contextmanager
 def bench_database(name: str, admin_url: str = PG_ADMIN_URL) -> Iterator[str]:
-    """A freshly migrated database, dropped afterwards."""
+    """A freshly migrated database, dropped afterwards. Named after this process as well, so
+    two people benchmarking on one machine never drop each other's database."""
+    name = f"{name}_{os.getpid()}"
     url = psycopg.conninfo.make_conninfo(admin_url, dbname=name)
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -18,7 +18,13 @@ from dispatcher import db
 from dispatcher.fleet.devices import register_device, update_device
 from dispatcher.jobs import reports
 from dispatcher.jobs.create import create_execution
-from dispatcher.maintenance import end_times, maintenance_windows, scheduled_starts, timeouts
+from dispatcher.maintenance import (
+    end_times,
+    maintenance_windows,
+    scheduled_starts,
+    sweep,
+    timeouts,
+)
 from dispatcher.outcome import Outcome
 from dispatcher.policies import abort, recurring, retries, rollout
 from dispatcher.sender import carry_out, deliver
@@ -133,6 +139,21 @@ def test_silent_devices_time_out_in_chunks_and_are_audited(settings, monkeypatch
     assert len(events(job["job_id"], "device_job.timed_out")) == 5
     carry_out(outcome, settings)
     assert job_row(job["job_id"])["status"] == "FAILED"
+
+
+def test_the_timeout_sweep_rests_between_its_chunks_for_a_share_of_their_time(
+        settings, monkeypatch):
+    devices = fleet(5)
+    job = execute(settings, {"timeout_config": {"in_progress_timeout_minutes": 10}})
+    for device in devices:
+        report(device, job["job_id"], "IN_PROGRESS")
+    monkeypatch.setattr(timeouts, "BATCH_SIZE", 2)
+    rests: list[float] = []
+    monkeypatch.setattr(sweep.time, "sleep", rests.append)
+    outcome = timeouts.time_out_overdue(now() + timedelta(minutes=11), SWEEP_SETTINGS)
+    assert outcome.moved_rows == 5
+    # Chunks of 2, 2 and 1: a rest after each full chunk, none after the last.
+    assert len(rests) == 2 and all(rest > 0 for rest in rests)
 
 
 def test_step_timeout_shortens_the_deadline_and_minus_one_clears_it(settings):
