@@ -10,18 +10,6 @@ CREATE FUNCTION public.device_job_target_id(p_job_id uuid, p_device_uuid uuid) R
     SELECT p_job_id::text || '/' || p_device_uuid::text
 $$;
 
-CREATE FUNCTION public.device_matches_target(p_device_type text, p_attributes jsonb, p_target_type text, p_target_filter jsonb) RETURNS boolean
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    AS $$
-    SELECT CASE p_target_type
-               WHEN 'all' THEN true
-               WHEN 'group' THEN (NOT p_target_filter ? 'device_type'
-                                  OR p_device_type = p_target_filter ->> 'device_type')
-                                 AND p_attributes @> (p_target_filter - 'device_type')
-               ELSE false
-           END
-$$;
-
 CREATE FUNCTION public.device_signature(device_type text, attributes jsonb) RETURNS uuid
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$
@@ -348,7 +336,10 @@ CREATE TABLE public.devices (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     last_seen_at timestamp with time zone,
-    CONSTRAINT devices_attributes_check CHECK ((jsonb_typeof(attributes) = 'object'::text))
+    inventory jsonb DEFAULT '{}'::jsonb NOT NULL,
+    inventory_updated_at timestamp with time zone,
+    CONSTRAINT devices_attributes_check CHECK ((jsonb_typeof(attributes) = 'object'::text)),
+    CONSTRAINT devices_inventory_check CHECK ((jsonb_typeof(inventory) = 'object'::text))
 );
 
 CREATE TABLE public.fleet_counts (
@@ -687,6 +678,8 @@ CREATE INDEX device_signatures_attributes_gin ON public.device_signatures USING 
 CREATE INDEX device_signatures_type_idx ON public.device_signatures USING btree (device_type);
 
 CREATE INDEX devices_attributes_gin ON public.devices USING gin (attributes jsonb_path_ops);
+
+CREATE INDEX devices_inventory_gin ON public.devices USING gin (inventory jsonb_path_ops);
 
 CREATE INDEX devices_name_trgm_idx ON public.devices USING gin (device_name public.gin_trgm_ops);
 

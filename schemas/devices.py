@@ -91,6 +91,9 @@ class DeviceSchema(Schema):
     created_at = fields.DateTime(required=True)
     updated_at = fields.DateTime(required=True)
     last_seen_at = fields.DateTime(allow_none=True)
+    inventory = fields.Dict(metadata={"description": "What the device reports about itself "
+                                      "(its word, not the operator's attributes)."})
+    inventory_updated_at = fields.DateTime(allow_none=True)
 
 
 class DeviceCreated(DeviceSchema):
