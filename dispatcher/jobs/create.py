@@ -26,7 +26,7 @@ from dispatcher.outcome import Decided, Outcome
 from dispatcher.policies import columns
 from dispatcher.signing import sign_job
 from schemas.job_document import validate_job_document
-from schemas.vocabulary import RECURRING, SCHEDULED, TARGET_ALL, TARGET_GROUP
+from schemas.vocabulary import CONTINUOUS, RECURRING, SCHEDULED, TARGET_ALL, TARGET_GROUP
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def create_execution(body: dict, actor: str, settings: Settings) -> Decided[dict
     job_id = uuid.uuid4()
     with db.transaction() as c:
         total = count_target_devices(target, c)
-        if total == 0:
+        if total == 0 and not _waits_for_devices(policy_columns):
             raise _no_devices(target)
         document = pin_handlers(c, document)
         ends = [t for t in (policy_columns["start_at"], policy_columns["end_at"]) if t]
@@ -94,7 +94,7 @@ def preview_execution(body: dict, settings: Settings) -> dict:
     template, document, target, execution_policies = _prepare(body, settings)
     policy_columns = columns.execution_columns(execution_policies, datetime.now(UTC))
     total = count_target_devices(target)
-    if total == 0:
+    if total == 0 and not _waits_for_devices(policy_columns):
         raise _no_devices(target)
     return {
         "job_name": _job_name(body, template),
@@ -165,6 +165,12 @@ def _job_document(template: dict | None, body: dict, max_bytes: int) -> dict:
     except ValidationError as exc:
         what = "job document" if template is None else "job document rendered from the template"
         raise InvalidInput(f"Invalid {what}", errors={"job_document": exc.messages}) from None
+
+
+def _waits_for_devices(policy_columns: dict) -> bool:
+    """A continuous job follows its target as devices come and change, so it may start with
+    none: a group of devices that do not exist yet, or not yet report what it asks for."""
+    return policy_columns["execution_type"] == CONTINUOUS
 
 
 def _no_devices(target: Target) -> InvalidInput:
