@@ -31,6 +31,7 @@ RESOURCE_BLUEPRINTS = (
     "api.execute",
     "api.job_events",
     "api.inventory",
+    "api.groups",
 )
 
 

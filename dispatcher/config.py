@@ -58,6 +58,9 @@ class Settings:
     # whether a job created with requires_approval must be approved by another admin.
     stage_gate_sweep_interval_s: int = 5
     approval_by_other_admin: bool = False
+    # Off: a signed job, or one held for approval, may not be targeted by inventory. keys
+    # (what devices report about themselves can steer them into it).
+    targeting_inventory_allowed: bool = True
     db_pool_min_size: int = 1
     db_pool_max_size: int = 10
     # The operator portal (/portal/): its session cookie is signed with secret_key (derived
@@ -123,6 +126,8 @@ class Settings:
                 "STAGE_GATE_SWEEP_INTERVAL_S", cls.stage_gate_sweep_interval_s
             ),
             approval_by_other_admin=_env_bool("APPROVAL_BY_OTHER_ADMIN"),
+            targeting_inventory_allowed=_env_bool("TARGETING_INVENTORY_ALLOWED",
+                                                  cls.targeting_inventory_allowed),
             db_pool_min_size=_env_int("DB_POOL_MIN_SIZE", cls.db_pool_min_size),
             db_pool_max_size=_env_int("DB_POOL_MAX_SIZE", cls.db_pool_max_size),
             portal_enabled=_env_bool("PORTAL_ENABLED", cls.portal_enabled),

@@ -42,7 +42,8 @@ from schemas.filters import (
 )
 
 __all__ = ["DEVICE_TYPE_KEY", "EVERY_DEVICE", "Predicate", "bounded_search", "compile_filter",
-           "counts_from_signatures", "parse_target_filter", "uses_inventory"]
+           "counts_from_signatures", "parse_target_filter", "static_group_members",
+           "uses_inventory"]
 
 # How long a search or a count for a person waiting may read before it is refused.
 SEARCH_TIMEOUT_MS = 5000
@@ -98,6 +99,14 @@ def bounded_search(c: db.Connector, timeout_ms: int | None = None) -> Iterator[N
             "prefixes and $exists read every device). Add an exact match (a plain value or "
             "$in) to narrow it.", errors={"filter": ["Too slow without an index."]},
         ) from exc
+
+
+def static_group_members(group_name: str, name: str) -> Predicate:
+    """The condition "device ``d`` is listed in the static group ``group_name``"."""
+    key = f"{name}_group"
+    return Predicate(sql.SQL(
+        "EXISTS (SELECT 1 FROM device_group_members m WHERE m.group_name = {}::text"
+        " AND m.device_uuid = d.uuid)").format(sql.Placeholder(key)), {key: group_name})
 
 
 def compile_filter(tree: Node, name: str, alias: str = "d",

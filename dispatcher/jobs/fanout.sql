@@ -1,7 +1,8 @@
 -- name: fanout_lock_job
 -- Lock the execution for one chunk: a concurrent cancel, or a second copy of the task, waits
 -- for the chunk to commit and then sees its rows.
-SELECT job_id, status, target_type, target_devices, target_filter, fanout_status, fanout_cursor,
+SELECT job_id, status, target_type, target_devices, target_filter, target_group, fanout_status,
+       fanout_cursor,
        stages, rollout_state, rollout_config, total_devices, current_stage
   FROM job_executions
  WHERE job_id = %(job_id)s

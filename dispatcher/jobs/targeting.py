@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from dispatcher import db
-from dispatcher.errors import InvalidInput
+from dispatcher.errors import InvalidInput, NotFound
 from dispatcher.fleet.filters import (
     EVERY_DEVICE,
     Predicate,
@@ -29,6 +29,8 @@ from dispatcher.fleet.filters import (
     compile_filter,
     counts_from_signatures,
     parse_target_filter,
+    static_group_members,
+    uses_inventory,
 )
 from schemas.filters import AllOf
 from schemas.vocabulary import TARGET_ALL, TARGET_DEVICE, TARGET_GROUP, TARGET_TYPES
@@ -40,32 +42,46 @@ class Target:
     device_uuids: tuple[uuid.UUID, ...] | None = None
     target_filter: dict | None = None
     tree: AllOf | None = None
+    # A named group: its filter (tree) as read when the target was made, or, for a static
+    # group, its member list.
+    group: str | None = None
+    static_group: bool = False
 
     def predicate(self, name: str = "target", now: datetime | None = None) -> Predicate:
-        """The SQL condition on a devices row ``d`` that the target's filter puts (true for a
-        device list or the whole fleet)."""
+        """The SQL condition on a devices row ``d`` that the target puts (true for a device
+        list or the whole fleet)."""
+        if self.static_group and self.group is not None:
+            return static_group_members(self.group, name)
         if self.tree is None:
             return EVERY_DEVICE
         return compile_filter(self.tree, name, "d", now)
 
     def page_filter(self, now: datetime | None = None) -> dict[str, Any]:
         """Parameters of a fan-out page query: the device list (None: any device) and the
-        filter's predicate for its ``{{target_filter}}`` slot."""
+        target's predicate for its ``{{target_filter}}`` slot."""
         return {
             "device_uuids": list(self.device_uuids) if self.device_uuids is not None else None,
             "slots": {"target_filter": self.predicate("target", now)},
         }
+
+    @property
+    def names_inventory(self) -> bool:
+        return self.tree is not None and uses_inventory(self.tree)
 
 
 def parse_target(
     target_type: str,
     target_devices: list[uuid.UUID] | None = None,
     target_filter: dict | None = None,
+    group: str | None = None,
 ) -> Target:
-    """A Target from the execute request's fields; InvalidInput when they do not fit together."""
+    """A Target from the execute request's fields; InvalidInput when they do not fit together,
+    NotFound for an unknown group."""
     if target_type == TARGET_DEVICE:
         if target_filter:
             raise _misplaced("target_filter", "group")
+        if group:
+            raise _misplaced("group", "group")
         if not target_devices:
             raise InvalidInput("target_devices must list at least one device",
                                errors={"target_devices": ["Must list at least one device."]})
@@ -73,15 +89,34 @@ def parse_target(
     if target_type == TARGET_GROUP:
         if target_devices:
             raise _misplaced("target_devices", "device")
+        if group is not None:
+            if target_filter:
+                raise InvalidInput("Give either group or target_filter, not both",
+                                   errors={"group": ["Not with target_filter."]})
+            return named_group_target(group)
         return _group_target(target_filter)
     if target_type == TARGET_ALL:
         if target_devices:
             raise _misplaced("target_devices", "device")
         if target_filter:
             raise _misplaced("target_filter", "group")
+        if group:
+            raise _misplaced("group", "group")
         return Target(TARGET_ALL)
     raise InvalidInput(f"Unknown target_type {target_type!r}",
                        errors={"target_type": [f"Must be one of: {', '.join(TARGET_TYPES)}."]})
+
+
+def named_group_target(name: str, conn: db.Connector | None = None) -> Target:
+    """The target of a named group as it is now (NotFound for an unknown name)."""
+    group = conn.one("get_group", name=name) if conn else db.one("get_group", name=name)
+    if group is None:
+        raise NotFound(f"Group {name!r} not found",
+                       errors={"group": [f"No group named {name!r}."]})
+    if group["filter"] is None:
+        return Target(TARGET_GROUP, group=name, static_group=True)
+    return Target(TARGET_GROUP, group=name,
+                  tree=parse_target_filter(group["filter"], "filter"))
 
 
 def _misplaced(field: str, owner: str) -> InvalidInput:
@@ -100,11 +135,13 @@ def _group_target(target_filter: dict | None) -> Target:
 
 
 def target_of_execution(execution: dict) -> Target:
-    """The Target stored on a job_executions row."""
+    """The Target stored on a job_executions row (a named group as it is now)."""
     target_type = execution["target_type"]
     if target_type == TARGET_DEVICE:
         return Target(TARGET_DEVICE, device_uuids=tuple(execution["target_devices"] or ()))
     if target_type == TARGET_GROUP:
+        if execution.get("target_group"):
+            return named_group_target(execution["target_group"])
         return _group_target(execution["target_filter"])
     return Target(TARGET_ALL)
 
@@ -129,6 +166,8 @@ def count_target_devices(target: Target, conn: db.Connector | None = None) -> in
                 unknown_devices=[str(u) for u in unknown],
             )
         return len(device_uuids)
+    if target.static_group:
+        return conn.row("count_static_group_members", name=target.group)["n"]
     if target.tree is None or counts_from_signatures(target.tree):
         return conn.row_filtered("count_matching_signatures",
                                  {"target_filter": target.predicate()})["n"]

@@ -4,7 +4,7 @@
 -- name: active_continuous_jobs
 -- The continuous jobs that follow the fleet now (one, or all), with their targets: each is
 -- reconciled with its own compiled filter.
-SELECT job_id, target_type, target_devices, target_filter
+SELECT job_id, target_type, target_devices, target_filter, target_group
   FROM job_executions
  WHERE execution_type = 'continuous' AND status IN ('QUEUED', 'IN_PROGRESS')
    AND fanout_status = 'DONE' AND (end_at IS NULL OR end_at > %(now)s)
