@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from client import fleet_commands
 from client.api import DeviceJobsClient
 from client.command import (
     UsageError,
@@ -195,3 +196,4 @@ def add_commands(sub: argparse._SubParsersAction, connection: argparse.ArgumentP
     p.add_argument("uuid", type=uuid_text)
     p.add_argument("--jobs", type=int, default=10, help="latest jobs shown (default 10)")
     p.set_defaults(func=cmd_devices_show)
+    fleet_commands.add_device_search(d_sub, read)
