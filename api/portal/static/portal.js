@@ -59,6 +59,18 @@ function wire(root) {
   });
 }
 
+// "N device(s) match" (or what is wrong with the target) in ``output``, from the count URL.
+async function showCount(output, url, params) {
+  try {
+    const response = await fetch(url + "?" + params, { credentials: "same-origin" });
+    const answer = await response.json();
+    output.textContent = answer.error ? answer.error : answer.devices + " device(s) match";
+    output.classList.toggle("field-error", Boolean(answer.error));
+  } catch (error) {
+    output.textContent = "Could not count the devices just now.";
+  }
+}
+
 // The execute form: show the part of the target that applies, and how many devices it reaches.
 function startTargetCount(output) {
   const form = output.closest("form");
@@ -86,14 +98,7 @@ function startTargetCount(output) {
       const picked = Array.from(form.querySelector("#target_devices").selectedOptions).map((o) => o.value);
       params.set("target_devices", picked.join(","));
     }
-    try {
-      const response = await fetch(output.dataset.countUrl + "?" + params, { credentials: "same-origin" });
-      const answer = await response.json();
-      output.textContent = answer.error ? answer.error : answer.devices + " device(s) match";
-      output.classList.toggle("field-error", Boolean(answer.error));
-    } catch (error) {
-      output.textContent = "Could not count the devices just now.";
-    }
+    await showCount(output, output.dataset.countUrl, params);
   }
 
   function changed() {
@@ -121,14 +126,7 @@ function startFilterCount(output) {
       params.set("device_type", deviceType);
       params.set("attributes", attributes);
     }
-    try {
-      const response = await fetch(output.dataset.filterCountUrl + "?" + params, { credentials: "same-origin" });
-      const answer = await response.json();
-      output.textContent = answer.error ? answer.error : answer.devices + " device(s) match";
-      output.classList.toggle("field-error", Boolean(answer.error));
-    } catch (error) {
-      output.textContent = "Could not count the devices just now.";
-    }
+    await showCount(output, output.dataset.filterCountUrl, params);
   }
 
   form.addEventListener("input", (event) => {
