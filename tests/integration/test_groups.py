@@ -182,3 +182,27 @@ def test_inventory_targets_can_be_forbidden_for_jobs_held_for_approval(settings,
             target_filter={"site": "berlin"}, requires_approval=True)
     execute(client, admin_headers, status=201, target_type="group", group="debian",
             execution_type="continuous")
+
+
+def test_a_stage_filter_speaks_the_same_language(client, admin_headers, fleet, settings):
+    from dispatcher import db
+
+    for name, model in (("a", "Raspberry Pi 3"), ("c", "Raspberry Pi 4 Model B")):
+        device = fleet[name]
+        call(client, {"Authorization": f"Bearer {device['device_token']}"}, "PUT",
+             f"{DEVICES}/{device['uuid']}/inventory", {"data": {"model": model}})
+    job = execute(client, admin_headers, target_type="group", target_filter={
+        "system.type": "raspberry-pi"}, stages=[
+        {"name": "pi4", "count": 1,
+         "target_filter": {"inventory.model": {"$prefix": "Raspberry Pi 4"}}},
+        {"name": "rest"}])["job"]
+    fan_out(job["job_id"], settings)
+    with db.pool().connection() as conn:
+        staged = {str(r["device_uuid"]): r["stage"] for r in conn.execute(
+            "SELECT device_uuid, stage FROM device_job_status WHERE job_id = %s",
+            (job["job_id"],)).fetchall()}
+    assert staged == {fleet["c"]["uuid"]: 0, fleet["a"]["uuid"]: 1, fleet["b"]["uuid"]: 1}
+    bad = execute(client, admin_headers, status=400, target_type="all", stages=[
+        {"name": "x", "count": 1, "target_filter": {"inventory.model": {"$prefix": 4}}},
+        {"name": "rest"}])
+    assert "stages" in bad["errors"]
