@@ -154,10 +154,11 @@ class _Compiler:
         name = node.field.path[0]
         if name == "agent_version":
             value = sql.SQL("({} ->> 'agent_version')").format(self.column(INVENTORY))
-            return self.scalar_condition(value, "text", node)
+            return self.scalar_condition(value, "text", node, nullable=True)
         column = {"name": "device_name", "type": "device_type"}.get(name, name)
         cast = "text" if name in ("name", "type") else "timestamptz"
-        return self.scalar_condition(self.column(column), cast, node)
+        return self.scalar_condition(self.column(column), cast, node,
+                                     nullable=column not in _NOT_NULL_COLUMNS)
 
     # device-reported JSON (attributes, inventory): jsonb at a path
 
@@ -205,29 +206,39 @@ class _Compiler:
 
     # the server's columns: text and times
 
-    def scalar_condition(self, value: sql.Composable, cast: str,
-                         node: Condition) -> sql.Composable:
+    def scalar_condition(self, value: sql.Composable, cast: str, node: Condition,
+                         nullable: bool) -> sql.Composable:
+        """A comparison on a column; on a nullable one, false (never NULL) where it is NULL.
+        A NOT NULL column is compared bare, so its btree index (device_type) serves it."""
+        return (self.never_null(self.scalar_test(value, cast, node)) if nullable
+                else self.scalar_test(value, cast, node))
+
+    @staticmethod
+    def never_null(test: sql.Composable) -> sql.Composable:
+        return sql.SQL("coalesce({}, false)").format(test)
+
+    def scalar_test(self, value: sql.Composable, cast: str, node: Condition) -> sql.Composable:
         op, operand = node.operator, node.value
         if op == "$exists":
             return sql.SQL("({} IS {} NULL)").format(value, sql.SQL("NOT" if operand else ""))
         if op in ("$in", "$nin"):
             items = [self.instant(v) for v in operand]
             test = "= ANY" if op == "$in" else "<> ALL"
-            return sql.SQL("coalesce({} {} ({}), false)").format(
+            return sql.SQL("{} {} ({})").format(
                 value, sql.SQL(test), self.bind(items, cast + "[]"))
         if op == "$prefix":
-            return sql.SQL("coalesce(starts_with({}, {}), false)").format(
-                value, self.bind(operand, "text"))
+            return sql.SQL("starts_with({}, {})").format(value, self.bind(operand, "text"))
         if op == "$contains":
-            return sql.SQL("coalesce(strpos({}, {}) > 0, false)").format(
-                value, self.bind(operand, "text"))
-        return sql.SQL("coalesce({} {} {}, false)").format(
+            return sql.SQL("strpos({}, {}) > 0").format(value, self.bind(operand, "text"))
+        return sql.SQL("{} {} {}").format(
             value, sql.SQL(_SQL_COMPARISON[op]), self.bind(self.instant(operand), cast))
 
     def instant(self, value: Any) -> Any:
         return self.now + value.offset if isinstance(value, RelativeTime) else value
 
 
+# Server columns that are never NULL: compared without coalesce, so an index can serve them.
+_NOT_NULL_COLUMNS = ("device_name", "device_type", "created_at")
 _SQL_COMPARISON = {"$eq": "=", "$ne": "<>", "$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
 
 

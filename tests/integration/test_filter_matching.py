@@ -202,8 +202,10 @@ def test_values_never_enter_the_sql_text(app):
     ({"inventory.os.version_id": "12"}, "devices_inventory_gin"),
     ({"inventory.disk_free_mb": {"$gte": 500}, "inventory.arch": "aarch64"},
      "devices_inventory_gin"),
+    ({"device_type": "gateway"}, "devices_type_idx"),
+    ({"system.type": {"$in": ["gateway", "pi"]}}, "devices_type_idx"),
 ])
-def test_exact_matches_use_the_gin_index(fleet, target_filter, index):
+def test_exact_matches_use_an_index(fleet, target_filter, index):
     predicate = compile_filter(parse_target_filter(target_filter), "t")
     with db.pool().connection() as conn, conn.transaction():
         conn.execute("SET LOCAL enable_seqscan = off")
