@@ -40,9 +40,12 @@ def report_inventory(device_uuid: uuid.UUID, data: dict, mode: str,
         changed = inventory != current["inventory"]
         stored = c.row("store_device_inventory", uuid=device_uuid, now=now, changed=changed,
                        inventory=db.jsonb(inventory))
+        # Most fleets run no continuous job most of the time: then a change needs no reconcile.
+        follow = changed and bool(c.all("active_continuous_jobs", job_id=None, now=now))
     outcome = Outcome()
     if changed:
         log.info("inventory changed device_uuid=%s keys=%d mode=%s", device_uuid, leaves, mode)
+    if follow:
         outcome = continuous.reconcile_continuous(now, device_uuid=device_uuid)
     return Decided({**stored, "changed": changed}, outcome)
 
