@@ -58,6 +58,10 @@ class AgentConfig:
     allow_insecure_http: bool = False
     # Base64 Ed25519 public key: when set, only job documents signed with its private key run.
     signing_public_key: str = ""
+    # Executables whose key=value output joins the inventory; how often it is collected (sent
+    # only when it changed).
+    inventory_dir: str = "/etc/jobs-agent/inventory.d"
+    inventory_interval_s: float = 6 * 3600.0
 
     def require_server(self) -> AgentConfig:
         """Check what talking to the server needs; return self so calls can chain."""
@@ -196,7 +200,7 @@ def _check(values: Mapping[str, Any]) -> list[str]:
             uuid.UUID(device_uuid)
         except ValueError:
             problems.append(f"device_uuid: not a UUID: {device_uuid!r}")
-    for name in ("poll_interval_s", "step_timeout_s", "cancel_check_s"):
+    for name in ("poll_interval_s", "step_timeout_s", "cancel_check_s", "inventory_interval_s"):
         if name in values and not float(values[name]) > 0:
             problems.append(f"{name}: must be greater than 0")
     if "reboot_wait_s" in values and float(values["reboot_wait_s"]) < 0:

@@ -10,6 +10,7 @@ from agent import __version__
 from agent.config import AgentConfig
 from agent.engine import EngineSettings, JobEngine
 from agent.handlers import HandlerStore
+from agent.inventory import InventoryReporter
 from agent.outbox import Outbox
 from agent.poller import Poller
 from agent.reporter import Reporter
@@ -51,6 +52,8 @@ class Agent:
                        if config.signing_public_key else None)
         self.runner = JobRunner(api, engine, state, reporter, self._cancel_check_s, signing_key)
         self.poller = Poller(api, self.runner, reporter, config.poll_interval_s)
+        self.inventory = InventoryReporter(api, Path(config.inventory_dir), state_dir,
+                                           config.inventory_interval_s)
         self.listener: NotifyListener | None = None
         if config.mqtt_url:
             # Imported only here: without MQTT the agent does not need paho-mqtt at all.
@@ -64,9 +67,11 @@ class Agent:
                  bool(self.listener))
         if self.listener is not None:
             self.listener.start()
+        self.inventory.start()
         try:
             self.poller.run()
         finally:
+            self.inventory.stop()
             if self.listener is not None:
                 self.listener.stop()
 

@@ -75,6 +75,9 @@ class DeviceApi:
     def report_status(self, job_id: str, body: dict) -> ApiAnswer:
         return self._request("PATCH", f"/jobs/{quote(job_id, safe='')}/status", body)
 
+    def report_inventory(self, body: dict) -> ApiAnswer:
+        return self._request("PUT", "/inventory", body)
+
     def fetch_handler(self, name: str) -> ApiAnswer:
         return self._request("GET", f"/handlers/{quote(name, safe='')}")
 

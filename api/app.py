@@ -34,6 +34,8 @@ RESOURCE_BLUEPRINTS = (
     "api.job_events",
     "api.enrollment",
     "api.device_enroll",
+    "api.inventory",
+    "api.groups",
 )
 
 

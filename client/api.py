@@ -38,6 +38,7 @@ class Target:
     target_type: str
     target_devices: tuple[str, ...] = ()
     target_filter: Mapping[str, Any] | None = None
+    group_name: str | None = None
 
     @classmethod
     def devices(cls, device_uuids: list[str] | list[uuid.UUID]) -> Target:
@@ -45,8 +46,13 @@ class Target:
 
     @classmethod
     def group(cls, target_filter: Mapping[str, Any]) -> Target:
-        """``device_type`` matches the device type, every other key an attribute."""
+        """Devices matching a filter (the filter language; plain keys are attributes)."""
         return cls(TARGET_GROUP, target_filter=dict(target_filter))
+
+    @classmethod
+    def named_group(cls, name: str) -> Target:
+        """A named group (dynamic or static) as it is when the job fans out."""
+        return cls(TARGET_GROUP, group_name=name)
 
     @classmethod
     def all(cls) -> Target:
@@ -58,6 +64,8 @@ class Target:
             body["target_devices"] = list(self.target_devices)
         if self.target_filter is not None:
             body["target_filter"] = dict(self.target_filter)
+        if self.group_name is not None:
+            body["group"] = self.group_name
         return body
 
 

@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from client import rollout_commands
+from client import fleet_commands, rollout_commands
 from client.api import DeviceJobsClient, Target, execute_body
 from client.command import (
     Command,
@@ -71,6 +71,10 @@ def target(args: argparse.Namespace) -> Target:
         return Target.devices(args.device)
     if args.group:
         return Target.group(dict(args.group))
+    if args.filter is not None:
+        return Target.group(args.filter)
+    if args.group_name:
+        return Target.named_group(args.group_name)
     return Target.all()
 
 
@@ -226,6 +230,9 @@ def _add_execute(jobs: argparse._SubParsersAction, read: argparse.ArgumentParser
                        help="these devices")
     where.add_argument("--group", nargs="+", type=key_value, metavar="KEY=VALUE",
                        help="devices matching all of these (device_type=…, attributes)")
+    where.add_argument("--filter", type=fleet_commands.filter_argument, metavar="JSON|FILE",
+                       help="devices matching a filter (the filter language)")
+    where.add_argument("--group-name", metavar="NAME", help="the devices of a named group")
     where.add_argument("--all", action="store_true", help="every device")
     p.add_argument("--name", help="job name (default: the template's; needed with --document)")
     p.add_argument("--param", type=key_value, action="append", default=[], metavar="KEY=VALUE",

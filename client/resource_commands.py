@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from client import enrollment_commands
+from client import enrollment_commands, fleet_commands
 from client.api import DeviceJobsClient
 from client.command import (
     UsageError,
@@ -197,3 +197,4 @@ def add_commands(sub: argparse._SubParsersAction, connection: argparse.ArgumentP
     p.add_argument("--jobs", type=int, default=10, help="latest jobs shown (default 10)")
     p.set_defaults(func=cmd_devices_show)
     enrollment_commands.add_device_commands(d_sub, connection, read)
+    fleet_commands.add_device_search(d_sub, read)

@@ -81,6 +81,9 @@ class Settings:
     audit_retention_days: int = 730
     retention_sweep_interval_s: int = 300
     retention_pause_ms: int = 50
+    # Off: a signed job, or one held for approval, may not be targeted by inventory. keys
+    # (what devices report about themselves can steer them into it).
+    targeting_inventory_allowed: bool = True
     db_pool_min_size: int = 1
     db_pool_max_size: int = 10
     # The operator portal (/portal/): its session cookie is signed with secret_key (derived
@@ -166,6 +169,8 @@ class Settings:
                 "RETENTION_SWEEP_INTERVAL_S", cls.retention_sweep_interval_s
             ),
             retention_pause_ms=_env_int("RETENTION_PAUSE_MS", cls.retention_pause_ms),
+            targeting_inventory_allowed=_env_bool("TARGETING_INVENTORY_ALLOWED",
+                                                  cls.targeting_inventory_allowed),
             db_pool_min_size=_env_int("DB_POOL_MIN_SIZE", cls.db_pool_min_size),
             db_pool_max_size=_env_int("DB_POOL_MAX_SIZE", cls.db_pool_max_size),
             portal_enabled=_env_bool("PORTAL_ENABLED", cls.portal_enabled),

@@ -19,6 +19,7 @@ from typing import Any
 
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
@@ -260,6 +261,39 @@ class Connector:
     def all_unprepared(self, query: str, /, **params: Any) -> list[dict]:
         with translate_errors():
             return self.conn.execute(QUERIES[query], params or None, prepare=False).fetchall()
+
+    # A query with ``{{slot}}`` marks takes a compiled target filter in each
+    # (``dispatcher.fleet.filters``): the predicate's SQL goes in the slot, its values are
+    # bound like every other parameter. Never prepared: each filter has its own text.
+
+    def all_filtered(self, query: str, /, slots: dict[str, Any], **params: Any) -> list[dict]:
+        statement, bound = _fill_slots(query, slots, params)
+        with translate_errors():
+            return self.conn.execute(statement, bound, prepare=False).fetchall()
+
+    def row_filtered(self, query: str, /, slots: dict[str, Any], **params: Any) -> dict:
+        found = self.all_filtered(query, slots, **params)
+        return _required(query, found[0] if found else None)
+
+
+_SLOT = re.compile(r"\{\{([a-z_]+)\}\}")
+
+
+def _fill_slots(query: str, slots: dict[str, Any], params: dict[str, Any]
+                ) -> tuple[sql.Composed, dict[str, Any]]:
+    """The statement of ``query`` with each ``{{slot}}`` replaced by its predicate's SQL, and
+    the parameters of the query and of every predicate."""
+    pieces = _SLOT.split(QUERIES[query])
+    parts: list[sql.Composable] = []
+    bound = dict(params)
+    for i, piece in enumerate(pieces):
+        if i % 2 == 0:
+            parts.append(sql.SQL(piece))
+        else:
+            predicate = slots[piece]
+            parts.append(sql.SQL("({})").format(predicate.sql))
+            bound.update(predicate.params)
+    return sql.Composed(parts), bound
 
 
 def _required(query: str, found: dict | None) -> dict:

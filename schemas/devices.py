@@ -89,6 +89,9 @@ class DeviceSchema(Stored):
     device_type = fields.String(required=True)
     attributes = fields.Dict(required=True)
     last_seen_at = fields.DateTime(allow_none=True)
+    inventory = fields.Dict(metadata={"description": "What the device reports about itself "
+                                      "(its word, not the operator's attributes)."})
+    inventory_updated_at = fields.DateTime(allow_none=True)
 
 
 class DeviceCreated(DeviceSchema):

@@ -31,9 +31,11 @@ class ExecuteJobRequest(ExecutionPolicies):
     target_type = fields.String(required=True, validate=validate.OneOf(TARGET_TYPES))
     target_devices = fields.List(fields.UUID(), validate=validate.Length(min=1))
     target_filter = JsonObject(
-        metadata={"description": 'e.g. {"device_type": "raspberry-pi", "environment": '
-                  '"production"}: device_type matches the column, other keys the attributes.'}
+        metadata={"description": 'The filter language, e.g. {"device_type": "raspberry-pi", '
+                  '"inventory.disk_free_mb": {"$gte": 500}} (see the README).'}
     )
+    group = Text(validate=validate.Length(min=1, max=64), metadata={
+        "description": "A named group (target_type group), instead of target_filter."})
     created_by = Text(validate=validate.Length(max=256))
     requires_approval = fields.Boolean(load_default=False, metadata={
         "description": "Hold the job until an admin approves it (POST .../approve); with "
@@ -59,6 +61,7 @@ class ExecutedJob(Schema):
     status = fields.String(required=True)
     target_type = fields.String(required=True)
     target_filter = fields.Dict(allow_none=True)
+    target_group = fields.String(allow_none=True)
     execution_type = fields.String(required=True)
     total_devices = fields.Integer(
         required=True, metadata={"description": "Devices targeted when the job was created."}
@@ -93,6 +96,7 @@ class ExecutePreview(StoredPolicies):
     target_type = fields.String(required=True)
     target_devices = fields.List(fields.UUID(), allow_none=True)
     target_filter = fields.Dict(allow_none=True)
+    target_group = fields.String(allow_none=True)
     total_devices = fields.Integer(
         required=True, metadata={"description": "Devices the target reaches now."}
     )

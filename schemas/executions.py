@@ -46,6 +46,7 @@ class JobExecution(StoredPolicies):
     target_type = fields.String()
     target_devices = fields.List(fields.UUID(), allow_none=True)
     target_filter = fields.Dict(allow_none=True)
+    target_group = fields.String(allow_none=True)
     execution_type = fields.String()
     status = fields.String()
     total_devices = _count("Devices targeted.")

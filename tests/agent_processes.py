@@ -40,6 +40,7 @@ def start_agent(
         "JOBS_AGENT_MQTT_URL": mqtt_url,
         "JOBS_AGENT_STATE_DIR": str(home / "state"),
         "JOBS_AGENT_HANDLER_DIR": str(home / "handlers"),
+        "JOBS_AGENT_INVENTORY_DIR": str(home / "inventory.d"),
         **{f"JOBS_AGENT_{name.upper()}": value for name, value in settings.items()},
     }
     if path_prefix:

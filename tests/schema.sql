@@ -10,18 +10,6 @@ CREATE FUNCTION public.device_job_target_id(p_job_id uuid, p_device_uuid uuid) R
     SELECT p_job_id::text || '/' || p_device_uuid::text
 $$;
 
-CREATE FUNCTION public.device_matches_target(p_device_type text, p_attributes jsonb, p_target_type text, p_target_filter jsonb) RETURNS boolean
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    AS $$
-    SELECT CASE p_target_type
-               WHEN 'all' THEN true
-               WHEN 'group' THEN (NOT p_target_filter ? 'device_type'
-                                  OR p_device_type = p_target_filter ->> 'device_type')
-                                 AND p_attributes @> (p_target_filter - 'device_type')
-               ELSE false
-           END
-$$;
-
 CREATE FUNCTION public.device_signature(device_type text, attributes jsonb) RETURNS uuid
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$
@@ -294,6 +282,22 @@ CREATE SEQUENCE public.api_tokens_id_seq
 
 ALTER SEQUENCE public.api_tokens_id_seq OWNED BY public.api_tokens.id;
 
+CREATE TABLE public.device_group_members (
+    group_name text NOT NULL,
+    device_uuid uuid NOT NULL
+);
+
+CREATE TABLE public.device_groups (
+    name text NOT NULL,
+    description text DEFAULT ''::text NOT NULL,
+    filter jsonb,
+    created_by text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT device_groups_filter_check CHECK (((filter IS NULL) OR (jsonb_typeof(filter) = 'object'::text))),
+    CONSTRAINT device_groups_name_check CHECK ((name ~ '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$'::text))
+);
+
 CREATE TABLE public.device_job_status (
     id bigint NOT NULL,
     job_id uuid NOT NULL,
@@ -349,7 +353,10 @@ CREATE TABLE public.devices (
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     last_seen_at timestamp with time zone,
     hardware_id text,
-    CONSTRAINT devices_attributes_check CHECK ((jsonb_typeof(attributes) = 'object'::text))
+    inventory jsonb DEFAULT '{}'::jsonb NOT NULL,
+    inventory_updated_at timestamp with time zone,
+    CONSTRAINT devices_attributes_check CHECK ((jsonb_typeof(attributes) = 'object'::text)),
+    CONSTRAINT devices_inventory_check CHECK ((jsonb_typeof(inventory) = 'object'::text))
 );
 
 CREATE TABLE public.enrollment_tokens (
@@ -474,6 +481,7 @@ CREATE TABLE public.job_executions (
     current_stage smallint,
     approved_by text,
     approved_at timestamp with time zone,
+    target_group text,
     CONSTRAINT job_executions_end_behavior_check CHECK ((end_behavior = ANY (ARRAY['STOP_ROLLOUT'::text, 'CANCEL'::text, 'FORCE_CANCEL'::text]))),
     CONSTRAINT job_executions_execution_type_check CHECK ((execution_type = ANY (ARRAY['oneTime'::text, 'recurring'::text, 'continuous'::text]))),
     CONSTRAINT job_executions_fanout_status_check CHECK ((fanout_status = ANY (ARRAY['PENDING'::text, 'RUNNING'::text, 'DONE'::text]))),
@@ -653,6 +661,12 @@ ALTER TABLE ONLY public.api_tokens
 ALTER TABLE ONLY public.api_tokens
     ADD CONSTRAINT api_tokens_token_hash_key UNIQUE (token_hash);
 
+ALTER TABLE ONLY public.device_group_members
+    ADD CONSTRAINT device_group_members_pkey PRIMARY KEY (group_name, device_uuid);
+
+ALTER TABLE ONLY public.device_groups
+    ADD CONSTRAINT device_groups_pkey PRIMARY KEY (name);
+
 ALTER TABLE ONLY public.device_job_status
     ADD CONSTRAINT device_job_status_job_id_device_uuid_execution_number_key UNIQUE (job_id, device_uuid, execution_number);
 
@@ -728,6 +742,8 @@ ALTER TABLE ONLY public.rollout_waves
 ALTER TABLE ONLY public.schema_migrations
     ADD CONSTRAINT schema_migrations_pkey PRIMARY KEY (version);
 
+CREATE INDEX device_group_members_device_idx ON public.device_group_members USING btree (device_uuid);
+
 CREATE INDEX device_job_status_device_idx ON public.device_job_status USING btree (device_uuid, id DESC);
 
 CREATE INDEX device_job_status_failed_idx ON public.device_job_status USING btree (job_id) WHERE (is_latest AND (status = ANY (ARRAY['FAILED'::text, 'TIMED_OUT'::text])));
@@ -753,6 +769,8 @@ CREATE INDEX device_signatures_type_idx ON public.device_signatures USING btree 
 CREATE INDEX devices_attributes_gin ON public.devices USING gin (attributes jsonb_path_ops);
 
 CREATE UNIQUE INDEX devices_hardware_id_idx ON public.devices USING btree (hardware_id) WHERE (hardware_id IS NOT NULL);
+
+CREATE INDEX devices_inventory_gin ON public.devices USING gin (inventory jsonb_path_ops);
 
 CREATE INDEX devices_name_trgm_idx ON public.devices USING gin (device_name public.gin_trgm_ops);
 
@@ -783,6 +801,8 @@ CREATE INDEX job_executions_runs_idx ON public.job_executions USING btree (paren
 CREATE INDEX job_executions_start_due_idx ON public.job_executions USING btree (start_at) WHERE ((status = 'SCHEDULED'::text) AND (execution_type <> 'recurring'::text));
 
 CREATE INDEX job_executions_status_idx ON public.job_executions USING btree (status, id DESC);
+
+CREATE INDEX job_executions_target_group_idx ON public.job_executions USING btree (target_group) WHERE (target_group IS NOT NULL);
 
 CREATE INDEX job_stages_released_idx ON public.job_stages USING btree (released_at) WHERE (state = 'RELEASED'::text);
 
@@ -821,6 +841,12 @@ CREATE TRIGGER devices_signature_insert AFTER INSERT ON public.devices REFERENCI
 CREATE TRIGGER devices_signature_truncate AFTER TRUNCATE ON public.devices FOR EACH STATEMENT EXECUTE FUNCTION public.device_signatures_clear();
 
 CREATE TRIGGER devices_signature_update AFTER UPDATE ON public.devices REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.device_signatures_apply();
+
+ALTER TABLE ONLY public.device_group_members
+    ADD CONSTRAINT device_group_members_device_uuid_fkey FOREIGN KEY (device_uuid) REFERENCES public.devices(uuid) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.device_group_members
+    ADD CONSTRAINT device_group_members_group_name_fkey FOREIGN KEY (group_name) REFERENCES public.device_groups(name) ON UPDATE CASCADE ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.device_job_status
     ADD CONSTRAINT device_job_status_device_uuid_fkey FOREIGN KEY (device_uuid) REFERENCES public.devices(uuid) ON DELETE CASCADE;

@@ -42,6 +42,7 @@ def install_portal(app: Flask, settings: Settings) -> None:
         execute,
         executions,
         fleet,
+        groups,
         rollouts,
     )
 

@@ -19,8 +19,8 @@ from api.portal import bp, rollouts
 from api.portal.forms import FieldErrors, FormInvalid, invalid_input_errors, json_value, load
 from api.portal.sessions import admin_only
 from dispatcher.catalog import templates
-from dispatcher.errors import DispatcherError, InvalidInput
-from dispatcher.fleet import devices
+from dispatcher.errors import DispatcherError, InvalidInput, NotFound
+from dispatcher.fleet import devices, groups
 from dispatcher.jobs.create import create_execution
 from dispatcher.jobs.targeting import count_target_devices, parse_target
 from schemas.execute import ExecuteJobRequest
@@ -48,6 +48,7 @@ def _form_context(form: dict, errors: FieldErrors) -> dict:
         "templates": templates.list_templates(None, True, TEMPLATES_OFFERED, 0)["templates"],
         "devices": devices.list_devices({}, DEVICES_OFFERED, 0)["devices"],
         "target_types": TARGET_TYPES,
+        "groups": groups.list_groups(200, 0)["groups"],
         "stage_rows": rollouts.stage_rows(request.form), "stage_preset": rollouts.PRESET_ROWS,
     }
 
@@ -98,6 +99,8 @@ def execute_request(form: dict, errors: FieldErrors) -> dict:
     if body["target_type"] == TARGET_DEVICE:
         body["target_devices"] = [u for u in _UUID_SEPARATORS.split(form.get("target_devices", ""))
                                   if u]
+    elif body["target_type"] == TARGET_GROUP and form.get("group_name"):
+        body["group"] = form["group_name"]
     elif body["target_type"] == TARGET_GROUP:
         body["target_filter"] = group_filter(form, errors)
     policies = json_value(form, "policies", errors, {})
@@ -128,7 +131,9 @@ def target_count():
     errors: FieldErrors = {}
     target_type = request.args.get("target_type", TARGET_GROUP)
     try:
-        if target_type == TARGET_GROUP:
+        if target_type == TARGET_GROUP and request.args.get("group"):
+            target = parse_target(TARGET_GROUP, group=request.args["group"])
+        elif target_type == TARGET_GROUP:
             target_filter = group_filter(request.args.to_dict(), errors)
             if errors:
                 return jsonify(error=" ".join(errors["attributes"])), 400
@@ -140,7 +145,7 @@ def target_count():
                      _UUID_SEPARATORS.split(request.args.get("target_devices", "")) if u]
             target = parse_target(TARGET_DEVICE, target_devices=uuids)
         return jsonify(devices=count_target_devices(target))
-    except InvalidInput as exc:
+    except (InvalidInput, NotFound) as exc:
         return jsonify(error=exc.message), 400
     except ValueError:
         return jsonify(error="Not a device uuid"), 400

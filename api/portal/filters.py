@@ -70,7 +70,8 @@ SECTIONS = (("portal.device_output", "executions"), ("portal.retry_device", "exe
             ("portal.template", "templates"), ("portal.new_template", "templates"),
             ("portal.device", "devices"), ("portal.new_device", "devices"),
             ("portal.pending_devices", "devices"), ("portal.create_enrollment_token", "devices"),
-            ("portal.handler", "handlers"), ("portal.new_handler", "handlers"))
+            ("portal.handler", "handlers"), ("portal.new_handler", "handlers"),
+            ("portal.group", "groups"), ("portal.save_group", "groups"))
 
 
 def section_of(endpoint: str | None) -> str:
@@ -89,9 +90,18 @@ def json_text(value: object) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
+def fact(facts: object, dotted: str) -> object:
+    """The value at a dotted path of a device's inventory (``os.version_id``), or None."""
+    for key in dotted.split("."):
+        if not isinstance(facts, dict):
+            return None
+        facts = facts.get(key)
+    return facts
+
+
 def register(app: Flask) -> None:
     app.jinja_env.filters.update(ago=ago, utc=utc, badge=badge, pretty_json=pretty_json,
-                                  json_text=json_text)
+                                  json_text=json_text, fact=fact)
     app.jinja_env.globals.update(
         duration=duration, online=online, section_of=section_of, csrf_token=sessions.csrf_token,
         can_write=sessions.can_write, ENDED_JOB=ENDED_JOB, FAILURES=FAILURES,

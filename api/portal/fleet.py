@@ -67,6 +67,8 @@ def device_list():
     args = request.args.to_dict()
     errors: FieldErrors = {}
     target_filter = _device_filter(args, errors)
+    # Inventory keys shown as columns, as typed: "os.version_id, disk_free_mb".
+    columns = [c.strip() for c in args.get("columns", "").split(",") if c.strip()][:8]
     try:
         page = max(1, int(args.get("page", "1")))
     except ValueError:
@@ -80,8 +82,8 @@ def device_list():
     pending = enrollment.list_pending_enrollments(1, 0)["total"]
     # A filter that cannot be used still shows the page, with its error, as a 400.
     return render_template("devices.html", listing=listing, args=args, errors=errors, page=page,
-                           page_size=PAGE_SIZE, fleet=fleet, pending=pending), \
-        400 if errors else 200
+                           page_size=PAGE_SIZE, fleet=fleet, pending=pending, columns=columns,
+                           target_filter=target_filter), 400 if errors else 200
 
 
 @bp.route("/devices/new")

@@ -13,7 +13,7 @@ from dispatcher import audit, db
 from dispatcher.changes import field_changes
 from dispatcher.errors import NotFound
 from dispatcher.fleet import tokens
-from dispatcher.fleet.filters import device_filter_params
+from dispatcher.fleet.filters import bounded_search, compile_filter, parse_target_filter
 from dispatcher.outcome import Decided, Outcome
 from dispatcher.policies import continuous
 
@@ -54,12 +54,22 @@ def get_device(device_uuid: uuid_mod.UUID) -> dict:
     return device
 
 
-def list_devices(target_filter: dict, limit: int, offset: int) -> dict:
-    """A page of the devices a group filter matches (see ``device_filter_params``)."""
-    return db.page(
-        "list_devices", "devices", "count_devices", limit=limit, offset=offset,
-        **device_filter_params(target_filter),
-    )
+def list_devices(target_filter: dict, limit: int, offset: int,
+                 timeout_ms: int | None = None) -> dict:
+    """A page of the devices a filter matches, by uuid, with their number: ``{devices,
+    total, limit, offset}``.
+
+    The search is bounded (``bounded_search``): a filter that no index serves and that would
+    read past the time limit is refused, saying so, instead of holding a connection."""
+    slots = {"device_filter": compile_filter(
+        parse_target_filter(target_filter, "filter"), "device")}
+    with db.transaction() as c, bounded_search(c, timeout_ms):
+        rows = c.all_filtered("list_devices", slots, limit=limit, offset=offset)
+        if 0 < len(rows) < limit or (not rows and not offset):
+            total = offset + len(rows)
+        else:
+            total = c.row_filtered("count_devices", slots)["n"]
+    return {"devices": rows, "total": total, "limit": limit, "offset": offset}
 
 
 def _follow_continuous_jobs(device_uuid: uuid_mod.UUID) -> Outcome:

@@ -2,25 +2,28 @@
 -- Register a device; its token is stored only as a hash.
 INSERT INTO devices (uuid, device_name, device_type, attributes, token_hash)
 VALUES (%(uuid)s, %(device_name)s, %(device_type)s, %(attributes)s, %(token_hash)s)
-RETURNING uuid, device_name, device_type, attributes, created_at, updated_at, last_seen_at;
+RETURNING uuid, device_name, device_type, attributes, created_at, updated_at, last_seen_at,
+       inventory, inventory_updated_at;
 
 -- name: get_device
 -- One device, without its token hash.
-SELECT uuid, device_name, device_type, attributes, created_at, updated_at, last_seen_at
+SELECT uuid, device_name, device_type, attributes, created_at, updated_at, last_seen_at,
+       inventory, inventory_updated_at
   FROM devices WHERE uuid = %(uuid)s;
 
 -- name: lock_device
 -- One device, locked until the end of the transaction so a change can compare before and after.
-SELECT uuid, device_name, device_type, attributes, created_at, updated_at, last_seen_at
+SELECT uuid, device_name, device_type, attributes, created_at, updated_at, last_seen_at,
+       inventory, inventory_updated_at
   FROM devices WHERE uuid = %(uuid)s FOR UPDATE;
 
 -- name: list_devices
--- A page of devices of one type (or any) whose attributes contain a JSON object, by uuid.
-SELECT uuid, device_name, device_type, attributes, created_at, updated_at, last_seen_at
-  FROM devices
- WHERE (%(device_type)s::text IS NULL OR device_type = %(device_type)s)
-   AND attributes @> %(attributes)s
- ORDER BY uuid
+-- A page of the devices a filter matches, by uuid.
+SELECT d.uuid, d.device_name, d.device_type, d.attributes, d.created_at, d.updated_at,
+       d.last_seen_at, d.inventory, d.inventory_updated_at
+  FROM devices d
+ WHERE {{device_filter}}
+ ORDER BY d.uuid
  LIMIT %(limit)s OFFSET %(offset)s;
 
 -- name: update_device
@@ -29,7 +32,8 @@ UPDATE devices
    SET device_name = %(device_name)s, device_type = %(device_type)s,
        attributes = %(attributes)s, updated_at = now()
  WHERE uuid = %(uuid)s
-RETURNING uuid, device_name, device_type, attributes, created_at, updated_at, last_seen_at;
+RETURNING uuid, device_name, device_type, attributes, created_at, updated_at, last_seen_at,
+       inventory, inventory_updated_at;
 
 -- name: count_device_job_statuses
 -- How many job status rows (all executions) a device has; deleting the device removes them.
@@ -55,6 +59,5 @@ RETURNING uuid;
 -- name: count_devices
 -- How many devices list_devices pages through.
 SELECT count(*) AS n
-  FROM devices
- WHERE (%(device_type)s::text IS NULL OR device_type = %(device_type)s)
-   AND attributes @> %(attributes)s;
+  FROM devices d
+ WHERE {{device_filter}};

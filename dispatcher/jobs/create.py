@@ -26,7 +26,7 @@ from dispatcher.outcome import Decided, Outcome
 from dispatcher.policies import columns
 from dispatcher.signing import sign_job
 from schemas.job_document import validate_job_document
-from schemas.vocabulary import RECURRING, SCHEDULED, TARGET_ALL, TARGET_GROUP
+from schemas.vocabulary import CONTINUOUS, RECURRING, SCHEDULED, TARGET_ALL, TARGET_GROUP
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def create_execution(body: dict, actor: str, settings: Settings) -> Decided[dict
     job_id = uuid.uuid4()
     with db.transaction() as c:
         total = count_target_devices(target, c)
-        if total == 0:
+        if total == 0 and not _waits_for_devices(policy_columns):
             raise _no_devices(target)
         document = pin_handlers(c, document)
         ends = [t for t in (policy_columns["start_at"], policy_columns["end_at"]) if t]
@@ -66,6 +66,7 @@ def create_execution(body: dict, actor: str, settings: Settings) -> Decided[dict
             target_type=target.target_type,
             target_devices=list(target.device_uuids) if target.device_uuids else None,
             target_filter=db.jsonb(target.target_filter),
+            target_group=target.group,
             total_devices=total,
             created_by=body.get("created_by") or actor,
             requires_approval=body.get("requires_approval", False),
@@ -94,7 +95,7 @@ def preview_execution(body: dict, settings: Settings) -> dict:
     template, document, target, execution_policies = _prepare(body, settings)
     policy_columns = columns.execution_columns(execution_policies, datetime.now(UTC))
     total = count_target_devices(target)
-    if total == 0:
+    if total == 0 and not _waits_for_devices(policy_columns):
         raise _no_devices(target)
     return {
         "job_name": _job_name(body, template),
@@ -104,6 +105,7 @@ def preview_execution(body: dict, settings: Settings) -> dict:
         "target_type": target.target_type,
         "target_devices": list(target.device_uuids) if target.device_uuids else None,
         "target_filter": target.target_filter,
+        "target_group": target.group,
         "total_devices": total,
         "status": policy_columns["status"],
         "next_run_at": policy_columns["next_run_at"],
@@ -116,22 +118,43 @@ def _prepare(body: dict, settings: Settings) -> tuple[dict | None, dict, Target,
     template = _active_template(body["template_id"]) if body.get("template_id") else None
     document = _job_document(template, body, settings.max_document_bytes)
     target = parse_target(body["target_type"], body.get("target_devices"),
-                          body.get("target_filter"))
+                          body.get("target_filter"), body.get("group"))
     execution_policies = columns.merged_policies(template, body)
     columns.check_policies(execution_policies, target.target_type)
     if body.get("requires_approval") and not execution_policies.get("stages"):
         execution_policies["stages"] = [dict(APPROVAL_ONLY_STAGE)]
-    for number, stage in enumerate(execution_policies.get("stages") or ()):
-        _check_stage_filter(number, stage)
+    stage_targets = [_check_stage_filter(number, stage)
+                     for number, stage in enumerate(execution_policies.get("stages") or ())]
+    if not settings.targeting_inventory_allowed and (
+            settings.signing_key_file or body.get("requires_approval")):
+        _refuse_inventory_targets(target, stage_targets)
     return template, document, target, execution_policies
 
 
-def _check_stage_filter(number: int, stage: dict) -> None:
+def _refuse_inventory_targets(target: Target, stage_targets: list[Target | None]) -> None:
+    """With TARGETING_INVENTORY_ALLOWED off, a signed or approval-held job may not be aimed by
+    what devices say about themselves: a device could report its way into it."""
+    if target.names_inventory:
+        field = "group" if target.group else "target_filter"
+        raise InvalidInput(
+            "This job is signed or needs approval, and TARGETING_INVENTORY_ALLOWED is off: its "
+            "target may not name device-reported inventory (inventory., system.agent_version)",
+            errors={field: ["Names device-reported inventory."]})
+    for number, stage in enumerate(stage_targets):
+        if stage is not None and stage.names_inventory:
+            raise InvalidInput(
+                "This job is signed or needs approval, and TARGETING_INVENTORY_ALLOWED is off: "
+                "a stage filter may not name device-reported inventory",
+                errors={"stages": {number: {"target_filter": [
+                    "Names device-reported inventory."]}}})
+
+
+def _check_stage_filter(number: int, stage: dict) -> Target | None:
     """A stage's target_filter is a group filter; refused as the job's own would be."""
     if stage.get("target_filter") is None:
-        return
+        return None
     try:
-        parse_target(TARGET_GROUP, None, stage["target_filter"])
+        return parse_target(TARGET_GROUP, None, stage["target_filter"])
     except InvalidInput as exc:
         raise InvalidInput(f"Invalid target_filter of stage {stage['name']!r}: {exc}",
                            errors={"stages": {number: {"target_filter": [str(exc)]}}}) from None
@@ -165,6 +188,12 @@ def _job_document(template: dict | None, body: dict, max_bytes: int) -> dict:
     except ValidationError as exc:
         what = "job document" if template is None else "job document rendered from the template"
         raise InvalidInput(f"Invalid {what}", errors={"job_document": exc.messages}) from None
+
+
+def _waits_for_devices(policy_columns: dict) -> bool:
+    """A continuous job follows its target as devices come and change, so it may start with
+    none: a group of devices that do not exist yet, or not yet report what it asks for."""
+    return policy_columns["execution_type"] == CONTINUOUS
 
 
 def _no_devices(target: Target) -> InvalidInput:

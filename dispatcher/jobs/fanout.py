@@ -81,9 +81,10 @@ def _fan_out_chunk(
         if page_filter is None:
             page_filter = target_of_execution(job).page_filter()
         if job["stages"] is None:
-            chunk = c.row_unprepared(
-                "fanout_insert_chunk", job_id=job_id, cursor=job["fanout_cursor"],
-                chunk_size=chunk_size, **page_filter,
+            chunk = c.row_filtered(
+                "fanout_insert_chunk", page_filter["slots"], job_id=job_id,
+                cursor=job["fanout_cursor"], chunk_size=chunk_size,
+                device_uuids=page_filter["device_uuids"],
             )
         else:
             chunk = _fan_out_staged_chunk(c, job, chunk_size, page_filter)
@@ -103,9 +104,10 @@ def _fan_out_staged_chunk(c: db.Connector, job: dict, chunk_size: int,
     planned_released: list[uuid.UUID] = []
     if job["fanout_status"] == FANOUT_PENDING:
         planned_released = stages.plan_stages(c, job)
-    chunk = c.row_unprepared(
-        "fanout_insert_staged_chunk", job_id=job["job_id"], cursor=job["fanout_cursor"],
-        chunk_size=chunk_size, **page_filter, **stages.staged_chunk_params(c, job),
+    chunk = c.row_filtered(
+        "fanout_insert_staged_chunk", page_filter["slots"], job_id=job["job_id"],
+        cursor=job["fanout_cursor"], chunk_size=chunk_size,
+        device_uuids=page_filter["device_uuids"], **stages.staged_chunk_params(c, job),
     )
     return {**chunk, "inserted": planned_released + chunk["inserted"]}
 

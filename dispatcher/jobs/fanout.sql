@@ -1,7 +1,8 @@
 -- name: fanout_lock_job
 -- Lock the execution for one chunk: a concurrent cancel, or a second copy of the task, waits
 -- for the chunk to commit and then sees its rows.
-SELECT job_id, status, target_type, target_devices, target_filter, fanout_status, fanout_cursor,
+SELECT job_id, status, target_type, target_devices, target_filter, target_group, fanout_status,
+       fanout_cursor,
        stages, rollout_state, rollout_config, total_devices, current_stage
   FROM job_executions
  WHERE job_id = %(job_id)s
@@ -9,8 +10,8 @@ SELECT job_id, status, target_type, target_devices, target_filter, fanout_status
 
 -- name: fanout_insert_chunk
 -- The next keyset page of target devices after the cursor becomes QUEUED rows of the job.
--- A NULL filter parameter means "no such condition" (run unprepared, so each page is planned
--- for the filters it has and uses the index that fits); devices that already have a row are
+-- A NULL device list means any device, and the target's compiled filter fills its slot (run
+-- unprepared, so each page is planned for the filter it has and uses the index that fits); devices that already have a row are
 -- skipped, so a chunk that runs twice adds nothing. A job with a rollout_config gets its rows
 -- held back (released_at NULL, released in waves by beat); ``inserted`` lists the new rows
 -- released now, the devices to nudge.
@@ -19,8 +20,7 @@ WITH page AS (
       FROM devices d
      WHERE (%(cursor)s::uuid IS NULL OR d.uuid > %(cursor)s::uuid)
        AND (%(device_uuids)s::uuid[] IS NULL OR d.uuid = ANY (%(device_uuids)s::uuid[]))
-       AND (%(device_type)s::text IS NULL OR d.device_type = %(device_type)s::text)
-       AND (%(attributes)s::jsonb IS NULL OR d.attributes @> %(attributes)s::jsonb)
+       AND {{target_filter}}
      ORDER BY d.uuid
      LIMIT %(chunk_size)s
 ), inserted AS (

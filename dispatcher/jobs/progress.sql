@@ -1,7 +1,7 @@
 -- name: list_job_executions
 -- A page of executions, newest first, optionally of one status.
-SELECT job_id, job_name, template_id, target_type, target_filter, execution_type, status,
-       total_devices, fanout_status, reason, queued_at, started_at, completed_at, created_by
+SELECT job_id, job_name, template_id, target_type, target_filter, target_group, execution_type,
+       status, total_devices, fanout_status, reason, queued_at, started_at, completed_at, created_by
   FROM job_executions
  WHERE (%(status)s::text IS NULL OR status = %(status)s)
  ORDER BY id DESC
@@ -15,7 +15,7 @@ SELECT count(*) AS n FROM job_executions WHERE (%(status)s::text IS NULL OR stat
 -- One execution with its document, targets, execution policies and signed job.
 SELECT job_id, job_name, template_id, job_document, signed_job, parameters, target_type,
        target_devices,
-       target_filter, execution_type, status, total_devices, fanout_status, reason, queued_at,
+       target_filter, target_group, execution_type, status, total_devices, fanout_status, reason, queued_at,
        started_at, completed_at, created_by, parent_job_id, scheduled_for, schedule,
        scheduling_config, rollout_config, abort_config, timeout_config, retry_config,
        next_run_at, run_count, released_devices, stages, requires_approval

@@ -1,24 +1,38 @@
 """Which devices a job targets: one device list, a group filter, or the whole fleet.
 
-A group filter such as ``{"device_type": "raspberry-pi", "environment": "production"}`` matches
-``device_type`` against the column and every other key by JSON containment on ``attributes``
-(``dispatcher.fleet.filters.device_filter_params``, the same rule the device list uses).
+A group filter is written in the filter language (``schemas.filters``) and compiled to SQL by
+``dispatcher.fleet.filters``, the same rule the device list, search, stages and continuous
+jobs use. ``{"device_type": "raspberry-pi", "environment": "production"}`` keeps its old
+meaning: the device type column and JSON containment on the attributes.
 
-Counting is cheap whatever the fleet size: triggers keep ``device_signatures``, the number of
-devices per distinct (device_type, attributes), exact, and any target is counted by summing the
-signatures that match it (GIN containment on their attributes). The cost grows with the number
-of matching signatures, not devices; only a fleet whose devices each carry a unique attribute
-has as many signatures as devices. A device list is checked against the primary key.
+Counting is cheap whatever the fleet size for a filter on the device type and attributes
+alone: triggers keep ``device_signatures``, the number of devices per distinct (device_type,
+attributes), exact, and such a target is counted by summing the signatures that match it. The
+cost grows with the number of matching signatures, not devices. A filter that names inventory
+or server columns is counted on the devices themselves (the GIN indexes serve its exact
+matches). A device list is checked against the primary key.
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from dispatcher import db
-from dispatcher.errors import InvalidInput
-from dispatcher.fleet.filters import DEVICE_TYPE_KEY, device_filter_params
+from dispatcher.errors import InvalidInput, NotFound
+from dispatcher.fleet.filters import (
+    EVERY_DEVICE,
+    Predicate,
+    bounded_search,
+    compile_filter,
+    counts_from_signatures,
+    parse_target_filter,
+    static_group_members,
+    uses_inventory,
+)
+from schemas.filters import AllOf
 from schemas.vocabulary import TARGET_ALL, TARGET_DEVICE, TARGET_GROUP, TARGET_TYPES
 
 
@@ -26,37 +40,48 @@ from schemas.vocabulary import TARGET_ALL, TARGET_DEVICE, TARGET_GROUP, TARGET_T
 class Target:
     target_type: str
     device_uuids: tuple[uuid.UUID, ...] | None = None
-    device_type: str | None = None
-    attributes: dict | None = None
+    target_filter: dict | None = None
+    tree: AllOf | None = None
+    # A named group: its filter (tree) as read when the target was made, or, for a static
+    # group, its member list.
+    group: str | None = None
+    static_group: bool = False
 
-    @property
-    def target_filter(self) -> dict | None:
-        """The group filter as the API takes and shows it."""
-        if self.target_type != TARGET_GROUP:
-            return None
-        shown = dict(self.attributes or {})
-        if self.device_type is not None:
-            shown[DEVICE_TYPE_KEY] = self.device_type
-        return shown
+    def predicate(self, name: str = "target", now: datetime | None = None) -> Predicate:
+        """The SQL condition on a devices row ``d`` that the target puts (true for a device
+        list or the whole fleet)."""
+        if self.static_group and self.group is not None:
+            return static_group_members(self.group, name)
+        if self.tree is None:
+            return EVERY_DEVICE
+        return compile_filter(self.tree, name, "d", now)
 
-    def page_filter(self) -> dict:
-        """Parameters of the fan-out page query; None means no such condition."""
+    def page_filter(self, now: datetime | None = None) -> dict[str, Any]:
+        """Parameters of a fan-out page query: the device list (None: any device) and the
+        target's predicate for its ``{{target_filter}}`` slot."""
         return {
             "device_uuids": list(self.device_uuids) if self.device_uuids is not None else None,
-            "device_type": self.device_type,
-            "attributes": db.jsonb(self.attributes) if self.attributes else None,
+            "slots": {"target_filter": self.predicate("target", now)},
         }
+
+    @property
+    def names_inventory(self) -> bool:
+        return self.tree is not None and uses_inventory(self.tree)
 
 
 def parse_target(
     target_type: str,
     target_devices: list[uuid.UUID] | None = None,
     target_filter: dict | None = None,
+    group: str | None = None,
 ) -> Target:
-    """A Target from the execute request's fields; InvalidInput when they do not fit together."""
+    """A Target from the execute request's fields; InvalidInput when they do not fit together,
+    NotFound for an unknown group."""
     if target_type == TARGET_DEVICE:
         if target_filter:
             raise _misplaced("target_filter", "group")
+        if group:
+            raise _misplaced("group", "group")
         if not target_devices:
             raise InvalidInput("target_devices must list at least one device",
                                errors={"target_devices": ["Must list at least one device."]})
@@ -64,15 +89,34 @@ def parse_target(
     if target_type == TARGET_GROUP:
         if target_devices:
             raise _misplaced("target_devices", "device")
+        if group is not None:
+            if target_filter:
+                raise InvalidInput("Give either group or target_filter, not both",
+                                   errors={"group": ["Not with target_filter."]})
+            return named_group_target(group)
         return _group_target(target_filter)
     if target_type == TARGET_ALL:
         if target_devices:
             raise _misplaced("target_devices", "device")
         if target_filter:
             raise _misplaced("target_filter", "group")
+        if group:
+            raise _misplaced("group", "group")
         return Target(TARGET_ALL)
     raise InvalidInput(f"Unknown target_type {target_type!r}",
                        errors={"target_type": [f"Must be one of: {', '.join(TARGET_TYPES)}."]})
+
+
+def named_group_target(name: str, conn: db.Connector | None = None) -> Target:
+    """The target of a named group as it is now (NotFound for an unknown name)."""
+    group = conn.one("get_group", name=name) if conn else db.one("get_group", name=name)
+    if group is None:
+        raise NotFound(f"Group {name!r} not found",
+                       errors={"group": [f"No group named {name!r}."]})
+    if group["filter"] is None:
+        return Target(TARGET_GROUP, group=name, static_group=True)
+    return Target(TARGET_GROUP, group=name,
+                  tree=parse_target_filter(group["filter"], "filter"))
 
 
 def _misplaced(field: str, owner: str) -> InvalidInput:
@@ -86,17 +130,18 @@ def _group_target(target_filter: dict | None) -> Target:
             "target_filter must name at least one key (use target_type all for every device)",
             errors={"target_filter": ["Must be an object with at least one key."]},
         )
-    params = device_filter_params(target_filter, "target_filter")
-    return Target(TARGET_GROUP, device_type=params["device_type"],
-                  attributes=params["attributes"].obj or None)
+    tree = parse_target_filter(target_filter, "target_filter")
+    return Target(TARGET_GROUP, target_filter=target_filter, tree=tree)
 
 
 def target_of_execution(execution: dict) -> Target:
-    """The Target stored on a job_executions row."""
+    """The Target stored on a job_executions row (a named group as it is now)."""
     target_type = execution["target_type"]
     if target_type == TARGET_DEVICE:
         return Target(TARGET_DEVICE, device_uuids=tuple(execution["target_devices"] or ()))
     if target_type == TARGET_GROUP:
+        if execution.get("target_group"):
+            return named_group_target(execution["target_group"])
         return _group_target(execution["target_filter"])
     return Target(TARGET_ALL)
 
@@ -108,7 +153,7 @@ def count_target_devices(target: Target, conn: db.Connector | None = None) -> in
     A device list naming unregistered devices is refused with InvalidInput naming each one.
     """
     if conn is None:
-        with db.connect() as own:
+        with db.transaction() as own, bounded_search(own):
             return count_target_devices(target, own)
     if target.target_type == TARGET_DEVICE:
         device_uuids = list(target.device_uuids or ())
@@ -121,5 +166,9 @@ def count_target_devices(target: Target, conn: db.Connector | None = None) -> in
                 unknown_devices=[str(u) for u in unknown],
             )
         return len(device_uuids)
-    return conn.row_unprepared("count_matching_devices", device_type=target.device_type,
-                               attributes=db.jsonb(target.attributes))["n"]
+    if target.static_group:
+        return conn.row("count_static_group_members", name=target.group)["n"]
+    if target.tree is None or counts_from_signatures(target.tree):
+        return conn.row_filtered("count_matching_signatures",
+                                 {"target_filter": target.predicate()})["n"]
+    return conn.row_filtered("count_matching_devices", {"target_filter": target.predicate()})["n"]

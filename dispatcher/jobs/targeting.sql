@@ -1,10 +1,15 @@
+-- name: count_matching_signatures
+-- Devices a filter on the device type and attributes alone matches, summed over the
+-- maintained device signatures (a signature matches exactly when its devices do).
+SELECT coalesce(sum(d.n), 0)::bigint AS n
+  FROM device_signatures d
+ WHERE {{target_filter}};
+
 -- name: count_matching_devices
--- Devices of a device_type (NULL: any) whose attributes contain a filter (NULL: any), summed
--- over the maintained device signatures.
-SELECT coalesce(sum(n), 0)::bigint AS n
-  FROM device_signatures
- WHERE (%(device_type)s::text IS NULL OR device_type = %(device_type)s::text)
-   AND (%(attributes)s::jsonb IS NULL OR attributes @> %(attributes)s::jsonb);
+-- Devices a filter that names inventory or server columns matches.
+SELECT count(*) AS n
+  FROM devices d
+ WHERE {{target_filter}};
 
 -- name: unknown_devices
 -- The given uuids that are not registered devices, in the order given.

@@ -13,6 +13,7 @@ from datetime import datetime
 
 from dispatcher import db
 from dispatcher.jobs import control
+from dispatcher.jobs.targeting import target_of_execution
 from dispatcher.outcome import Outcome
 from dispatcher.policies import POLICY_ACTOR
 from schemas.nudges import CANCELED_EVENT, QUEUED_EVENT
@@ -28,12 +29,18 @@ def reconcile_continuous(
     of devices that stopped matching are REMOVED, and devices that match again get a new
     attempt. Narrow it to one job or one device."""
     outcome = Outcome()
-    scope = {"job_id": job_id, "device_uuid": device_uuid, "now": now}
+    added: list[dict] = []
+    removed: list[dict] = []
     with db.transaction() as c:
-        added = c.all("reconcile_add", **scope, actor=POLICY_ACTOR)
-        removed = c.all("reconcile_remove", **scope, actor=POLICY_ACTOR)
-        rematched = [r["id"] for r in c.all("rematched_rows", **scope, limit=limit)]
-        outcome.merge(control.retry_rows(c, rematched, POLICY_ACTOR, "device_job.requeued", now))
+        for job in c.all("active_continuous_jobs", job_id=job_id, now=now):
+            slots = {"target_filter": target_of_execution(job).predicate("target", now)}
+            scope = {"job_id": job["job_id"], "device_uuid": device_uuid, "now": now}
+            added += c.all_filtered("reconcile_add", slots, **scope, actor=POLICY_ACTOR)
+            removed += c.all_filtered("reconcile_remove", slots, **scope, actor=POLICY_ACTOR)
+            rematched = [r["id"] for r in c.all_filtered("rematched_rows", slots, **scope,
+                                                         limit=limit)]
+            outcome.merge(control.retry_rows(c, rematched, POLICY_ACTOR, "device_job.requeued",
+                                             now))
     for row in added:
         if row["released"]:
             outcome.nudge(row["job_id"], QUEUED_EVENT, [row["device_uuid"]])

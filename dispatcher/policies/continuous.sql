@@ -1,6 +1,17 @@
 -- Continuous jobs follow the fleet: rows for devices that match, REMOVED for those that
 -- stopped matching, a new attempt for those that match again.
 
+-- name: active_continuous_jobs
+-- The continuous jobs that follow the fleet now (one, or all), with their targets: each is
+-- reconciled with its own compiled filter.
+SELECT job_id, target_type, target_devices, target_filter, target_group
+  FROM job_executions
+ WHERE execution_type = 'continuous' AND status IN ('QUEUED', 'IN_PROGRESS')
+   AND fanout_status = 'DONE' AND (end_at IS NULL OR end_at > %(now)s)
+   AND target_type <> 'device'
+   AND (%(job_id)s::uuid IS NULL OR job_id = %(job_id)s)
+ ORDER BY job_id;
+
 -- name: reconcile_add
 -- Continuous jobs: a row for each matching device that has none yet (one device, one job, or
 -- all of them). Held back when the job has a rollout config. A staged job puts the device in
@@ -14,11 +25,8 @@ WITH added AS (
       FROM job_executions e
       LEFT JOIN LATERAL (SELECT s.stage, s.state FROM job_stages s
                           WHERE s.job_id = e.job_id ORDER BY s.stage DESC LIMIT 1) l ON true
-      JOIN devices d
-        ON device_matches_target(d.device_type, d.attributes, e.target_type, e.target_filter)
-     WHERE e.execution_type = 'continuous' AND e.status IN ('QUEUED', 'IN_PROGRESS')
-       AND e.fanout_status = 'DONE' AND (e.end_at IS NULL OR e.end_at > %(now)s)
-       AND (%(job_id)s::uuid IS NULL OR e.job_id = %(job_id)s)
+      JOIN devices d ON {{target_filter}}
+     WHERE e.job_id = %(job_id)s
        AND (%(device_uuid)s::uuid IS NULL OR d.uuid = %(device_uuid)s)
        AND NOT EXISTS (SELECT 1 FROM device_job_status s
                         WHERE s.job_id = e.job_id AND s.device_uuid = d.uuid)
@@ -46,12 +54,10 @@ WITH removed AS (
            version_number = s.version_number + 1, reason = 'device no longer matches the target'
       FROM job_executions e, devices d
      WHERE s.job_id = e.job_id AND d.uuid = s.device_uuid
-       AND e.execution_type = 'continuous' AND e.target_type = 'group'
-       AND e.status IN ('QUEUED', 'IN_PROGRESS') AND s.is_latest AND s.status = 'QUEUED'
-       AND (%(job_id)s::uuid IS NULL OR e.job_id = %(job_id)s)
+       AND e.job_id = %(job_id)s AND e.target_type = 'group'
+       AND s.is_latest AND s.status = 'QUEUED'
        AND (%(device_uuid)s::uuid IS NULL OR s.device_uuid = %(device_uuid)s)
-       AND NOT device_matches_target(d.device_type, d.attributes, e.target_type,
-                                     e.target_filter)
+       AND NOT {{target_filter}}
     RETURNING s.job_id, s.device_uuid, s.execution_number, s.released_at
 ), events AS (
     INSERT INTO job_events (actor, action, target_type, target_id, job_id, device_uuid, details)
@@ -68,13 +74,9 @@ SELECT job_id, device_uuid, released_at IS NOT NULL AS released FROM removed;
 -- Continuous jobs: devices whose latest row was REMOVED and that match again.
 SELECT s.id
   FROM device_job_status s
-  JOIN job_executions e ON e.job_id = s.job_id
   JOIN devices d ON d.uuid = s.device_uuid
- WHERE e.execution_type = 'continuous' AND e.target_type = 'group'
-   AND e.status IN ('QUEUED', 'IN_PROGRESS') AND (e.end_at IS NULL OR e.end_at > %(now)s)
-   AND s.is_latest AND s.status = 'REMOVED'
-   AND (%(job_id)s::uuid IS NULL OR e.job_id = %(job_id)s)
+ WHERE s.job_id = %(job_id)s AND s.is_latest AND s.status = 'REMOVED'
    AND (%(device_uuid)s::uuid IS NULL OR s.device_uuid = %(device_uuid)s)
-   AND device_matches_target(d.device_type, d.attributes, e.target_type, e.target_filter)
+   AND {{target_filter}}
  LIMIT %(limit)s
    FOR UPDATE OF s SKIP LOCKED;

@@ -19,12 +19,14 @@ SELECT job_id, schedule, next_run_at, run_count, end_at, scheduling_config, tota
 -- makes a second insert for the same slot a no-op, whoever tries it.
 INSERT INTO job_executions (
     job_id, parent_job_id, scheduled_for, template_id, job_name, job_document,
-    job_document_signature, signed_job, parameters, target_type, target_devices, target_filter, execution_type, status, total_devices,
+    job_document_signature, signed_job, parameters, target_type, target_devices, target_filter,
+    target_group, execution_type, status, total_devices,
     scheduling_config, rollout_config, abort_config, timeout_config, retry_config,
     window_opens_at, window_closes_at, queued_at, created_by, stages, requires_approval,
     rollout_state)
 SELECT %(run_job_id)s, p.job_id, %(scheduled_for)s, p.template_id, p.job_name, p.job_document,
-       p.job_document_signature, p.signed_job, p.parameters, p.target_type, p.target_devices, p.target_filter, 'oneTime', 'QUEUED',
+       p.job_document_signature, p.signed_job, p.parameters, p.target_type, p.target_devices, p.target_filter,
+       p.target_group, 'oneTime', 'QUEUED',
        %(total_devices)s, p.scheduling_config, p.rollout_config, p.abort_config,
        p.timeout_config, p.retry_config, %(window_opens_at)s, %(window_closes_at)s, %(now)s,
        p.created_by, p.stages, p.requires_approval,

@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from datetime import datetime
 
 from dispatcher import db
-from dispatcher.fleet.filters import device_filter_params
+from dispatcher.fleet.filters import compile_filter, parse_target_filter
 from dispatcher.jobs.targeting import target_of_execution
 from dispatcher.outcome import Outcome
 from schemas.nudges import QUEUED_EVENT
@@ -76,12 +76,14 @@ def plan_stages(c: db.Connector, job: dict) -> list[uuid.UUID]:
     for number, stage in enumerate(stages):
         if not stage.get("target_filter"):
             continue
-        stage_filter = device_filter_params(stage["target_filter"], "target_filter")
-        inserted = c.row_unprepared(
-            "fanout_insert_stage_filtered", job_id=job_id, stage=number, limit=sizes[number],
+        stage_filter = compile_filter(
+            parse_target_filter(stage["target_filter"], "target_filter"), "stage")
+        inserted = c.row_filtered(
+            "fanout_insert_stage_filtered",
+            {**target_page["slots"], "stage_filter": stage_filter},
+            job_id=job_id, stage=number, limit=sizes[number],
             released=first_released and number == 0 and job["rollout_config"] is None,
-            stage_device_type=stage_filter["device_type"],
-            stage_attributes=stage_filter["attributes"], **target_page,
+            device_uuids=target_page["device_uuids"],
         )["inserted"]
         released.extend(inserted)
     log.info("stages planned job_id=%s stages=%d sizes=%s", job_id, len(stages), sizes)

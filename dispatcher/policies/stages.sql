@@ -26,10 +26,8 @@ WITH picked AS (
     SELECT d.uuid
       FROM devices d
      WHERE (%(device_uuids)s::uuid[] IS NULL OR d.uuid = ANY (%(device_uuids)s::uuid[]))
-       AND (%(device_type)s::text IS NULL OR d.device_type = %(device_type)s::text)
-       AND (%(attributes)s::jsonb IS NULL OR d.attributes @> %(attributes)s::jsonb)
-       AND (%(stage_device_type)s::text IS NULL OR d.device_type = %(stage_device_type)s::text)
-       AND (%(stage_attributes)s::jsonb IS NULL OR d.attributes @> %(stage_attributes)s::jsonb)
+       AND {{target_filter}}
+       AND {{stage_filter}}
        AND NOT EXISTS (SELECT 1 FROM device_job_status s
                         WHERE s.job_id = %(job_id)s AND s.device_uuid = d.uuid)
      ORDER BY d.uuid
@@ -53,8 +51,7 @@ WITH page AS (
       FROM devices d
      WHERE (%(cursor)s::uuid IS NULL OR d.uuid > %(cursor)s::uuid)
        AND (%(device_uuids)s::uuid[] IS NULL OR d.uuid = ANY (%(device_uuids)s::uuid[]))
-       AND (%(device_type)s::text IS NULL OR d.device_type = %(device_type)s::text)
-       AND (%(attributes)s::jsonb IS NULL OR d.attributes @> %(attributes)s::jsonb)
+       AND {{target_filter}}
      ORDER BY d.uuid
      LIMIT %(chunk_size)s
 ), fresh AS (

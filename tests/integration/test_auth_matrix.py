@@ -21,6 +21,8 @@ def world(client, admin_headers) -> dict:
     client.post("/api/v1/jobs/handlers", json={"name": "h", "script_type": "bash",
                                                "script_content": "echo hi"},
                 headers=admin_headers)
+    client.post("/api/v1/groups", json={"name": "g", "filter": {"site": "berlin"}},
+                headers=admin_headers)
     # Each device may fetch "h" only because a job of its own runs it.
     insert_job([Device(d["uuid"], d["device_name"], "") for d in (device_a, device_b)],
                document=handler_document("h"))
@@ -37,7 +39,11 @@ def admin_endpoints(w: dict) -> list[tuple[str, str, dict | None]]:
         ("GET", f"/api/v1/jobs/templates/{w['template']}", None),
         ("GET", "/api/v1/jobs/handlers", None),
         ("GET", "/api/v1/jobs/handlers/h", None),
+        ("GET", "/api/v1/groups", None),
+        ("GET", "/api/v1/groups/g", None),
         ("POST", "/api/v1/devices", {"device_name": "x"}),
+        ("POST", "/api/v1/groups", {"name": "g2", "devices": [str(w["a"])]}),
+        ("PATCH", "/api/v1/groups/g", {"description": "x"}),
         ("PATCH", f"/api/v1/devices/{w['a']}", {"device_name": "x"}),
         ("POST", f"/api/v1/devices/{w['a']}/token", None),
         ("DELETE", f"/api/v1/devices/{w['a']}", None),

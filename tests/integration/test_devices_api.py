@@ -8,9 +8,7 @@ from urllib.parse import quote
 
 from job_rows import insert_job, job_row, register_fleet, set_row_status, target_events
 
-from dispatcher import db
 from dispatcher.fleet import tokens
-from dispatcher.fleet.filters import device_filter_params
 
 DEVICES = "/api/v1/devices"
 
@@ -204,12 +202,3 @@ def test_tokens_never_reach_the_audit_trail(client, admin_headers):
     trail = json.dumps(target_events("device", device["uuid"]), default=str)
     assert device["device_token"] not in trail
     assert rotated["device_token"] not in trail
-
-
-def test_device_filter_params_split_type_from_attributes(app):
-    params = device_filter_params({"device_type": "raspberry-pi", "environment": "production"})
-    assert params["device_type"] == "raspberry-pi"
-    assert params["attributes"].obj == {"environment": "production"}
-    assert device_filter_params({})["device_type"] is None
-    # The same parameters drive the list query the targeting code mirrors.
-    assert db.all("list_devices", **params, limit=10, offset=0) == []

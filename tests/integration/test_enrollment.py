@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import psycopg
+
 from api.app import create_app
 from dispatcher import db
 from dispatcher.fleet import tokens
@@ -61,7 +63,7 @@ def test_the_same_hardware_enrolling_again_gets_its_device_back_with_a_new_token
     assert polls(client, first) == 401
     other = enroll(client, made["enrollment_token"], hardware_id="b" * 64)
     assert other["uuid"] != first["uuid"]
-    assert db.one("count_devices", device_type=None, attributes=db.jsonb({}))["n"] == 2
+    assert devices_registered() == 2
 
 
 def test_used_up_expired_revoked_and_unknown_tokens_are_refused_with_the_reason(
@@ -83,7 +85,7 @@ def test_used_up_expired_revoked_and_unknown_tokens_are_refused_with_the_reason(
         "Enrollment token revoked")
 
     assert enroll(client, "guess", expect=401)["message"] == "Unknown enrollment token"
-    assert db.one("count_devices", device_type=None, attributes=db.jsonb({}))["n"] == 1
+    assert devices_registered() == 1
 
 
 def test_enrollment_tokens_are_admin_only(client, viewer_headers):
@@ -146,3 +148,8 @@ def test_a_tokens_attributes_follow_the_rules_of_a_devices(client, admin_headers
                              headers=admin_headers)
         assert answer.status_code == 400
         assert message in str(answer.get_json()["errors"]["attributes"])
+
+
+def devices_registered() -> int:
+    with psycopg.connect(db.database_url()) as conn:
+        return conn.execute("SELECT count(*) FROM devices").fetchone()[0]

@@ -15,7 +15,7 @@ from dispatcher import db
 PROJECT = Path(__file__).resolve().parents[2]
 PACKAGES = ("dispatcher", "api", "workers")
 RUNS_A_QUERY = {"one", "row", "all", "execute", "one_unprepared", "row_unprepared",
-                "all_unprepared", "own_one", "page"}
+                "all_unprepared", "own_one", "page", "all_filtered", "row_filtered"}
 
 
 def queries_run_by_the_code() -> dict[str, list[str]]:

@@ -59,6 +59,18 @@ function wire(root) {
   });
 }
 
+// "N device(s) match" (or what is wrong with the target) in ``output``, from the count URL.
+async function showCount(output, url, params) {
+  try {
+    const response = await fetch(url + "?" + params, { credentials: "same-origin" });
+    const answer = await response.json();
+    output.textContent = answer.error ? answer.error : answer.devices + " device(s) match";
+    output.classList.toggle("field-error", Boolean(answer.error));
+  } catch (error) {
+    output.textContent = "Could not count the devices just now.";
+  }
+}
+
 // The execute form: show the part of the target that applies, and how many devices it reaches.
 function startTargetCount(output) {
   const form = output.closest("form");
@@ -78,20 +90,15 @@ function startTargetCount(output) {
   async function count() {
     const params = new URLSearchParams({ target_type: targetType() });
     if (targetType() === "group") {
+      const group = form.querySelector("#group_name");
+      if (group && group.value) params.set("group", group.value);
       params.set("device_type", form.querySelector("#device_type").value);
       params.set("attributes", form.querySelector("#attributes").value);
     } else if (targetType() === "device") {
       const picked = Array.from(form.querySelector("#target_devices").selectedOptions).map((o) => o.value);
       params.set("target_devices", picked.join(","));
     }
-    try {
-      const response = await fetch(output.dataset.countUrl + "?" + params, { credentials: "same-origin" });
-      const answer = await response.json();
-      output.textContent = answer.error ? answer.error : answer.devices + " device(s) match";
-      output.classList.toggle("field-error", Boolean(answer.error));
-    } catch (error) {
-      output.textContent = "Could not count the devices just now.";
-    }
+    await showCount(output, output.dataset.countUrl, params);
   }
 
   function changed() {
@@ -103,6 +110,31 @@ function startTargetCount(output) {
   form.addEventListener("input", changed);
   form.addEventListener("change", changed);
   changed();
+}
+
+// The devices page: how many devices the filter being typed matches, debounced.
+function startFilterCount(output) {
+  const form = output.closest("form");
+  let timer = null;
+
+  async function count() {
+    const deviceType = form.querySelector("#device_type").value.trim();
+    const attributes = form.querySelector("#attributes").value.trim();
+    const params = new URLSearchParams({ target_type: "all" });
+    if (deviceType || (attributes && attributes !== "{}")) {
+      params.set("target_type", "group");
+      params.set("device_type", deviceType);
+      params.set("attributes", attributes);
+    }
+    await showCount(output, output.dataset.filterCountUrl, params);
+  }
+
+  form.addEventListener("input", (event) => {
+    if (event.target.id === "columns") return;
+    clearTimeout(timer);
+    timer = setTimeout(count, 400);
+  });
+  count();
 }
 
 // A search box narrows the options of a device picker to those whose name contains the text;
@@ -151,5 +183,6 @@ document.addEventListener("DOMContentLoaded", () => {
   document.querySelectorAll("#stage-rows").forEach(startStageRows);
   document.querySelectorAll("[data-live]").forEach(startLive);
   document.querySelectorAll("[data-count-url]").forEach(startTargetCount);
+  document.querySelectorAll("[data-filter-count-url]").forEach(startFilterCount);
   document.querySelectorAll("input[data-filters]").forEach(startPickerSearch);
 });
