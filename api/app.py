@@ -30,6 +30,7 @@ RESOURCE_BLUEPRINTS = (
     "api.executions",
     "api.execute",
     "api.job_events",
+    "api.artifacts",
 )
 
 

@@ -250,6 +250,20 @@ CREATE SEQUENCE public.api_tokens_id_seq
 
 ALTER SEQUENCE public.api_tokens_id_seq OWNED BY public.api_tokens.id;
 
+CREATE TABLE public.artifacts (
+    id uuid NOT NULL,
+    name text NOT NULL,
+    size bigint NOT NULL,
+    sha256 text NOT NULL,
+    content_type text NOT NULL,
+    storage_key text NOT NULL,
+    created_by text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT artifacts_name_check CHECK (((name <> ''::text) AND (length(name) <= 255))),
+    CONSTRAINT artifacts_sha256_check CHECK ((sha256 ~ '^[0-9a-f]{64}$'::text)),
+    CONSTRAINT artifacts_size_check CHECK ((size >= 0))
+);
+
 CREATE TABLE public.device_job_status (
     id bigint NOT NULL,
     job_id uuid NOT NULL,
@@ -313,6 +327,11 @@ CREATE TABLE public.fleet_counts (
     online_within_s integer NOT NULL,
     counted_at timestamp with time zone NOT NULL,
     CONSTRAINT fleet_counts_singleton_check CHECK (singleton)
+);
+
+CREATE TABLE public.job_artifacts (
+    job_id uuid NOT NULL,
+    artifact_id uuid NOT NULL
 );
 
 CREATE TABLE public.job_device_signatures (
@@ -524,6 +543,12 @@ ALTER TABLE ONLY public.api_tokens
 ALTER TABLE ONLY public.api_tokens
     ADD CONSTRAINT api_tokens_token_hash_key UNIQUE (token_hash);
 
+ALTER TABLE ONLY public.artifacts
+    ADD CONSTRAINT artifacts_name_sha256_key UNIQUE (name, sha256);
+
+ALTER TABLE ONLY public.artifacts
+    ADD CONSTRAINT artifacts_pkey PRIMARY KEY (id);
+
 ALTER TABLE ONLY public.device_job_status
     ADD CONSTRAINT device_job_status_job_id_device_uuid_execution_number_key UNIQUE (job_id, device_uuid, execution_number);
 
@@ -541,6 +566,9 @@ ALTER TABLE ONLY public.devices
 
 ALTER TABLE ONLY public.fleet_counts
     ADD CONSTRAINT fleet_counts_pkey PRIMARY KEY (singleton);
+
+ALTER TABLE ONLY public.job_artifacts
+    ADD CONSTRAINT job_artifacts_pkey PRIMARY KEY (job_id, artifact_id);
 
 ALTER TABLE ONLY public.job_device_signatures
     ADD CONSTRAINT job_device_signatures_pkey PRIMARY KEY (job_id, device_uuid);
@@ -578,6 +606,10 @@ ALTER TABLE ONLY public.rollout_waves
 ALTER TABLE ONLY public.schema_migrations
     ADD CONSTRAINT schema_migrations_pkey PRIMARY KEY (version);
 
+CREATE INDEX artifacts_name_created_at ON public.artifacts USING btree (name, created_at DESC);
+
+CREATE INDEX artifacts_sha256 ON public.artifacts USING btree (sha256);
+
 CREATE INDEX device_job_status_device_idx ON public.device_job_status USING btree (device_uuid, id DESC);
 
 CREATE INDEX device_job_status_failed_idx ON public.device_job_status USING btree (job_id) WHERE (is_latest AND (status = ANY (ARRAY['FAILED'::text, 'TIMED_OUT'::text])));
@@ -601,6 +633,8 @@ CREATE INDEX devices_attributes_gin ON public.devices USING gin (attributes json
 CREATE INDEX devices_name_trgm_idx ON public.devices USING gin (device_name public.gin_trgm_ops);
 
 CREATE INDEX devices_type_idx ON public.devices USING btree (device_type, uuid);
+
+CREATE INDEX job_artifacts_artifact_id ON public.job_artifacts USING btree (artifact_id);
 
 CREATE INDEX job_events_job_idx ON public.job_events USING btree (job_id, id) WHERE (job_id IS NOT NULL);
 
@@ -657,6 +691,12 @@ ALTER TABLE ONLY public.device_job_status
 
 ALTER TABLE ONLY public.device_job_status
     ADD CONSTRAINT device_job_status_job_id_fkey FOREIGN KEY (job_id) REFERENCES public.job_executions(job_id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.job_artifacts
+    ADD CONSTRAINT job_artifacts_artifact_id_fkey FOREIGN KEY (artifact_id) REFERENCES public.artifacts(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.job_artifacts
+    ADD CONSTRAINT job_artifacts_job_id_fkey FOREIGN KEY (job_id) REFERENCES public.job_executions(job_id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.job_device_signatures
     ADD CONSTRAINT job_device_signatures_job_id_fkey FOREIGN KEY (job_id) REFERENCES public.job_executions(job_id) ON DELETE CASCADE;
