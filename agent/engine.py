@@ -20,15 +20,23 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Protocol
 
 from marshmallow import ValidationError
 
+from agent.downloads import (
+    ArtifactSource,
+    DownloadFailed,
+    DownloadStopped,
+    download_pinned,
+    is_artifact_download,
+)
 from agent.handlers import HandlerStore, as_pinned, require_pinned_content, runnable_by
 from agent.output import OutputTail
-from agent.process import ProcessOutcome, StepSetupError, resolve_user, run_process
+from agent.process import ProcessOutcome, RunAs, StepSetupError, resolve_user, run_process
 from agent.server_api import AgentError
 from schemas.handlers import handler_names
 from schemas.job_document import (
@@ -88,6 +96,9 @@ class StepListener(Protocol):
     def step_process_started(self, pid: int) -> None: ...
 
     def step_finished(self, progress: Progress) -> None: ...
+
+    def step_progress(self, details: dict) -> None:
+        """How far the running step's download has come."""
 
 
 @dataclass(frozen=True)
@@ -170,10 +181,12 @@ class JobEngine:
         settings: EngineSettings,
         handlers: HandlerStore,
         env: Mapping[str, str] | None = None,
+        artifacts: ArtifactSource | None = None,
     ) -> None:
         self.settings = settings
         self.handlers = handlers
         self.env = step_environment(env)
+        self.artifacts = artifacts
 
     def run_document(self, document: object, interrupt: threading.Event) -> JobResult:
         """Validate ``document`` and run it: REJECTED when it is not a valid job document."""
@@ -278,6 +291,8 @@ class JobEngine:
 
         if argv is not None:
             return run(argv)
+        if is_artifact_download(step):
+            return self._download(step, stdout, interrupt, listener, run_as)
         step_input = step["input"]
         pinned = pinned_at_execute(step_input)
         handler = self.handlers.resolve(step_input["handler"], step_input.get("path"), pinned)
@@ -288,6 +303,26 @@ class JobEngine:
             args = step_input.get("args") or list(handler.default_args)
         with runnable_by(handler, run_as) as command:
             return run([*command, user or "", *args])
+
+    def _download(
+        self, step: dict, stdout: OutputTail, interrupt: threading.Event,
+        listener: StepListener | None, owner: RunAs | None,
+    ) -> ProcessOutcome:
+        """An artifact ``download-file`` step, carried out here (``agent.downloads``)."""
+        started = time.monotonic()
+        if self.artifacts is None:
+            return ProcessOutcome(None, 0.0, error="artifacts are downloaded from a server, "
+                                                   "and this agent has none")
+        on_progress = listener.step_progress if listener is not None else None
+        try:
+            done = download_pinned(self.artifacts.downloader, self.artifacts.open_artifact,
+                                   step, interrupt, on_progress, owner)
+        except DownloadStopped:
+            return ProcessOutcome(None, time.monotonic() - started, interrupted=True)
+        except DownloadFailed as exc:
+            return ProcessOutcome(None, time.monotonic() - started, error=str(exc))
+        stdout.write(done.encode() + b"\n")
+        return ProcessOutcome(0, time.monotonic() - started)
 
     def _await_reboot(
         self, name: str, outcome: ProcessOutcome, interrupt: threading.Event

@@ -1,0 +1,301 @@
+"""Resumable, verified downloads of the artifacts a job pinned.
+
+A ``download-file`` step whose URL is ``artifact:ID`` is carried out by the agent itself, not
+by the handler script: the agent asks the server (the API, with this device's token; never a
+storage host, and never following a redirect) for the artifact the job pinned at execute
+(``schemas.artifacts``), and
+
+- keeps what it has in ``STATE_DIR/downloads/<sha256>.part``, and what it knows about it
+  (the artifact, its ETag) beside it, so a download cut by the network or by the agent's own
+  restart goes on from there: it asks for the bytes it lacks (``Range``, ``If-Range``);
+- checks size and sha256 before the file appears at its destination: written beside it,
+  fsynced, given the mode (0644) and, with ``runAsUser``, that user as owner, then renamed over
+  it, so a failed or tampered download never replaces what was there;
+- reports its progress through the job's progress reports;
+- retries a cut, a 5xx, a 408 or a 429 after a jittered, growing pause, at most
+  ``max_tries`` times in a row without progress; any other 4xx ends it at once; a transfer
+  slower than ``min_bytes_per_s`` over ``stall_window_s`` is cut and resumed;
+- stops between chunks when the job is canceled or the agent stops (the part is kept).
+
+Standard library only, Python 3.9.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import logging
+import os
+import random
+import re
+import shutil
+import tempfile
+import threading
+import time
+import urllib.error
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Optional
+
+from agent.process import RunAs
+from agent.server_api import AgentError
+from agent.storage import atomic_write_json, ensure_private_dir, read_json
+from schemas.artifacts import DOWNLOAD_HANDLER, artifact_pin, artifact_reference
+from schemas.handlers import handler_names
+from schemas.job_document import RUN_HANDLER
+
+log = logging.getLogger(__name__)
+
+CHUNK_BYTES = 64 * 1024
+PROGRESS_EVERY_S = 2.0
+# Answers worth asking again: the server is busy, overloaded or timed out.
+RETRYABLE_STATUSES = frozenset({408, 429})
+CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
+
+
+class DownloadFailed(AgentError):
+    """The download ended without the file; the message is the step's failure reason."""
+
+
+class DownloadStopped(AgentError):
+    """The job was canceled or the agent is stopping; what was fetched is kept."""
+
+
+class _TryAgain(Exception):
+    """This attempt ended early (a cut, a stall, a busy server); a later one may finish."""
+
+
+@dataclass(frozen=True)
+class DownloadSettings:
+    max_tries: int = 8
+    first_pause_s: float = 1.0
+    max_pause_s: float = 60.0
+    read_timeout_s: float = 30.0
+    min_bytes_per_s: int = 1024
+    stall_window_s: float = 60.0
+
+
+def is_artifact_download(step: dict) -> bool:
+    """Whether ``step`` downloads an artifact (the agent carries it out itself)."""
+    if step.get("type") != RUN_HANDLER:
+        return False
+    step_input = step.get("input") or {}
+    args = step_input.get("args") or []
+    return (DOWNLOAD_HANDLER in handler_names(str(step_input.get("handler", "")))
+            and bool(args) and artifact_reference(args[0]) is not None)
+
+
+@dataclass(frozen=True)
+class ArtifactSource:
+    """Where artifact steps download from: the device's server (``DeviceApi.open_artifact``)."""
+
+    downloader: Downloader
+    open_artifact: Callable[[str, dict], http.client.HTTPResponse]
+
+
+# Opens the download at a byte offset: (offset, the ETag it must still have or None) to an
+# HTTP answer (urllib.error.HTTPError for 3xx, 4xx and 5xx).
+Opener = Callable[[int, Optional[str]], http.client.HTTPResponse]  # noqa: UP045 - evaluated on Python 3.9
+ProgressListener = Callable[[dict], None]
+
+
+class Downloader:
+    def __init__(self, state_dir: Path, settings: DownloadSettings = DownloadSettings()) -> None:
+        self.directory = state_dir / "downloads"
+        self.settings = settings
+
+    def fetch(
+        self, open_at: Opener, pin: dict, destination: Path, interrupt: threading.Event,
+        on_progress: ProgressListener | None = None, owner: RunAs | None = None,
+    ) -> str:
+        """Download the pinned artifact ``pin`` (``{id, sha256, size}``) to ``destination``;
+        answers what was done. DownloadFailed with the reason, DownloadStopped when
+        ``interrupt`` is set."""
+        if not destination.is_absolute() or not destination.parent.is_dir():
+            raise DownloadFailed(f"destination {destination} must be an absolute path in an "
+                                 "existing directory")
+        ensure_private_dir(self.directory)
+        part = self.directory / f"{pin['sha256']}.part"
+        meta_path = self.directory / f"{pin['sha256']}.json"
+        meta = read_json(meta_path) or {}
+        if meta.get("id") != pin["id"] or not part.exists():
+            meta = {"id": pin["id"], "etag": None}
+            part.write_bytes(b"")
+            atomic_write_json(meta_path, meta)
+        tries, reported = 0, _Reporter(on_progress, pin["size"])
+        while True:
+            if interrupt.is_set():
+                raise DownloadStopped("download stopped")
+            have = part.stat().st_size
+            if have > pin["size"]:
+                part.write_bytes(b"")
+                have = 0
+            if have == pin["size"]:
+                break
+            try:
+                self._attempt(open_at, part, meta, meta_path, pin["size"], interrupt, reported)
+            except _TryAgain as exc:
+                if part.stat().st_size > have:
+                    tries = 0  # it moved on: only attempts that bring nothing count
+                tries += 1
+                if tries >= self.settings.max_tries:
+                    raise DownloadFailed(f"download of artifact {pin['id']} gave up after "
+                                         f"{tries} tries: {exc}") from None
+                pause = min(self.settings.max_pause_s,
+                            self.settings.first_pause_s * 2 ** (tries - 1))
+                pause *= random.uniform(0.5, 1.0)
+                log.warning("download interrupted artifact_id=%s have=%d try=%d pause_s=%.1f "
+                            "error=%s", pin["id"], part.stat().st_size, tries, pause, exc)
+                if interrupt.wait(pause):
+                    raise DownloadStopped("download stopped") from None
+        self._verify(part, meta_path, pin)
+        _install(part, destination, owner)
+        part.unlink()
+        meta_path.unlink()
+        reported.done()
+        return (f"downloaded artifact {pin.get('name') or pin['id']} to {destination} "
+                f"({pin['size']} bytes, sha256 {pin['sha256']})")
+
+    def _attempt(
+        self, open_at: Opener, part: Path, meta: dict, meta_path: Path, size: int,
+        interrupt: threading.Event, reported: _Reporter,
+    ) -> None:
+        have = part.stat().st_size
+        try:
+            answer = open_at(have, meta.get("etag") if have else None)
+        except urllib.error.HTTPError as exc:
+            exc.close()
+            if exc.code == 416 and have:
+                part.write_bytes(b"")  # what we hold is not a prefix of the file
+                raise _TryAgain("HTTP 416: starting again") from None
+            if exc.code >= 500 or exc.code in RETRYABLE_STATUSES:
+                raise _TryAgain(f"HTTP {exc.code}") from None
+            raise DownloadFailed(f"download refused: HTTP {exc.code} {exc.reason}") from None
+        except (OSError, http.client.HTTPException) as exc:
+            raise _TryAgain(str(getattr(exc, "reason", exc))) from None
+        with answer:
+            status = getattr(answer, "status", 200)
+            if status == 206:
+                found = CONTENT_RANGE.match(answer.headers.get("Content-Range", ""))
+                if found is None or int(found.group(1)) != have:
+                    part.write_bytes(b"")
+                    raise _TryAgain("answer's Content-Range is not the range asked for")
+                mode = "ab"
+            else:
+                mode = "wb"  # the whole file: the server has another one, or ignored the range
+            etag = answer.headers.get("ETag")
+            if etag != meta.get("etag"):
+                meta["etag"] = etag
+                atomic_write_json(meta_path, meta)
+            with open(part, mode) as file:
+                self._copy(answer, file, size, interrupt, reported)
+                file.flush()
+                os.fsync(file.fileno())
+
+    def _copy(self, answer: http.client.HTTPResponse, file: IO[bytes], size: int,
+              interrupt: threading.Event, reported: _Reporter) -> None:
+        window_start, window_bytes = time.monotonic(), 0
+        while True:
+            if interrupt.is_set():
+                raise DownloadStopped("download stopped")
+            try:
+                chunk = answer.read(CHUNK_BYTES)
+            except (OSError, http.client.HTTPException) as exc:
+                raise _TryAgain(f"connection lost: {exc}") from None
+            if not chunk:
+                if file.tell() < size:
+                    raise _TryAgain(f"connection closed at {file.tell()} of {size} bytes")
+                return
+            file.write(chunk)
+            if file.tell() > size:
+                raise DownloadFailed(f"server sent more than the artifact's {size} bytes")
+            reported.at(file.tell())
+            window_bytes += len(chunk)
+            elapsed = time.monotonic() - window_start
+            if elapsed >= self.settings.stall_window_s:
+                if window_bytes < self.settings.min_bytes_per_s * elapsed:
+                    raise _TryAgain(f"stalled below {self.settings.min_bytes_per_s} bytes/s")
+                window_start, window_bytes = time.monotonic(), 0
+
+    def _verify(self, part: Path, meta_path: Path, pin: dict) -> None:
+        size = part.stat().st_size
+        digest = hashlib.sha256()
+        with open(part, "rb") as file:
+            for chunk in iter(lambda: file.read(1024 * 1024), b""):
+                digest.update(chunk)
+        if size == pin["size"] and digest.hexdigest() == pin["sha256"]:
+            return
+        part.unlink()
+        meta_path.unlink()
+        if size != pin["size"]:
+            raise DownloadFailed(f"size mismatch for artifact {pin['id']}: expected "
+                                 f"{pin['size']} bytes, got {size}")
+        raise DownloadFailed(f"sha256 mismatch for artifact {pin['id']}: expected "
+                             f"{pin['sha256']}, got {digest.hexdigest()}")
+
+
+def _install(part: Path, destination: Path, owner: RunAs | None) -> None:
+    """Put the verified file at ``destination`` whole or not at all."""
+    descriptor, temporary = tempfile.mkstemp(dir=destination.parent,
+                                             prefix=f".{destination.name}.")
+    try:
+        with os.fdopen(descriptor, "wb") as target, open(part, "rb") as source:
+            shutil.copyfileobj(source, target, 1024 * 1024)
+            target.flush()
+            os.fchmod(target.fileno(), 0o644)
+            if owner is not None:
+                os.fchown(target.fileno(), owner.uid, owner.gid)
+            os.fsync(target.fileno())
+        os.replace(temporary, destination)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    directory = os.open(destination.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
+class _Reporter:
+    """Progress, at most every ``PROGRESS_EVERY_S``."""
+
+    def __init__(self, listener: ProgressListener | None, size: int) -> None:
+        self.listener = listener
+        self.size = size
+        self.last = 0.0
+
+    def at(self, have: int) -> None:
+        now = time.monotonic()
+        if self.listener is not None and now - self.last >= PROGRESS_EVERY_S:
+            self.last = now
+            self.listener({"bytes": have, "size": self.size,
+                           "percent": round(100 * have / self.size, 1) if self.size else 100})
+
+    def done(self) -> None:
+        if self.listener is not None:
+            self.listener({"bytes": self.size, "size": self.size, "percent": 100})
+
+
+def download_pinned(
+    downloader: Downloader, open_artifact: Callable[[str, dict], http.client.HTTPResponse],
+    step: dict,
+    interrupt: threading.Event, on_progress: ProgressListener | None, owner: RunAs | None,
+) -> str:
+    """Carry out an artifact ``download-file`` step (``is_artifact_download``)."""
+    step_input = step["input"]
+    pin = artifact_pin(step_input)
+    args = step_input["args"]
+    if pin is None or args[0] != f"artifact:{pin['id']}":
+        raise DownloadFailed(f"{args[0]} was not pinned at execute; execute the job again")
+    if len(args) < 2:
+        raise DownloadFailed("download-file needs a DESTINATION after the artifact")
+
+    def open_at(offset: int, etag: str | None) -> http.client.HTTPResponse:
+        headers = {"Range": f"bytes={offset}-"} if offset else {}
+        if offset and etag:
+            headers["If-Range"] = etag
+        return open_artifact(pin["id"], headers)
+
+    return downloader.fetch(open_at, pin, Path(args[1]), interrupt, on_progress, owner)
