@@ -1,0 +1,137 @@
+"""Artifact downloads by real agent processes from the real API (gunicorn), through a proxy that
+plays a bad link: a download cut at 40 % and again at 80 % ends with the right bytes, each new
+attempt asking only for what was missing; an agent killed mid-download and started again goes
+on from where it was; a stored file that no longer matches its sha256 is refused (FAILED with
+the reason, nothing at the destination); a canceled download stops."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import urllib.request
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from agent_processes import start_agent
+from conftest import TEST_ADMIN_TOKEN
+from cutting_proxy import CuttingProxy
+from processes import wait_until
+from test_agent_e2e import Fleet
+
+pytestmark = pytest.mark.slow
+
+SIZE = 3 * 1024 * 1024
+
+
+def upload(api_url: str, name: str, data: bytes) -> dict:
+    import json
+
+    request = urllib.request.Request(f"{api_url}/api/v1/artifacts?name={name}", data=data,
+                                     method="POST", headers={
+                                         "Authorization": f"Bearer {TEST_ADMIN_TOKEN}",
+                                         "Content-Type": "application/octet-stream"})
+    with urllib.request.urlopen(request) as answer:
+        assert answer.status == 201
+        return json.loads(answer.read())
+
+
+def download_job(name: str, destination: Path) -> dict:
+    return {"version": "1.0", "steps": [{
+        "name": "fetch", "type": "runHandler",
+        "input": {"handler": "download-file", "args": [f"artifact:{name}", str(destination)]}}]}
+
+
+@pytest.fixture
+def fleet(settings, server_processes, tmp_path):
+    artifacts = replace(settings, artifact_dir=str(tmp_path / "artifacts"))
+    return Fleet(artifacts, server_processes, tmp_path)
+
+
+def agent_through(fleet: Fleet, device: dict, proxy: CuttingProxy):
+    return start_agent(fleet.processes, proxy.url, device, device["home"], 1.0,
+                       cancel_check_s="1", log_level="DEBUG")
+
+
+def offsets(proxy: CuttingProxy) -> list[int]:
+    return [int(r.split("=")[1].split("-")[0]) if r else 0 for r in proxy.ranges]
+
+
+def test_a_download_cut_at_40_and_80_percent_finishes_with_the_right_bytes(fleet):
+    data = os.urandom(SIZE)
+    upload(fleet.api.url, "firmware.bin", data)
+    device = fleet.register("weak-link")
+    destination = device["home"] / "firmware.bin"
+    with CuttingProxy(fleet.api.port, cut_at=(SIZE * 4 // 10, SIZE * 8 // 10)) as proxy:
+        agent_through(fleet, device, proxy)
+        job_id = fleet.execute_on(device, download_job("firmware.bin", destination))
+        row = fleet.wait_for_status(job_id, "SUCCEEDED", "FAILED", timeout_s=90)
+        assert row["status"] == "SUCCEEDED", row
+        assert proxy.cuts == 2
+        starts = offsets(proxy)
+    assert destination.read_bytes() == data
+    assert len(starts) == 3 and starts[0] == 0
+    assert SIZE * 3 // 10 < starts[1] <= SIZE * 4 // 10 < starts[2] <= SIZE * 8 // 10
+    assert os.stat(destination).st_mode & 0o777 == 0o644
+    assert list((device["home"] / "state" / "downloads").iterdir()) == []
+
+
+def test_an_agent_killed_mid_download_resumes_where_it_was(fleet):
+    data = os.urandom(SIZE)
+    artifact = upload(fleet.api.url, "image.bin", data)
+    device = fleet.register("restarted")
+    destination = device["home"] / "image.bin"
+    part = device["home"] / "state" / "downloads" / f"{artifact['sha256']}.part"
+    with CuttingProxy(fleet.api.port, delay_s=0.02) as proxy:
+        agent = agent_through(fleet, device, proxy)
+        job_id = fleet.execute_on(device, download_job("image.bin", destination))
+        wait_until(lambda: part.exists() and part.stat().st_size > SIZE // 3, 60,
+                   "a third of the download")
+        agent.kill()
+        had = part.stat().st_size
+        proxy.delay_s = 0.0
+        agent_through(fleet, device, proxy)
+        row = fleet.wait_for_status(job_id, "SUCCEEDED", "FAILED", timeout_s=90)
+        assert row["status"] == "SUCCEEDED", row
+        starts = offsets(proxy)
+    assert destination.read_bytes() == data
+    assert starts[0] == 0 and len(starts) == 2
+    assert SIZE // 3 < starts[1] <= had
+
+
+def test_a_corrupted_stored_file_is_refused(fleet, tmp_path):
+    data = os.urandom(256 * 1024)
+    artifact = upload(fleet.api.url, "config.tar", data)
+    stored = tmp_path / "artifacts" / "objects" / artifact["sha256"][:2] / artifact["sha256"]
+    stored.write_bytes(bytes(len(data)))  # same size, other bytes
+    device = fleet.register("careful")
+    destination = device["home"] / "config.tar"
+    fleet.start_agent(device)
+    job_id = fleet.execute_on(device, download_job("config.tar", destination))
+    row = fleet.wait_for_status(job_id, "SUCCEEDED", "FAILED", timeout_s=60)
+    assert row["status"] == "FAILED"
+    expected = hashlib.sha256(data).hexdigest()
+    assert f"sha256 mismatch for artifact {artifact['id']}: expected {expected}" in row["reason"]
+    assert not destination.exists()
+    assert list(destination.parent.glob(".config.tar.*")) == []
+
+
+def test_a_canceled_download_stops_between_chunks(fleet):
+    data = os.urandom(SIZE)
+    artifact = upload(fleet.api.url, "large.bin", data)
+    device = fleet.register("canceled")
+    destination = device["home"] / "large.bin"
+    part = device["home"] / "state" / "downloads" / f"{artifact['sha256']}.part"
+    with CuttingProxy(fleet.api.port, delay_s=0.05) as proxy:
+        agent = agent_through(fleet, device, proxy)
+        job_id = fleet.execute_on(device, download_job("large.bin", destination))
+        wait_until(lambda: part.exists() and part.stat().st_size > SIZE // 10, 60,
+                   "a tenth of the download")
+        fleet.call("POST", f"/jobs/executions/{job_id}/cancel", {"force": True})
+        wait_until(lambda: "job stopped, ended on the server" in agent.log_text(), 30,
+                   "the agent to stop the job")
+        stopped_at = part.stat().st_size
+        assert stopped_at < SIZE
+        assert fleet.device_row(job_id)["status"] == "CANCELED"
+    assert not destination.exists()
+    assert part.stat().st_size == stopped_at
