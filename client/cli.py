@@ -11,7 +11,7 @@ import getpass
 import os
 import sys
 
-from client import jobs_commands, resource_commands
+from client import artifacts, jobs_commands, resource_commands
 from client.api import DeviceJobsClient
 from client.command import (
     EXIT_NOT_CONFIGURED,
@@ -54,3 +54,4 @@ def add_operator_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_login)
     jobs_commands.add_commands(sub, connection_options(), read_options())
     resource_commands.add_commands(sub, connection_options(), read_options())
+    artifacts.add_commands(sub, connection_options(), read_options())
