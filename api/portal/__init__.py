@@ -36,7 +36,13 @@ def install_portal(app: Flask, settings: Settings) -> None:
     """Serve the portal (unless PORTAL_ENABLED is off) and send ``/`` to it."""
     if not settings.portal_enabled:
         return
-    from api.portal import catalog, execute, executions, fleet  # noqa: F401 - routes join bp
+    from api.portal import (  # noqa: F401 - routes join bp
+        artifacts,
+        catalog,
+        execute,
+        executions,
+        fleet,
+    )
 
     sessions.configure(app, settings)
     filters.register(app)

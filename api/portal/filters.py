@@ -69,7 +69,8 @@ SECTIONS = (("portal.device_output", "executions"), ("portal.retry_device", "exe
             ("portal.execut", "executions"), ("portal.new_execution", "executions"),
             ("portal.template", "templates"), ("portal.new_template", "templates"),
             ("portal.device", "devices"), ("portal.new_device", "devices"),
-            ("portal.handler", "handlers"), ("portal.new_handler", "handlers"))
+            ("portal.handler", "handlers"), ("portal.new_handler", "handlers"),
+            ("portal.artifact", "artifacts"), ("portal.upload_artifact", "artifacts"))
 
 
 def section_of(endpoint: str | None) -> str:
