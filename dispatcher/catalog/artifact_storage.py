@@ -21,6 +21,7 @@ import os
 import tempfile
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -90,12 +91,19 @@ class LocalStorage:
         incoming.mkdir(parents=True, exist_ok=True)
         digest, size = hashlib.sha256(), 0
         descriptor, temporary = tempfile.mkstemp(dir=incoming, prefix="upload-")
+        # Hashing a chunk (hashlib lets go of the GIL) overlaps reading and writing the next.
+        hasher = ThreadPoolExecutor(1, thread_name_prefix="artifact-hash")
+        hashed: Future | None = None
         try:
             with os.fdopen(descriptor, "wb") as file:
                 for chunk in _chunks(stream, max_bytes):
-                    digest.update(chunk)
+                    if hashed is not None:
+                        hashed.result()
+                    hashed = hasher.submit(digest.update, chunk)
                     size += len(chunk)
                     file.write(chunk)
+                if hashed is not None:
+                    hashed.result()
                 file.flush()
                 os.fsync(file.fileno())
             key = digest.hexdigest()
@@ -110,6 +118,8 @@ class LocalStorage:
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
+        finally:
+            hasher.shutdown()
         return StoredObject(key, key, size)
 
     def delete(self, key: str) -> None:
