@@ -85,6 +85,10 @@ def test_an_agent_killed_mid_download_resumes_where_it_was(fleet):
     with CuttingProxy(fleet.api.port, delay_s=0.02) as proxy:
         agent = agent_through(fleet, device, proxy)
         job_id = fleet.execute_on(device, download_job("image.bin", destination))
+        reported = wait_until(
+            lambda: (fleet.device_row(job_id).get("status_details") or {}).get("download"), 60,
+            "a progress report of the download")
+        assert reported["size"] == SIZE and 0 < reported["bytes"] < SIZE
         wait_until(lambda: part.exists() and part.stat().st_size > SIZE // 3, 60,
                    "a third of the download")
         agent.kill()
