@@ -115,6 +115,9 @@ class Downloader:
         if not destination.is_absolute() or not destination.parent.is_dir():
             raise DownloadFailed(f"destination {destination} must be an absolute path in an "
                                  "existing directory")
+        if owner is not None and not _writable_by(destination.parent, owner):
+            raise DownloadFailed(f"runAsUser {owner.name} may not write to "
+                                 f"{destination.parent}")
         ensure_private_dir(self.directory)
         part = self.directory / f"{pin['sha256']}.part"
         meta_path = self.directory / f"{pin['sha256']}.json"
@@ -233,6 +236,17 @@ class Downloader:
                                  f"{pin['size']} bytes, got {size}")
         raise DownloadFailed(f"sha256 mismatch for artifact {pin['id']}: expected "
                              f"{pin['sha256']}, got {digest.hexdigest()}")
+
+
+def _writable_by(directory: Path, user: RunAs) -> bool:
+    """Whether ``user`` may create files in ``directory``: the agent writes for a step that
+    runs as another user, and must not let it write where that user could not."""
+    status = directory.stat()
+    if status.st_uid == user.uid:
+        return bool(status.st_mode & 0o200)
+    if status.st_gid == user.gid or status.st_gid in user.groups:
+        return bool(status.st_mode & 0o020)
+    return bool(status.st_mode & 0o002)
 
 
 def _install(part: Path, destination: Path, owner: RunAs | None) -> None:

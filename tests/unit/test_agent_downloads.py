@@ -140,3 +140,16 @@ def test_only_pinned_artifact_steps_are_downloaded(tmp_path):
     with pytest.raises(DownloadFailed, match="was not pinned at execute"):
         download_pinned(Downloader(tmp_path), lambda *_: None, step, threading.Event(),
                         None, None)
+
+
+def test_a_step_run_as_another_user_writes_only_where_that_user_may(tmp_path):
+    from agent.process import RunAs
+
+    stranger = RunAs("stranger", 54321, 54321, (54321,), "/nonexistent")
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o755)
+    with pytest.raises(DownloadFailed, match="runAsUser stranger may not write to"):
+        Downloader(tmp_path / "state", FAST).fetch(
+            lambda offset, etag: Answer(DATA), pin(), locked / "file.bin", threading.Event(),
+            owner=stranger)
+    assert list(locked.iterdir()) == []
