@@ -29,7 +29,6 @@ import os
 import random
 import re
 import shutil
-import tempfile
 import threading
 import time
 import urllib.error
@@ -40,7 +39,7 @@ from typing import IO, Optional
 
 from agent.process import RunAs
 from agent.server_api import AgentError
-from agent.storage import atomic_write_json, ensure_private_dir, read_json
+from agent.storage import atomic_write, atomic_write_json, ensure_private_dir, read_json
 from schemas.artifacts import DOWNLOAD_HANDLER, artifact_pin, artifact_reference
 from schemas.handlers import handler_names
 from schemas.job_document import RUN_HANDLER
@@ -251,25 +250,9 @@ def _writable_by(directory: Path, user: RunAs) -> bool:
 
 def _install(part: Path, destination: Path, owner: RunAs | None) -> None:
     """Put the verified file at ``destination`` whole or not at all."""
-    descriptor, temporary = tempfile.mkstemp(dir=destination.parent,
-                                             prefix=f".{destination.name}.")
-    try:
-        with os.fdopen(descriptor, "wb") as target, open(part, "rb") as source:
-            shutil.copyfileobj(source, target, 1024 * 1024)
-            target.flush()
-            os.fchmod(target.fileno(), 0o644)
-            if owner is not None:
-                os.fchown(target.fileno(), owner.uid, owner.gid)
-            os.fsync(target.fileno())
-        os.replace(temporary, destination)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    directory = os.open(destination.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+    with open(part, "rb") as source:
+        atomic_write(destination, lambda target: shutil.copyfileobj(source, target, 1024 * 1024),
+                     0o644, (owner.uid, owner.gid) if owner is not None else None)
 
 
 class _Reporter:

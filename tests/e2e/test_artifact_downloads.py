@@ -53,6 +53,19 @@ def agent_through(fleet: Fleet, device: dict, proxy: CuttingProxy):
                        cancel_check_s="1", log_level="DEBUG")
 
 
+def start_slow_download(fleet: Fleet, name: str, proxy: CuttingProxy) -> tuple:
+    """A device's agent, through ``proxy``, downloading a new artifact ``name``: (the data,
+    the agent, the job, the destination, the agent's .part file)."""
+    data = os.urandom(SIZE)
+    artifact = upload(fleet.api.url, name, data)
+    device = fleet.register(f"device-{name}")
+    destination = device["home"] / name
+    part = device["home"] / "state" / "downloads" / f"{artifact['sha256']}.part"
+    agent = agent_through(fleet, device, proxy)
+    job_id = fleet.execute_on(device, download_job(name, destination))
+    return data, device, agent, job_id, destination, part
+
+
 def offsets(proxy: CuttingProxy) -> list[int]:
     return [int(r.split("=")[1].split("-")[0]) if r else 0 for r in proxy.ranges]
 
@@ -77,14 +90,9 @@ def test_a_download_cut_at_40_and_80_percent_finishes_with_the_right_bytes(fleet
 
 
 def test_an_agent_killed_mid_download_resumes_where_it_was(fleet):
-    data = os.urandom(SIZE)
-    artifact = upload(fleet.api.url, "image.bin", data)
-    device = fleet.register("restarted")
-    destination = device["home"] / "image.bin"
-    part = device["home"] / "state" / "downloads" / f"{artifact['sha256']}.part"
     with CuttingProxy(fleet.api.port, delay_s=0.02) as proxy:
-        agent = agent_through(fleet, device, proxy)
-        job_id = fleet.execute_on(device, download_job("image.bin", destination))
+        data, device, agent, job_id, destination, part = start_slow_download(
+            fleet, "image.bin", proxy)
         reported = wait_until(
             lambda: (fleet.device_row(job_id).get("status_details") or {}).get("download"), 60,
             "a progress report of the download")
@@ -121,14 +129,8 @@ def test_a_corrupted_stored_file_is_refused(fleet, tmp_path):
 
 
 def test_a_canceled_download_stops_between_chunks(fleet):
-    data = os.urandom(SIZE)
-    artifact = upload(fleet.api.url, "large.bin", data)
-    device = fleet.register("canceled")
-    destination = device["home"] / "large.bin"
-    part = device["home"] / "state" / "downloads" / f"{artifact['sha256']}.part"
     with CuttingProxy(fleet.api.port, delay_s=0.05) as proxy:
-        agent = agent_through(fleet, device, proxy)
-        job_id = fleet.execute_on(device, download_job("large.bin", destination))
+        _, _, agent, job_id, destination, part = start_slow_download(fleet, "large.bin", proxy)
         wait_until(lambda: part.exists() and part.stat().st_size > SIZE // 10, 60,
                    "a tenth of the download")
         fleet.call("POST", f"/jobs/executions/{job_id}/cancel", {"force": True})
