@@ -31,13 +31,14 @@ from agent.downloads import (
     ArtifactSource,
     DownloadFailed,
     DownloadStopped,
-    download_pinned,
-    is_artifact_download,
+    download_step,
+    is_agent_download,
 )
 from agent.handlers import HandlerStore, as_pinned, require_pinned_content, runnable_by
 from agent.output import OutputTail
 from agent.process import ProcessOutcome, RunAs, StepSetupError, resolve_user, run_process
 from agent.server_api import AgentError
+from schemas.artifacts import artifact_reference
 from schemas.handlers import handler_names
 from schemas.job_document import (
     RUN_COMMAND,
@@ -291,7 +292,8 @@ class JobEngine:
 
         if argv is not None:
             return run(argv)
-        if is_artifact_download(step):
+        if is_agent_download(step) and (self.artifacts is not None
+                                        or artifact_reference(step["input"]["args"][0])):
             return self._download(step, stdout, interrupt, listener, run_as)
         step_input = step["input"]
         pinned = pinned_at_execute(step_input)
@@ -308,15 +310,16 @@ class JobEngine:
         self, step: dict, stdout: OutputTail, interrupt: threading.Event,
         listener: StepListener | None, owner: RunAs | None,
     ) -> ProcessOutcome:
-        """An artifact ``download-file`` step, carried out here (``agent.downloads``)."""
+        """A ``download-file`` step carried out here (``agent.downloads``); without a server
+        (``artifacts``), a web address is left to the handler as before."""
         started = time.monotonic()
         if self.artifacts is None:
             return ProcessOutcome(None, 0.0, error="artifacts are downloaded from a server, "
                                                    "and this agent has none")
         on_progress = listener.step_progress if listener is not None else None
         try:
-            done = download_pinned(self.artifacts.downloader, self.artifacts.open_artifact,
-                                   step, interrupt, on_progress, owner)
+            done = download_step(self.artifacts.downloader, self.artifacts.open_artifact,
+                                 step, interrupt, on_progress, owner)
         except DownloadStopped:
             return ProcessOutcome(None, time.monotonic() - started, interrupted=True)
         except DownloadFailed as exc:

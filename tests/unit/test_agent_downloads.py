@@ -19,17 +19,18 @@ from agent.downloads import (
     Downloader,
     DownloadFailed,
     DownloadSettings,
-    download_pinned,
-    is_artifact_download,
+    Target,
+    download_step,
+    is_agent_download,
 )
 
 DATA = bytes(range(256)) * 400
 FAST = DownloadSettings(max_tries=3, first_pause_s=0.01, max_pause_s=0.02)
 
 
-def pin(data: bytes = DATA) -> dict:
-    return {"id": "a1", "name": "blob", "sha256": hashlib.sha256(data).hexdigest(),
-            "size": len(data)}
+def pin(data: bytes = DATA) -> Target:
+    digest = hashlib.sha256(data).hexdigest()
+    return Target(digest, "artifact:a1", "artifact a1", digest, len(data))
 
 
 class Answer(io.BytesIO):
@@ -134,11 +135,13 @@ def test_other_bytes_than_pinned_never_reach_the_destination(tmp_path):
 def test_only_pinned_artifact_steps_are_downloaded(tmp_path):
     step = {"name": "fetch", "type": "runHandler", "input": {
         "handler": "download-file.sh", "args": ["artifact:blob", str(tmp_path / "x")]}}
-    assert is_artifact_download(step)
-    assert not is_artifact_download({"name": "f", "type": "runHandler", "input": {
+    assert is_agent_download(step)
+    assert is_agent_download({"name": "f", "type": "runHandler", "input": {
         "handler": "download-file", "args": ["https://example.com/x", "/tmp/x"]}})
+    assert not is_agent_download({"name": "f", "type": "runHandler", "input": {
+        "handler": "download-file", "args": ["ftp://example.com/x", "/tmp/x"]}})
     with pytest.raises(DownloadFailed, match="was not pinned at execute"):
-        download_pinned(Downloader(tmp_path), lambda *_: None, step, threading.Event(),
+        download_step(Downloader(tmp_path), lambda *_: None, step, threading.Event(),
                         None, None)
 
 
