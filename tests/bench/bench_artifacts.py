@@ -29,8 +29,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 from pathlib import Path
 
@@ -47,6 +45,7 @@ from bench_support import (  # noqa: E402
     register_fleet,
 )
 from processes import free_port  # noqa: E402
+from static_server import nginx, wait_for_port  # noqa: E402
 
 CHUNK = 1024 * 1024
 
@@ -139,43 +138,12 @@ class PeakMemory:
                 return
 
 
-def nginx(root: Path, port: int, work: Path) -> subprocess.Popen:
-    work.mkdir(parents=True, exist_ok=True)
-    config = work / "nginx.conf"
-    config.write_text(f"""
-daemon off; worker_processes auto; pid {work}/nginx.pid; error_log {work}/error.log;
-events {{ worker_connections 1024; }}
-http {{
-  access_log off; sendfile on; tcp_nopush on;
-  client_body_temp_path {work}/body; proxy_temp_path {work}/proxy;
-  fastcgi_temp_path {work}/fastcgi; uwsgi_temp_path {work}/uwsgi; scgi_temp_path {work}/scgi;
-  server {{ listen 127.0.0.1:{port}; root {root}; }}
-}}
-""")
-    process = subprocess.Popen(["nginx", "-p", str(work), "-c", str(config)])
-    wait_for_port(port)
-    return process
-
-
 def http_server(root: Path, port: int) -> subprocess.Popen:
     process = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind",
                                 "127.0.0.1", "--directory", str(root)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_for_port(port)
     return process
-
-
-def wait_for_port(port: int) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1).close()
-            return
-        except urllib.error.HTTPError:
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"nothing listens on {port}")
 
 
 def disk_write_s(path: Path, size_mb: int) -> float:
@@ -241,16 +209,17 @@ def main() -> None:
             hash_s = sha256_s(args.upload_mb)
 
         floors = {}
-        for name, start in (("nginx", lambda p: nginx(static, p, work / "nginx")),
-                            ("python -m http.server", lambda p: http_server(static, p))):
-            floor_port = free_port()
-            server = start(floor_port)
-            try:
-                url = f"http://127.0.0.1:{floor_port}/artifact.bin"
-                floors[name] = fetch_all([(url, None)] * args.devices, size)
-            finally:
-                server.terminate()
-                server.wait(30)
+        with nginx(static, work / "nginx") as nginx_port:
+            floors["nginx"] = fetch_all(
+                [(f"http://127.0.0.1:{nginx_port}/artifact.bin", None)] * args.devices, size)
+        server_port = free_port()
+        server = http_server(static, server_port)
+        try:
+            floors["python -m http.server"] = fetch_all(
+                [(f"http://127.0.0.1:{server_port}/artifact.bin", None)] * args.devices, size)
+        finally:
+            server.terminate()
+            server.wait(30)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
+import tempfile
 import urllib.request
 from dataclasses import replace
 from pathlib import Path
@@ -141,3 +143,41 @@ def test_a_canceled_download_stops_between_chunks(fleet):
         assert fleet.device_row(job_id)["status"] == "CANCELED"
     assert not destination.exists()
     assert part.stat().st_size == stopped_at
+
+
+def test_a_plain_url_resumes_through_cuts_and_is_checked_against_its_sha256(fleet, tmp_path):
+    from static_server import nginx
+
+    # Outside pytest's private temporary directory: nginx's workers run as another user.
+    www = Path(tempfile.mkdtemp(prefix="device-jobs-www-"))
+    (www / "artifacts").mkdir()
+    data = os.urandom(SIZE)
+    (www / "artifacts" / "release.bin").write_bytes(data)
+    for readable in (www, www / "artifacts", www / "artifacts" / "release.bin"):
+        readable.chmod(0o755)
+    device = fleet.register("web-client")
+    fleet.start_agent(device)
+    destination = device["home"] / "release.bin"
+    digest = hashlib.sha256(data).hexdigest()
+    with nginx(www, tmp_path / "nginx") as port, \
+            CuttingProxy(port, cut_at=(SIZE * 4 // 10, SIZE * 8 // 10)) as proxy:
+        url = f"{proxy.url}/artifacts/release.bin"
+        job_id = fleet.execute_on(device, {"version": "1.0", "steps": [{
+            "name": "fetch", "type": "runHandler",
+            "input": {"handler": "download-file", "args": [url, str(destination), digest]}}]})
+        row = fleet.wait_for_status(job_id, "SUCCEEDED", "FAILED", timeout_s=90)
+        assert row["status"] == "SUCCEEDED", row
+        starts = offsets(proxy)
+        assert proxy.cuts == 2 and len(starts) == 3
+        assert 0 == starts[0] < starts[1] <= SIZE * 4 // 10 < starts[2] <= SIZE * 8 // 10
+        assert destination.read_bytes() == data
+
+        other = device["home"] / "other.bin"
+        wrong = fleet.execute_on(device, {"version": "1.0", "steps": [{
+            "name": "fetch", "type": "runHandler",
+            "input": {"handler": "download-file", "args": [url, str(other), "0" * 64]}}]})
+        refused = fleet.wait_for_status(wrong, "SUCCEEDED", "FAILED", timeout_s=60)
+    assert refused["status"] == "FAILED"
+    assert f"sha256 mismatch for {url}: expected {'0' * 64}, got {digest}" in refused["reason"]
+    assert not other.exists()
+    shutil.rmtree(www)
