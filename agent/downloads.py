@@ -22,6 +22,7 @@ Standard library only, Python 3.9.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import logging
@@ -56,6 +57,7 @@ log = logging.getLogger(__name__)
 
 CHUNK_BYTES = 64 * 1024
 PROGRESS_EVERY_S = 2.0
+STALE_PART_S = 7 * 24 * 3600
 # Answers worth asking again: the server is busy, overloaded or timed out.
 RETRYABLE_STATUSES = frozenset({408, 429})
 CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
@@ -141,6 +143,7 @@ class Downloader:
             raise DownloadFailed(f"runAsUser {owner.name} may not write to "
                                  f"{destination.parent}")
         ensure_private_dir(self.directory)
+        self._forget_stale()
         part = self.directory / f"{target.key}.part"
         meta_path = self.directory / f"{target.key}.json"
         meta = read_json(meta_path) or {}
@@ -185,6 +188,15 @@ class Downloader:
         reported.size = size
         reported.done()
         return f"downloaded {target.label} to {destination} ({size} bytes, sha256 {digest})"
+
+    def _forget_stale(self) -> None:
+        """Drop what downloads left untouched for ``STALE_PART_S`` (a job canceled mid-way
+        keeps its part, for a retry to resume; not for ever)."""
+        now = time.time()
+        for path in self.directory.iterdir():
+            with contextlib.suppress(OSError):
+                if now - path.stat().st_mtime > STALE_PART_S:
+                    path.unlink()
 
     def _attempt(
         self, open_at: Opener, part: Path, meta: dict, meta_path: Path,

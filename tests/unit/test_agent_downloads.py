@@ -156,3 +156,17 @@ def test_a_step_run_as_another_user_writes_only_where_that_user_may(tmp_path):
             lambda offset, etag: Answer(DATA), pin(), locked / "file.bin", threading.Event(),
             owner=stranger)
     assert list(locked.iterdir()) == []
+
+
+def test_parts_left_untouched_for_a_week_are_dropped(tmp_path):
+    import os
+
+    downloads = tmp_path / "state" / "downloads"
+    downloads.mkdir(parents=True)
+    stale, fresh = downloads / "old.part", downloads / "recent.part"
+    stale.write_bytes(b"x")
+    fresh.write_bytes(b"y")
+    week_ago = time.time() - 8 * 24 * 3600
+    os.utime(stale, (week_ago, week_ago))
+    fetch(tmp_path, lambda offset, etag: Answer(DATA))
+    assert sorted(p.name for p in downloads.iterdir()) == ["recent.part"]
