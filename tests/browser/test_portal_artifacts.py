@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import replace
 
 import pytest
 from conftest import TEST_ADMIN_TOKEN
@@ -19,7 +18,7 @@ pytestmark = pytest.mark.slow
 
 def test_upload_with_progress_offer_to_the_editor_and_delete(settings, server_processes,
                                                              tmp_path, request):
-    api = server_processes.start_api(replace(settings, artifact_dir=str(tmp_path / "store")))
+    api = server_processes.start_api(settings)
     data = os.urandom(6 * 1024 * 1024)
     upload = tmp_path / "nginx.conf"
     upload.write_bytes(data)

@@ -11,7 +11,6 @@ import os
 import shutil
 import tempfile
 import urllib.request
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -46,8 +45,7 @@ def download_job(name: str, destination: Path) -> dict:
 
 @pytest.fixture
 def fleet(settings, server_processes, tmp_path):
-    artifacts = replace(settings, artifact_dir=str(tmp_path / "artifacts"))
-    return Fleet(artifacts, server_processes, tmp_path)
+    return Fleet(settings, server_processes, tmp_path)
 
 
 def agent_through(fleet: Fleet, device: dict, proxy: CuttingProxy):

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import replace
 
 import pytest
 from agent_processes import start_agent
@@ -34,8 +33,7 @@ GUIDE_TEMPLATE = {
 
 def test_upload_deliver_with_execute_artifact_show_and_delete(settings, server_processes,
                                                               tmp_path):
-    fleet = Fleet(replace(settings, artifact_dir=str(tmp_path / "artifacts")),
-                  server_processes, tmp_path)
+    fleet = Fleet(settings, server_processes, tmp_path)
     env = operator_env(fleet.api.url, TEST_ADMIN_TOKEN, tmp_path / "no-config.json")
     config = tmp_path / "nginx.conf"
     config.write_bytes(NGINX_CONF)
@@ -67,8 +65,7 @@ def test_the_guides_nginx_workflow_with_its_config_uploaded_as_an_artifact(
     """The guide's update-nginx-config template, its URL replaced by ``artifact:nginx.conf``:
     backup, download, ``nginx -t``, reload (``nginx`` and ``systemctl`` are the device's own,
     here stand-ins on the agent's PATH that record their call)."""
-    fleet = Fleet(replace(settings, artifact_dir=str(tmp_path / "artifacts")),
-                  server_processes, tmp_path)
+    fleet = Fleet(settings, server_processes, tmp_path)
     env = operator_env(fleet.api.url, TEST_ADMIN_TOKEN, tmp_path / "no-config.json")
     config = tmp_path / "nginx.conf"
     config.write_bytes(NGINX_CONF)

@@ -28,11 +28,6 @@ ARTIFACTS = "/api/v1/artifacts"
 CONFIG = b"worker_processes auto;\nevents {}\nhttp { server { listen 8080; } }\n" * 40
 
 
-@pytest.fixture
-def settings(settings, tmp_path):
-    return replace(settings, artifact_dir=str(tmp_path / "artifacts"))
-
-
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
