@@ -2,15 +2,18 @@
 plays a bad link: a download cut at 40 % and again at 80 % ends with the right bytes, each new
 attempt asking only for what was missing; an agent killed mid-download and started again goes
 on from where it was; a stored file that no longer matches its sha256 is refused (FAILED with
-the reason, nothing at the destination); a canceled download stops."""
+the reason, nothing at the destination); a canceled download stops; a plain URL resumes and is
+checked the same way; a signing agent follows the signed pin, not the database's."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import tempfile
 import urllib.request
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -20,14 +23,15 @@ from cutting_proxy import CuttingProxy
 from processes import wait_until
 from test_agent_e2e import Fleet
 
+from dispatcher import db
+from dispatcher.signing import create_key_file
+
 pytestmark = pytest.mark.slow
 
 SIZE = 3 * 1024 * 1024
 
 
 def upload(api_url: str, name: str, data: bytes) -> dict:
-    import json
-
     request = urllib.request.Request(f"{api_url}/api/v1/artifacts?name={name}", data=data,
                                      method="POST", headers={
                                          "Authorization": f"Bearer {TEST_ADMIN_TOKEN}",
@@ -179,3 +183,28 @@ def test_a_plain_url_resumes_through_cuts_and_is_checked_against_its_sha256(flee
     assert f"sha256 mismatch for {url}: expected {'0' * 64}, got {digest}" in refused["reason"]
     assert not other.exists()
     shutil.rmtree(www)
+
+
+def test_a_signing_agent_downloads_what_the_signature_pinned(settings, server_processes,
+                                                             tmp_path):
+    """The pin is part of the signed job: a pin rewritten in the database afterwards (another
+    artifact's id and sha256) is not what the agent follows."""
+    key_file = tmp_path / "signing.pem"
+    public_key = create_key_file(key_file)
+    fleet = Fleet(replace(settings, signing_key_file=str(key_file)), server_processes, tmp_path)
+    data = os.urandom(200_000)
+    upload(fleet.api.url, "signed.bin", data)
+    other = upload(fleet.api.url, "other.bin", b"not what was signed")
+    device = fleet.register("signing")
+    destination = device["home"] / "signed.bin"
+    job_id = fleet.execute_on(device, download_job("signed.bin", destination))
+    with db.pool().connection() as conn:
+        conn.execute("""UPDATE job_executions SET job_document = jsonb_set(job_document,
+                        '{steps,0,input,artifact}', %s::jsonb) WHERE job_id = %s""",
+                     (json.dumps({"id": other["id"], "sha256": other["sha256"],
+                                  "size": other["size"]}), job_id))
+    start_agent(fleet.processes, fleet.api.url, device, device["home"], 1.0,
+                signing_public_key=public_key)
+    row = fleet.wait_for_status(job_id, "SUCCEEDED", "FAILED", timeout_s=60)
+    assert row["status"] == "SUCCEEDED", row
+    assert destination.read_bytes() == data
