@@ -21,7 +21,6 @@ import os
 import tempfile
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -91,19 +90,12 @@ class LocalStorage:
         incoming.mkdir(parents=True, exist_ok=True)
         digest, size = hashlib.sha256(), 0
         descriptor, temporary = tempfile.mkstemp(dir=incoming, prefix="upload-")
-        # Hashing a chunk (hashlib lets go of the GIL) overlaps reading and writing the next.
-        hasher = ThreadPoolExecutor(1, thread_name_prefix="artifact-hash")
-        hashed: Future | None = None
         try:
             with os.fdopen(descriptor, "wb") as file:
                 for chunk in _chunks(stream, max_bytes):
-                    if hashed is not None:
-                        hashed.result()
-                    hashed = hasher.submit(digest.update, chunk)
+                    digest.update(chunk)
                     size += len(chunk)
                     file.write(chunk)
-                if hashed is not None:
-                    hashed.result()
                 file.flush()
                 os.fsync(file.fileno())
             key = digest.hexdigest()
@@ -118,8 +110,6 @@ class LocalStorage:
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
-        finally:
-            hasher.shutdown()
         return StoredObject(key, key, size)
 
     def delete(self, key: str) -> None:
