@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from agent import __version__
 from agent.config import AgentConfig
+from agent.downloads import ArtifactSource, Downloader
 from agent.engine import EngineSettings, JobEngine
 from agent.handlers import HandlerStore
 from agent.inventory import InventoryReporter
@@ -46,7 +47,8 @@ class Agent:
         state_dir = Path(config.state_dir)
         api = device_api(config)
         reporter = Reporter(api, Outbox(state_dir / "outbox"))
-        engine = JobEngine(engine_settings(config), handler_store(config, api))
+        engine = JobEngine(engine_settings(config), handler_store(config, api),
+                           artifacts=ArtifactSource(Downloader(state_dir), api.open_artifact))
         state = JobState(state_dir, Path(config.boot_id_file))
         signing_key = (decode_public_key(config.signing_public_key)
                        if config.signing_public_key else None)

@@ -20,16 +20,25 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Protocol
 
 from marshmallow import ValidationError
 
+from agent.downloads import (
+    ArtifactSource,
+    DownloadFailed,
+    DownloadStopped,
+    download_step,
+    is_agent_download,
+)
 from agent.handlers import HandlerStore, as_pinned, require_pinned_content, runnable_by
 from agent.output import OutputTail
-from agent.process import ProcessOutcome, StepSetupError, resolve_user, run_process
+from agent.process import ProcessOutcome, RunAs, StepSetupError, resolve_user, run_process
 from agent.server_api import AgentError
+from schemas.artifacts import artifact_reference
 from schemas.handlers import handler_names
 from schemas.job_document import (
     RUN_COMMAND,
@@ -88,6 +97,9 @@ class StepListener(Protocol):
     def step_process_started(self, pid: int) -> None: ...
 
     def step_finished(self, progress: Progress) -> None: ...
+
+    def step_progress(self, details: dict) -> None:
+        """How far the running step's download has come."""
 
 
 @dataclass(frozen=True)
@@ -170,10 +182,12 @@ class JobEngine:
         settings: EngineSettings,
         handlers: HandlerStore,
         env: Mapping[str, str] | None = None,
+        artifacts: ArtifactSource | None = None,
     ) -> None:
         self.settings = settings
         self.handlers = handlers
         self.env = step_environment(env)
+        self.artifacts = artifacts
 
     def run_document(self, document: object, interrupt: threading.Event) -> JobResult:
         """Validate ``document`` and run it: REJECTED when it is not a valid job document."""
@@ -278,6 +292,9 @@ class JobEngine:
 
         if argv is not None:
             return run(argv)
+        if is_agent_download(step) and (self.artifacts is not None
+                                        or artifact_reference(step["input"]["args"][0])):
+            return self._download(step, stdout, interrupt, listener, run_as)
         step_input = step["input"]
         pinned = pinned_at_execute(step_input)
         handler = self.handlers.resolve(step_input["handler"], step_input.get("path"), pinned)
@@ -288,6 +305,27 @@ class JobEngine:
             args = step_input.get("args") or list(handler.default_args)
         with runnable_by(handler, run_as) as command:
             return run([*command, user or "", *args])
+
+    def _download(
+        self, step: dict, stdout: OutputTail, interrupt: threading.Event,
+        listener: StepListener | None, owner: RunAs | None,
+    ) -> ProcessOutcome:
+        """A ``download-file`` step carried out here (``agent.downloads``); without a server
+        (``artifacts``), a web address is left to the handler as before."""
+        started = time.monotonic()
+        if self.artifacts is None:
+            return ProcessOutcome(None, 0.0, error="artifacts are downloaded from a server, "
+                                                   "and this agent has none")
+        on_progress = listener.step_progress if listener is not None else None
+        try:
+            done = download_step(self.artifacts.downloader, self.artifacts.open_artifact,
+                                 step, interrupt, on_progress, owner)
+        except DownloadStopped:
+            return ProcessOutcome(None, time.monotonic() - started, interrupted=True)
+        except DownloadFailed as exc:
+            return ProcessOutcome(None, time.monotonic() - started, error=str(exc))
+        stdout.write(done.encode() + b"\n")
+        return ProcessOutcome(0, time.monotonic() - started)
 
     def _await_reboot(
         self, name: str, outcome: ProcessOutcome, interrupt: threading.Event

@@ -2,7 +2,9 @@
 
 Never run a step twice by accident. A run resumes only where no step was cut: after a reboot
 step that really rebooted the system (the kernel's boot id changed), or when every step had
-already finished. Anything else is reported FAILED with a reason that says the agent restarted.
+already finished; or at a cut artifact download, which goes on from the bytes it had
+(``agent.downloads``: running it again is what it is made for). Anything else is reported
+FAILED with a reason that says the agent restarted.
 
 A reboot step found on the same boot may still be on its way down (the agent was stopped by
 the shutdown it started): the runner waits out what is left of ``reboot_wait_s`` from the
@@ -55,6 +57,8 @@ def recovery_plan(
         if progress.next_index >= total_steps:
             return progress, None
         reason = f"{AGENT_RESTARTED} (between steps; {progress.executed_steps} done)"
+    elif running.get("resumable") is True:
+        return progress, None
     elif running.get("reboot"):
         before = running.get("boot_id")
         if before is None or boot_id is None or before != boot_id:

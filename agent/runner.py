@@ -294,6 +294,14 @@ class _Listener:
     def step_process_started(self, pid: int) -> None:
         self._runner.state.step_process_started(pid)
 
+    def step_progress(self, details: dict) -> None:
+        """A download's progress, reported beside the steps' (the same IN_PROGRESS report)."""
+        body = {**self.last_body, "status_details": {
+            **self.last_body.get("status_details", {}), "download": details}}
+        ended_as = self._runner.reporter.progress(self._job.job_id, body)
+        if ended_as is not None:
+            self._control.end(ended_as)
+
     def step_finished(self, progress: Progress) -> None:
         self._runner.state.step_finished(progress)
         ended_as = self._runner.reporter.progress(self._job.job_id, self.progress_body(progress))

@@ -81,6 +81,19 @@ class DeviceApi:
     def fetch_handler(self, name: str) -> ApiAnswer:
         return self._request("GET", f"/handlers/{quote(name, safe='')}")
 
+    def open_artifact(
+        self, artifact_id: str, headers: dict[str, str]
+    ) -> http.client.HTTPResponse:
+        """Start the download of an artifact this device's job pinned: the open answer to
+        read from (urllib.error.HTTPError for a 3xx, 4xx or 5xx answer; never redirected,
+        so the token goes to the server alone). For ``agent.downloads``."""
+        request = urllib.request.Request(f"{self._base}/artifacts/{quote(artifact_id, safe='')}")
+        request.add_header("Authorization", f"Bearer {self._token}")
+        request.add_header("User-Agent", f"jobs-agent/{__version__}")
+        for name, value in headers.items():
+            request.add_header(name, value)
+        return self._opener.open(request, timeout=self._timeout_s)
+
     def _request(
         self, method: str, path: str, body: dict | None = None,
         headers: dict[str, str] | None = None,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from agent.downloads import is_agent_download
 from agent.engine import Progress
 from agent.process import process_start_ticks
 from agent.storage import atomic_write_json, ensure_private_dir, read_json, remove
@@ -54,7 +55,9 @@ class JobState:
     def step_starting(self, progress: Progress, step: dict, reboot: bool) -> None:
         assert self._record is not None
         self._record["progress"] = vars(progress)
+        # A download goes on from where it was after a restart (agent.downloads).
         self._record["running"] = {"name": step["name"], "reboot": reboot,
+                                   "resumable": is_agent_download(step),
                                    "boot_id": self.boot_id(), "started_at": time.time()}
         atomic_write_json(self.path, self._record)
 

@@ -10,7 +10,9 @@ import json
 import logging
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 log = logging.getLogger(__name__)
 
@@ -22,12 +24,23 @@ def ensure_private_dir(path: Path) -> Path:
 
 def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o600) -> None:
     """Write ``data`` to a temporary file, fsync it, rename it over ``path``, fsync the dir."""
+    atomic_write(path, lambda file: file.write(data), mode)
+
+
+def atomic_write(
+    path: Path, fill: Callable[[IO[bytes]], object], mode: int = 0o600,
+    owner: tuple[int, int] | None = None,
+) -> None:
+    """``fill`` a temporary file beside ``path`` (then given ``mode`` and ``owner``, a uid and
+    gid), fsync it, rename it over ``path`` and fsync the directory."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as file:
-            file.write(data)
+            fill(file)
             file.flush()
             os.fchmod(file.fileno(), mode)
+            if owner is not None:
+                os.fchown(file.fileno(), *owner)
             os.fsync(file.fileno())
         os.replace(tmp, path)
     except BaseException:

@@ -36,6 +36,7 @@ RESOURCE_BLUEPRINTS = (
     "api.device_enroll",
     "api.inventory",
     "api.groups",
+    "api.artifacts",
 )
 
 

@@ -20,7 +20,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 from client.errors import ApiError, NotConfigured, ServerUnreachable
 from schemas.vocabulary import TARGET_ALL, TARGET_DEVICE, TARGET_GROUP
@@ -130,8 +130,10 @@ class DeviceJobsClient:
     # -- the HTTP layer -------------------------------------------------------------------
 
     def request(self, method: str, path: str, body: object = None,
-                query: Mapping[str, object] | None = None) -> Any:
-        """Call ``/api/v1{path}`` and answer the decoded JSON body."""
+                query: Mapping[str, object] | None = None,
+                raw_body: IO[bytes] | None = None, raw_length: int = 0) -> Any:
+        """Call ``/api/v1{path}`` and answer the decoded JSON body. ``raw_body`` (a file of
+        ``raw_length`` bytes) is streamed as the body instead of JSON."""
         url = f"{self.url}/api/v1{path}"
         params = {k: _query_value(v) for k, v in (query or {}).items() if v is not None}
         if params:
@@ -141,9 +143,13 @@ class DeviceJobsClient:
         if body is not None:
             data = json.dumps(body).encode()
             headers["Content-Type"] = "application/json"
+        if raw_body is not None:
+            headers.update({"Content-Type": "application/octet-stream",
+                            "Content-Length": str(raw_length)})
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
-        req = urllib.request.Request(url, data=data, headers=headers, method=method)
+        req = urllib.request.Request(url, data=raw_body if raw_body is not None else data,
+                                     headers=headers, method=method)
         try:
             with self._opener.open(req, timeout=self.timeout_s) as response:
                 return _decode(response.read())

@@ -11,7 +11,13 @@ import getpass
 import os
 import sys
 
-from client import enrollment_commands, fleet_commands, jobs_commands, resource_commands
+from client import (
+    artifacts,
+    enrollment_commands,
+    fleet_commands,
+    jobs_commands,
+    resource_commands,
+)
 from client.api import DeviceJobsClient
 from client.command import (
     EXIT_NOT_CONFIGURED,
@@ -56,3 +62,4 @@ def add_operator_commands(sub: argparse._SubParsersAction) -> None:
     resource_commands.add_commands(sub, connection_options(), read_options())
     enrollment_commands.add_commands(sub, connection_options(), read_options())
     fleet_commands.add_commands(sub, connection_options(), read_options())
+    artifacts.add_commands(sub, connection_options(), read_options())

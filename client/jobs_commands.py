@@ -9,6 +9,7 @@ from typing import Any
 
 from client import fleet_commands, rollout_commands
 from client.api import DeviceJobsClient, Target, execute_body
+from client.artifacts import delivery_document
 from client.command import (
     Command,
     UsageError,
@@ -109,8 +110,10 @@ def cmd_execute(args: argparse.Namespace, client: DeviceJobsClient) -> int:
     body = execute_body(
         target(args),
         template_id=template_id(client, args.template) if args.template else None,
-        job_document=read_json_file(args.document) if args.document else None,
-        job_name=args.name, parameters=dict(args.param), policies=policies(args),
+        job_document=(read_json_file(args.document) if args.document
+                      else delivery_document(client, args.artifact) if args.artifact else None),
+        job_name=args.name or ("deliver artifacts" if args.artifact else None),
+        parameters=dict(args.param), policies=policies(args),
     )
     if args.dry_run:
         preview = client.preview(body)
@@ -225,6 +228,9 @@ def _add_execute(jobs: argparse._SubParsersAction, read: argparse.ArgumentParser
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--template", metavar="NAME|ID", help="a template, by name or id")
     source.add_argument("--document", metavar="FILE", help="a job document (JSON file, - stdin)")
+    source.add_argument("--artifact", action="append", metavar="FILE_OR_NAME=DESTINATION",
+                        help="deliver a file (uploaded first when it is a local file) or an "
+                             "artifact to DESTINATION on the devices (repeatable)")
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--device", nargs="+", type=uuid_text, metavar="UUID",
                        help="these devices")

@@ -110,6 +110,12 @@ class Settings:
     # Reverse proxies (addresses or networks, or "*") whose X-Forwarded-For names the client;
     # gunicorn reads the same variable for the scheme.
     forwarded_allow_ips: str = "127.0.0.1"
+    # Artifacts (dispatcher.catalog.artifact_storage): "local" (ARTIFACT_DIR) or "s3".
+    artifact_storage: str = "local"
+    artifact_dir: str = "artifacts"
+    artifact_max_bytes: int = 2 * 1024 ** 3
+    artifact_s3_bucket: str = ""
+    artifact_s3_endpoint_url: str = ""
 
     @property
     def session_database_url(self) -> str:
@@ -191,4 +197,9 @@ class Settings:
             ),
             forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS")
             or cls.forwarded_allow_ips,
+            artifact_storage=os.environ.get("ARTIFACT_STORAGE") or cls.artifact_storage,
+            artifact_dir=os.environ.get("ARTIFACT_DIR") or cls.artifact_dir,
+            artifact_max_bytes=_env_int("ARTIFACT_MAX_BYTES", cls.artifact_max_bytes),
+            artifact_s3_bucket=os.environ.get("ARTIFACT_S3_BUCKET", ""),
+            artifact_s3_endpoint_url=os.environ.get("ARTIFACT_S3_ENDPOINT_URL", ""),
         )

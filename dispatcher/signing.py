@@ -9,7 +9,8 @@ Only the API reads the key, at execute; the runs of a recurring job carry their 
 signed job. The file must be readable by the API's user alone (``dispatcher signing-key
 create`` writes it mode 600; a group- or world-readable file is refused). An admin token can
 still execute any document the API will sign. Handler scripts, their interpreter and
-arguments are covered through their pins.
+arguments, and the artifacts that download steps fetch (id, sha256, size), are covered through
+their pins.
 """
 
 from __future__ import annotations

@@ -10,7 +10,8 @@ to the device as it is. It holds everything that decides what runs, and when and
 - ``perDevice``: true for a device-list target, whose every device gets a signature of its own
   (below), so a signature holds on its own device only;
 - ``document``: the job document with each server handler pinned (``input.sha256``,
-  ``input.scriptType`` and the effective ``input.args``).
+  ``input.scriptType`` and the effective ``input.args``) and each artifact a ``download-file``
+  step names pinned (``input.artifact``: id, sha256 and size; ``schemas.artifacts``).
 
 What is signed is a fixed context line, the text's sha256, and the device's uuid (``*`` when
 the job is not per device), so a signature made for anything else can never pass for a job's,

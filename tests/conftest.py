@@ -56,7 +56,7 @@ def database_url(template_database: str) -> Iterator[str]:
 
 
 @pytest.fixture
-def settings(database_url: str) -> Settings:
+def settings(database_url: str, tmp_path) -> Settings:
     unique = f"djtest{os.getpid()}x{next(_counter)}"
     return Settings(
         database_url=database_url,
@@ -64,6 +64,7 @@ def settings(database_url: str) -> Settings:
         admin_token=TEST_ADMIN_TOKEN,
         auth_disabled=False,
         mqtt_url="",
+        artifact_dir=str(tmp_path / "artifacts"),
     )
 
 

@@ -282,6 +282,20 @@ CREATE SEQUENCE public.api_tokens_id_seq
 
 ALTER SEQUENCE public.api_tokens_id_seq OWNED BY public.api_tokens.id;
 
+CREATE TABLE public.artifacts (
+    id uuid NOT NULL,
+    name text NOT NULL,
+    size bigint NOT NULL,
+    sha256 text NOT NULL,
+    content_type text NOT NULL,
+    storage_key text NOT NULL,
+    created_by text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT artifacts_name_check CHECK (((name <> ''::text) AND (length(name) <= 255))),
+    CONSTRAINT artifacts_sha256_check CHECK ((sha256 ~ '^[0-9a-f]{64}$'::text)),
+    CONSTRAINT artifacts_size_check CHECK ((size >= 0))
+);
+
 CREATE TABLE public.device_group_members (
     group_name text NOT NULL,
     device_uuid uuid NOT NULL
@@ -399,6 +413,11 @@ CREATE TABLE public.history_prunes (
     pruned_at timestamp with time zone NOT NULL,
     rows_removed bigint DEFAULT 0 NOT NULL,
     CONSTRAINT history_prunes_kind_check CHECK ((kind = ANY (ARRAY['executions'::text, 'recurring_runs'::text, 'audit_events'::text])))
+);
+
+CREATE TABLE public.job_artifacts (
+    job_id uuid NOT NULL,
+    artifact_id uuid NOT NULL
 );
 
 CREATE TABLE public.job_device_signatures (
@@ -661,6 +680,12 @@ ALTER TABLE ONLY public.api_tokens
 ALTER TABLE ONLY public.api_tokens
     ADD CONSTRAINT api_tokens_token_hash_key UNIQUE (token_hash);
 
+ALTER TABLE ONLY public.artifacts
+    ADD CONSTRAINT artifacts_name_sha256_key UNIQUE (name, sha256);
+
+ALTER TABLE ONLY public.artifacts
+    ADD CONSTRAINT artifacts_pkey PRIMARY KEY (id);
+
 ALTER TABLE ONLY public.device_group_members
     ADD CONSTRAINT device_group_members_pkey PRIMARY KEY (group_name, device_uuid);
 
@@ -693,6 +718,9 @@ ALTER TABLE ONLY public.fleet_counts
 
 ALTER TABLE ONLY public.history_prunes
     ADD CONSTRAINT history_prunes_pkey PRIMARY KEY (kind);
+
+ALTER TABLE ONLY public.job_artifacts
+    ADD CONSTRAINT job_artifacts_pkey PRIMARY KEY (job_id, artifact_id);
 
 ALTER TABLE ONLY public.job_device_signatures
     ADD CONSTRAINT job_device_signatures_pkey PRIMARY KEY (job_id, device_uuid);
@@ -742,6 +770,10 @@ ALTER TABLE ONLY public.rollout_waves
 ALTER TABLE ONLY public.schema_migrations
     ADD CONSTRAINT schema_migrations_pkey PRIMARY KEY (version);
 
+CREATE INDEX artifacts_name_created_at ON public.artifacts USING btree (name, created_at DESC);
+
+CREATE INDEX artifacts_sha256 ON public.artifacts USING btree (sha256);
+
 CREATE INDEX device_group_members_device_idx ON public.device_group_members USING btree (device_uuid);
 
 CREATE INDEX device_job_status_device_idx ON public.device_job_status USING btree (device_uuid, id DESC);
@@ -775,6 +807,8 @@ CREATE INDEX devices_inventory_gin ON public.devices USING gin (inventory jsonb_
 CREATE INDEX devices_name_trgm_idx ON public.devices USING gin (device_name public.gin_trgm_ops);
 
 CREATE INDEX devices_type_idx ON public.devices USING btree (device_type, uuid);
+
+CREATE INDEX job_artifacts_artifact_id ON public.job_artifacts USING btree (artifact_id);
 
 CREATE INDEX job_events_job_idx ON public.job_events USING btree (job_id, id) WHERE (job_id IS NOT NULL);
 
@@ -853,6 +887,12 @@ ALTER TABLE ONLY public.device_job_status
 
 ALTER TABLE ONLY public.device_job_status
     ADD CONSTRAINT device_job_status_job_id_fkey FOREIGN KEY (job_id) REFERENCES public.job_executions(job_id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.job_artifacts
+    ADD CONSTRAINT job_artifacts_artifact_id_fkey FOREIGN KEY (artifact_id) REFERENCES public.artifacts(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.job_artifacts
+    ADD CONSTRAINT job_artifacts_job_id_fkey FOREIGN KEY (job_id) REFERENCES public.job_executions(job_id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.job_device_signatures
     ADD CONSTRAINT job_device_signatures_job_id_fkey FOREIGN KEY (job_id) REFERENCES public.job_executions(job_id) ON DELETE CASCADE;

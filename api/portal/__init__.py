@@ -37,6 +37,7 @@ def install_portal(app: Flask, settings: Settings) -> None:
     if not settings.portal_enabled:
         return
     from api.portal import (  # noqa: F401 - routes join bp
+        artifacts,
         catalog,
         enrollment,
         execute,

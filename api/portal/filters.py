@@ -71,7 +71,8 @@ SECTIONS = (("portal.device_output", "executions"), ("portal.retry_device", "exe
             ("portal.device", "devices"), ("portal.new_device", "devices"),
             ("portal.pending_devices", "devices"), ("portal.create_enrollment_token", "devices"),
             ("portal.handler", "handlers"), ("portal.new_handler", "handlers"),
-            ("portal.group", "groups"), ("portal.save_group", "groups"))
+            ("portal.group", "groups"), ("portal.save_group", "groups"),
+            ("portal.artifact", "artifacts"), ("portal.upload_artifact", "artifacts"))
 
 
 def section_of(endpoint: str | None) -> str:

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from marshmallow import ValidationError
 
 from dispatcher import audit, db
+from dispatcher.catalog.artifacts import pin_artifacts
 from dispatcher.catalog.templates import get_template
 from dispatcher.config import Settings
 from dispatcher.errors import Conflict, InvalidInput
@@ -48,7 +49,7 @@ def create_execution(body: dict, actor: str, settings: Settings) -> Decided[dict
         total = count_target_devices(target, c)
         if total == 0 and not _waits_for_devices(policy_columns):
             raise _no_devices(target)
-        document = pin_handlers(c, document)
+        document, artifact_ids = pin_artifacts(c, pin_handlers(c, document))
         ends = [t for t in (policy_columns["start_at"], policy_columns["end_at"]) if t]
         signed = sign_job(
             settings.signing_key_file, job_id, document, now, settings.signature_valid_s,
@@ -72,6 +73,8 @@ def create_execution(body: dict, actor: str, settings: Settings) -> Decided[dict
             requires_approval=body.get("requires_approval", False),
             **policy_columns,
         )
+        if artifact_ids:
+            c.execute("insert_job_artifacts", job_id=job_id, artifact_ids=artifact_ids)
         if signed and signed.device_signatures:
             c.execute("insert_device_signatures", job_id=job_id,
                       devices=list(signed.device_signatures),

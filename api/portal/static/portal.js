@@ -178,11 +178,79 @@ function startStageRows(table) {
   });
 }
 
-document.addEventListener("DOMContentLoaded", () => {
-  wire(document);
-  document.querySelectorAll("#stage-rows").forEach(startStageRows);
-  document.querySelectorAll("[data-live]").forEach(startLive);
-  document.querySelectorAll("[data-count-url]").forEach(startTargetCount);
-  document.querySelectorAll("[data-filter-count-url]").forEach(startFilterCount);
-  document.querySelectorAll("input[data-filters]").forEach(startPickerSearch);
-});
+// An artifact upload: sent by XMLHttpRequest so that a progress bar can follow it; the page
+// the server answers with (the list, with its message) then replaces this one.
+function startUpload(form) {
+  const bar = form.querySelector("progress");
+  const line = form.querySelector("[role=status]");
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const request = new XMLHttpRequest();
+    request.open("POST", form.action);
+    request.responseType = "document";
+    request.upload.addEventListener("progress", (progress) => {
+      if (!progress.lengthComputable) return;
+      bar.value = Math.round((100 * progress.loaded) / progress.total);
+      line.textContent = `${bar.value} % (${progress.loaded} of ${progress.total} bytes)`;
+    });
+    request.addEventListener("load", () => {
+      if (request.status < 400 && request.response) {
+        history.replaceState(null, "", request.responseURL);
+        document.body.replaceWith(document.adoptNode(request.response.body));
+        start(document);
+      } else {
+        line.textContent = request.status === 413 ? "Upload refused: the file is too large"
+          : `Upload failed: HTTP ${request.status}`;
+      }
+    });
+    request.addEventListener("error", () => { line.textContent = "Upload failed: connection lost"; });
+    bar.hidden = false;
+    line.textContent = "Uploading…";
+    request.send(new FormData(form));
+  });
+}
+
+// The template editor: an offered artifact becomes a download-file step of the document
+// (or, when the document is not JSON yet, its reference is inserted where the cursor is).
+function offerArtifacts(list) {
+  const editor = document.getElementById("job_document");
+  list.querySelectorAll("[data-insert-artifact]").forEach((button) => {
+    button.addEventListener("click", () => {
+      const reference = button.dataset.insertArtifact;
+      let documentValue = null;
+      try { documentValue = JSON.parse(editor.value || "{}"); } catch (error) { documentValue = null; }
+      if (documentValue === null || typeof documentValue !== "object" || Array.isArray(documentValue)) {
+        editor.setRangeText(reference, editor.selectionStart, editor.selectionEnd, "end");
+        return;
+      }
+      documentValue.version = documentValue.version || "1.0";
+      documentValue.steps = Array.isArray(documentValue.steps) ? documentValue.steps : [];
+      documentValue.steps.push({
+        name: `Download ${reference.slice("artifact:".length)}`, type: "runHandler",
+        input: { handler: "download-file", args: [reference, "{{DESTINATION}}"] },
+      });
+      editor.value = JSON.stringify(documentValue, null, 2);
+      const parameters = document.getElementById("parameters");
+      try {
+        const declared = JSON.parse(parameters.value || "{}");
+        if (!("DESTINATION" in declared)) {
+          declared.DESTINATION = null;
+          parameters.value = JSON.stringify(declared);
+        }
+      } catch (error) { /* left for the operator to fix; the server says what is wrong */ }
+    });
+  });
+}
+
+function start(root) {
+  wire(root);
+  root.querySelectorAll("form[data-upload]").forEach(startUpload);
+  root.querySelectorAll("#artifact-choices").forEach(offerArtifacts);
+  root.querySelectorAll("#stage-rows").forEach(startStageRows);
+  root.querySelectorAll("[data-live]").forEach(startLive);
+  root.querySelectorAll("[data-count-url]").forEach(startTargetCount);
+  root.querySelectorAll("[data-filter-count-url]").forEach(startFilterCount);
+  root.querySelectorAll("input[data-filters]").forEach(startPickerSearch);
+}
+
+document.addEventListener("DOMContentLoaded", () => start(document));
