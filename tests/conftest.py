@@ -13,14 +13,12 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
+from suite_constants import PG_ADMIN_URL, TEST_ADMIN_TOKEN
 
 from dispatcher import db
 from dispatcher.config import Settings
 from dispatcher.migrate import migrate
 
-PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-# Long enough for the server commands, which refuse an ADMIN_TOKEN under 32 characters.
-TEST_ADMIN_TOKEN = "test-admin-token-0123456789abcdef-0123"
 _counter = itertools.count()
 
 

@@ -4,7 +4,8 @@ the machine's services (which other tests use at the same time).
 
 Each is started with the same port and data every time, so clients reconnect to the same
 address, as after a restart in production. A service runs in a session of its own
-(``dispatcher.demo.processes.launch``): ``kill`` SIGKILLs it and its children, as a crash would;
+(``dispatcher.commands.demo.processes.launch``): ``kill`` SIGKILLs it and its children, as a
+crash would;
 ``stop`` is the service's own clean shutdown.
 
     redis = PrivateRedis(tmp_path / "redis")
@@ -27,9 +28,10 @@ import time
 import uuid
 from pathlib import Path
 
-from dispatcher.demo.processes import BackgroundProcess, launch, wait_until_ready
 from private_postgres import PrivatePostgres
 from processes import free_port, wait_until
+
+from dispatcher.commands.demo.processes import BackgroundProcess, launch, wait_until_ready
 
 START_TIMEOUT_S = 60.0
 

@@ -7,9 +7,9 @@ import subprocess
 import sys
 
 import pytest
-from conftest import TEST_ADMIN_TOKEN
 from portal_browser import chromium
 from selenium.webdriver.common.by import By
+from suite_constants import TEST_ADMIN_TOKEN
 from test_portal_browser import sign_in, submit, wait_for
 
 from agent.config import load_config

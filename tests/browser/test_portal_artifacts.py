@@ -8,9 +8,9 @@ import hashlib
 import os
 
 import pytest
-from conftest import TEST_ADMIN_TOKEN
 from portal_browser import chromium
 from selenium.webdriver.common.by import By
+from suite_constants import TEST_ADMIN_TOKEN
 from test_portal_browser import sign_in, text_of, wait_for
 
 pytestmark = pytest.mark.slow

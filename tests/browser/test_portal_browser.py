@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 from agent_processes import start_agent
-from conftest import TEST_ADMIN_TOKEN
 from json_http import JsonHttp
 from portal_browser import PHONE, WIDE, chromium
 from processes import free_port
 from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
+from suite_constants import TEST_ADMIN_TOKEN
 
 from dispatcher import db
 from dispatcher.fleet.tokens import create_api_token

@@ -7,10 +7,10 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from conftest import TEST_ADMIN_TOKEN
 from portal_browser import chromium
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
+from suite_constants import TEST_ADMIN_TOKEN
 from test_portal_browser import Stack, sign_in, submit, text_of, wait_for
 
 pytestmark = pytest.mark.slow

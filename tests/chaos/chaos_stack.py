@@ -26,7 +26,7 @@ from processes import ServerProcess, ServerProcesses, settings_environment, wait
 from psycopg.rows import dict_row
 from tcp_proxy import TcpProxy
 
-from dispatcher import stack
+from dispatcher.commands import stack
 from dispatcher.config import Settings
 from dispatcher.migrate import migrate
 

@@ -18,9 +18,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from conftest import TEST_ADMIN_TOKEN
 from json_http import JsonHttp
 from processes import wait_until
+from suite_constants import TEST_ADMIN_TOKEN
 from trees import OLDEST_AND_NEWEST, PYTHON_VERSIONS, Root, build_agent_deb, root_of
 
 pytestmark = pytest.mark.slow

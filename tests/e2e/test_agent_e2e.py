@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 from agent_processes import start_agent
-from conftest import TEST_ADMIN_TOKEN
 from json_http import JsonHttp
 from processes import ServerProcess, wait_until
+from suite_constants import TEST_ADMIN_TOKEN
 
 from dispatcher import db
 

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 from agent_processes import start_agent
-from conftest import TEST_ADMIN_TOKEN
 from cutting_proxy import CuttingProxy
 from processes import wait_until
+from suite_constants import TEST_ADMIN_TOKEN
 from test_agent_e2e import Fleet
 
 from dispatcher import db

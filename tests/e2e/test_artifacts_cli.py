@@ -9,8 +9,8 @@ import json
 
 import pytest
 from agent_processes import start_agent
-from conftest import TEST_ADMIN_TOKEN
 from operator_cli import operator_env, run
+from suite_constants import TEST_ADMIN_TOKEN
 from test_agent_e2e import Fleet
 
 pytestmark = pytest.mark.slow

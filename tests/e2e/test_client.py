@@ -4,9 +4,9 @@ Celery worker fanning out; devices report through the device protocol with their
 from __future__ import annotations
 
 import pytest
-from conftest import TEST_ADMIN_TOKEN
 from json_http import JsonHttp
 from processes import free_port, wait_until
+from suite_constants import TEST_ADMIN_TOKEN
 
 from client import ApiError, DeviceJobsClient, ServerUnreachable, Target, execute_body
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import PG_ADMIN_URL
+from suite_constants import PG_ADMIN_URL
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -7,8 +7,8 @@ import json
 from dataclasses import replace
 
 import pytest
-from conftest import TEST_ADMIN_TOKEN
 from operator_cli import operator_env, run
+from suite_constants import TEST_ADMIN_TOKEN
 
 from client import DeviceJobsClient
 

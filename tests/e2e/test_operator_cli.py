@@ -9,9 +9,9 @@ from dataclasses import replace
 
 import pytest
 from agent_processes import start_agent
-from conftest import TEST_ADMIN_TOKEN
 from operator_cli import operator_env, run, run_on_terminal
 from processes import free_port
+from suite_constants import TEST_ADMIN_TOKEN
 
 from client import DeviceJobsClient
 

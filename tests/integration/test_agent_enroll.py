@@ -12,9 +12,9 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from conftest import TEST_ADMIN_TOKEN
 from json_http import JsonHttp
 from operator_cli import operator_env, run
+from suite_constants import TEST_ADMIN_TOKEN
 
 from agent.config import load_config
 from agent.server_api import DeviceApi

@@ -15,9 +15,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from conftest import TEST_ADMIN_TOKEN
 from job_rows import next_url, register_fleet
 from reverse_proxy import PROXY_ADDRESS, ReverseProxy, call
+from suite_constants import TEST_ADMIN_TOKEN
 
 ADMIN = {"Authorization": f"Bearer {TEST_ADMIN_TOKEN}"}
 BAD = {"Authorization": "Bearer a-stale-or-guessed-token"}

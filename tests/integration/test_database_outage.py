@@ -10,9 +10,9 @@ from dataclasses import replace
 
 import psycopg
 import pytest
-from conftest import TEST_ADMIN_TOKEN
 from job_rows import insert_job, register_fleet
 from private_postgres import PrivatePostgres
+from suite_constants import TEST_ADMIN_TOKEN
 
 from dispatcher import db
 from dispatcher.config import Settings

@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from conftest import TEST_ADMIN_TOKEN
 from job_rows import register_fleet
+from suite_constants import TEST_ADMIN_TOKEN
 from test_portal import sign_in
 
 from dispatcher import db

@@ -10,8 +10,8 @@ import uuid
 
 import psycopg
 import pytest
-from conftest import TEST_ADMIN_TOKEN
 from job_rows import insert_job, quietly, register_fleet, set_row_status
+from suite_constants import TEST_ADMIN_TOKEN
 
 from dispatcher import db
 from dispatcher.fleet.tokens import create_api_token, revoke_api_token

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from conftest import TEST_ADMIN_TOKEN
+from suite_constants import TEST_ADMIN_TOKEN
 from test_portal import csrf_of, sign_in
 
 from dispatcher.fleet import enrollment, tokens

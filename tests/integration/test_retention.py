@@ -8,8 +8,8 @@ import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from conftest import TEST_ADMIN_TOKEN
 from job_rows import Device, insert_job, register_fleet, set_row_status
+from suite_constants import TEST_ADMIN_TOKEN
 from test_portal import sign_in
 
 from dispatcher import db

@@ -5,8 +5,8 @@ from __future__ import annotations
 import difflib
 
 import psycopg
-from conftest import PG_ADMIN_URL
 from schema_dump import SCHEMA_FILE, dump_schema
+from suite_constants import PG_ADMIN_URL
 
 
 def test_a_migrated_database_matches_schema_sql(template_database):

@@ -14,8 +14,8 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-from conftest import TEST_ADMIN_TOKEN
 from job_rows import fan_out, job_row, next_url, register_fleet
+from suite_constants import TEST_ADMIN_TOKEN
 from test_portal import sign_in
 from test_unsafe_start import run_dispatcher
 

@@ -9,8 +9,8 @@ from dataclasses import replace
 
 import pytest
 from agent_processes import start_agent
-from conftest import TEST_ADMIN_TOKEN
 from operator_cli import operator_env, run
+from suite_constants import TEST_ADMIN_TOKEN
 
 from client import DeviceJobsClient
 from client.rollout_commands import EXIT_ROLLOUT_PAUSED
