@@ -133,6 +133,52 @@ class PrivateMosquitto(Service):
         return f"mqtt://127.0.0.1:{self.port}"
 
 
+class PrivateDynsecMosquitto(PrivateMosquitto):
+    """Mosquitto whose clients all log in, administered through its dynamic security plugin by
+    ``admin_url``'s client; ``nudger_url``'s client (made by ``add_nudger``) may publish to
+    every device's notify topic, as the server's does in production."""
+
+    name = "mosquitto-dynsec"
+    ADMIN = ("admin", "admin-password")
+    NUDGER = ("dispatcher", "nudger-password")
+
+    def argv(self) -> list[str]:
+        state = self.root / "dynamic-security.json"
+        if not state.exists():
+            subprocess.run([shutil.which("mosquitto_ctrl") or "mosquitto_ctrl", "dynsec",
+                            "init", str(state), *self.ADMIN],
+                           check=True, capture_output=True, timeout=30)
+        plugin = sorted(Path("/usr/lib").glob("*/mosquitto_dynamic_security.so"))
+        config = self.root / "mosquitto.conf"
+        config.write_text(
+            f"listener {self.port} 127.0.0.1\nallow_anonymous false\npersistence false\n"
+            f"user {getpass.getuser()}\nplugin {plugin[0]}\n"
+            f"plugin_opt_config_file {state}\n")
+        return [shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-c", str(config)]
+
+    def _login_url(self, login: tuple[str, str]) -> str:
+        return f"mqtt://{login[0]}:{login[1]}@127.0.0.1:{self.port}"
+
+    @property
+    def admin_url(self) -> str:
+        return self._login_url(self.ADMIN)
+
+    @property
+    def nudger_url(self) -> str:
+        return self._login_url(self.NUDGER)
+
+    def add_nudger(self) -> None:
+        from dispatcher.mqtt_admin import DynsecAdmin
+
+        DynsecAdmin(self.admin_url).run([
+            {"command": "createRole", "rolename": "nudger", "acls": [
+                {"acltype": "publishClientSend", "topic": "devices/+/jobs/notify",
+                 "allow": True}]},
+            {"command": "createClient", "username": self.NUDGER[0],
+             "password": self.NUDGER[1], "roles": [{"rolename": "nudger"}]},
+        ])
+
+
 class PrivateRabbitMQ(Service):
     """A RabbitMQ node of its own: its own node name, AMQP and distribution ports, data and log
     directories, and a configuration file that ignores the machine's (which pins 5672).

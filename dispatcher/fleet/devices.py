@@ -132,7 +132,8 @@ def delete_device(device_uuid: uuid_mod.UUID, actor: str) -> Decided[tuple[dict,
                      "attributes": device["attributes"], "removed_job_statuses": removed,
                      "pending_jobs": [str(job_id) for job_id in pending_jobs]},
         )
-    return Decided((device, removed), Outcome(may_have_completed=set(pending_jobs)))
+    return Decided((device, removed), Outcome(may_have_completed=set(pending_jobs),
+                                              broker_revocations={device_uuid}))
 
 
 def rotate_device_token(device_uuid: uuid_mod.UUID, actor: str) -> str:
