@@ -9,7 +9,6 @@ is.
 
 from __future__ import annotations
 
-import dataclasses
 import uuid as uuid_mod
 
 from flask.views import MethodView
@@ -50,11 +49,10 @@ class DeviceEnrollment(MethodView):
                 credentials = broker_identities.grant_or_explain(
                     settings(), device["uuid"], hash_token(token))
             else:
-                credentials = dataclasses.replace(
-                    broker_identities.credentials_for(settings(), device["uuid"],
-                                                      hash_token(token)),
-                    ready=False, problem=PENDING_MQTT_PROBLEM)
-            answer["mqtt"] = dataclasses.asdict(credentials)
+                credentials = broker_identities.credentials_for(
+                    settings(), device["uuid"], hash_token(token),
+                )._replace(ready=False, problem=PENDING_MQTT_PROBLEM)
+            answer["mqtt"] = credentials._asdict()
         code = 201 if status == enrollment.ACCEPTED else 202
         return answer, code, NO_STORE
 
@@ -70,5 +68,4 @@ class DeviceMqttCredentials(MethodView):
         token = bearer_token()
         if token is None:
             abort(401, message="Missing bearer token")
-        return dataclasses.asdict(broker_identities.grant(settings(), uuid, hash_token(token))
-                                  ), NO_STORE
+        return broker_identities.grant(settings(), uuid, hash_token(token))._asdict(), NO_STORE

@@ -18,7 +18,7 @@ import hashlib
 import hmac
 import logging
 import uuid as uuid_mod
-from dataclasses import dataclass
+from typing import NamedTuple
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from dispatcher.config import Settings
@@ -34,8 +34,9 @@ from schemas.nudges import agent_client_id, notify_topic
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class MqttCredentials:
+class MqttCredentials(NamedTuple):
+    """A device's MQTT login, as enrollment and the device's own endpoint answer it."""
+
     url: str
     username: str
     password: str
@@ -91,9 +92,8 @@ def grant_or_explain(settings: Settings, device_uuid: uuid_mod.UUID | str,
         return grant(settings, device_uuid, token_hash)
     except BrokerAdminError as exc:
         log.warning("mqtt identity not granted device_uuid=%s error=%s", device_uuid, exc)
-        credentials = credentials_for(settings, device_uuid, token_hash)
-        return MqttCredentials(credentials.url, credentials.username, credentials.password,
-                               ready=False, problem=str(exc))
+        return credentials_for(settings, device_uuid, token_hash)._replace(
+            ready=False, problem=str(exc))
 
 
 def revoke(settings: Settings, device_uuid: uuid_mod.UUID | str) -> bool:
