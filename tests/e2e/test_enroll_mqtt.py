@@ -77,12 +77,14 @@ class Login:
         parts = urlsplit(url)
         self.verdicts: queue.Queue = queue.Queue()
         self.messages: queue.Queue = queue.Queue()
+        self.disconnects: queue.Queue = queue.Queue()
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id)
         self.client.username_pw_set(username, password)
         self.client.on_connect = lambda c, u, f, code, p: self.verdicts.put(code)
         self.client.on_subscribe = lambda c, u, mid, codes, p: self.verdicts.put(codes[0])
         self.client.on_message = lambda c, u, message: self.messages.put(
             (message.topic, message.payload))
+        self.client.on_disconnect = lambda c, u, flags, code, p: self.disconnects.put(code)
         self.client.connect(parts.hostname or "127.0.0.1", parts.port or 1883)
         self.client.loop_start()
         self.accepted = not self.verdicts.get(timeout=10).is_failure
@@ -159,12 +161,15 @@ def test_a_device_login_reads_its_own_topic_only_ends_with_the_device_and_rotate
         nudger.close()
         assert listener.messages.get(timeout=10) == (notify_topic(other), b"from the server")
         assert listener.messages.empty() and device.messages.empty()
+
+        # Deleting the device ends its session at once, and its login for good.
+        device.client.reconnect_delay_set(60, 60)
+        api.call("DELETE", f"/devices/{own}")
+        assert device.disconnects.get(timeout=10) is not None
+        assert not login_of(first["mqtt"], own).accepted
     finally:
         device.close()
         listener.close()
-
-    api.call("DELETE", f"/devices/{own}")
-    assert not login_of(first["mqtt"], own).accepted
 
     again = api.enroll(token, "hardware-two-000")
     assert again["uuid"] == second["uuid"] and again["mqtt"]["password"] != second["mqtt"][
