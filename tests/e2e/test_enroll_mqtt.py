@@ -223,6 +223,18 @@ def test_the_credentials_endpoint_is_the_devices_own_and_says_when_it_cannot(
     answer = api.call("POST", path, headers=device)
     assert answer["password"] == enrolled["mqtt"]["password"] and answer["ready"]
     api.call("POST", f"/devices/{uuid.uuid4()}/mqtt-credentials", headers=device, expect=403)
+
+    # A rotated device token ends the login derived from the old one; the device's new token
+    # gets the new login.
+    rotated = api.call("POST", f"/devices/{enrolled['uuid']}/token")
+    assert not login_of(enrolled["mqtt"], str(enrolled["uuid"])).accepted
+    device = {"Authorization": f"Bearer {rotated['device_token']}"}
+    renewed = api.call("POST", path, headers=device)
+    assert renewed["password"] != enrolled["mqtt"]["password"]
+    login = login_of(renewed, str(enrolled["uuid"]))
+    assert login.accepted
+    login.close()
+
     broker.stop()
     down = api.call("POST", path, headers=device, expect=503)
     assert "unreachable" in down["message"]
