@@ -41,6 +41,12 @@ class Settings:
     db_prepared_statements: bool = True
     redis_url: str = "redis://127.0.0.1:6379/1"
     mqtt_url: str = ""
+    # Per-device MQTT credentials (dispatcher.fleet.broker_identities): the admin client of
+    # Mosquitto's dynamic security plugin, mqtt[s]://user:password@host[:port] (empty: devices
+    # get no MQTT credentials from enrollment), and the broker URL devices are told to use
+    # (empty: MQTT_URL without its user and password).
+    mqtt_admin_url: str = ""
+    mqtt_device_url: str = ""
     # The agent's Debian package (scripts/build-agent-deb) served at /agent/jobs-agent.deb.
     agent_package: str = ""
     admin_token: str = ""
@@ -134,6 +140,8 @@ class Settings:
                                              cls.db_prepared_statements),
             redis_url=os.environ.get("REDIS_URL") or cls.redis_url,
             mqtt_url=os.environ.get("MQTT_URL", ""),
+            mqtt_admin_url=os.environ.get("MQTT_ADMIN_URL", ""),
+            mqtt_device_url=os.environ.get("MQTT_DEVICE_URL", ""),
             agent_package=os.environ.get("AGENT_PACKAGE", ""),
             admin_token=os.environ.get("ADMIN_TOKEN", ""),
             metrics_token=os.environ.get("METRICS_TOKEN", ""),
