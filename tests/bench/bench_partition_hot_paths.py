@@ -1,0 +1,225 @@
+"""What monthly partitions of ``device_job_status`` would cost the hot paths, on the same data.
+
+Retention drops a month of rows whole when the table is partitioned (bench_retention.py), but
+the hot paths find rows by device or by job and device, never by month: a query on a
+partitioned table that does not name the partition key probes one index per month. This
+measures that cost on two copies of one database, the table plain in one and partitioned by
+month of ``queued_at`` in the other (the same indexes, unique ones extended by the key, the
+same triggers and foreign keys):
+
+- a poll that reads PostgreSQL (``poll_device_job``, every device has a queued job);
+- a status report (``reports.apply_report``: the ``report_device_jobs`` statement, one commit);
+- a fan-out chunk (``fanout.fan_out_job``, ``fanout_insert_chunk`` of --chunk rows);
+
+each as the mean and p99 of sequential calls from one connection, next to the same run's floor
+(``SELECT 1``), the two copies taking turns block by block, every figure measured --runs times.
+
+    .venv/bin/python tests/bench/bench_partition_hot_paths.py [--devices 50000] [--months 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import psycopg
+from bench_support import bench_database, device_uuid, insert_job, register_fleet, vacuum_analyze
+
+from dispatcher import db
+from dispatcher.config import Settings
+from dispatcher.jobs import fanout, reports
+
+sys.path.insert(0, str(Path(__file__).parents[1]))
+from private_postgres import PrivatePostgres  # noqa: E402
+
+LIVE_JOB = uuid.uuid5(uuid.NAMESPACE_URL, "bench-hot-paths-live")
+
+# A finished job on every device, queued ``age`` days ago.
+FINISHED_ROWS_SQL = """
+INSERT INTO device_job_status (job_id, device_uuid, status, queued_at, started_at, completed_at,
+                               last_updated_at, exit_code, stdout, version_number)
+SELECT %(job_id)s, md5('bench-device-' || i)::uuid, 'SUCCEEDED',
+       now() - make_interval(days => %(age)s), now() - make_interval(days => %(age)s),
+       now() - make_interval(days => %(age)s), now() - make_interval(days => %(age)s), 0,
+       'Filesystem      Size  Used Avail Use%% Mounted on', 3
+  FROM generate_series(1, %(devices)s) AS i
+"""
+FINISHED_JOB_SQL = """
+UPDATE job_executions SET status = 'SUCCEEDED', queued_at = now() - make_interval(days => %(age)s),
+       completed_at = now() - make_interval(days => %(age)s) + interval '1 hour'
+ WHERE job_id = %(job_id)s
+"""
+LIVE_ROWS_SQL = """
+INSERT INTO device_job_status (job_id, device_uuid)
+SELECT %(job_id)s, md5('bench-device-' || i)::uuid FROM generate_series(1, %(devices)s) AS i
+"""
+DEFINITIONS_SQL = """
+SELECT 'index' AS kind, pg_get_indexdef(i.indexrelid) AS definition
+  FROM pg_index i
+ WHERE i.indrelid = 'device_job_status'::regclass
+   AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)
+UNION ALL
+SELECT 'constraint', format('ALTER TABLE device_job_status ADD CONSTRAINT %I %s', conname,
+                            pg_get_constraintdef(oid))
+  FROM pg_constraint
+ WHERE conrelid = 'device_job_status'::regclass AND contype IN ('p', 'u', 'f')
+UNION ALL
+SELECT 'trigger', pg_get_triggerdef(oid)
+  FROM pg_trigger WHERE tgrelid = 'device_job_status'::regclass AND NOT tgisinternal
+"""
+
+
+def build(url: str, devices: int, months: int) -> None:
+    """The fleet, one finished job on every device every 30 days back to ``months`` months, and
+    a live job queued on every device (so that each poll finds a job)."""
+    started = time.monotonic()
+    register_fleet(url, devices)
+    for k in range(months):
+        job_id = uuid.uuid5(uuid.NAMESPACE_URL, f"bench-hot-paths-{k}")
+        insert_job(url, job_id, f"bench finished job {k}", "QUEUED", devices)
+        with psycopg.connect(url, autocommit=True) as conn:
+            params = {"job_id": job_id, "age": 30 * k + 3, "devices": devices}
+            conn.execute(FINISHED_JOB_SQL, params)
+            conn.execute(FINISHED_ROWS_SQL, params)
+    insert_job(url, LIVE_JOB, "bench live job", "QUEUED", devices)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(LIVE_ROWS_SQL, {"job_id": LIVE_JOB, "devices": devices})
+    print(f"data: {devices} devices, {devices * (months + 1)} device rows over {months} months,"
+          f" built in {time.monotonic() - started:.0f} s")
+
+
+def partition_device_rows(url: str) -> int:
+    """Make ``device_job_status`` a table partitioned by month of ``queued_at``, with its rows,
+    indexes (a unique one holds the key too), constraints and triggers; answer the months."""
+    with psycopg.connect(url, autocommit=True) as conn, conn.transaction():
+        definitions = conn.execute(DEFINITIONS_SQL).fetchall()
+        conn.execute("ALTER TABLE device_job_status RENAME TO device_rows_plain")
+        conn.execute("CREATE TABLE device_job_status (LIKE device_rows_plain INCLUDING DEFAULTS"
+                     " INCLUDING CONSTRAINTS) PARTITION BY RANGE (queued_at)")
+        conn.execute("ALTER SEQUENCE device_job_status_id_seq OWNED BY device_job_status.id")
+        month_starts = [row[0] for row in conn.execute(
+            "SELECT generate_series(date_trunc('month', min(queued_at)),"
+            " date_trunc('month', now()) + interval '1 month', interval '1 month')"
+            " FROM device_rows_plain").fetchall()]
+        for start in month_starts:
+            conn.execute(f"CREATE TABLE device_job_status_p{start:%Y%m} PARTITION OF"
+                         f" device_job_status FOR VALUES FROM ('{start.isoformat()}') TO"
+                         f" ('{start.isoformat()}'::timestamptz + interval '1 month')")
+        conn.execute("INSERT INTO device_job_status SELECT * FROM device_rows_plain")
+        conn.execute("DROP TABLE device_rows_plain")
+        for kind, definition in definitions:
+            if kind == "index" and " UNIQUE " in definition or kind == "constraint" and (
+                    "PRIMARY KEY" in definition or " UNIQUE " in definition):
+                definition = re.sub(r"\(([^()]*)\)", r"(\1, queued_at)", definition, count=1)
+            conn.execute(definition)
+    return len(month_starts)
+
+
+def timed(calls: int, call: Callable[[int], object]) -> list[float]:
+    took = []
+    for i in range(calls):
+        started = time.perf_counter()
+        call(i)
+        took.append(time.perf_counter() - started)
+    return took
+
+
+def poll(i: int, devices: int) -> None:
+    db.row("poll_device_job", device_uuid=device_uuid(1 + (i * 7919) % devices), token_hash=None)
+
+
+def report(i: int) -> None:
+    reports.apply_report(device_uuid(i), LIVE_JOB, {"status": "IN_PROGRESS"}, 4096,
+                         f"device:{device_uuid(i)}", None)
+
+
+def fan_out(url: str, run: int, devices: int, chunk: int) -> list[float]:
+    job_id = uuid.uuid5(uuid.NAMESPACE_URL, f"bench-hot-paths-fanout-{run}")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("INSERT INTO job_executions (job_id, job_name, job_document, target_type,"
+                     " total_devices, fanout_status) SELECT %s, 'bench fan-out', job_document,"
+                     " 'all', %s, 'PENDING' FROM job_executions WHERE job_id = %s",
+                     (job_id, devices, LIVE_JOB))
+    took = []
+    chunks = fanout.fan_out_job(job_id, chunk)
+    while True:
+        started = time.perf_counter()
+        if next(chunks, None) is None:
+            return took
+        took.append(time.perf_counter() - started)
+
+
+def block(url: str, settings: Settings, run: int, args) -> dict[str, list[float]]:
+    """Every figure once on one copy; run ``run`` reports the devices of its own slice."""
+    db.configure(replace(settings, database_url=url))
+    try:
+        for i in range(200):  # warm the pool, the plans and the caches
+            poll(i, args.devices)
+        first = 1 + run * args.calls
+        return {
+            "floor (SELECT 1)": timed(args.calls, lambda i: db.row("ping")),
+            "poll reading PostgreSQL": timed(args.calls, lambda i: poll(i, args.devices)),
+            "status report": timed(args.calls, lambda i: report(first + i)),
+            f"fan-out chunk ({args.chunk} rows)": fan_out(url, run, args.devices, args.chunk),
+        }
+    finally:
+        db.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--devices", type=int, default=50_000)
+    parser.add_argument("--months", type=int, default=7,
+                        help="months of finished jobs kept (RETENTION_DAYS 180: 7)")
+    parser.add_argument("--calls", type=int, default=2_000, help="polls and reports per block")
+    parser.add_argument("--chunk", type=int, default=1_000, help="fan-out chunk size")
+    parser.add_argument("--runs", type=int, default=2)
+    args = parser.parse_args()
+    if args.calls * args.runs > args.devices:
+        parser.error("each run reports devices of its own: --calls * --runs <= --devices")
+    server = PrivatePostgres()
+    server.start()
+    try:
+        run(server.url, args)
+    finally:
+        server.remove()
+
+
+def run(admin_url: str, args) -> None:
+    settings = Settings()
+    with bench_database("djbench_hot_plain", admin_url) as plain:
+        build(plain, args.devices, args.months)
+        vacuum_analyze(plain)
+        with bench_database("djbench_hot_parts", admin_url) as parts:
+            with psycopg.connect(admin_url, autocommit=True) as conn:
+                name = psycopg.conninfo.conninfo_to_dict(parts)["dbname"]
+                conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+                source = psycopg.conninfo.conninfo_to_dict(plain)["dbname"]
+                conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{source}"')
+            months = partition_device_rows(parts)
+            vacuum_analyze(parts)
+            print(f"partitioned copy: {months} monthly partitions of device_job_status")
+            results = []
+            for k in range(args.runs):
+                for label, url in (("plain", plain), ("partitioned", parts)):
+                    results.append((k + 1, label, block(url, settings, k, args)))
+    print(f"{'run':<5}{'table':<13}{'statement':<28}{'calls':>7}{'mean ms':>9}{'p99 ms':>9}"
+          f"{'floor mean ms':>15}")
+    for k, label, figures in results:
+        floor = statistics.fmean(figures["floor (SELECT 1)"]) * 1000
+        for statement, took in figures.items():
+            ordered = sorted(took)
+            p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000
+            print(f"{k:<5}{label:<13}{statement:<28}{len(took):>7}"
+                  f"{statistics.fmean(took) * 1000:>9.3f}{p99:>9.3f}{floor:>15.3f}")
+
+
+if __name__ == "__main__":
+    main()
