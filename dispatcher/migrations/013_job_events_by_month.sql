@@ -49,9 +49,12 @@ BEGIN
     IF to_regclass(month_table) IS NOT NULL THEN
         RETURN false;
     END IF;
-    -- Inserts into the default partition wait (for a moment) and two sweeps take turns, so
-    -- nothing of that month lands in the default partition between the move and the attach.
-    LOCK TABLE job_events_default IN SHARE ROW EXCLUSIVE MODE;
+    -- Two sweeps take turns, and nothing of that month lands in the default partition
+    -- between the move and the attach. The locks the attach needs are taken first, in the
+    -- order every statement on the table takes them (parent, then partition), so no waiting
+    -- statement can deadlock with it: inserts into other months go on, reads wait a moment.
+    LOCK TABLE job_events IN SHARE UPDATE EXCLUSIVE MODE;
+    LOCK TABLE job_events_default IN ACCESS EXCLUSIVE MODE;
     IF to_regclass(month_table) IS NOT NULL THEN
         RETURN false;
     END IF;
@@ -89,7 +92,13 @@ BEGIN
             rows_removed := 0;
             RETURN;
         END IF;
-        EXECUTE format('SELECT count(*) FROM %I', month_table) INTO STRICT rows_removed;
+        -- How many events go: the planner's count once the month was analyzed (reading a
+        -- whole month to drop it would cost more than the drop), else counted.
+        SELECT reltuples::bigint INTO STRICT rows_removed
+          FROM pg_class WHERE oid = month_table::regclass;
+        IF rows_removed < 0 THEN
+            EXECUTE format('SELECT count(*) FROM %I', month_table) INTO STRICT rows_removed;
+        END IF;
         EXECUTE format('DROP TABLE %I', month_table);
         outcome := 'dropped';
     EXCEPTION WHEN lock_not_available THEN

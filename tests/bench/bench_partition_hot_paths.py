@@ -11,8 +11,10 @@ same triggers and foreign keys):
 - a status report (``reports.apply_report``: the ``report_device_jobs`` statement, one commit);
 - a fan-out chunk (``fanout.fan_out_job``, ``fanout_insert_chunk`` of --chunk rows);
 
-each as the mean and p99 of sequential calls from one connection, next to the same run's floor
-(``SELECT 1``), the two copies taking turns block by block, every figure measured --runs times.
+each as the p50, mean and p99 of sequential calls and the CPU time the server's processes spent
+per call (read from /proc: robust to the shared machine's waits), next to the same block's
+floor (``SELECT 1``), the two copies taking turns block by block, every figure measured --runs
+times; and the shared buffers one poll and one report's row lookup touch (EXPLAIN ANALYZE).
 
     .venv/bin/python tests/bench/bench_partition_hot_paths.py [--devices 50000] [--months 7]
 """
@@ -20,6 +22,7 @@ each as the mean and p99 of sequential calls from one connection, next to the sa
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import statistics
 import sys
@@ -122,13 +125,46 @@ def partition_device_rows(url: str) -> int:
     return len(month_starts)
 
 
-def timed(calls: int, call: Callable[[int], object]) -> list[float]:
+CLOCK_TICKS_S = 1 / os.sysconf("SC_CLK_TCK")
+
+
+def backends_cpu_s(url: str) -> dict[int, float]:
+    """CPU time (user + system) of every server process connected to the database: what the
+    statements cost the server, whatever the wait for the shared machine's cores."""
+    name = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
+    with psycopg.connect(url, autocommit=True) as conn:
+        pids = [row[0] for row in conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            (name,)).fetchall()]
+    spent = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        spent[pid] = (int(fields[11]) + int(fields[12])) * CLOCK_TICKS_S
+    return spent
+
+
+def timed(url: str, calls: int, call: Callable[[int], object]) -> tuple[list[float], float]:
+    """Each call's wall time, and the server's CPU time per call."""
     took = []
+    before = backends_cpu_s(url)
     for i in range(calls):
         started = time.perf_counter()
         call(i)
         took.append(time.perf_counter() - started)
-    return took
+    after = backends_cpu_s(url)
+    return took, sum(after[pid] - before.get(pid, 0.0) for pid in after) / calls
+
+
+def buffers_per_call(url: str, query: str, params: dict) -> int:
+    """Shared buffers one run of ``query`` touches (EXPLAIN ANALYZE, BUFFERS): the index pages
+    it probes, one index per month when the table is partitioned."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        plan = conn.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + db.QUERIES[query],
+                            params).fetchone()[0][0]["Plan"]
+    return plan.get("Shared Hit Blocks", 0) + plan.get("Shared Read Blocks", 0)
 
 
 def poll(i: int, devices: int) -> None:
@@ -140,7 +176,7 @@ def report(i: int) -> None:
                          f"device:{device_uuid(i)}", None)
 
 
-def fan_out(url: str, run: int, devices: int, chunk: int) -> list[float]:
+def fan_out(url: str, run: int, devices: int, chunk: int) -> tuple[list[float], float]:
     job_id = uuid.uuid5(uuid.NAMESPACE_URL, f"bench-hot-paths-fanout-{run}")
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("INSERT INTO job_executions (job_id, job_name, job_document, target_type,"
@@ -149,14 +185,16 @@ def fan_out(url: str, run: int, devices: int, chunk: int) -> list[float]:
                      (job_id, devices, LIVE_JOB))
     took = []
     chunks = fanout.fan_out_job(job_id, chunk)
+    before = backends_cpu_s(url)
     while True:
         started = time.perf_counter()
         if next(chunks, None) is None:
-            return took
+            after = backends_cpu_s(url)
+            return took, sum(after[pid] - before.get(pid, 0.0) for pid in after) / len(took)
         took.append(time.perf_counter() - started)
 
 
-def block(url: str, settings: Settings, run: int, args) -> dict[str, list[float]]:
+def block(url: str, settings: Settings, run: int, args) -> dict[str, tuple[list[float], float]]:
     """Every figure once on one copy; run ``run`` reports the devices of its own slice."""
     db.configure(replace(settings, database_url=url))
     try:
@@ -164,13 +202,23 @@ def block(url: str, settings: Settings, run: int, args) -> dict[str, list[float]
             poll(i, args.devices)
         first = 1 + run * args.calls
         return {
-            "floor (SELECT 1)": timed(args.calls, lambda i: db.row("ping")),
-            "poll reading PostgreSQL": timed(args.calls, lambda i: poll(i, args.devices)),
-            "status report": timed(args.calls, lambda i: report(first + i)),
+            "floor (SELECT 1)": timed(url, args.calls, lambda i: db.row("ping")),
+            "poll reading PostgreSQL": timed(url, args.calls, lambda i: poll(i, args.devices)),
+            "status report": timed(url, args.calls, lambda i: report(first + i)),
             f"fan-out chunk ({args.chunk} rows)": fan_out(url, run, args.devices, args.chunk),
         }
     finally:
         db.close()
+
+
+def buffers(url: str, devices: int) -> dict[str, int]:
+    device = device_uuid(devices)  # reported by no run: its row is still QUEUED
+    return {
+        "poll reading PostgreSQL": buffers_per_call(
+            url, "poll_device_job", {"device_uuid": device, "token_hash": None}),
+        "status report (its row locked)": buffers_per_call(
+            url, "lock_device_job", {"job_id": LIVE_JOB, "device_uuid": device}),
+    }
 
 
 def main() -> None:
@@ -206,19 +254,27 @@ def run(admin_url: str, args) -> None:
             months = partition_device_rows(parts)
             vacuum_analyze(parts)
             print(f"partitioned copy: {months} monthly partitions of device_job_status")
+            touched = {"plain": buffers(plain, args.devices),
+                       "partitioned": buffers(parts, args.devices)}
             results = []
             for k in range(args.runs):
                 for label, url in (("plain", plain), ("partitioned", parts)):
                     results.append((k + 1, label, block(url, settings, k, args)))
-    print(f"{'run':<5}{'table':<13}{'statement':<28}{'calls':>7}{'mean ms':>9}{'p99 ms':>9}"
-          f"{'floor mean ms':>15}")
+    print(f"{'shared buffers one call touches':<45}{'plain':>8}{'partitioned':>13}")
+    for statement in touched["plain"]:
+        print(f"{statement:<45}{touched['plain'][statement]:>8}"
+              f"{touched['partitioned'][statement]:>13}")
+    print(f"{'run':<5}{'table':<13}{'statement':<28}{'calls':>7}{'p50 ms':>8}{'mean ms':>9}"
+          f"{'p99 ms':>9}{'server CPU ms':>15}{'floor p50 ms':>14}{'floor CPU ms':>14}")
     for k, label, figures in results:
-        floor = statistics.fmean(figures["floor (SELECT 1)"]) * 1000
-        for statement, took in figures.items():
+        floor_took, floor_cpu = figures["floor (SELECT 1)"]
+        floor = statistics.median(floor_took) * 1000
+        for statement, (took, cpu_s) in figures.items():
             ordered = sorted(took)
             p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000
             print(f"{k:<5}{label:<13}{statement:<28}{len(took):>7}"
-                  f"{statistics.fmean(took) * 1000:>9.3f}{p99:>9.3f}{floor:>15.3f}")
+                  f"{statistics.median(took) * 1000:>8.3f}{statistics.fmean(took) * 1000:>9.3f}"
+                  f"{p99:>9.3f}{cpu_s * 1000:>15.3f}{floor:>14.3f}{floor_cpu * 1000:>14.3f}")
 
 
 if __name__ == "__main__":
