@@ -8,7 +8,7 @@ in the default partition, and creating that month moves it out.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import UTC, datetime
 
 from dispatcher import db
 from dispatcher.config import Settings
@@ -24,7 +24,8 @@ def create_event_partitions(now: datetime, settings: Settings) -> Outcome:
     """Create the months of ``job_events`` from ``now``'s to MONTHS_AHEAD later, if missing."""
     created = db.all("create_job_events_months", now=now, months_ahead=MONTHS_AHEAD)
     for month in created:
-        log.info("audit month created month=%s", f"{month['month_start']:%Y-%m}")
+        log.info("audit month created month=%s",
+                 f"{month['month_start'].astimezone(UTC):%Y-%m}")
     return Outcome(moved_rows=len(created))
 
 

@@ -93,7 +93,8 @@ def _prune_audit_events(cutoff: datetime, settings: Settings, now: datetime,
         dropped = db.row("drop_job_events_month", month_start=month["month_start"],
                          lock_timeout_ms=DROP_LOCK_TIMEOUT_MS)
         log.info("retention sweep audit_month=%s outcome=%s events=%d",
-                 f"{month['month_start']:%Y-%m}", dropped["outcome"], dropped["rows_removed"])
+                 f"{month['month_start'].astimezone(UTC):%Y-%m}", dropped["outcome"],
+                 dropped["rows_removed"])
         removed += dropped["rows_removed"]
         if dropped["outcome"] == "busy":
             break  # the next run drops it: its rows are not to be deleted one by one meanwhile

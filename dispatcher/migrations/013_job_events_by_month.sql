@@ -19,19 +19,11 @@ ALTER TABLE job_events RENAME TO job_events_unpartitioned;
 ALTER TABLE job_events_unpartitioned DROP CONSTRAINT job_events_pkey;
 DROP INDEX job_events_job_idx, job_events_target_idx, job_events_occurred_brin;
 
--- Who did what to which thing, and when. The primary key holds the partition key, as every
--- unique index of a partitioned table must; ids still come from one sequence.
-CREATE TABLE job_events (
-    id           bigint NOT NULL DEFAULT nextval('job_events_id_seq'),
-    occurred_at  timestamptz NOT NULL DEFAULT now(),
-    actor        text NOT NULL,
-    action       text NOT NULL,
-    target_type  text NOT NULL,
-    target_id    text NOT NULL,
-    job_id       uuid,
-    device_uuid  uuid,
-    details      jsonb NOT NULL DEFAULT '{}'::jsonb
-) PARTITION BY RANGE (occurred_at);
+-- Who did what to which thing, and when: the same columns. The primary key holds the
+-- partition key, as every unique index of a partitioned table must; ids still come from one
+-- sequence.
+CREATE TABLE job_events (LIKE job_events_unpartitioned INCLUDING DEFAULTS)
+    PARTITION BY RANGE (occurred_at);
 ALTER SEQUENCE job_events_id_seq OWNED BY job_events.id;
 CREATE TABLE job_events_default PARTITION OF job_events DEFAULT;
 

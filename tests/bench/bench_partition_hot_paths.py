@@ -33,6 +33,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import psycopg
+from bench_retention import FINISHED_JOB_SQL, FINISHED_ROWS_SQL, LIVE_ROWS_SQL
 from bench_support import bench_database, device_uuid, insert_job, register_fleet, vacuum_analyze
 
 from dispatcher import db
@@ -44,25 +45,6 @@ from private_postgres import PrivatePostgres  # noqa: E402
 
 LIVE_JOB = uuid.uuid5(uuid.NAMESPACE_URL, "bench-hot-paths-live")
 
-# A finished job on every device, queued ``age`` days ago.
-FINISHED_ROWS_SQL = """
-INSERT INTO device_job_status (job_id, device_uuid, status, queued_at, started_at, completed_at,
-                               last_updated_at, exit_code, stdout, version_number)
-SELECT %(job_id)s, md5('bench-device-' || i)::uuid, 'SUCCEEDED',
-       now() - make_interval(days => %(age)s), now() - make_interval(days => %(age)s),
-       now() - make_interval(days => %(age)s), now() - make_interval(days => %(age)s), 0,
-       'Filesystem      Size  Used Avail Use%% Mounted on', 3
-  FROM generate_series(1, %(devices)s) AS i
-"""
-FINISHED_JOB_SQL = """
-UPDATE job_executions SET status = 'SUCCEEDED', queued_at = now() - make_interval(days => %(age)s),
-       completed_at = now() - make_interval(days => %(age)s) + interval '1 hour'
- WHERE job_id = %(job_id)s
-"""
-LIVE_ROWS_SQL = """
-INSERT INTO device_job_status (job_id, device_uuid)
-SELECT %(job_id)s, md5('bench-device-' || i)::uuid FROM generate_series(1, %(devices)s) AS i
-"""
 DEFINITIONS_SQL = """
 SELECT 'index' AS kind, pg_get_indexdef(i.indexrelid) AS definition
   FROM pg_index i
