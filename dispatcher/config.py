@@ -87,6 +87,8 @@ class Settings:
     audit_retention_days: int = 730
     retention_sweep_interval_s: int = 300
     retention_pause_ms: int = 50
+    # How often beat creates the audit trail's partitions of this month and the next ones.
+    event_partitions_sweep_interval_s: int = 3600
     # Off: a signed job, or one held for approval, may not be targeted by inventory. keys
     # (what devices report about themselves can steer them into it).
     targeting_inventory_allowed: bool = True
@@ -183,6 +185,9 @@ class Settings:
                 "RETENTION_SWEEP_INTERVAL_S", cls.retention_sweep_interval_s
             ),
             retention_pause_ms=_env_int("RETENTION_PAUSE_MS", cls.retention_pause_ms),
+            event_partitions_sweep_interval_s=_env_int(
+                "EVENT_PARTITIONS_SWEEP_INTERVAL_S", cls.event_partitions_sweep_interval_s
+            ),
             targeting_inventory_allowed=_env_bool("TARGETING_INVENTORY_ALLOWED",
                                                   cls.targeting_inventory_allowed),
             db_pool_min_size=_env_int("DB_POOL_MIN_SIZE", cls.db_pool_min_size),
