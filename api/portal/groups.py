@@ -9,15 +9,8 @@ from flask import flash, redirect, render_template, request, url_for
 
 from api.auth import actor
 from api.effects import carried
-from api.portal import bp
-from api.portal.forms import (
-    FieldErrors,
-    FormInvalid,
-    invalid_input_errors,
-    json_value,
-    load,
-    uuid_texts,
-)
+from api.portal import bp, forms
+from api.portal.forms import FieldErrors, json_value
 from api.portal.sessions import admin_only
 from dispatcher.errors import Conflict, InvalidInput
 from dispatcher.fleet import devices, groups
@@ -90,14 +83,14 @@ def update_group(name: str):
             errors.setdefault("filter", []).append("Must be a JSON object.")
         body["filter"] = target_filter
     else:
-        body["devices"] = uuid_texts(form.get("devices", ""))
+        body["devices"] = forms.uuid_texts(form.get("devices", ""))
     if not errors:
         try:
-            saved = carried(groups.update_group(name, load(GroupPatch(), body), actor()))
-        except FormInvalid as exc:
+            saved = carried(groups.update_group(name, forms.load(GroupPatch(), body), actor()))
+        except forms.FormInvalid as exc:
             errors = exc.errors
         except InvalidInput as exc:
-            errors = invalid_input_errors(exc)
+            errors = forms.invalid_input_errors(exc)
         else:
             flash(f"Group {name} saved: {saved['member_count']} device(s) now.", "ok")
             return redirect(url_for("portal.group_page", name=name))
