@@ -88,6 +88,7 @@ def test_an_operator_filters_by_inventory_saves_a_group_and_runs_a_job_on_it(
     box.send_keys('{"inventory.kernel": {"$exists": true}}')
     wait_for(browser, lambda d: text_of(d, "#filter-count") == "2 device(s) match",
              what="the preview of the edited filter")
+    assert not driver.find_element(By.ID, "filter-error").is_displayed()
     browser.shot("group-edit-preview")
     submit(browser, "#group-form")
     wait_for(browser, lambda d: "Group pi-one saved: 2 device(s) now." in d.page_source,

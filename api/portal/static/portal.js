@@ -141,6 +141,9 @@ function startFilterCount(output) {
 
   form.addEventListener("input", (event) => {
     if (event.target.id === "columns") return;
+    // The server's refusal of what the field held before is no longer about what it holds.
+    const stale = field && event.target.matches(field) && form.querySelector(field + "-error");
+    if (stale) stale.hidden = true;
     clearTimeout(timer);
     timer = setTimeout(count, 400);
   });
