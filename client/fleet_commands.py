@@ -21,7 +21,8 @@ SEARCH_COLUMNS = [
     column("INVENTORY", "inventory"),
 ]
 GROUP_COLUMNS = [
-    column("NAME", "name"), column("KIND", "kind"), column("FILTER", "filter"),
+    column("NAME", "name"), column("KIND", "kind"), column("MEMBERS", "member_count"),
+    column("FILTER", "filter"),
     column("UPDATED", "updated_at"), column("DESCRIPTION", "description"),
 ]
 

@@ -38,6 +38,10 @@ class GroupSchema(Schema):
     created_by = fields.String(required=True)
     created_at = fields.DateTime(required=True)
     updated_at = fields.DateTime(required=True)
+    member_count = fields.Integer(required=True, allow_none=True, metadata={
+        "description": "Devices in the group now. In a list, null for a group not counted "
+                       "within the page's time budget (a filter no index serves, on a large "
+                       "fleet); the group itself always answers its count."})
 
 
 class GroupDetail(GroupSchema):

@@ -8,7 +8,6 @@ dispatcher can (targets, policies, parameters): both kinds of error land next to
 
 from __future__ import annotations
 
-import re
 import uuid
 
 from flask import flash, jsonify, redirect, render_template, request, url_for
@@ -16,7 +15,14 @@ from flask import flash, jsonify, redirect, render_template, request, url_for
 from api.auth import actor
 from api.effects import carried, settings
 from api.portal import bp, rollouts
-from api.portal.forms import FieldErrors, FormInvalid, invalid_input_errors, json_value, load
+from api.portal.forms import (
+    FieldErrors,
+    FormInvalid,
+    invalid_input_errors,
+    json_value,
+    load,
+    uuid_texts,
+)
 from api.portal.sessions import admin_only
 from dispatcher.catalog import templates
 from dispatcher.errors import DispatcherError, InvalidInput, NotFound
@@ -32,7 +38,6 @@ DEVICES_OFFERED = 200
 # Where each request field's errors are shown on the form.
 FIELD_OF = {"target_filter": "attributes", **{name: "policies" for name in POLICY_FIELDS},
             "stages": "stages", "requires_approval": "stages"}
-_UUID_SEPARATORS = re.compile(r"[\s,]+")
 
 
 def _form_context(form: dict, errors: FieldErrors) -> dict:
@@ -97,8 +102,7 @@ def execute_request(form: dict, errors: FieldErrors) -> dict:
         body["parameters"] = {name[len("param_"):]: value for name, value in form.items()
                               if name.startswith("param_") and value != ""}
     if body["target_type"] == TARGET_DEVICE:
-        body["target_devices"] = [u for u in _UUID_SEPARATORS.split(form.get("target_devices", ""))
-                                  if u]
+        body["target_devices"] = uuid_texts(form.get("target_devices", ""))
     elif body["target_type"] == TARGET_GROUP and form.get("group_name"):
         body["group"] = form["group_name"]
     elif body["target_type"] == TARGET_GROUP:
@@ -141,8 +145,7 @@ def target_count():
         elif target_type == TARGET_ALL:
             target = parse_target(TARGET_ALL)
         else:
-            uuids = [uuid.UUID(u) for u in
-                     _UUID_SEPARATORS.split(request.args.get("target_devices", "")) if u]
+            uuids = [uuid.UUID(u) for u in uuid_texts(request.args.get("target_devices", ""))]
             target = parse_target(TARGET_DEVICE, target_devices=uuids)
         return jsonify(devices=count_target_devices(target))
     except (InvalidInput, NotFound) as exc:

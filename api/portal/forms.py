@@ -7,6 +7,7 @@ the same way.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from marshmallow import Schema, ValidationError
@@ -15,6 +16,13 @@ from api.json_body import parse_json_text
 from dispatcher.errors import InvalidInput
 
 FieldErrors = dict[str, list[str]]
+
+_UUID_SEPARATORS = re.compile(r"[\s,]+")
+
+
+def uuid_texts(text: str) -> list[str]:
+    """The uuids typed in a field, separated by commas, spaces or lines (checked later)."""
+    return [u for u in _UUID_SEPARATORS.split(text) if u]
 
 
 class FormInvalid(Exception):

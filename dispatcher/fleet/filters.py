@@ -171,7 +171,7 @@ class _Compiler:
             return self.any_of(self.contains(column, path, v) for v in value)
         if op == "$contains" and not isinstance(value, str):
             return self.contains(column, path, [value])
-        at = sql.SQL("({} #> {})").format(column, self.bind(list(path), "text[]"))
+        at = self.value_at(column, path)
         if op == "$ne":
             return sql.SQL("({} IS NOT NULL AND NOT {})").format(
                 at, self.contains(column, path, value))
@@ -192,6 +192,15 @@ class _Compiler:
         return sql.SQL("coalesce(jsonb_typeof({at}) = {kind} AND {at} {op} {v}, false)").format(
             at=at, kind=sql.Literal(kind), op=sql.SQL(_SQL_COMPARISON[op]),
             v=self.bind(_json(value), "jsonb"))
+
+    def value_at(self, column: sql.Composable, path: tuple[str, ...]) -> sql.Composable:
+        """The jsonb at ``path`` in the object ``column`` (NULL where there is none). A
+        top-level key is read with ``->``, which looks the key up directly, where ``#>``
+        first takes its path array apart for every row: a range over the whole fleet costs
+        that much less. Deeper paths keep ``#>``."""
+        if len(path) == 1:
+            return sql.SQL("({} -> {})").format(column, self.bind(path[0], "text"))
+        return sql.SQL("({} #> {})").format(column, self.bind(list(path), "text[]"))
 
     def contains(self, column: sql.Composable, path: tuple[str, ...],
                  value: Any) -> sql.Composable:

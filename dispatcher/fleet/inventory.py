@@ -15,19 +15,26 @@ from datetime import datetime
 from typing import Any
 
 from dispatcher import db
-from dispatcher.errors import InvalidInput, NotFound
+from dispatcher.errors import Conflict, InvalidInput, NotFound
 from dispatcher.outcome import Decided, Outcome
 from dispatcher.policies import continuous
 from schemas.inventory import MAX_INVENTORY_LEAVES, MERGE, count_leaves
 
 log = logging.getLogger(__name__)
 
+# How many times a report is merged again when another report of the device came first.
+STORE_ATTEMPTS = 5
+
 
 def report_inventory(device_uuid: uuid.UUID, data: dict, mode: str,
                      now: datetime) -> Decided[dict]:
-    """Store a device's report; answer ``{inventory, inventory_updated_at, changed}``."""
-    with db.transaction() as c:
-        current = c.one("lock_device_inventory", uuid=device_uuid)
+    """Store a device's report; answer ``{inventory, inventory_updated_at, changed}``.
+
+    Two statements, neither holding a lock across a round trip: the inventory is read, the
+    report merged into it here, and the result stored only if the inventory is still the one
+    read (a report that raced another is merged again)."""
+    for _ in range(STORE_ATTEMPTS):
+        current = db.one("device_inventory", uuid=device_uuid)
         if current is None:
             raise NotFound(f"Device {device_uuid} not found")
         inventory = merged(current["inventory"], data) if mode == MERGE else without_nulls(data)
@@ -38,14 +45,18 @@ def report_inventory(device_uuid: uuid.UUID, data: dict, mode: str,
                 errors={"data": [f"At most {MAX_INVENTORY_LEAVES} keys (nested keys count "
                                  "one each)."]})
         changed = inventory != current["inventory"]
-        stored = c.row("store_device_inventory", uuid=device_uuid, now=now, changed=changed,
-                       inventory=db.jsonb(inventory))
-        # Most fleets run no continuous job most of the time: then a change needs no reconcile.
-        follow = changed and bool(c.all("active_continuous_jobs", job_id=None, now=now))
+        stored = db.one("store_device_inventory", uuid=device_uuid, now=now, changed=changed,
+                        inventory=db.jsonb(inventory), read=db.jsonb(current["inventory"]))
+        if stored is not None:
+            break
+    else:
+        raise Conflict("The device's inventory kept changing while this report was applied; "
+                       "send it again.")
     outcome = Outcome()
     if changed:
         log.info("inventory changed device_uuid=%s keys=%d mode=%s", device_uuid, leaves, mode)
-    if follow:
+    # Most fleets run no continuous job most of the time: then a change needs no reconcile.
+    if stored.pop("follow"):
         outcome = continuous.reconcile_continuous(now, device_uuid=device_uuid)
     return Decided({**stored, "changed": changed}, outcome)
 

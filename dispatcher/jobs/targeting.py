@@ -113,9 +113,14 @@ def named_group_target(name: str, conn: db.Connector | None = None) -> Target:
     if group is None:
         raise NotFound(f"Group {name!r} not found",
                        errors={"group": [f"No group named {name!r}."]})
+    return group_row_target(group)
+
+
+def group_row_target(group: dict) -> Target:
+    """The target of a group row (``get_group``) as read."""
     if group["filter"] is None:
-        return Target(TARGET_GROUP, group=name, static_group=True)
-    return Target(TARGET_GROUP, group=name,
+        return Target(TARGET_GROUP, group=group["name"], static_group=True)
+    return Target(TARGET_GROUP, group=group["name"],
                   tree=parse_target_filter(group["filter"], "filter"))
 
 

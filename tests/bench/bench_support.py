@@ -15,7 +15,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -61,20 +61,41 @@ JOB_DOCUMENT = json.dumps({
 
 
 @contextmanager
-def bench_database(name: str, admin_url: str = PG_ADMIN_URL) -> Iterator[str]:
+def bench_database(name: str, admin_url: str = PG_ADMIN_URL,
+                   template: str | None = None) -> Iterator[str]:
     """A freshly migrated database, dropped afterwards. Named after this process as well, so
-    two people benchmarking on one machine never drop each other's database."""
+    two people benchmarking on one machine never drop each other's database. With
+    ``template``, a copy of that database (a fleet loaded once, see ``kept_template``),
+    brought up to the current migrations."""
     name = f"{name}_{os.getpid()}"
     url = psycopg.conninfo.make_conninfo(admin_url, dbname=name)
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
+        copied = f' TEMPLATE "{template}"' if template else ""
+        conn.execute(f'CREATE DATABASE "{name}"{copied}')
     migrate(url)
     try:
         yield url
     finally:
         with psycopg.connect(admin_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def kept_template(name: str, build: Callable[[str], object],
+                  admin_url: str = PG_ADMIN_URL) -> str:
+    """A database kept between runs to copy fleets from: made once (migrated, then ``build``
+    given its URL loads it), reused as long as it exists. Drop it by hand to rebuild."""
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            return name
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}_building" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}_building"')
+    url = psycopg.conninfo.make_conninfo(admin_url, dbname=f"{name}_building")
+    migrate(url)
+    build(url)
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'ALTER DATABASE "{name}_building" RENAME TO "{name}"')
+    return name
 
 
 def register_fleet(url: str, devices: int) -> None:

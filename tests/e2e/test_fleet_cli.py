@@ -46,7 +46,11 @@ def test_search_groups_and_execute_by_group_from_the_command_line(stack, tmp_pat
     picked = run(env, "groups", "create", "picked", "--device", str(devices[0]["uuid"]))
     assert "static, 1 devices" in picked.stdout
     listed = json.loads(run(env, "groups", "list", "--output", "json").stdout)
-    assert [g["name"] for g in listed["groups"]] == ["munich", "picked"]
+    assert [(g["name"], g["member_count"]) for g in listed["groups"]] == [
+        ("munich", 1), ("picked", 1)]
+    table = run(env, "groups", "list").stdout.splitlines()
+    assert table[0].split()[:3] == ["NAME", "KIND", "MEMBERS"]
+    assert table[1].split()[:3] == ["munich", "dynamic", "1"]
     shown = json.loads(run(env, "groups", "show", "munich", "--output", "json").stdout)
     assert shown["member_count"] == 1
 

@@ -53,7 +53,29 @@ def test_a_dynamic_group_counts_what_its_filter_matches(client, admin_headers, f
     shown = call(client, admin_headers, "GET", f"{GROUPS}/berlin-pis")
     assert (shown["member_count"], shown["description"]) == (1, "Pis in Berlin")
     listed = call(client, admin_headers, "GET", GROUPS)
-    assert [g["name"] for g in listed["groups"]] == ["berlin-pis"] and listed["total"] == 1
+    assert [(g["name"], g["member_count"]) for g in listed["groups"]] == [("berlin-pis", 1)]
+    assert listed["total"] == 1
+
+
+def test_the_group_list_counts_each_listed_group_within_its_budget(client, admin_headers,
+                                                                     fleet, monkeypatch):
+    from dispatcher.fleet import groups
+
+    call(client, admin_headers, "POST", GROUPS, {"name": "berlin", "filter": {"site": "berlin"}},
+         status=201)
+    call(client, admin_headers, "POST", GROUPS, {
+        "name": "fresh-pis", "filter": {"device_type": "raspberry-pi",
+                                        "system.created_at": {"$gte": "-P1D"}}}, status=201)
+    call(client, admin_headers, "POST", GROUPS,
+         {"name": "picked", "devices": [fleet["c"]["uuid"]]}, status=201)
+    listed = call(client, admin_headers, "GET", GROUPS)["groups"]
+    assert [(g["name"], g["member_count"]) for g in listed] == [
+        ("berlin", 3), ("fresh-pis", 3), ("picked", 1)]
+    # Past the page's budget, a group is listed without a count; its own page still counts it.
+    monkeypatch.setattr(groups, "LIST_COUNT_BUDGET_MS", 0)
+    listed = call(client, admin_headers, "GET", GROUPS)["groups"]
+    assert [g["member_count"] for g in listed] == [None, None, None]
+    assert call(client, admin_headers, "GET", f"{GROUPS}/berlin")["member_count"] == 3
 
 
 def test_a_static_group_lists_its_devices(client, admin_headers, fleet):

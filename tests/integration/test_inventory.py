@@ -126,3 +126,27 @@ def test_a_continuous_job_follows_a_device_whose_inventory_changed(client, admin
 
 def _poll_hint(answer: dict) -> dict:
     return {k: v for k, v in answer.items() if k == "pollAfterSeconds"}
+
+
+def test_a_report_racing_another_is_merged_again_and_loses_nothing(client, admin_headers,
+                                                                      monkeypatch):
+    from dispatcher.fleet import inventory
+
+    device = register(client, admin_headers)
+    report(client, device, {"arch": "aarch64"})
+    plain_merge = inventory.merged
+    raced = []
+
+    def merged_while_another_lands(current: dict, changes: dict) -> dict:
+        # The first time, another report of the device is stored between the read and the
+        # store: the store finds the inventory changed and the report is merged again.
+        if not raced:
+            raced.append(current)
+            report(client, device, {"kernel": "6.1"}, "merge")
+        return plain_merge(current, changes)
+
+    monkeypatch.setattr(inventory, "merged", merged_while_another_lands)
+    answer = report(client, device, {"disk_free_mb": 10}, "merge")
+    assert raced == [{"arch": "aarch64"}]
+    assert answer["inventory"] == {"arch": "aarch64", "kernel": "6.1", "disk_free_mb": 10}
+    assert shown(client, admin_headers, device)["inventory"] == answer["inventory"]

@@ -117,9 +117,19 @@ function startFilterCount(output) {
   const form = output.closest("form");
   let timer = null;
 
+  // A group's form counts its filter (#filter) or its list of devices (#devices).
+  const field = output.dataset.filterField;
+
   async function count() {
-    const deviceType = form.querySelector("#device_type").value.trim();
-    const attributes = form.querySelector("#attributes").value.trim();
+    if (field === "#devices") {
+      const picked = form.querySelector(field).value.trim();
+      const params = new URLSearchParams({ target_type: "device", target_devices: picked });
+      await showCount(output, output.dataset.filterCountUrl, params);
+      return;
+    }
+    const typeBox = form.querySelector("#device_type");
+    const deviceType = typeBox ? typeBox.value.trim() : "";
+    const attributes = form.querySelector(field || "#attributes").value.trim();
     const params = new URLSearchParams({ target_type: "all" });
     if (deviceType || (attributes && attributes !== "{}")) {
       params.set("target_type", "group");
@@ -131,6 +141,9 @@ function startFilterCount(output) {
 
   form.addEventListener("input", (event) => {
     if (event.target.id === "columns") return;
+    // The server's refusal of what the field held before is no longer about what it holds.
+    const stale = field && event.target.matches(field) && form.querySelector(field + "-error");
+    if (stale) stale.hidden = true;
     clearTimeout(timer);
     timer = setTimeout(count, 400);
   });
