@@ -51,6 +51,20 @@ fi
 # (never started here: each test runs its own on a free port)
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || apt_install nginx
 
+# PgBouncer, which the transaction-pooling tests (tests/integration/test_pgbouncer.py) start on a
+# free port of their own: installed with its packaged service left off, as a policy-rc.d of ours
+# keeps it for the install (unless the machine already has one)
+if ! command -v pgbouncer >/dev/null && [ ! -x /usr/sbin/pgbouncer ]; then
+    own_policy=0
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' | as_root tee /usr/sbin/policy-rc.d >/dev/null
+        as_root chmod 755 /usr/sbin/policy-rc.d; own_policy=1
+    fi
+    status=0; apt_install pgbouncer || status=$?
+    [ "$own_policy" = 1 ] && as_root rm -f /usr/sbin/policy-rc.d
+    [ "$status" = 0 ] || exit "$status"
+fi
+
 # Redis
 command -v redis-server >/dev/null || apt_install redis-server
 if redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then

@@ -36,7 +36,11 @@ class Principal:
 
 
 def new_token() -> str:
-    return secrets.token_urlsafe(32)
+    """A random token that never begins with '-', so that it can follow an option on a
+    command line (``jobs-agent enroll --enrollment-token T``) without being taken for one."""
+    while (token := secrets.token_urlsafe(32)).startswith("-"):
+        pass
+    return token
 
 
 def hash_token(token: str) -> bytes:

@@ -231,11 +231,11 @@ def test_a_continuous_job_puts_a_late_device_in_its_last_stage(fleet):
 
 def test_a_worker_killed_while_releasing_a_stage_leaves_each_device_released_once(
         settings, server_processes):
-    """A stage of 2,000 devices released one row per chunk, its worker killed half-way: the
+    """A stage of 1,000 devices released one row per chunk, its worker killed half-way: the
     gate sweep gives the release to another worker, and every row is released once."""
     slow = replace(settings, fanout_chunk_size=1, stage_gate_sweep_interval_s=1)
     db.configure(slow)
-    n = 2_000
+    n = 1_000
     with psycopg.connect(slow.database_url, autocommit=True) as conn:
         conn.execute("INSERT INTO devices (uuid, device_name, token_hash)"
                      " SELECT u, 'pi-' || i, decode(md5(u::text), 'hex')"
