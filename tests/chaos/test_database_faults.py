@@ -1,5 +1,5 @@
-"""PostgreSQL down for 30 s, and cut off from the API by the network, under load: devices
-polling, real agents running a job and reporting.
+"""PostgreSQL down for 30 s, restarted in the middle of a sweep, and cut off from the API by
+the network, under load: devices polling, real agents running a job and reporting.
 
 During an outage every answer is 503 with Retry-After, never a 500 nor a hang; ``/readyz``
 names the database; the API logs the outage once. Agents keep their results in their outbox
@@ -9,11 +9,15 @@ and deliver each exactly once when the database is back; the job's counters are 
 from __future__ import annotations
 
 import collections
+import contextlib
 import time
 
+import psycopg
 import pytest
 from chaos_stack import PollLoad, report
 from processes import wait_until
+
+from dispatcher.maintenance import timeouts
 
 pytestmark = pytest.mark.slow
 
@@ -133,3 +137,67 @@ def test_network_cut_or_stalled_between_api_and_postgres(chaos_stack, fault):
            answers_during_fault=dict(during),
            slowest_answer_s=f"{slowest:.1f} (bound {bound_s} s)",
            first_query_200_after_heal_s=f"{load.first_ok_after(healed_at, OPERATOR_LIST):.2f}")
+
+
+def test_postgres_restarted_in_the_middle_of_a_timeout_sweep(chaos_stack):
+    """Two jobs of 2,000 devices each are overdue: the timeout sweep commits the first job's
+    batch and waits at the second's (a test transaction holds that job's row), and PostgreSQL
+    restarts. Afterwards every row timed out exactly once (one audit event each), both jobs end
+    FAILED with exact counters and one completion each, and the worker lives on."""
+    stack = chaos_stack()
+    per_job = timeouts.BATCH_SIZE
+    stack.bulk_register(per_job, "chaos-first")
+    stack.bulk_register(per_job, "chaos-second")
+    worker = stack.start_worker()
+    stack.start_api()
+    first, second = (stack.execute({"job_document": job_document(0), "target_type": "group",
+                                    "target_filter": {"device_type": kind}})
+                     for kind in ("chaos-first", "chaos-second"))
+    for job_id in (first, second):
+        stack.wait_fanned_out(job_id, alive=worker)
+    holder = psycopg.connect(stack.database_url)
+    try:
+        holder.execute("SELECT 1 FROM job_executions WHERE job_id = %s FOR UPDATE", (second,))
+        # Overdue, the first job's rows before the second's: the first batch is all of them.
+        stack.sql("UPDATE device_job_status SET timeout_at = now() - CASE job_id"
+                  " WHEN %s THEN interval '2 minutes' ELSE interval '1 minute' END"
+                  " WHERE job_id IN (%s, %s) RETURNING 1", first, first, second)
+        stack.start_beat()
+        wait_until(lambda: timed_out(stack, first) == per_job, 60, "the first batch")
+        wait_until(lambda: stack.sql("SELECT count(*) AS n FROM pg_stat_activity"
+                                     " WHERE wait_event_type = 'Lock'")[0]["n"] > 0,
+                   30, "the sweep to wait at the second job's batch")
+        assert timed_out(stack, second) == 0
+        stack.postgres.restart(down_s=2)  # ends the holding transaction too
+    finally:
+        with contextlib.suppress(psycopg.Error):  # the restart ended it
+            holder.close()
+    back_at = time.monotonic()
+    jobs = [stack.wait_job(job_id, "FAILED", timeout_s=60) for job_id in (first, second)]
+    recovered_s = time.monotonic() - back_at
+    time.sleep(3 * stack.settings.policy_sweep_interval_s)  # more sweeps: nothing moves again
+    for job in (stack.job(first), stack.job(second)):
+        assert (job["status"], job["total_devices"], job["succeeded_devices"],
+                job["failed_devices"]) == ("FAILED", per_job, 0, per_job), job
+    for job_id in (first, second):
+        assert timed_out(stack, job_id) == per_job
+        events = stack.sql(
+            "SELECT count(*) AS n, count(DISTINCT device_uuid) AS devices FROM job_events"
+            " WHERE job_id = %s AND action = 'device_job.timed_out'", job_id)[0]
+        assert events == {"n": per_job, "devices": per_job}, events
+        completed = stack.sql("SELECT count(*) AS n FROM job_events WHERE job_id = %s"
+                              " AND action = 'job.completed'", job_id)[0]["n"]
+        assert completed == 1, completed
+    assert worker.is_running(), worker.log_text()[-3000:]
+    report("postgres-restarted-mid-timeout-sweep",
+           fault=f"PostgreSQL restarted (2 s down) while the timeout sweep held the second of"
+                 f" two {per_job}-row batches, the first committed",
+           after_return=f"both jobs FAILED in {recovered_s:.1f} s, each row TIMED_OUT once",
+           counters=f"failed_devices {jobs[0]['failed_devices']} and"
+                    f" {jobs[1]['failed_devices']}; one job.completed each",
+           worker="alive")
+
+
+def timed_out(stack, job_id: str) -> int:
+    return stack.sql("SELECT count(*) AS n FROM device_job_status WHERE job_id = %s"
+                     " AND status = 'TIMED_OUT'", job_id)[0]["n"]
