@@ -44,7 +44,9 @@ def reboot_wait_left(
     started_at = running.get("started_at")
     if not isinstance(started_at, (int, float)):
         return 0.0
-    return max(0.0, float(started_at) + reboot_wait_s - now)
+    # Never more than the whole wait: a clock set back since the step began (NTP fixing a
+    # clock that was far ahead) must not hold the agent for as long as it moved.
+    return min(reboot_wait_s, max(0.0, float(started_at) + reboot_wait_s - now))
 
 
 def recovery_plan(

@@ -37,7 +37,7 @@ from agent.recovery import (
 )
 from agent.reporter import Reporter
 from agent.server_api import DeviceApi, ProtocolError
-from agent.signatures import JobRefused, signed_document
+from agent.signatures import JobRefused, OutsideValidity, signed_document
 from agent.state import JobState
 from schemas.vocabulary import IN_PROGRESS, QUEUED, REJECTED
 
@@ -135,8 +135,13 @@ class JobRunner:
                     job.signed_job, job.signature, self.signing_public_key, job.job_id,
                     job.parent_job_id, self.api.device_uuid, time.time())
             except JobRefused as exc:
-                log.error("job refused job_id=%s reason=%s", job.job_id, exc)
-                self._finish(job, JobResult(REJECTED, reason=str(exc)))
+                reason = str(exc)
+                skew = self.api.clock.looks_off() if isinstance(exc, OutsideValidity) else None
+                if skew:
+                    reason += (f"; {skew} (by the server's Date header): set this device's time"
+                               " (NTP), then retry the job")
+                log.error("job refused job_id=%s reason=%s", job.job_id, reason)
+                self._finish(job, JobResult(REJECTED, reason=reason))
                 return
             job = replace(job, document=document)
         try:

@@ -12,12 +12,14 @@ import http.client
 import json
 import logging
 import ssl
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from urllib.parse import quote
 
 from agent import __version__
+from agent.clock import ServerClock
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +62,7 @@ class DeviceApi:
         timeout_s: float = HTTP_TIMEOUT_S,
     ) -> None:
         self.device_uuid = device_uuid
+        self.clock = ServerClock()
         self._base = f"{server_url.rstrip('/')}/api/v1/devices/{quote(device_uuid)}"
         self._token = token
         self._timeout_s = timeout_s
@@ -114,8 +117,11 @@ class DeviceApi:
         redirect_target = ""
         try:
             with self._opener.open(request, timeout=self._timeout_s) as response:
+                self.clock.observe(response.headers.get("Date"), time.time())
                 status, raw = response.status, response.read(MAX_ANSWER_BYTES + 1)
         except urllib.error.HTTPError as exc:
+            if exc.headers:
+                self.clock.observe(exc.headers.get("Date"), time.time())
             redirect_target = exc.headers.get("Location", "") if exc.headers else ""
             status, raw = exc.code, _read_error_body(exc)
         except (OSError, http.client.HTTPException) as exc:

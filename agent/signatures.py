@@ -24,6 +24,10 @@ class JobRefused(AgentError):
     """The job may not run here; the message is the reason reported with REJECTED."""
 
 
+class OutsideValidity(JobRefused):
+    """The signature holds, but not at this moment by this device's clock."""
+
+
 def decode_public_key(text: str) -> bytes:
     """The 32 raw bytes of a base64 Ed25519 public key; ValueError when it is not one."""
     try:
@@ -65,10 +69,10 @@ def signed_document(
         raise JobRefused(f"job signature was made for job {job.job_id}, not for job {job_id}: "
                          "a signature holds for its own execution only")
     if now < job.not_before:
-        raise JobRefused(f"job signature is not valid before {_when(job.not_before)} "
+        raise OutsideValidity(f"job signature is not valid before {_when(job.not_before)} "
                          f"(this device's clock says {_when(now)})")
     if now > job.not_after:
-        raise JobRefused(f"job signature expired at {_when(job.not_after)} "
+        raise OutsideValidity(f"job signature expired at {_when(job.not_after)} "
                          f"(this device's clock says {_when(now)})")
     return job.document
 

@@ -104,6 +104,12 @@ class Settings:
     # How long a request waits for a pool connection before answering 503 (an outage, or a
     # pool too small for the load).
     db_pool_timeout_s: int = 10
+    # Client-side limits (dispatcher.db_limits): connecting to PostgreSQL, and waiting for any
+    # one answer from it. A statement unanswered this long (the network or the server stalled)
+    # has its connection closed and answers 503; it must exceed the slowest statement (a
+    # sweep's batch, a fan-out chunk). 0: no limit.
+    db_connect_timeout_s: int = 5
+    db_query_timeout_s: int = 30
     # An Ed25519 private key (``dispatcher signing-key create``): when set, every execution's
     # job document is signed, and agents given the public key run only signed documents.
     signing_key_file: str = ""
@@ -197,6 +203,8 @@ class Settings:
             cors_allowed_origins=os.environ.get("CORS_ALLOWED_ORIGINS", ""),
 
             db_pool_timeout_s=_env_int("DB_POOL_TIMEOUT_S", cls.db_pool_timeout_s),
+            db_connect_timeout_s=_env_int("DB_CONNECT_TIMEOUT_S", cls.db_connect_timeout_s),
+            db_query_timeout_s=_env_int("DB_QUERY_TIMEOUT_S", cls.db_query_timeout_s),
             signing_key_file=os.environ.get("SIGNING_KEY_FILE", ""),
             signature_valid_s=_env_int("SIGNATURE_VALID_S", cls.signature_valid_s),
             rate_limit_device_per_min=_env_int(

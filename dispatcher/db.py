@@ -25,6 +25,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 from dispatcher.config import Settings
+from dispatcher.db_limits import BoundedConnection, network_options
 from dispatcher.errors import Conflict, InvalidInput, RolledBack, Unavailable
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,7 @@ _pool: ConnectionPool | None = None
 _pool_lock = threading.Lock()
 _database_url = ""
 _prepared_statements = True
+_network_options: dict[str, Any] = {}
 # Called with the lock held whenever the pool is replaced or closed: connections kept outside
 # the pool (``dispatcher.poll.connection``) are closed with it.
 _close_hooks: list[Callable[[], None]] = []
@@ -68,18 +70,22 @@ _close_hooks: list[Callable[[], None]] = []
 
 def configure(settings: Settings) -> ConnectionPool:
     """Open (or reopen) the process-wide pool for ``settings.database_url``."""
-    global _pool, _database_url, _prepared_statements
+    global _pool, _database_url, _prepared_statements, _network_options
     with _pool_lock:
         if _pool is not None:
             _pool.close()
         _run_close_hooks()
         _database_url = settings.database_url
         _prepared_statements = settings.db_prepared_statements
+        _network_options = network_options(settings.db_connect_timeout_s,
+                                           settings.db_query_timeout_s)
+        BoundedConnection.query_timeout_s = settings.db_query_timeout_s
         _pool = ConnectionPool(
             settings.database_url,
+            connection_class=BoundedConnection,
             min_size=settings.db_pool_min_size,
             max_size=settings.db_pool_max_size,
-            kwargs={"row_factory": dict_row, "autocommit": True, **connect_options()},
+            kwargs={"row_factory": dict_row, "autocommit": True, **_connect_options()},
             timeout=settings.db_pool_timeout_s,
             open=True,
             name="device-jobs",
@@ -124,8 +130,15 @@ def prepared_statements() -> bool:
 
 
 def connect_options() -> dict[str, Any]:
-    """psycopg's options for a connection to ``database_url()``: never prepare when off."""
-    return {} if _prepared_statements else {"prepare_threshold": None}
+    """psycopg's options for a connection to ``database_url()`` (made with
+    ``BoundedConnection``): the network's time limits, and never prepare when off."""
+    pool()
+    return _connect_options()
+
+
+def _connect_options() -> dict[str, Any]:
+    return {**_network_options,
+            **({} if _prepared_statements else {"prepare_threshold": None})}
 
 
 def on_close(hook: Callable[[], None]) -> None:

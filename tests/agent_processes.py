@@ -23,13 +23,15 @@ def start_agent(
     poll_interval_s: float = 1.0,
     mqtt_url: str = "",
     path_prefix: str = "",
+    clock_offset_s: float = 0.0,
     **settings: str,
 ) -> ServerProcess:
     """Start an agent for ``device`` (as answered by POST /devices) and wait until it runs.
 
     With ``mqtt_url`` it counts as started once its MQTT subscription is in place.
     ``path_prefix`` goes first on the agent's PATH (fake system commands for its steps).
-    ``settings`` are further agent settings, e.g. ``cancel_check_s="1"``.
+    ``settings`` are further agent settings, e.g. ``cancel_check_s="1"``. A non-zero
+    ``clock_offset_s`` runs it with its wall clock that far off (``tests/skewed_agent.py``).
     """
     home.mkdir(parents=True, exist_ok=True)
     env = {
@@ -48,7 +50,11 @@ def start_agent(
         env["PATH"] = f"{path_prefix}:{env.get('PATH', '')}"
     marker = "mqtt subscribed" if mqtt_url else "jobs-agent starting"
     log_path = processes.directory / f"agent-{device['device_name']}-{len(processes.started)}.log"
-    agent = ServerProcess(f"agent {device['device_name']}", [sys.executable, "-m", "agent", "run"],
+    argv = [sys.executable, "-m", "agent", "run"]
+    if clock_offset_s:
+        argv = [sys.executable, str(Path(__file__).with_name("skewed_agent.py")),
+                str(clock_offset_s), "run"]
+    agent = ServerProcess(f"agent {device['device_name']}", argv,
                           env, log_path, lambda process: marker in process.log_text())
     processes.started.append(agent)
     return agent.start()

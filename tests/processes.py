@@ -30,6 +30,7 @@ from dispatcher.commands.demo.processes import (
     BackgroundProcess,
     ProcessFailed,
     launch,
+    stop_together,
     wait_until_ready,
 )
 from dispatcher.config import Settings
@@ -184,8 +185,7 @@ class ServerProcesses:
         ))
 
     def stop_all(self) -> None:
-        for process in reversed(self.started):
-            process.stop()
+        stop_together([p.process for p in reversed(self.started) if p.process is not None])
 
 
 def purge_broker_keys(settings: Settings) -> int:

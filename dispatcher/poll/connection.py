@@ -15,6 +15,7 @@ import psycopg
 from psycopg.rows import RowFactory
 
 from dispatcher import db
+from dispatcher.db_limits import AnswerTimedOut, BoundedConnection
 
 _lock = threading.Lock()
 _held = threading.local()
@@ -25,7 +26,8 @@ _generation = 0
 def own_one(query: str, row_factory: RowFactory, /, **params: Any) -> Any:
     """One row (made by ``row_factory``) of a read-only query, run on this thread's own
     connection; None when there is none. A connection found lost is replaced and the query run
-    once more, which is safe only because the query writes nothing. A database that cannot be
+    once more, which is safe only because the query writes nothing (not when it went unanswered
+    in time: waiting out a stalled network twice helps no one). A database that cannot be
     reached raises ``Unavailable``."""
     with db.unavailable_when_unreachable():
         for attempt in (1, 2):
@@ -34,8 +36,9 @@ def own_one(query: str, row_factory: RowFactory, /, **params: Any) -> Any:
                 with db.translate_errors():
                     row = cursor.execute(db.QUERIES[query], params,
                                          prepare=db.prepared_statements()).fetchone()
-            except psycopg.OperationalError:
-                if attempt == 2 or not cursor.connection.closed:
+            except psycopg.OperationalError as exc:
+                if attempt == 2 or not cursor.connection.closed or isinstance(
+                        exc, AnswerTimedOut):
                     raise
                 _forget(cursor.connection)
                 continue
@@ -50,7 +53,8 @@ def _cursor(row_factory: RowFactory) -> psycopg.Cursor:
     if held is not None and held[0] == _generation and not held[1].connection.closed:
         cursor = held[1]
     else:
-        conn = psycopg.connect(db.database_url(), autocommit=True, **db.connect_options())
+        conn = BoundedConnection.connect(db.database_url(), autocommit=True,
+                                         **db.connect_options())
         with _lock:
             _connections.add(conn)
             generation = _generation

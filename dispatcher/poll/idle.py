@@ -30,23 +30,21 @@ import logging
 import threading
 import uuid
 from collections.abc import Iterable
-from typing import Any
 
 import psycopg
 
+from dispatcher import db
 from dispatcher.db import QUERIES
+from dispatcher.db_limits import BoundedConnection
 
 log = logging.getLogger(__name__)
 
 RECONNECT_DELAY_S = 1.0
 # The listener checks its connection this often: a connection lost silently is found lost
-# (and the knowledge dropped) within about this long, helped by TCP keepalives.
+# (and the knowledge dropped) within about this long plus DB_QUERY_TIMEOUT_S, the limit on the
+# check's answer (dispatcher.db_limits).
 LIVENESS_CHECK_S = 2.0
 LISTENER_NAME = "device-jobs idle devices"
-CONNECT_OPTIONS: dict[str, Any] = {
-    "application_name": LISTENER_NAME, "connect_timeout": 5, "keepalives": 1,
-    "keepalives_idle": 5, "keepalives_interval": 1, "keepalives_count": 3,
-}
 # Devices forgotten since the last reset; past this many, the record starts over (and polls
 # still querying do not learn, which is always safe).
 FORGOTTEN_MAX = 100_000
@@ -160,8 +158,9 @@ class IdleDevices:
         lost_logged = False
         while not self._stopped.is_set():
             try:
-                with psycopg.connect(database_url, autocommit=True,
-                                     **CONNECT_OPTIONS) as conn:
+                with BoundedConnection.connect(database_url, autocommit=True,
+                                               application_name=LISTENER_NAME,
+                                               **db.connect_options()) as conn:
                     lost_logged = False
                     self._follow(conn)
             except Exception as exc:  # any failure: drop the knowledge, connect again

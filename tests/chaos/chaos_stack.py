@@ -239,6 +239,7 @@ class Answer:
     status: int | str
     retry_after: str | None = None
     took_s: float = 0.0
+    path: str = ""
 
 
 @dataclass
@@ -287,7 +288,7 @@ class PollLoad:
                 answer = Answer(time.monotonic(), type(exc).__name__)
             finally:
                 conn.close()
-            answer.took_s = answer.at - sent
+            answer.took_s, answer.path = answer.at - sent, path
             self.answers.append(answer)
             self._stop.wait(self.interval_s)
 
@@ -297,9 +298,11 @@ class PollLoad:
     def between(self, start: float, end: float) -> collections.Counter:
         return collections.Counter(a.status for a in self.answers if start <= a.at <= end)
 
-    def first_ok_after(self, moment: float) -> float | None:
-        """Seconds from ``moment`` to the first 200 answered after it."""
-        ok = [a.at for a in self.answers if a.at >= moment and a.status == 200]
+    def first_ok_after(self, moment: float, path_prefix: str = "") -> float | None:
+        """Seconds from ``moment`` to the first 200 answered after it (to a request whose
+        path starts with ``path_prefix``)."""
+        ok = [a.at for a in self.answers
+              if a.at >= moment and a.status == 200 and a.path.startswith(path_prefix)]
         return min(ok) - moment if ok else None
 
 

@@ -1,4 +1,7 @@
-"""An agent whose state directory is full, then read-only: a job it cannot record is not run and
+"""An agent whose state directory is full, then read-only, and agents whose clock is hours
+off.
+
+A full or read-only state directory: a job it cannot record is not run and
 ends FAILED with the reason on the device row, never QUEUED or IN_PROGRESS for ever; once the
 directory is writable again the next job runs.
 
@@ -15,7 +18,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from chaos_stack import report
+from chaos_stack import FINAL, report
+
+from dispatcher.signing import create_key_file
 
 pytestmark = pytest.mark.slow
 
@@ -89,3 +94,63 @@ def test_an_agent_whose_state_directory_is_full_or_read_only(chaos_stack):
            fault="the agent's state directory full (64 KiB tmpfs), then read-only",
            job_while_full=outcomes["full"], job_while_read_only=outcomes["read-only"],
            after_repair="the next job SUCCEEDED; no step ran while the directory was unwritable")
+
+
+CLOCK_OFF_S = 3 * 3600
+TWO_STEPS = {"version": "1.0", "steps": [
+    {"name": step, "type": "runCommand",
+     "input": {"command": f"sh,-c,echo {step} >> $DEVICE_HOME/ran"}} for step in ("one", "two")]}
+
+
+def test_devices_whose_clock_is_hours_off(chaos_stack, tmp_path):
+    """Agents whose wall clock is 3 hours ahead or behind (``tests/skewed_agent.py``) are given
+    a signed job valid for 10 minutes: they refuse it, and the reason on their row says their
+    clock looks off and by how much (from the server's Date header), no step run; an agent as
+    far off without a signing key, and one on time, run it once. The job ends FAILED with
+    exact counters; nothing is left pending."""
+    key_file = tmp_path / "signing.pem"
+    public_key = create_key_file(key_file)
+    stack = chaos_stack(signing_key_file=str(key_file), signature_valid_s=600)
+    stack.start_worker()
+    stack.start_api()
+    fleet = {name: stack.register(name, "chaos-clock")
+             for name in ("on-time", "ahead", "behind", "ahead-unsigned")}
+    offsets = {"on-time": 0, "ahead": CLOCK_OFF_S, "behind": -CLOCK_OFF_S,
+               "ahead-unsigned": CLOCK_OFF_S}
+    agents = {name: stack.start_agent(device, clock_offset_s=offsets[name],
+                                      **({} if name == "ahead-unsigned"
+                                         else {"signing_public_key": public_key}))
+              for name, device in fleet.items()}
+    executed_at = time.monotonic()
+    job_id = stack.execute({"job_document": TWO_STEPS, "target_type": "group",
+                            "target_filter": {"device_type": "chaos-clock"}})
+    job = stack.wait_job(job_id, "SUCCEEDED", "FAILED", timeout_s=60)
+    settled_s = time.monotonic() - executed_at
+    rows = {str(r["device_uuid"]): r for r in stack.sql(
+        "SELECT device_uuid, status, reason FROM device_job_status WHERE job_id = %s", job_id)}
+    row = {name: rows[str(device["uuid"])] for name, device in fleet.items()}
+    assert row["ahead"]["status"] == "REJECTED", row["ahead"]
+    assert "expired at" in row["ahead"]["reason"]
+    assert "this device's clock is 3 h 0 min ahead of the server's" in row["ahead"]["reason"]
+    assert row["behind"]["status"] == "REJECTED", row["behind"]
+    assert "not valid before" in row["behind"]["reason"]
+    assert "this device's clock is 3 h 0 min behind the server's" in row["behind"]["reason"]
+    for name in ("ahead", "behind"):
+        assert not (fleet[name]["home"] / "ran").exists(), name
+        assert "clock is 3 h 0 min" in agents[name].log_text(), name
+    for name in ("on-time", "ahead-unsigned"):
+        assert row[name]["status"] == "SUCCEEDED", row[name]
+        assert (fleet[name]["home"] / "ran").read_text() == "one\ntwo\n", name  # each step once
+    assert (job["status"], job["total_devices"], job["succeeded_devices"],
+            job["failed_devices"]) == ("FAILED", 4, 2, 2)
+    reports = stack.device_reports(job_id)
+    for name, device in fleet.items():
+        finals = [s for s in reports[str(device["uuid"])] if s in FINAL]
+        assert finals == [row[name]["status"]], (name, reports[str(device["uuid"])])
+    report("device-clock-hours-off",
+           fault=f"agents' clocks {CLOCK_OFF_S // 3600} h ahead and behind; a signed job valid"
+                 " 10 min",
+           ahead=f"REJECTED: {row['ahead']['reason']}",
+           behind=f"REJECTED: {row['behind']['reason']}",
+           unsigned_agent_ahead="SUCCEEDED, each step run once",
+           job=f"FAILED (2 succeeded, 2 failed) {settled_s:.1f} s after execute; nothing pending")

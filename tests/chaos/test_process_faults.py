@@ -4,6 +4,7 @@ happen once."""
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -124,34 +125,96 @@ def test_a_fault_mid_fan_out_leaves_one_row_per_device(chaos_stack, fault):
            rows=f"{state['rows']} for {devices} devices")
 
 
+CRON_EVERY_S = 2
+RUNS = 3
+MISSED_SLOTS = 4
+
+
 def test_beat_stopped_then_two_beats_at_once(chaos_stack):
-    """Jobs executed while the broker is down wait for the stalled fan-out sweep: none fans out
-    while beat is stopped; with two beats running each fans out once."""
+    """Beat stopped for several slots, then two beats at once. Meanwhile jobs are executed with
+    the broker down (they wait for the stalled fan-out sweep) and a recurring job every 2 s (3
+    runs, on two agents) misses its slots. Nothing fans out nor fires while beat is stopped;
+    with two beats each job fans out once, and the recurring job catches up once, for the
+    latest slot passed, the missed ones counted as skipped, not replayed (as
+    ``dispatcher.policies.schedules`` says); no slot fires twice; each run runs once on each
+    agent."""
     stack = chaos_stack()
     stack.bulk_register(200)
     stack.start_worker()
     beat = stack.start_beat()
     stack.start_api()
+    devices = [stack.register(f"cron-{i}", "chaos-cron") for i in range(2)]
+    for device in devices:
+        stack.start_agent(device)
+    parent = stack.execute({
+        "job_document": {"version": "1.0", "steps": [
+            {"name": "Mark", "type": "runCommand",
+             "input": {"command": "sh,-c,echo ran >> $DEVICE_HOME/ran"}}]},
+        "target_type": "group", "target_filter": {"device_type": "chaos-cron"},
+        "execution_type": "recurring",
+        "schedule": {"cron": f"* * * * * */{CRON_EVERY_S}", "max_runs": RUNS}})
+
+    def fired() -> list[dict]:
+        return [e["details"] for e in stack.sql(
+            "SELECT details FROM job_events WHERE job_id = %s AND action = 'job.run_fired'"
+            " ORDER BY id", parent)]
+
+    wait_until(fired, 30, "the first run")
     beat.stop()
+    time.sleep(1.5)  # a sweep already sent finishes
+    before = fired()
     stack.redis.stop()
-    jobs = [stack.execute({"job_document": quick_job(), "target_type": "all"})
-            for _ in range(5)]
+    jobs = [stack.execute({"job_document": quick_job(), "target_type": "group",
+                           "target_filter": {"device_type": "chaos-bulk"}}) for _ in range(5)]
     stack.redis.start()
-    time.sleep(3 * stack.settings.fanout_sweep_interval_s + stack.settings.fanout_stalled_after_s)
+    time.sleep(max(3 * stack.settings.fanout_sweep_interval_s
+                   + stack.settings.fanout_stalled_after_s, MISSED_SLOTS * CRON_EVERY_S))
     assert [stack.fanout(j)["rows"] for j in jobs] == [0] * 5
-    stack.start_beat()
-    stack.start_beat()
+    assert fired() == before, "a run fired while beat was stopped"
+    beats = [threading.Thread(target=stack.start_beat) for _ in range(2)]
+    for thread in beats:
+        thread.start()
+    for thread in beats:
+        thread.join(60)
+    assert sum(p.name == "celery beat" and p.is_running()
+               for p in stack.processes.started) == 2, "two beats"
     started_at = time.monotonic()
     for job_id in jobs:
         state = stack.wait_fanned_out(job_id)
         assert state["rows"] == state["devices"] == state["total_devices"] == 200
     caught_up_s = time.monotonic() - started_at
+    wait_until(lambda: len(fired()) > len(before), 30, "the catch-up run")
+    run_caught_up_s = time.monotonic() - started_at
+    ended = stack.wait_job(parent, "SUCCEEDED", timeout_s=60)
     time.sleep(3 * stack.settings.fanout_sweep_interval_s)  # more slots of both beats
     finished = stack.sql("SELECT job_id, count(*) AS n FROM job_events"
-                         " WHERE action = 'job.fanned_out' GROUP BY job_id")
+                         " WHERE action = 'job.fanned_out' AND job_id = ANY(%s::uuid[])"
+                         " GROUP BY job_id", jobs)
     assert sorted(r["n"] for r in finished) == [1] * 5, finished
+
+    assert ended["run_count"] == RUNS
+    runs = stack.sql("SELECT job_id::text AS job_id, scheduled_for FROM job_executions"
+                     " WHERE parent_job_id = %s ORDER BY scheduled_for", parent)
+    events = fired()
+    assert len(runs) == len(events) == RUNS, (runs, events)
+    assert len({r["scheduled_for"] for r in runs}) == RUNS
+    catch_up = events[len(before)]
+    assert catch_up["skipped_slots"] >= MISSED_SLOTS - 1, catch_up
+    gap_s = (runs[len(before)]["scheduled_for"]
+             - runs[len(before) - 1]["scheduled_for"]).total_seconds()
+    assert gap_s >= MISSED_SLOTS * CRON_EVERY_S, gap_s  # the missed slots were not replayed
+    for run in runs:
+        stack.wait_job(run["job_id"], "SUCCEEDED", timeout_s=60)
+        stack.assert_each_result_once(run["job_id"], devices)
+    for device in devices:
+        assert (device["home"] / "ran").read_text() == "ran\n" * RUNS
     report("beat-stopped-then-two-beats",
-           fault="beat stopped while 5 jobs were executed with the broker down; then two beats",
-           fanned_out_while_beat_stopped="0 of 5",
+           fault="beat stopped while 5 jobs were executed with the broker down and a recurring"
+                 f" job every {CRON_EVERY_S} s missed its slots; then two beats at once",
+           fanned_out_while_beat_stopped="0 of 5", runs_fired_while_beat_stopped="0",
            all_fanned_out_after_beats_started_s=f"{caught_up_s:.1f}",
-           fan_outs_finished_per_job="1 each (job.fanned_out recorded once)")
+           fan_outs_finished_per_job="1 each (job.fanned_out recorded once)",
+           recurring_catch_up=f"1 run {run_caught_up_s:.1f} s after the beats started, for the"
+                              f" latest slot ({catch_up['skipped_slots']} skipped slots"
+                              " counted, not replayed)",
+           recurring_runs=f"{RUNS} of {RUNS}, one per slot, each run once on each of 2 agents")

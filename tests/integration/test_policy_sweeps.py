@@ -20,6 +20,7 @@ from dispatcher.jobs import reports
 from dispatcher.jobs.create import create_execution
 from dispatcher.maintenance import (
     end_times,
+    finished_jobs,
     maintenance_windows,
     scheduled_starts,
     sweep,
@@ -380,6 +381,27 @@ def test_the_devices_of_a_job_are_nudged_once_when_its_window_opens(settings):
     assert tomorrow > opens_at
     assert advance_windows(tomorrow, SWEEP_SETTINGS).job_nudges == {
         (job_id, "queued")}
+
+
+def test_a_job_left_uncompleted_after_its_last_rows_moved_is_completed_by_the_sweep(settings):
+    """The rows of a job moved to terminal statuses by a process that died before completing
+    the job (here: moved by hand, counters kept by the triggers): the sweep completes it, once;
+    a job with a device still pending stays as it is."""
+    fleet(2)
+    left, pending = execute(settings), execute(settings)
+    with db.connect() as c:
+        c.conn.execute("UPDATE device_job_status SET status = 'TIMED_OUT' WHERE job_id = %s",
+                       (left["job_id"],))
+        c.conn.execute("UPDATE device_job_status SET status = 'TIMED_OUT' WHERE job_id = %s"
+                       " AND device_uuid = (SELECT min(device_uuid::text)::uuid FROM"
+                       " device_job_status WHERE job_id = %s)",
+                       (pending["job_id"], pending["job_id"]))
+    for _ in range(2):
+        outcome = finished_jobs.complete_finished_jobs(now(), SWEEP_SETTINGS)
+        carry_out(outcome, SWEEP_SETTINGS)
+    assert job_row(left["job_id"])["status"] == "FAILED"
+    assert len(events(left["job_id"], "job.completed")) == 1
+    assert job_row(pending["job_id"])["status"] == "QUEUED"
 
 
 # --- recurring -----------------------------------------------------------------------------

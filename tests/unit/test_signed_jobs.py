@@ -43,6 +43,19 @@ def sign(key: Ed25519PrivateKey, job_id: str, document: dict, device: str | None
     return {"job_id": job_id, "signed_job": text, "signature": signature}
 
 
+class SkewedTime:
+    """The ``time`` module as seen on a device whose wall clock is ``offset_s`` off."""
+
+    def __init__(self, offset_s: float) -> None:
+        self.offset_s = offset_s
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(time, name)
+
+    def time(self) -> float:
+        return time.time() + self.offset_s
+
+
 def new_id() -> str:
     return str(uuid.uuid4())
 
@@ -161,6 +174,36 @@ def test_a_signature_holds_for_its_own_execution_device_and_window_only(fake, tm
         assert fake.statuses(jobs[name]) == ["REJECTED"], name
         assert reason in fake.reports_for(jobs[name])[0]["reason"], name
         assert not marks[name].exists(), name
+
+
+@pytest.mark.parametrize(("offset_s", "refusal", "skew"), [
+    (3 * 3600, "expired at", "this device's clock is 3 h 0 min ahead of the server's"),
+    (-3 * 3600, "not valid before", "this device's clock is 3 h 0 min behind the server's"),
+])
+def test_a_signature_refused_by_a_clock_far_off_says_the_clock_looks_off(
+        fake, tmp_path, monkeypatch, offset_s, refusal, skew):
+    """The window is checked by the device's clock, never the server's, but the reason names
+    how far the device's clock is from the server's (the Date header of its answers)."""
+    key = Ed25519PrivateKey.generate()
+    job = fake.add_job(touch(tmp_path / "ran"),
+                       **sign(key, new_id(), touch(tmp_path / "ran"), window_s=(-300, 600)))
+    # The agent's clock only: the fake server's Date header keeps the true time.
+    for module in ("agent.runner", "agent.server_api"):
+        monkeypatch.setattr(f"{module}.time", SkewedTime(offset_s))
+    poll_all(agent_with_key(fake, tmp_path, key), fake)
+    assert fake.statuses(job) == ["REJECTED"]
+    reason = fake.reports_for(job)[0]["reason"]
+    assert refusal in reason and skew in reason and "NTP" in reason, reason
+    assert not (tmp_path / "ran").exists()
+
+
+def test_a_signature_outside_its_window_by_a_clock_that_agrees_names_no_skew(fake, tmp_path):
+    key = Ed25519PrivateKey.generate()
+    job = fake.add_job(touch(tmp_path / "ran"),
+                       **sign(key, new_id(), touch(tmp_path / "ran"), window_s=(-7200, -3600)))
+    poll_all(agent_with_key(fake, tmp_path, key), fake)
+    reason = fake.reports_for(job)[0]["reason"]
+    assert "expired at" in reason and "clock is" not in reason, reason
 
 
 def test_a_document_with_a_large_number_runs_as_signed(fake, tmp_path):

@@ -120,13 +120,19 @@ class BackgroundProcesses:
                 raise process.failure(f"exited with {process.popen.returncode}")
 
     def stop_all(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
-        """SIGTERM every process group at once, then SIGKILL whatever is left."""
-        for process in self.processes:
-            process.signal_group(signal.SIGTERM)
-        deadline = time.monotonic() + timeout_s
-        for process in self.processes:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.popen.wait(max(0.0, deadline - time.monotonic()))
-        for process in self.processes:
-            process.kill()
+        stop_together(self.processes, timeout_s)
         self.processes.clear()
+
+
+def stop_together(processes: list[BackgroundProcess], timeout_s: float = STOP_TIMEOUT_S) -> None:
+    """SIGTERM every process group at once, then SIGKILL whatever is left: a warm shutdown
+    of all of them in the time of the slowest, not of their sum."""
+    for process in processes:
+        if process.is_running():
+            process.signal_group(signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    for process in processes:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.popen.wait(max(0.0, deadline - time.monotonic()))
+    for process in processes:
+        process.kill()  # also reaches children left behind by a leader that already exited

@@ -1,4 +1,5 @@
-"""A TCP proxy on 127.0.0.1 between the API and PostgreSQL, to cut or stall the network.
+"""A TCP proxy on 127.0.0.1 in front of PostgreSQL (or any TCP server), to cut or stall the
+network.
 
 ``cut()`` closes every open connection and refuses new ones until ``heal()``; ``stall()``
 keeps connections open but forwards nothing, in either direction, as a black-holed network
