@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import uuid
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import render_template, request
 
 from api.auth import actor
 from api.effects import carried
 from api.portal import bp
-from api.portal.forms import FieldErrors, FormInvalid, json_value, load
+from api.portal.forms import FieldErrors, FormInvalid, done, json_value, load
 from api.portal.sessions import admin_only
 from dispatcher.fleet import enrollment
 from schemas.enrollment import EnrollmentTokenCreate
@@ -36,16 +36,16 @@ def pending_devices():
 @admin_only
 def accept_device(device_uuid: uuid.UUID):
     device = carried(enrollment.accept_enrollment(device_uuid, actor()))
-    flash(f"Accepted {device['device_name']}: it gets jobs from its next poll.", "ok")
-    return redirect(url_for("portal.pending_devices"))
+    return done(f"Accepted {device['device_name']}: it gets jobs from its next poll.",
+                "portal.pending_devices")
 
 
 @bp.route("/devices/pending/<uuid:device_uuid>/reject", methods=["POST"])
 @admin_only
 def reject_device(device_uuid: uuid.UUID):
     pending = enrollment.reject_enrollment(device_uuid, actor())
-    flash(f"Rejected {pending['device_name']}: its token never works.", "ok")
-    return redirect(url_for("portal.pending_devices"))
+    return done(f"Rejected {pending['device_name']}: its token never works.",
+                "portal.pending_devices")
 
 
 @bp.route("/enrollment-tokens", methods=["POST"])
@@ -77,5 +77,5 @@ def create_enrollment_token():
 @admin_only
 def revoke_enrollment_token(token_id: int):
     record = enrollment.revoke_enrollment_token(token_id, actor())
-    flash(f"Revoked {record['name']}: no device enrolls with it any more.", "ok")
-    return redirect(url_for("portal.pending_devices"))
+    return done(f"Revoked {record['name']}: no device enrolls with it any more.",
+                "portal.pending_devices")
