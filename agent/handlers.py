@@ -210,14 +210,21 @@ class HandlerStore:
         return Handler(argv, tuple(meta.get("default_args") or ()))
 
 
+def _no_link_stat(path: Path, what: str) -> os.stat_result:
+    """``path``'s own status (``what`` names it in the error): refused when it cannot be read
+    or is a symlink."""
+    try:
+        info = os.lstat(path)
+    except OSError as exc:
+        raise StepSetupError(f"{what} {path}: {exc.strerror}") from None
+    if stat.S_ISLNK(info.st_mode):
+        raise StepSetupError(f"{what} {path} refused: it is a symlink")
+    return info
+
+
 def check_trusted_file(script: Path) -> None:
     """Refuse a handler file that someone other than root or the agent's user could change."""
-    try:
-        info = os.lstat(script)
-    except OSError as exc:
-        raise StepSetupError(f"handler {script}: {exc.strerror}") from None
-    if stat.S_ISLNK(info.st_mode):
-        raise StepSetupError(f"handler {script} refused: it is a symlink")
+    info = _no_link_stat(script, "handler")
     if not stat.S_ISREG(info.st_mode):
         raise StepSetupError(f"handler {script} is not a regular file")
     if not os.access(script, os.X_OK):
@@ -235,12 +242,7 @@ def check_trusted_directories(directory: Path) -> None:
     someone other than root or the agent's user (a sticky directory, like /tmp, is fine: no one
     can replace what another user owns in it)."""
     for current in (directory, *directory.parents):
-        try:
-            info = os.lstat(current)
-        except OSError as exc:
-            raise StepSetupError(f"handler directory {current}: {exc.strerror}") from None
-        if stat.S_ISLNK(info.st_mode):
-            raise StepSetupError(f"handler directory {current} refused: it is a symlink")
+        info = _no_link_stat(current, "handler directory")
         shared = info.st_mode & 0o022 and not info.st_mode & stat.S_ISVTX
         if shared or info.st_uid not in (0, os.geteuid()):
             raise StepSetupError(
