@@ -14,8 +14,8 @@ import os
 from pathlib import Path
 
 from client.api import DeviceJobsClient
-from client.command import UsageError, with_client
-from client.output import column, print_json, print_record, print_rows
+from client.command import UsageError, show_command, with_client
+from client.output import column, print_json, print_rows
 
 ARTIFACT_COLUMNS = [
     column("ID", "id"), column("NAME", "name"), column("SIZE", "size"),
@@ -94,10 +94,7 @@ def cmd_artifacts_list(args: argparse.Namespace, client: DeviceJobsClient) -> in
     return 0
 
 
-@with_client
-def cmd_artifacts_show(args: argparse.Namespace, client: DeviceJobsClient) -> int:
-    print_record(find_artifact(client, args.artifact), args.output)
-    return 0
+cmd_artifacts_show = show_command(lambda client, args: find_artifact(client, args.artifact))
 
 
 @with_client

@@ -19,7 +19,7 @@ from typing import Any
 from client.api import INSECURE_HTTP_ENV, JSON, DeviceJobsClient
 from client.config import TOKEN_ENV, resolve
 from client.errors import ApiError, ClientError, NotConfigured, ServerUnreachable
-from client.output import Column, print_json, print_rows
+from client.output import Column, print_json, print_record, print_rows
 
 # The codes of a watched job's outcome (3, 4, 5) are in client.watch.
 EXIT_API_ERROR = 1
@@ -95,6 +95,17 @@ def list_command(key: str, columns: list[Column],
     def command(args: argparse.Namespace, client: DeviceJobsClient) -> int:
         page = read(client, args)
         print_rows(page[key], columns, args.output, page)
+        return 0
+
+    return command
+
+
+def show_command(find: Callable[[DeviceJobsClient, argparse.Namespace], JSON]) -> Command:
+    """The command printing the one record that ``find`` asks the API for."""
+
+    @with_client
+    def command(args: argparse.Namespace, client: DeviceJobsClient) -> int:
+        print_record(find(client, args), args.output)
         return 0
 
     return command

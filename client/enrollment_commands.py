@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 
 from client.api import DeviceJobsClient
-from client.command import uuid_text, with_client
-from client.output import column, print_record, print_rows
+from client.command import list_command, uuid_text, with_client
+from client.output import column, print_record
 from schemas.command_line import key_value
 
 # The API's largest page: an operator deciding enrollments one by one never has more waiting.
@@ -23,11 +23,8 @@ PENDING_COLUMNS = [
 ]
 
 
-@with_client
-def cmd_tokens_list(args: argparse.Namespace, client: DeviceJobsClient) -> int:
-    page = client.request("GET", "/enrollment-tokens", query={"limit": LIST_LIMIT})
-    print_rows(page["enrollment_tokens"], TOKEN_COLUMNS, args.output, page)
-    return 0
+cmd_tokens_list = list_command("enrollment_tokens", TOKEN_COLUMNS, lambda client, args: (
+    client.request("GET", "/enrollment-tokens", query={"limit": LIST_LIMIT})))
 
 
 @with_client
@@ -49,11 +46,8 @@ def cmd_tokens_revoke(args: argparse.Namespace, client: DeviceJobsClient) -> int
     return 0
 
 
-@with_client
-def cmd_pending(args: argparse.Namespace, client: DeviceJobsClient) -> int:
-    page = client.request("GET", "/devices/pending", query={"limit": LIST_LIMIT})
-    print_rows(page["pending_enrollments"], PENDING_COLUMNS, args.output, page)
-    return 0
+cmd_pending = list_command("pending_enrollments", PENDING_COLUMNS, lambda client, args: (
+    client.request("GET", "/devices/pending", query={"limit": LIST_LIMIT})))
 
 
 @with_client

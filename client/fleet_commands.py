@@ -12,8 +12,15 @@ from typing import Any
 
 from client import groups_api
 from client.api import DeviceJobsClient
-from client.command import UsageError, read_json_file, uuid_text, with_client
-from client.output import column, print_json, print_record, print_rows
+from client.command import (
+    UsageError,
+    list_command,
+    read_json_file,
+    show_command,
+    uuid_text,
+    with_client,
+)
+from client.output import column, print_json, print_rows
 
 SEARCH_COLUMNS = [
     column("UUID", "uuid"), column("NAME", "device_name"), column("TYPE", "device_type"),
@@ -54,17 +61,11 @@ def cmd_devices_search(args: argparse.Namespace, client: DeviceJobsClient) -> in
     return 0
 
 
-@with_client
-def cmd_groups_list(args: argparse.Namespace, client: DeviceJobsClient) -> int:
-    page = groups_api.list_groups(client, args.limit, args.offset)
-    print_rows(page["groups"], GROUP_COLUMNS, args.output, whole=page)
-    return 0
+cmd_groups_list = list_command("groups", GROUP_COLUMNS, lambda client, args: groups_api.list_groups(
+    client, args.limit, args.offset))
 
 
-@with_client
-def cmd_groups_show(args: argparse.Namespace, client: DeviceJobsClient) -> int:
-    print_record(groups_api.get_group(client, args.name), args.output)
-    return 0
+cmd_groups_show = show_command(lambda client, args: groups_api.get_group(client, args.name))
 
 
 @with_client

@@ -16,6 +16,7 @@ from client.command import (
     print_applied,
     read_file,
     read_json_file,
+    show_command,
     uuid_text,
     with_client,
 )
@@ -60,10 +61,7 @@ def cmd_templates_list(args: argparse.Namespace, client: DeviceJobsClient) -> in
     return 0
 
 
-@with_client
-def cmd_templates_show(args: argparse.Namespace, client: DeviceJobsClient) -> int:
-    print_record(find_template(client, args.template), args.output)
-    return 0
+cmd_templates_show = show_command(lambda client, args: find_template(client, args.template))
 
 
 @with_client
@@ -90,10 +88,7 @@ def cmd_handlers_list(args: argparse.Namespace, client: DeviceJobsClient) -> int
     return 0
 
 
-@with_client
-def cmd_handlers_show(args: argparse.Namespace, client: DeviceJobsClient) -> int:
-    print_record(client.get_handler(args.name), args.output)
-    return 0
+cmd_handlers_show = show_command(lambda client, args: client.get_handler(args.name))
 
 
 @with_client
