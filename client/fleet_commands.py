@@ -22,11 +22,11 @@ from client.command import (
 )
 from client.output import column, print_json, print_rows
 
-SEARCH_COLUMNS = [
+DEVICE_COLUMNS = [
     column("UUID", "uuid"), column("NAME", "device_name"), column("TYPE", "device_type"),
     column("LAST_SEEN", "last_seen_at"), column("ATTRIBUTES", "attributes"),
-    column("INVENTORY", "inventory"),
 ]
+SEARCH_COLUMNS = [*DEVICE_COLUMNS, column("INVENTORY", "inventory")]
 GROUP_COLUMNS = [
     column("NAME", "name"), column("KIND", "kind"), column("FILTER", "filter"),
     column("UPDATED", "updated_at"), column("DESCRIPTION", "description"),

@@ -33,10 +33,6 @@ HANDLER_COLUMNS = [
     column("SHA256", "script_sha256"), column("UPDATED", "updated_at"),
     column("DESCRIPTION", "description"),
 ]
-DEVICE_COLUMNS = [
-    column("UUID", "uuid"), column("NAME", "device_name"), column("TYPE", "device_type"),
-    column("LAST_SEEN", "last_seen_at"), column("ATTRIBUTES", "attributes"),
-]
 DEVICE_JOB_COLUMNS = [
     column("JOB_ID", "job_id"), column("NAME", "job_name"), column("STATUS", "status"),
     column("EXEC", "execution_number"), column("EXIT", "exit_code"),
@@ -116,7 +112,7 @@ def cmd_handlers_delete(args: argparse.Namespace, client: DeviceJobsClient) -> i
 @with_client
 def cmd_devices_list(args: argparse.Namespace, client: DeviceJobsClient) -> int:
     rows = list(client.iter_devices(args.type, dict(args.attr) or None))
-    print_rows(rows, DEVICE_COLUMNS, args.output)
+    print_rows(rows, fleet_commands.DEVICE_COLUMNS, args.output)
     return 0
 
 
