@@ -117,6 +117,11 @@ def enroll_here(args: argparse.Namespace) -> int:
     if enrolled.status == "pending":
         print("pending: an operator must accept this device (dispatcher devices accept "
               f"{enrolled.device_uuid}); until then its polls are refused")
+    if enrolled.mqtt:
+        print(f"MQTT nudges from {enrolled.mqtt['url']} as {enrolled.mqtt['username']}"
+              + ("" if enrolled.mqtt.get("ready") else
+                 f" (not usable yet: {enrolled.mqtt.get('problem', '')}; the agent asks the "
+                 "server again when the broker refuses it)"))
     if not args.no_start:
         print(start_service())
     return 0

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,7 +18,7 @@ from agent.outbox import Outbox
 from agent.poller import Poller
 from agent.reporter import Reporter
 from agent.runner import JobRunner
-from agent.server_api import DeviceApi
+from agent.server_api import AgentError, DeviceApi
 from agent.signatures import decode_public_key
 from agent.state import JobState
 
@@ -24,6 +26,10 @@ if TYPE_CHECKING:
     from agent.mqtt_listener import NotifyListener
 
 log = logging.getLogger(__name__)
+
+# A broker that refuses the device's MQTT login makes the agent ask the server to give the
+# broker its identity again (it was down when the device enrolled, say), at most this often.
+MQTT_LOGIN_ASK_INTERVAL_S = 300.0
 
 
 def engine_settings(config: AgentConfig) -> EngineSettings:
@@ -45,7 +51,7 @@ class Agent:
         config.require_server()
         self.config = config
         state_dir = Path(config.state_dir)
-        api = device_api(config)
+        api = self.api = device_api(config)
         reporter = Reporter(api, Outbox(state_dir / "outbox"))
         engine = JobEngine(engine_settings(config), handler_store(config, api),
                            artifacts=ArtifactSource(Downloader(state_dir), api.open_artifact))
@@ -57,11 +63,14 @@ class Agent:
         self.inventory = InventoryReporter(api, Path(config.inventory_dir), state_dir,
                                            config.inventory_interval_s)
         self.listener: NotifyListener | None = None
+        self._login_asked_at: float | None = None
+        self._login_lock = threading.Lock()
         if config.mqtt_url:
             # Imported only here: without MQTT the agent does not need paho-mqtt at all.
             from agent.mqtt_listener import NotifyListener
 
-            self.listener = NotifyListener(config.mqtt_url, config.device_uuid, self._nudged)
+            self.listener = NotifyListener(config.mqtt_url, config.device_uuid, self._nudged,
+                                           self._mqtt_refused)
 
     def run(self) -> None:
         log.info("jobs-agent starting version=%s device_uuid=%s server=%s mqtt=%s",
@@ -86,6 +95,31 @@ class Agent:
         if event == "canceled" and job_id:
             self.runner.notify_canceled(job_id)
         self.poller.nudge()
+
+    def _mqtt_refused(self) -> None:
+        """The broker refused our login: ask the server for our identity, in the background
+        (this runs on paho's network thread), at most every MQTT_LOGIN_ASK_INTERVAL_S."""
+        with self._login_lock:
+            now = time.monotonic()
+            if (self._login_asked_at is not None
+                    and now - self._login_asked_at < MQTT_LOGIN_ASK_INTERVAL_S):
+                return
+            self._login_asked_at = now
+        threading.Thread(target=self._ask_for_mqtt_login, name="mqtt-login", daemon=True).start()
+
+    def _ask_for_mqtt_login(self) -> None:
+        try:
+            answer = self.api.request_mqtt_login()
+        except AgentError as exc:
+            log.warning("mqtt login not renewed error=%s", exc)
+            return
+        if answer.status != 200:
+            log.warning("mqtt login not renewed status=%s message=%s", answer.status,
+                        answer.body.get("message", ""))
+            return
+        assert self.listener is not None
+        self.listener.set_login(str(answer.body["username"]), str(answer.body["password"]))
+        log.info("mqtt login renewed by the server username=%s", answer.body["username"])
 
     def _cancel_check_s(self) -> float:
         # With MQTT up, cancels arrive as nudges; the periodic check is only a safety net.

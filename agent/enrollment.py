@@ -3,7 +3,8 @@
 The agent sends a hash of what identifies the hardware (the Raspberry Pi's serial, else
 ``/etc/machine-id``), so the same device enrolling again gets its identity back; then it
 writes its config file and token file (both mode 600) and starts its service when systemd
-runs. A refused token writes nothing.
+runs. A refused token writes nothing. When the server issues MQTT credentials, the answer
+carries the device's own broker login, which goes into the config file as its ``mqtt_url``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from agent import __version__
 from agent.config import DEFAULT_CONFIG_FILE, server_url_problems
@@ -47,6 +49,18 @@ class Enrolled:
     device_uuid: str
     device_name: str
     device_token: str
+    # The device's MQTT login (url, username, password, ready, problem) when the server
+    # issues them.
+    mqtt: dict | None = None
+
+    @property
+    def mqtt_url(self) -> str:
+        """The broker URL with the device's login in it, as the config's mqtt_url holds it."""
+        if not self.mqtt:
+            return ""
+        parts = urlsplit(self.mqtt["url"])
+        login = f"{quote(self.mqtt['username'], safe='')}:{quote(self.mqtt['password'], safe='')}"
+        return urlunsplit((parts.scheme, f"{login}@{parts.netloc}", "", "", ""))
 
 
 def hardware_id(sources: tuple[Path, ...] = HARDWARE_SOURCES) -> str:
@@ -80,7 +94,8 @@ def request_identity(server_url: str, enrollment_token: str, hardware: str, devi
     except (OSError, ValueError) as exc:
         raise EnrollmentError(f"cannot reach {server_url}: {getattr(exc, 'reason', exc)}"
                               ) from None
-    return Enrolled(data["status"], data["uuid"], data["device_name"], data["device_token"])
+    return Enrolled(data["status"], data["uuid"], data["device_name"], data["device_token"],
+                    data.get("mqtt"))
 
 
 def _reason(exc: urllib.error.HTTPError) -> str:
@@ -94,9 +109,10 @@ def _reason(exc: urllib.error.HTTPError) -> str:
 
 
 def config_text(server_url: str, device_uuid: str, token_file: str, ca_file: str,
-                allow_insecure_http: bool, current: str = "") -> str:
+                allow_insecure_http: bool, current: str = "", mqtt_url: str = "") -> str:
     """The config file's text: the settings enrollment decides, over those of ``current`` (the
-    file as it was), so what an operator added (mqtt_url, say) survives enrolling again."""
+    file as it was), so what an operator added (mqtt_url, say, unless the server issued one
+    now) survives enrolling again."""
     parser = configparser.ConfigParser(interpolation=None)
     try:
         parser.read_string(current)
@@ -109,6 +125,8 @@ def config_text(server_url: str, device_uuid: str, token_file: str, ca_file: str
     parser["agent"].pop("token", None)
     if ca_file:
         parser["agent"]["ca_file"] = ca_file
+    if mqtt_url:
+        parser["agent"]["mqtt_url"] = mqtt_url
     if allow_insecure_http:
         parser["agent"]["allow_insecure_http"] = "true"
     text = io.StringIO()
@@ -150,7 +168,7 @@ def enroll(server_url: str, enrollment_token: str, device_name: str = "",
         current = ""
     atomic_write_bytes(Path(config_file), config_text(
         server_url, enrolled.device_uuid, token_file, ca_file, allow_insecure_http,
-        current).encode())
+        current, enrolled.mqtt_url).encode())
     return enrolled
 
 

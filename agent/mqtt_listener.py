@@ -23,7 +23,14 @@ from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
 
-from schemas.nudges import NUDGE_QOS, UNKNOWN_EVENT, Nudge, notify_topic, read_nudge
+from schemas.nudges import (
+    NUDGE_QOS,
+    UNKNOWN_EVENT,
+    Nudge,
+    agent_client_id,
+    notify_topic,
+    read_nudge,
+)
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +39,7 @@ RECONNECT_MAX_S = 60
 KEEPALIVE_S = 60
 
 NudgeCallback = Callable[[str, "str | None"], None]
+RefusedCallback = Callable[[], None]
 # paho 1.x grants QoS 0x80 to a refused subscription; 2.x gives a ReasonCode that says so.
 SUBACK_FAILURE = 0x80
 
@@ -54,14 +62,16 @@ def _is_failure(code: object, failure_from: int = 1) -> bool:
 class NotifyListener:
     """Calls ``on_nudge(event, job_id)`` for every message on the device's notify topic."""
 
-    def __init__(self, mqtt_url: str, device_uuid: str, on_nudge: NudgeCallback) -> None:
+    def __init__(self, mqtt_url: str, device_uuid: str, on_nudge: NudgeCallback,
+                 on_refused: RefusedCallback | None = None) -> None:
         url = urlsplit(mqtt_url)
         self.topic = notify_topic(device_uuid)
         self._on_nudge = on_nudge
+        self._on_refused = on_refused
         self._host = url.hostname or "127.0.0.1"
         tls = url.scheme in ("mqtts", "ssl")
         self._port = url.port or (8883 if tls else 1883)
-        self._client = _paho_client(f"jobs-agent-{device_uuid}")
+        self._client = _paho_client(agent_client_id(device_uuid))
         if url.username:
             self._client.username_pw_set(unquote(url.username), unquote(url.password or ""))
         if tls:
@@ -86,9 +96,15 @@ class NotifyListener:
         self._client.disconnect()
         self._client.loop_stop()
 
+    def set_login(self, username: str, password: str) -> None:
+        """The user name and password of the next (re)connect."""
+        self._client.username_pw_set(username, password)
+
     def _connected(self, client, userdata, flags, reason_code, properties=None) -> None:
         if _is_failure(reason_code):
             log.warning("mqtt connect refused host=%s reason=%s", self._host, reason_code)
+            if self._on_refused is not None:
+                self._on_refused()
             return
         log.info("mqtt connected host=%s topic=%s", self._host, self.topic)
         client.subscribe(self.topic, qos=NUDGE_QOS)

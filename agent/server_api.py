@@ -78,6 +78,10 @@ class DeviceApi:
     def report_inventory(self, body: dict) -> ApiAnswer:
         return self._request("PUT", "/inventory", body)
 
+    def request_mqtt_login(self) -> ApiAnswer:
+        """Ask the server to give the broker this device's MQTT identity again."""
+        return self._request("POST", "/mqtt-credentials")
+
     def fetch_handler(self, name: str) -> ApiAnswer:
         return self._request("GET", f"/handlers/{quote(name, safe='')}")
 

@@ -64,4 +64,5 @@ class DeviceTokenRotation(MethodView):
     @blp.view(write_access, DeviceToken)
     def post(self, uuid: uuid_mod.UUID):
         """Issue a new device token; the old one stops working at once."""
-        return {"uuid": uuid, "device_token": devices.rotate_device_token(uuid, actor())}, NO_STORE
+        token = carried(devices.rotate_device_token(uuid, actor()))
+        return {"uuid": uuid, "device_token": token}, NO_STORE

@@ -64,4 +64,4 @@ class EnrollmentRejection(MethodView):
     @blp.view(write_access, PendingEnrollmentSchema)
     def post(self, uuid: uuid_mod.UUID):
         """Reject a pending device: its token never works."""
-        return enrollment.reject_enrollment(uuid, actor())
+        return carried(enrollment.reject_enrollment(uuid, actor()))

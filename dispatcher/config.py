@@ -67,6 +67,12 @@ class Settings:
     db_prepared_statements: bool = True
     redis_url: str = "redis://127.0.0.1:6379/1"
     mqtt_url: str = ""
+    # Per-device MQTT credentials (dispatcher.fleet.broker_identities): the admin client of
+    # Mosquitto's dynamic security plugin, mqtt[s]://user:password@host[:port] (empty: devices
+    # get no MQTT credentials from enrollment), and the broker URL devices are told to use
+    # (empty: MQTT_URL without its user and password).
+    mqtt_admin_url: str = ""
+    mqtt_device_url: str = ""
     # The agent's Debian package (scripts/build-agent-deb) served at /agent/jobs-agent.deb.
     agent_package: str = ""
     admin_token: str = ""
@@ -107,6 +113,8 @@ class Settings:
     audit_retention_days: int = 730
     retention_sweep_interval_s: int = 300
     retention_pause_ms: int = 50
+    # How often beat creates the audit trail's partitions of this month and the next ones.
+    event_partitions_sweep_interval_s: int = 3600
     # Off: a signed job, or one held for approval, may not be targeted by inventory. keys
     # (what devices report about themselves can steer them into it).
     targeting_inventory_allowed: bool = True

@@ -43,8 +43,9 @@ def available_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     return found
 
 
-def migrate(database_url: str) -> list[int]:
-    """Apply pending migrations; return the versions applied by this call."""
+def migrate(database_url: str, up_to: int | None = None) -> list[int]:
+    """Apply pending migrations (those numbered up to ``up_to``, when given); return the
+    versions applied by this call."""
     applied_now: list[int] = []
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute(QUERIES["lock_migrations"], {"key": MIGRATION_LOCK_KEY})
@@ -52,7 +53,7 @@ def migrate(database_url: str) -> list[int]:
             conn.execute(QUERIES["create_schema_migrations"])
             done = {row[0] for row in conn.execute(QUERIES["applied_migrations"])}
             for migration in available_migrations():
-                if migration.version in done:
+                if migration.version in done or (up_to is not None and migration.version > up_to):
                     continue
                 with conn.transaction():
                     conn.execute(migration.path.read_text())

@@ -35,6 +35,10 @@ class Outcome:
     gate_checks: set[uuid.UUID] = field(default_factory=set)
     # (job, stage): released stages whose held-back rows a worker is to release.
     stage_releases: set[tuple[uuid.UUID, int]] = field(default_factory=set)
+    # Devices to be given an MQTT identity on the broker (uuid -> the hash of the device token
+    # its password is derived from), and devices whose identity is to be removed.
+    broker_grants: dict[uuid.UUID, bytes] = field(default_factory=dict)
+    broker_revocations: set[uuid.UUID] = field(default_factory=set)
     moved_rows: int = 0
 
     def nudge(self, job_id: uuid.UUID, event: str, device_uuids: list[uuid.UUID]) -> None:
@@ -49,6 +53,8 @@ class Outcome:
         self.may_have_completed |= other.may_have_completed
         self.gate_checks |= other.gate_checks
         self.stage_releases |= other.stage_releases
+        self.broker_grants.update(other.broker_grants)
+        self.broker_revocations |= other.broker_revocations
         self.moved_rows += other.moved_rows
         return self
 

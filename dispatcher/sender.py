@@ -27,6 +27,7 @@ from kombu import Exchange, Queue
 
 from dispatcher import db
 from dispatcher.config import Settings
+from dispatcher.fleet import broker_identities
 from dispatcher.jobs import completion
 from dispatcher.outcome import Decided, Outcome, T
 from dispatcher.policies import gates
@@ -176,7 +177,8 @@ def _producer(broker_url: str, key_prefix: str, quorum_queues: bool) -> Celery:
 
 def carry_out(outcome: Outcome, settings: Settings, sender: Sender | None = None) -> None:
     """After the changes have committed: decide the stage gates they may have decided (which
-    may leave more to do), nudge devices, send fan-outs and stage releases, complete jobs."""
+    may leave more to do), nudge devices, send fan-outs and stage releases, complete jobs, give
+    devices their MQTT identities or remove them."""
     sender = sender or CelerySender(settings)
     for job_id in list(outcome.gate_checks):
         outcome.merge(gates.evaluate_gate(job_id, datetime.now(UTC)))
@@ -195,6 +197,20 @@ def carry_out(outcome: Outcome, settings: Settings, sender: Sender | None = None
                         job_id, stage)
     for job_id in outcome.may_have_completed:
         completion.complete_if_done(job_id)
+    _carry_out_broker_identities(outcome, settings)
+
+
+def _carry_out_broker_identities(outcome: Outcome, settings: Settings) -> None:
+    """Give devices their MQTT identities or take them away, when the server issues them. A
+    broker that cannot be told is logged: a device without its identity asks for it again
+    (POST /devices/<uuid>/mqtt-credentials), a removed device's only reads a topic nothing
+    publishes to any more."""
+    if not broker_identities.issues_credentials(settings):
+        return
+    for device_uuid, token_hash in outcome.broker_grants.items():
+        broker_identities.grant_or_explain(settings, device_uuid, token_hash)
+    for device_uuid in outcome.broker_revocations:
+        broker_identities.revoke(settings, device_uuid)
 
 
 def deliver(decided: Decided[T], settings: Settings, sender: Sender | None = None) -> T:

@@ -69,11 +69,26 @@ class EnrollRequest(Schema):
     device_name = Text(required=True, validate=DEVICE_NAME)
 
 
+class MqttCredentials(Schema):
+    url = fields.String(required=True, metadata={
+        "description": "The broker devices connect to (no credentials in it)."})
+    username = fields.String(required=True, metadata={"description": "The device's uuid."})
+    password = fields.String(required=True, metadata={
+        "description": "Derived from the device token: a new token means a new password."})
+    ready = fields.Boolean(required=True, metadata={
+        "description": "Whether the broker knows them now; else `problem` says why and the "
+                       "device asks again with POST /devices/{uuid}/mqtt-credentials."})
+    problem = fields.String(metadata={"description": "Why they do not work yet."})
+
+
 class EnrollAnswer(DeviceIdentity):
     status = fields.String(required=True, validate=validate.OneOf(("accepted", "pending")),
                            metadata={"description": "pending: an operator must accept it."})
     device_token = fields.String(required=True, metadata={
         "description": "The device's bearer token, shown only this once (valid once accepted)."})
+    mqtt = fields.Nested(MqttCredentials, metadata={
+        "description": "The device's own MQTT login (it may subscribe to its notify topic "
+                       "only), when the server issues them (MQTT_ADMIN_URL)."})
 
 
 class PendingEnrollmentSchema(DeviceIdentity):

@@ -27,6 +27,11 @@ def notify_topic(device_uuid: uuid.UUID | str) -> str:
     return _TOPIC_TEMPLATE.format(uuid=device_uuid)
 
 
+def agent_client_id(device_uuid: uuid.UUID | str) -> str:
+    """The MQTT client id a device's agent connects with (its broker identity is bound to it)."""
+    return f"jobs-agent-{device_uuid}"
+
+
 def nudge_payload(job_id: uuid.UUID | str, event: str) -> bytes:
     return json.dumps({"jobId": str(job_id), "event": event}).encode()
 

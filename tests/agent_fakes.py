@@ -20,7 +20,10 @@ DEVICE_UUID = "8479359e-dbeb-4858-813c-e8a9008dde04"
 PENDING = ("QUEUED", "IN_PROGRESS")
 TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "REJECTED", "CANCELED", "REMOVED")
 DEVICE_STATUSES = ("IN_PROGRESS", "SUCCEEDED", "FAILED", "REJECTED")
-ROUTE = re.compile(r"^/api/v1/devices/([^/]+)/(jobs/next|jobs/([^/]+)/status|handlers/([^/]+))$")
+ROUTE = re.compile(
+    r"^/api/v1/devices/([^/]+)/(jobs/next|jobs/([^/]+)/status|handlers/([^/]+)|mqtt-credentials)$")
+# The MQTT login the fake server gives the device when it asks for it again.
+RENEWED_MQTT_PASSWORD = "renewed-password"
 
 
 class FakeDeviceServer:
@@ -33,6 +36,7 @@ class FakeDeviceServer:
         self.canned: list[tuple[int, bytes]] = []  # answers to the next polls, verbatim
         self.polls = 0
         self.fresh_polls = 0  # polls that asked for an answer from the database (nudged)
+        self.mqtt_logins = 0  # times the device asked for its MQTT login again
         self.lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._thread = threading.Thread(
@@ -75,6 +79,10 @@ class FakeDeviceServer:
                 return self._next()
             if match.group(3) and method == "PATCH":
                 return self._report(match.group(3), body or {})
+            if match.group(2) == "mqtt-credentials" and method == "POST":
+                self.mqtt_logins += 1
+                return 200, {"url": "mqtt://127.0.0.1:1883", "username": DEVICE_UUID,
+                             "password": RENEWED_MQTT_PASSWORD, "ready": True}
             if match.group(4) and method == "GET":
                 handler = self.handlers.get(match.group(4))
                 return (200, handler) if handler else (404, {"code": 404, "message": "no"})
@@ -139,7 +147,7 @@ def _handler_for(fake: FakeDeviceServer) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(raw)
 
-        do_GET = do_PATCH = _serve
+        do_GET = do_PATCH = do_POST = _serve
 
         def log_message(self, format, *args) -> None:
             pass

@@ -8,6 +8,7 @@ with the test's other server processes. Its job steps find their device's direct
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -51,3 +52,16 @@ def start_agent(
                           env, log_path, lambda process: marker in process.log_text())
     processes.started.append(agent)
     return agent.start()
+
+
+def run_enroll(api_url: str, token: str, home: Path, *extra: str) -> subprocess.CompletedProcess:
+    """`jobs-agent enroll` writing under ``home`` (its hardware id from ``home/machine-id``)."""
+    machine_id = home / "machine-id"
+    home.mkdir(parents=True, exist_ok=True)
+    if not machine_id.exists():
+        machine_id.write_text("0123456789abcdef0123456789abcdef\n")
+    return subprocess.run(
+        [sys.executable, "-m", "agent", "enroll", "--server", api_url, "--enrollment-token",
+         token, "--config", str(home / "etc" / "agent.conf"), "--token-file",
+         str(home / "etc" / "token"), "--hardware-id-file", str(machine_id), "--no-start",
+         *extra], capture_output=True, text=True, timeout=60)

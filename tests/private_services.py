@@ -19,6 +19,7 @@ import contextlib
 import getpass
 import os
 import pwd
+import shlex
 import shutil
 import signal
 import socket
@@ -131,6 +132,71 @@ class PrivateMosquitto(Service):
     @property
     def url(self) -> str:
         return f"mqtt://127.0.0.1:{self.port}"
+
+
+class PrivateDynsecMosquitto(PrivateMosquitto):
+    """Mosquitto as ``deploy/mosquitto/dynamic-security.conf`` runs it (on a free port, with its
+    files here), set up by the commands that file documents: every client logs in,
+    ``admin_url``'s client administers the dynamic security plugin, ``nudger_url``'s client
+    (made by ``add_nudger``) may publish to every device's notify topic."""
+
+    name = "mosquitto-dynsec"
+    DEPLOYED = Path(__file__).resolve().parents[1] / "deploy" / "mosquitto" / \
+        "dynamic-security.conf"
+    ADMIN = ("admin", "admin-password")
+    NUDGER = ("dispatcher", "nudger-password")
+
+    def documented_commands(self) -> list[list[str]]:
+        """The mosquitto_ctrl commands of the deployed file's setup, for this broker."""
+        values = {"$MQTT_ADMIN_PASSWORD": self.ADMIN[1], "$MQTT_SERVER_PASSWORD": self.NUDGER[1],
+                  "/var/lib/mosquitto/": f"{self.root}/"}
+        commands = []
+        for line in self.DEPLOYED.read_text().splitlines():
+            text = line.lstrip("#").strip()
+            if not text.startswith("mosquitto_ctrl"):
+                continue
+            for name, value in values.items():
+                text = text.replace(name, value)
+            argv = shlex.split(text)
+            if argv[1] != "dynsec":  # a command for the running broker
+                argv[1:1] = ["-h", "127.0.0.1", "-p", str(self.port)]
+            commands.append([shutil.which("mosquitto_ctrl") or "mosquitto_ctrl", *argv[1:]])
+        return commands
+
+    def argv(self) -> list[str]:
+        state = self.root / "dynamic-security.json"
+        init, *_ = self.documented_commands()
+        if not state.exists():
+            subprocess.run(init, check=True, capture_output=True, timeout=30)
+        plugin = sorted(Path("/usr/lib").glob("*/mosquitto_dynamic_security.so"))
+        config = self.DEPLOYED.read_text()
+        for deployed, here in (
+                ("listener 1883\n", f"listener {self.port} 127.0.0.1\n"),
+                ("listener 1884 127.0.0.1\n", ""),
+                ("plugin /usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so",
+                 f"plugin {plugin[0]}"),
+                ("/var/lib/mosquitto/", f"{self.root}/")):
+            assert deployed in config, f"{deployed!r} is no longer in {self.DEPLOYED}"
+            config = config.replace(deployed, here)
+        (self.root / "mosquitto.conf").write_text(f"{config}\nuser {getpass.getuser()}\n")
+        return [shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-c",
+                str(self.root / "mosquitto.conf")]
+
+    def _login_url(self, login: tuple[str, str]) -> str:
+        return f"mqtt://{login[0]}:{login[1]}@127.0.0.1:{self.port}"
+
+    @property
+    def admin_url(self) -> str:
+        return self._login_url(self.ADMIN)
+
+    @property
+    def nudger_url(self) -> str:
+        return self._login_url(self.NUDGER)
+
+    def add_nudger(self) -> None:
+        """The server's nudging user, made as the deployed file says."""
+        for command in self.documented_commands()[1:]:
+            subprocess.run(command, check=True, capture_output=True, timeout=30)
 
 
 class PrivateRabbitMQ(Service):

@@ -4,6 +4,37 @@ CREATE EXTENSION IF NOT EXISTS pg_trgm WITH SCHEMA public;
 
 COMMENT ON EXTENSION pg_trgm IS 'text similarity measurement and index searching based on trigrams';
 
+CREATE FUNCTION public.create_job_events_month(within timestamp with time zone) RETURNS boolean
+    LANGUAGE plpgsql
+    AS $_$
+DECLARE
+    month_start timestamp := date_trunc('month', within AT TIME ZONE 'UTC');
+    lower_bound timestamptz := month_start AT TIME ZONE 'UTC';
+    upper_bound timestamptz := (month_start + interval '1 month') AT TIME ZONE 'UTC';
+    month_table text := 'job_events_p' || to_char(month_start, 'YYYYMM');
+BEGIN
+    IF to_regclass(month_table) IS NOT NULL THEN
+        RETURN false;
+    END IF;
+    -- Two sweeps take turns, and nothing of that month lands in the default partition
+    -- between the move and the attach. The locks the attach needs are taken first, in the
+    -- order every statement on the table takes them (parent, then partition), so no waiting
+    -- statement can deadlock with it: inserts into other months go on, reads wait a moment.
+    LOCK TABLE job_events IN SHARE UPDATE EXCLUSIVE MODE;
+    LOCK TABLE job_events_default IN ACCESS EXCLUSIVE MODE;
+    IF to_regclass(month_table) IS NOT NULL THEN
+        RETURN false;
+    END IF;
+    EXECUTE format('CREATE TABLE %I (LIKE job_events INCLUDING DEFAULTS)', month_table);
+    EXECUTE format('WITH moved AS (DELETE FROM job_events_default WHERE occurred_at >= $1'
+                   ' AND occurred_at < $2 RETURNING *) INSERT INTO %I SELECT * FROM moved',
+                   month_table) USING lower_bound, upper_bound;
+    EXECUTE format('ALTER TABLE job_events ATTACH PARTITION %I FOR VALUES FROM (%L) TO (%L)',
+                   month_table, lower_bound, upper_bound);
+    RETURN true;
+END;
+$_$;
+
 CREATE FUNCTION public.device_job_target_id(p_job_id uuid, p_device_uuid uuid) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$
@@ -84,6 +115,41 @@ BEGIN
     DELETE FROM device_signatures;
     RETURN NULL;
 END $$;
+
+CREATE FUNCTION public.drop_job_events_month(month_start timestamp with time zone, lock_timeout_ms integer, OUT outcome text, OUT rows_removed bigint) RETURNS record
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    month_table text := 'job_events_p' || to_char(month_start AT TIME ZONE 'UTC', 'YYYYMM');
+    holds_live boolean;
+BEGIN
+    PERFORM set_config('lock_timeout', lock_timeout_ms || 'ms', true);
+    BEGIN
+        -- Reads go on; nothing is written into the month while it is looked at and dropped.
+        EXECUTE format('LOCK TABLE %I IN SHARE ROW EXCLUSIVE MODE', month_table);
+        EXECUTE format('SELECT EXISTS (SELECT 1 FROM live_job_ids l WHERE EXISTS'
+                       ' (SELECT 1 FROM %I e WHERE e.job_id = l.job_id))', month_table)
+           INTO STRICT holds_live;
+        IF holds_live THEN
+            outcome := 'live';
+            rows_removed := 0;
+            RETURN;
+        END IF;
+        -- How many events go: the planner's count once the month was analyzed (reading a
+        -- whole month to drop it would cost more than the drop), else counted.
+        SELECT reltuples::bigint INTO STRICT rows_removed
+          FROM pg_class WHERE oid = month_table::regclass;
+        IF rows_removed < 0 THEN
+            EXECUTE format('SELECT count(*) FROM %I', month_table) INTO STRICT rows_removed;
+        END IF;
+        EXECUTE format('DROP TABLE %I', month_table);
+        outcome := 'dropped';
+    EXCEPTION WHEN lock_not_available THEN
+        outcome := 'busy';
+        rows_removed := 0;
+    END;
+END;
+$$;
 
 CREATE FUNCTION public.job_held_open(p_job_id uuid) RETURNS boolean
     LANGUAGE sql STABLE
@@ -436,7 +502,8 @@ CREATE TABLE public.job_events (
     job_id uuid,
     device_uuid uuid,
     details jsonb DEFAULT '{}'::jsonb NOT NULL
-);
+)
+PARTITION BY RANGE (occurred_at);
 
 CREATE SEQUENCE public.job_events_id_seq
     START WITH 1
@@ -446,6 +513,18 @@ CREATE SEQUENCE public.job_events_id_seq
     CACHE 1;
 
 ALTER SEQUENCE public.job_events_id_seq OWNED BY public.job_events.id;
+
+CREATE TABLE public.job_events_default (
+    id bigint DEFAULT nextval('public.job_events_id_seq'::regclass) NOT NULL,
+    occurred_at timestamp with time zone DEFAULT now() NOT NULL,
+    actor text NOT NULL,
+    action text NOT NULL,
+    target_type text NOT NULL,
+    target_id text NOT NULL,
+    job_id uuid,
+    device_uuid uuid,
+    details jsonb DEFAULT '{}'::jsonb NOT NULL
+);
 
 CREATE TABLE public.job_executions (
     id bigint NOT NULL,
@@ -615,6 +694,17 @@ CREATE SEQUENCE public.job_templates_id_seq
 
 ALTER SEQUENCE public.job_templates_id_seq OWNED BY public.job_templates.id;
 
+CREATE VIEW public.live_job_ids AS
+ SELECT job_executions.job_id
+   FROM public.job_executions
+  WHERE (job_executions.status = ANY (ARRAY['SCHEDULED'::text, 'QUEUED'::text, 'IN_PROGRESS'::text]))
+UNION
+ SELECT job_status_counts.job_id
+   FROM public.job_status_counts
+  WHERE (job_status_counts.status = ANY (ARRAY['QUEUED'::text, 'IN_PROGRESS'::text]))
+  GROUP BY job_status_counts.job_id
+ HAVING (sum(job_status_counts.n) > (0)::numeric);
+
 CREATE TABLE public.pending_enrollments (
     uuid uuid NOT NULL,
     hardware_id text NOT NULL,
@@ -657,6 +747,8 @@ CREATE TABLE public.schema_migrations (
     name text NOT NULL,
     applied_at timestamp with time zone DEFAULT now() NOT NULL
 );
+
+ALTER TABLE ONLY public.job_events ATTACH PARTITION public.job_events_default DEFAULT;
 
 ALTER TABLE ONLY public.api_tokens ALTER COLUMN id SET DEFAULT nextval('public.api_tokens_id_seq'::regclass);
 
@@ -726,7 +818,10 @@ ALTER TABLE ONLY public.job_device_signatures
     ADD CONSTRAINT job_device_signatures_pkey PRIMARY KEY (job_id, device_uuid);
 
 ALTER TABLE ONLY public.job_events
-    ADD CONSTRAINT job_events_pkey PRIMARY KEY (id);
+    ADD CONSTRAINT job_events_pkey PRIMARY KEY (id, occurred_at);
+
+ALTER TABLE ONLY public.job_events_default
+    ADD CONSTRAINT job_events_default_pkey PRIMARY KEY (id, occurred_at);
 
 ALTER TABLE ONLY public.job_executions
     ADD CONSTRAINT job_executions_job_id_key UNIQUE (job_id);
@@ -810,11 +905,17 @@ CREATE INDEX devices_type_idx ON public.devices USING btree (device_type, uuid);
 
 CREATE INDEX job_artifacts_artifact_id ON public.job_artifacts USING btree (artifact_id);
 
-CREATE INDEX job_events_job_idx ON public.job_events USING btree (job_id, id) WHERE (job_id IS NOT NULL);
+CREATE INDEX job_events_job_idx ON ONLY public.job_events USING btree (job_id, id) WHERE (job_id IS NOT NULL);
 
-CREATE INDEX job_events_occurred_brin ON public.job_events USING brin (occurred_at);
+CREATE INDEX job_events_default_job_id_id_idx ON public.job_events_default USING btree (job_id, id) WHERE (job_id IS NOT NULL);
 
-CREATE INDEX job_events_target_idx ON public.job_events USING btree (target_type, target_id, id);
+CREATE INDEX job_events_occurred_brin ON ONLY public.job_events USING brin (occurred_at);
+
+CREATE INDEX job_events_default_occurred_at_idx ON public.job_events_default USING brin (occurred_at);
+
+CREATE INDEX job_events_target_idx ON ONLY public.job_events USING btree (target_type, target_id, id);
+
+CREATE INDEX job_events_default_target_type_target_id_id_idx ON public.job_events_default USING btree (target_type, target_id, id);
 
 CREATE INDEX job_executions_end_due_idx ON public.job_executions USING btree (end_at) WHERE ((end_at IS NOT NULL) AND (end_applied_at IS NULL) AND (status = ANY (ARRAY['SCHEDULED'::text, 'QUEUED'::text, 'IN_PROGRESS'::text])));
 
@@ -847,6 +948,14 @@ CREATE INDEX portal_sessions_api_token_id ON public.portal_sessions USING btree 
 CREATE INDEX portal_sessions_last_seen_at ON public.portal_sessions USING btree (last_seen_at);
 
 CREATE INDEX rollout_waves_job_idx ON public.rollout_waves USING btree (job_id, released_at);
+
+ALTER INDEX public.job_events_job_idx ATTACH PARTITION public.job_events_default_job_id_id_idx;
+
+ALTER INDEX public.job_events_occurred_brin ATTACH PARTITION public.job_events_default_occurred_at_idx;
+
+ALTER INDEX public.job_events_pkey ATTACH PARTITION public.job_events_default_pkey;
+
+ALTER INDEX public.job_events_target_idx ATTACH PARTITION public.job_events_default_target_type_target_id_id_idx;
 
 CREATE TRIGGER device_job_status_count_delete AFTER DELETE ON public.device_job_status REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION public.job_status_counts_apply();
 

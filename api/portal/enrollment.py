@@ -43,7 +43,7 @@ def accept_device(device_uuid: uuid.UUID):
 @bp.route("/devices/pending/<uuid:device_uuid>/reject", methods=["POST"])
 @admin_only
 def reject_device(device_uuid: uuid.UUID):
-    pending = enrollment.reject_enrollment(device_uuid, actor())
+    pending = carried(enrollment.reject_enrollment(device_uuid, actor()))
     return done(f"Rejected {pending['device_name']}: its token never works.",
                 "portal.pending_devices")
 

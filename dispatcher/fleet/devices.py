@@ -132,16 +132,20 @@ def delete_device(device_uuid: uuid_mod.UUID, actor: str) -> Decided[tuple[dict,
                      "attributes": device["attributes"], "removed_job_statuses": removed,
                      "pending_jobs": [str(job_id) for job_id in pending_jobs]},
         )
-    return Decided((device, removed), Outcome(may_have_completed=set(pending_jobs)))
+    return Decided((device, removed), Outcome(may_have_completed=set(pending_jobs),
+                                              broker_revocations={device_uuid}))
 
 
-def rotate_device_token(device_uuid: uuid_mod.UUID, actor: str) -> str:
-    """Give a device a new token (returned, shown once); the old one stops working at once."""
+def rotate_device_token(device_uuid: uuid_mod.UUID, actor: str) -> Decided[str]:
+    """Give a device a new token (returned, shown once); the old one stops working at once, and
+    so does its MQTT login, derived from the token (the agent asks for the new one when the
+    broker refuses the old)."""
     token = tokens.new_token()
+    token_hash = tokens.hash_token(token)
     with db.transaction() as c:
-        if c.one("set_device_token", uuid=device_uuid, token_hash=tokens.hash_token(token)) is None:
+        if c.one("set_device_token", uuid=device_uuid, token_hash=token_hash) is None:
             raise NotFound(f"Device {device_uuid} not found")
         audit.record_event(
             c, actor, "device.token_rotated", "device", device_uuid, device_uuid=device_uuid,
         )
-    return token
+    return Decided(token, Outcome(broker_grants={device_uuid: token_hash}))

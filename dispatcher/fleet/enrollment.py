@@ -132,15 +132,21 @@ def accept_enrollment(device_uuid: uuid_mod.UUID, actor: str) -> Decided[dict]:
             **pending, "attributes": db.jsonb(pending["attributes"])})
         audit.record_event(c, actor, "device.enrollment_accepted", "device", device_uuid,
                            device_uuid=device_uuid)
-    return Decided(device, _joins_continuous_jobs(device_uuid))
+    outcome = _joins_continuous_jobs(device_uuid)
+    # The MQTT credentials it was told when it enrolled start working now.
+    outcome.broker_grants[device_uuid] = pending["token_hash"]
+    return Decided(device, outcome)
 
 
-def reject_enrollment(device_uuid: uuid_mod.UUID, actor: str) -> dict:
-    """Forget a pending enrollment: its token never works."""
+def reject_enrollment(device_uuid: uuid_mod.UUID, actor: str) -> Decided[dict]:
+    """Forget a pending enrollment: its token, and the MQTT credentials it was told, never
+    work."""
     with db.transaction() as c:
         pending = c.one("take_pending_enrollment", uuid=device_uuid)
         if pending is None:
             raise NotFound(f"No pending enrollment {device_uuid}")
         audit.record_event(c, actor, "device.enrollment_rejected", "device", device_uuid,
                            details={"device_name": pending["device_name"]})
-    return {key: pending[key] for key in ("uuid", "device_name", "device_type", "attributes")}
+    return Decided({key: pending[key] for key in ("uuid", "device_name", "device_type",
+                                                  "attributes")},
+                   Outcome(broker_revocations={device_uuid}))

@@ -14,6 +14,7 @@ from dispatcher.maintenance import (
     abort_criteria,
     continuous_jobs,
     end_times,
+    event_partitions,
     fleet_count,
     maintenance_windows,
     recurring_runs,
@@ -41,4 +42,5 @@ SWEEPS: tuple[Sweep, ...] = (
     continuous_jobs.SWEEP,
     fleet_count.SWEEP,
     retention.SWEEP,
+    event_partitions.SWEEP,
 )

@@ -1,8 +1,10 @@
 """History is kept for a configured time, then removed: finished executions and their device
 rows after ``RETENTION_DAYS``, a recurring job's finished runs beyond the newest
-``RETENTION_RECURRING_RUNS``, audit events after ``AUDIT_RETENTION_DAYS`` (0: keep forever).
+``RETENTION_RECURRING_RUNS``, audit events after ``AUDIT_RETENTION_DAYS`` (0: keep forever),
+a whole month of them at a time (``job_events`` is partitioned by month, and a month past
+retention is dropped whole: tests/bench/bench_retention.py).
 
-Rows go in small batches, each its own short transaction, with a pause between batches
+Other rows go in small batches, each its own short transaction, with a pause between batches
 (``RETENTION_PAUSE_MS``) so that polls and reports keep the disk; a run stops after
 ``RUN_BUDGET_S`` and the next run takes the rest. What an active execution or the audit of a
 live job needs is never removed. Each kind of history records what was last removed
@@ -14,7 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from dispatcher import db
 from dispatcher.config import Settings
@@ -27,6 +29,9 @@ BATCH_SIZE = 2_000
 # Executions taken on at once: their rows are removed batch by batch, then the executions.
 JOBS_PER_ROUND = 20
 RUN_BUDGET_S = 60.0
+# How long dropping a month of audit events may wait for its locks (inserts of events queue
+# behind the wait) before leaving the month to the next run.
+DROP_LOCK_TIMEOUT_MS = 500
 
 
 def prune_history(now: datetime, settings: Settings) -> Outcome:
@@ -77,16 +82,36 @@ def _remove_executions(job_ids: list, settings: Settings, deadline: float) -> tu
     return rows, db.row("delete_pruned_executions", job_ids=job_ids)["n"]
 
 
-def _prune_audit_events(happened_before: datetime, settings: Settings, now: datetime,
+def _prune_audit_events(cutoff: datetime, settings: Settings, now: datetime,
                         deadline: float) -> int:
-    removed = _in_batches(lambda: db.execute(
-        "delete_old_audit_events", happened_before=happened_before, batch_size=BATCH_SIZE),
-        settings, deadline)
+    """Audit events go by whole months (UTC) once the month is wholly before the cutoff: each
+    such month's partition is dropped, or, when it holds an event of a live job, its other
+    events are deleted in batches."""
+    happened_before = month_start(cutoff)
+    removed = 0
+    for month in db.all("expired_job_event_months", happened_before=happened_before):
+        dropped = db.row("drop_job_events_month", month_start=month["month_start"],
+                         lock_timeout_ms=DROP_LOCK_TIMEOUT_MS)
+        log.info("retention sweep audit_month=%s outcome=%s events=%d",
+                 f"{month['month_start'].astimezone(UTC):%Y-%m}", dropped["outcome"],
+                 dropped["rows_removed"])
+        removed += dropped["rows_removed"]
+        if dropped["outcome"] == "busy":
+            break  # the next run drops it: its rows are not to be deleted one by one meanwhile
+    else:
+        removed += _in_batches(lambda: db.execute(
+            "delete_old_audit_events", happened_before=happened_before, batch_size=BATCH_SIZE),
+            settings, deadline)
     if removed:
         db.execute("record_history_prune", kind="audit_events", pruned_before=happened_before,
                    now=now, rows_removed=removed)
         log.info("retention sweep audit_events=%d", removed)
     return removed
+
+
+def month_start(moment: datetime) -> datetime:
+    """The first instant of the month (UTC) that holds ``moment``."""
+    return moment.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
 def _in_batches(delete_batch: Callable[[], int], settings: Settings, deadline: float) -> int:

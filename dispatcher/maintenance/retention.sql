@@ -74,23 +74,36 @@ WITH removed AS (
 )
 SELECT count(*)::integer AS n FROM removed;
 
+-- name: expired_job_event_months
+-- The first instants of the months of job_events whose partition is wholly before the cutoff,
+-- oldest first (partitions are named job_events_pYYYYMM, months in UTC).
+SELECT month_start
+  FROM (SELECT to_date(substring(c.relname FROM '^job_events_p([0-9]{6})$'), 'YYYYMM')
+               ::timestamp AT TIME ZONE 'UTC' AS month_start
+          FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+         WHERE i.inhparent = 'job_events'::regclass) months
+ WHERE month_start IS NOT NULL
+   AND (month_start AT TIME ZONE 'UTC' + interval '1 month') AT TIME ZONE 'UTC'
+       <= %(happened_before)s
+ ORDER BY month_start;
+
+-- name: drop_job_events_month
+-- One month of audit events dropped whole, unless it holds an event of a live job.
+SELECT outcome, rows_removed
+  FROM drop_job_events_month(%(month_start)s, %(lock_timeout_ms)s);
+
 -- name: delete_old_audit_events
--- One batch of audit events older than the cutoff, except those of a live job: one not
--- finished, or finished with a device still running it.
-WITH live_jobs AS (
-    SELECT job_id FROM job_executions
-     WHERE status IN ('SCHEDULED', 'QUEUED', 'IN_PROGRESS')
-    UNION
-    SELECT job_id FROM job_status_counts
-     WHERE status IN ('QUEUED', 'IN_PROGRESS')
-     GROUP BY job_id HAVING sum(n) > 0
-), doomed AS (
-    SELECT e.id FROM job_events e
+-- One batch of audit events older than the cutoff, except those of a live job: what is left
+-- in a month kept for a live job's events, and in the default partition.
+WITH doomed AS (
+    SELECT e.id, e.occurred_at FROM job_events e
      WHERE e.occurred_at < %(happened_before)s
-       AND (e.job_id IS NULL OR e.job_id NOT IN (SELECT job_id FROM live_jobs))
+       AND (e.job_id IS NULL OR e.job_id NOT IN (SELECT job_id FROM live_job_ids))
      LIMIT %(batch_size)s
 )
-DELETE FROM job_events e USING doomed WHERE e.id = doomed.id;
+DELETE FROM job_events e USING doomed
+ WHERE e.id = doomed.id AND e.occurred_at = doomed.occurred_at
+   AND e.occurred_at < %(happened_before)s;
 
 -- name: record_history_prune
 -- What a run of the sweep removed, so that the API and the portal can say so.

@@ -3,11 +3,13 @@ while devices keep polling ``GET /jobs/next`` through gunicorn (every device has
 each poll reads PostgreSQL).
 
 - the retention sweep as shipped (``dispatcher.maintenance.retention``): batched, paced DELETEs
-  of the device rows, then the executions, then the audit events;
+  of the device rows, then the executions; the audit events (``job_events`` is partitioned by
+  month) by whole months, each expired month dropped, except the oldest one, which holds an
+  event of the live job: that month's other events are deleted in batches;
 - the experiment: the same rows in copies of ``device_job_status`` and ``job_events``
   partitioned by month (declarative partitioning, the same indexes, unique ones made plain since
   a unique index of a partitioned table must hold the partition key), the expired months
-  detached and dropped whole.
+  detached and dropped whole (the live job's event ignored).
 
 The data lives in a PostgreSQL server of the benchmark's own (``tests/private_postgres.py``),
 so that the WAL it counts is written by nothing else; autovacuum is off on the four tables, and
@@ -77,6 +79,17 @@ SELECT now() - make_interval(days => %(age)s), 'device', 'device_job.succeeded',
        md5('bench-device-' || i)::uuid, '{"from": "IN_PROGRESS", "to": "SUCCEEDED"}'
   FROM generate_series(1, %(devices)s) AS i
 """
+# An event of the live job in the oldest month of events: the sweep keeps that month.
+LIVE_EVENT_SQL = """
+INSERT INTO job_events (occurred_at, actor, action, target_type, target_id, job_id)
+VALUES (now() - make_interval(days => %(age)s), 'admin', 'job.created', 'job', %(job_id)s,
+        %(job_id)s)
+"""
+# The events' months get their partitions (moved out of the default partition).
+EVENT_MONTHS_SQL = """
+SELECT create_job_events_month(min(occurred_at)) FROM job_events
+ GROUP BY date_trunc('month', occurred_at AT TIME ZONE 'UTC')
+"""
 LIVE_ROWS_SQL = """
 INSERT INTO device_job_status (job_id, device_uuid)
 SELECT %(job_id)s, md5('bench-device-' || i)::uuid FROM generate_series(1, %(devices)s) AS i
@@ -132,6 +145,8 @@ def build(url: str, devices: int, old_jobs: int) -> None:
             conn.execute(FINISHED_ROWS_SQL, params)
             conn.execute(FINISHED_EVENTS_SQL, {**params, "age": age + 600})
     with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(LIVE_EVENT_SQL, {"job_id": LIVE_JOB, "age": max(ages) + 600})
+        conn.execute(EVENT_MONTHS_SQL)
         conn.execute(PARTITIONED_SQL)
         for table, column in (("part_device_job_status", "queued_at"),
                               ("part_job_events", "occurred_at")):
@@ -276,7 +291,7 @@ def run(admin_url: str, settings: Settings, devices_file: Path, args) -> None:
                 lsn = wal_lsn(conn)
                 quiet = wrk(base_url, "next", devices_file, args.duration, args.connections)
                 quiet_wal = wal_since(conn, lsn)
-            batched = measured(url, "batched DELETEs (the sweep)",
+            batched = measured(url, "the sweep (DELETEs, months)",
                                ("device_job_status", "job_events"),
                                lambda: sweep_until_done(settings), base_url, devices_file, args)
             partitions = measured(url, "monthly partitions dropped",
@@ -285,8 +300,9 @@ def run(admin_url: str, settings: Settings, devices_file: Path, args) -> None:
                                   devices_file, args)
         db.close()
 
-    print(f"batched DELETEs: {batched['result']} rows in {batched['seconds']:.1f} s"
-          f" (batches of {retention.BATCH_SIZE}, {settings.retention_pause_ms} ms apart);"
+    print(f"the sweep: {batched['result']} rows in {batched['seconds']:.1f} s (device rows in"
+          f" batches of {retention.BATCH_SIZE}, {settings.retention_pause_ms} ms apart, audit"
+          " events by months);"
           f" partitions: {partitions['result']} dropped in {partitions['seconds']:.2f} s")
     print(f"{'':<30}{'wall s':>8}{'WAL MB':>8}{'VACUUM s':>10}{'its WAL MB':>11}"
           f"{'heap MB before/after/vacuumed':>31}{'index MB before/after/vacuumed':>32}")
@@ -299,7 +315,7 @@ def run(admin_url: str, settings: Settings, devices_file: Path, args) -> None:
           " MB/s"
           " (included in the WAL figures above, which are of the work's own wall time)")
     print(f"{'GET /jobs/next':<30}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>9}")
-    for label, load in (("with neither (floor)", quiet), ("while DELETEs run", batched["load"]),
+    for label, load in (("with neither (floor)", quiet), ("while the sweep runs", batched["load"]),
                         ("while partitions drop", partitions["load"])):
         print(f"{label:<30}{load['rps']:>10.0f}{load['p50_ms']:>10.2f}{load['p99_ms']:>10.2f}"
               f"{load['errors']:>9}")

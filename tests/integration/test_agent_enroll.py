@@ -7,13 +7,12 @@ from __future__ import annotations
 import hashlib
 import json
 import stat
-import subprocess
-import sys
 from dataclasses import replace
-from pathlib import Path
 
+from agent_processes import run_enroll
 from json_http import JsonHttp
 from operator_cli import operator_env, run
+from processes import free_port
 from suite_constants import TEST_ADMIN_TOKEN
 
 from agent.config import load_config
@@ -28,18 +27,6 @@ def enrollment_token(api_url: str, **body) -> str:
         "POST", "/api/v1/enrollment-tokens", {"name": "bench", **body}, ADMIN)
     assert status == 201, answer
     return answer["enrollment_token"]
-
-
-def run_enroll(api_url: str, token: str, home: Path, *extra: str) -> subprocess.CompletedProcess:
-    machine_id = home / "machine-id"
-    home.mkdir(parents=True, exist_ok=True)
-    if not machine_id.exists():
-        machine_id.write_text("0123456789abcdef0123456789abcdef\n")
-    return subprocess.run(
-        [sys.executable, "-m", "agent", "enroll", "--server", api_url, "--enrollment-token",
-         token, "--config", str(home / "etc" / "agent.conf"), "--token-file",
-         str(home / "etc" / "token"), "--hardware-id-file", str(machine_id), "--no-start",
-         *extra], capture_output=True, text=True, timeout=60)
 
 
 def test_enroll_writes_private_files_the_agent_polls_with(api_server, tmp_path):
@@ -119,3 +106,34 @@ def test_operators_make_tokens_and_decide_pending_devices_from_the_command_line(
     revoked = run(env, "enrollment-tokens", "revoke", str(tokens["enrollment_tokens"][0]["id"]))
     assert revoked.returncode == 0, revoked.stderr
     assert run_enroll(api_server.url, token, homes["kept"]).returncode == 1
+
+
+def test_a_broker_that_is_down_does_not_fail_enrollment_or_deletion(settings):
+    down = f"mqtt://admin:secret@127.0.0.1:{free_port()}"
+    client = create_app(replace(settings, mqtt_admin_url=down)).test_client()
+    token = client.post("/api/v1/enrollment-tokens", json={"name": "lab"},
+                        headers=ADMIN).get_json()["enrollment_token"]
+    answer = client.post("/api/v1/devices/enroll", json={
+        "enrollment_token": token, "hardware_id": "hardware-down-00", "device_name": "pi"})
+    assert answer.status_code == 201
+    enrolled = answer.get_json()
+    assert enrolled["mqtt"]["ready"] is False and enrolled["mqtt"]["password"]
+    assert "unreachable" in enrolled["mqtt"]["problem"]
+    asked = client.post(f"/api/v1/devices/{enrolled['uuid']}/mqtt-credentials",
+                        headers={"Authorization": f"Bearer {enrolled['device_token']}"})
+    assert asked.status_code == 503 and "unreachable" in asked.get_json()["message"]
+    deleted = client.delete(f"/api/v1/devices/{enrolled['uuid']}", headers=ADMIN)
+    assert deleted.status_code == 200
+
+
+def test_a_server_without_mqtt_credentials_says_so(settings):
+    client = create_app(settings).test_client()
+    token = client.post("/api/v1/enrollment-tokens", json={"name": "lab"},
+                        headers=ADMIN).get_json()["enrollment_token"]
+    enrolled = client.post("/api/v1/devices/enroll", json={
+        "enrollment_token": token, "hardware_id": "hardware-none-00", "device_name": "pi"}
+    ).get_json()
+    assert "mqtt" not in enrolled
+    asked = client.post(f"/api/v1/devices/{enrolled['uuid']}/mqtt-credentials",
+                        headers={"Authorization": f"Bearer {enrolled['device_token']}"})
+    assert asked.status_code == 404 and "MQTT_ADMIN_URL" in asked.get_json()["message"]

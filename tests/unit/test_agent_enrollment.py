@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from agent.config import load_config
-from agent.enrollment import EnrollmentError, config_text, enroll, hardware_id
+from agent.enrollment import Enrolled, EnrollmentError, config_text, enroll, hardware_id
 
 
 def test_the_first_readable_identity_is_sent_hashed_without_its_nul(tmp_path: Path) -> None:
@@ -67,3 +67,16 @@ def test_a_config_that_cannot_be_written_is_refused_before_the_server_is_asked(
         enroll("https://jobs.example.invalid", "token",
                config_file=str(blocked / "jobs-agent" / "agent.conf"),
                token_file=str(blocked / "jobs-agent" / "token"))
+
+
+def test_the_servers_mqtt_login_goes_into_the_config_over_the_operators() -> None:
+    enrolled = Enrolled("accepted", "8479359e-dbeb-4858-813c-e8a9008dde04", "pi", "token", {
+        "url": "mqtts://mqtt.example.com:8883", "username": "8479359e-dbeb-4858-813c-e8a9008dde04",
+        "password": "a/b:c@d", "ready": True})
+    assert enrolled.mqtt_url == ("mqtts://8479359e-dbeb-4858-813c-e8a9008dde04:a%2Fb%3Ac%40d"
+                                 "@mqtt.example.com:8883")
+    before = "[agent]\nmqtt_url = mqtt://static:old@broker:1883\n"
+    after = config_text("https://jobs.example.com", enrolled.device_uuid, "/etc/jobs-agent/token",
+                        "", False, before, enrolled.mqtt_url)
+    assert f"mqtt_url = {enrolled.mqtt_url}\n" in after
+    assert Enrolled("accepted", "u", "pi", "token").mqtt_url == ""
