@@ -36,27 +36,23 @@ class JobControl:
         self.interrupt.set()
 
 
+@dataclass(eq=False)
 class CancelWatch:
-    def __init__(
-        self,
-        api: DeviceApi,
-        reporter: Reporter,
-        job_id: str,
-        execution_number: int,
-        control: JobControl,
-        interval_s: Callable[[], float],
-        progress_body: Callable[[], dict],
-    ) -> None:
-        self._api = api
-        self._reporter = reporter
-        self._job_id = job_id
-        self._execution_number = execution_number
-        self._control = control
-        self._interval_s = interval_s
-        self._progress_body = progress_body
-        self._wake = threading.Event()
-        self._confirm_now = False
-        self._closed = False
+    """Watches one execution of a job (``job_id``, ``execution_number``) every
+    ``interval_s()`` seconds while ``control`` runs it."""
+
+    api: DeviceApi
+    reporter: Reporter
+    job_id: str
+    execution_number: int
+    control: JobControl
+    interval_s: Callable[[], float]
+    progress_body: Callable[[], dict]
+    _wake: threading.Event = field(default_factory=threading.Event, init=False)
+    _confirm_now: bool = field(default=False, init=False)
+    _closed: bool = field(default=False, init=False)
+
+    def __post_init__(self) -> None:
         self._thread = threading.Thread(target=self._watch, name="cancel-watch", daemon=True)
 
     def start(self) -> None:
@@ -75,30 +71,30 @@ class CancelWatch:
 
     def _watch(self) -> None:
         while True:
-            self._wake.wait(self._interval_s())
+            self._wake.wait(self.interval_s())
             self._wake.clear()
-            if self._closed or self._control.interrupt.is_set():
+            if self._closed or self.control.interrupt.is_set():
                 return
             try:
                 self._check()
             except (AgentError, OSError) as exc:
-                log.warning("cancel check failed job_id=%s error=%s", self._job_id, exc)
+                log.warning("cancel check failed job_id=%s error=%s", self.job_id, exc)
 
     def _check(self) -> None:
         confirm, self._confirm_now = self._confirm_now, False
         if not confirm:
             try:
-                answer = self._api.next_job()
+                answer = self.api.next_job()
             except ServerUnavailable:
                 return
             body = answer.body
-            still_ours = answer.ok and body.get("jobId") == self._job_id and (
-                body.get("executionNumber", self._execution_number) == self._execution_number
+            still_ours = answer.ok and body.get("jobId") == self.job_id and (
+                body.get("executionNumber", self.execution_number) == self.execution_number
             )
             if still_ours:
                 return
-        ended_as = self._reporter.progress(self._job_id, self._progress_body())
+        ended_as = self.reporter.progress(self.job_id, self.progress_body())
         if ended_as is not None and not self._closed:
             log.info("stopping job ended on the server job_id=%s status=%s",
-                     self._job_id, ended_as)
-            self._control.end(ended_as)
+                     self.job_id, ended_as)
+            self.control.end(ended_as)

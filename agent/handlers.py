@@ -59,16 +59,16 @@ class Handler:
         return self.argv[-1]
 
 
+@dataclass(eq=False)
 class HandlerStore:
-    def __init__(
-        self, handler_dir: Path, cache_dir: Path, api: DeviceApi | None = None,
-        allow_local: bool = True, fetch_pinned_only: bool = False,
-    ) -> None:
-        self.handler_dir = handler_dir
-        self.cache_dir = cache_dir
-        self._api = api
-        self.allow_local = allow_local
-        self.fetch_pinned_only = fetch_pinned_only
+    """Handlers by name: local ones from ``handler_dir``, the server's (through ``api``) cached
+    in ``cache_dir``."""
+
+    handler_dir: Path
+    cache_dir: Path
+    api: DeviceApi | None = None
+    allow_local: bool = True
+    fetch_pinned_only: bool = False
 
     def resolve(self, name: str, path: str | None = None, pinned: bool = False) -> Handler:
         """The handler a step names; ``pinned``: the server pinned it at execute."""
@@ -84,7 +84,7 @@ class HandlerStore:
             if handler is None:
                 raise StepSetupError(f"handler {name!r} not found in {path}")
             return handler
-        fetch = self._api is not None and (pinned or not self.fetch_pinned_only)
+        fetch = self.api is not None and (pinned or not self.fetch_pinned_only)
         if not fetch and not self.allow_local:
             raise StepSetupError(
                 f"handler {name!r} refused: the signed job does not pin it (the server did not "
@@ -104,7 +104,7 @@ class HandlerStore:
 
     def _not_found(self, name: str, fetched: bool, searched_path: bool) -> StepSetupError:
         places = [str(self.handler_dir)] if self.allow_local else []
-        if self._api is None:
+        if self.api is None:
             places.append("no server (none configured)")
         elif fetched:
             places.append("the server")
@@ -137,10 +137,10 @@ class HandlerStore:
 
     def _fetch(self, name: str) -> Handler | None:
         """The server's handler ``name`` (or its ".sh" twin), verified; None if it has neither."""
-        assert self._api is not None
+        assert self.api is not None
         for candidate in handler_names(name):
             try:
-                answer = self._api.fetch_handler(candidate)
+                answer = self.api.fetch_handler(candidate)
             except ServerUnavailable as exc:
                 cached = next((c for c in map(self._cached, handler_names(name)) if c), None)
                 if cached is None:
@@ -210,14 +210,21 @@ class HandlerStore:
         return Handler(argv, tuple(meta.get("default_args") or ()))
 
 
+def _no_link_stat(path: Path, what: str) -> os.stat_result:
+    """``path``'s own status (``what`` names it in the error): refused when it cannot be read
+    or is a symlink."""
+    try:
+        info = os.lstat(path)
+    except OSError as exc:
+        raise StepSetupError(f"{what} {path}: {exc.strerror}") from None
+    if stat.S_ISLNK(info.st_mode):
+        raise StepSetupError(f"{what} {path} refused: it is a symlink")
+    return info
+
+
 def check_trusted_file(script: Path) -> None:
     """Refuse a handler file that someone other than root or the agent's user could change."""
-    try:
-        info = os.lstat(script)
-    except OSError as exc:
-        raise StepSetupError(f"handler {script}: {exc.strerror}") from None
-    if stat.S_ISLNK(info.st_mode):
-        raise StepSetupError(f"handler {script} refused: it is a symlink")
+    info = _no_link_stat(script, "handler")
     if not stat.S_ISREG(info.st_mode):
         raise StepSetupError(f"handler {script} is not a regular file")
     if not os.access(script, os.X_OK):
@@ -235,12 +242,7 @@ def check_trusted_directories(directory: Path) -> None:
     someone other than root or the agent's user (a sticky directory, like /tmp, is fine: no one
     can replace what another user owns in it)."""
     for current in (directory, *directory.parents):
-        try:
-            info = os.lstat(current)
-        except OSError as exc:
-            raise StepSetupError(f"handler directory {current}: {exc.strerror}") from None
-        if stat.S_ISLNK(info.st_mode):
-            raise StepSetupError(f"handler directory {current} refused: it is a symlink")
+        info = _no_link_stat(current, "handler directory")
         shared = info.st_mode & 0o022 and not info.st_mode & stat.S_ISVTX
         if shared or info.st_uid not in (0, os.geteuid()):
             raise StepSetupError(

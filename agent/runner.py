@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from marshmallow import ValidationError
 
@@ -80,25 +80,17 @@ class Job:
                    str(record.get("job_name", "")), record.get("document"), IN_PROGRESS)
 
 
+@dataclass(eq=False)
 class JobRunner:
-    def __init__(
-        self,
-        api: DeviceApi,
-        engine: JobEngine,
-        state: JobState,
-        reporter: Reporter,
-        cancel_check_s: Callable[[], float],
-        signing_public_key: bytes | None = None,
-    ) -> None:
-        self.api = api
-        self.signing_public_key = signing_public_key
-        self.engine = engine
-        self.state = state
-        self.reporter = reporter
-        self._cancel_check_s = cancel_check_s
-        self._current: tuple[str, JobControl, CancelWatch] | None = None
-        self._stopping = False
-        self._stopped = threading.Event()
+    api: DeviceApi
+    engine: JobEngine
+    state: JobState
+    reporter: Reporter
+    cancel_check_s: Callable[[], float]
+    signing_public_key: bytes | None = None
+    _current: tuple[str, JobControl, CancelWatch] | None = field(default=None, init=False)
+    _stopping: bool = field(default=False, init=False)
+    _stopped: threading.Event = field(default_factory=threading.Event, init=False)
 
     def handle(self, job: Job) -> bool:
         """A job the server handed us: run it, unless it ran here already.
@@ -211,7 +203,7 @@ class JobRunner:
             self.state.clear()
             return
         watch = CancelWatch(self.api, self.reporter, job.job_id, job.execution_number, control,
-                            self._cancel_check_s, lambda: listener.last_body)
+                            self.cancel_check_s, lambda: listener.last_body)
         self._current = (job.job_id, control, watch)
         if self._stopping:
             control.stop()

@@ -25,7 +25,6 @@ from api.json_body import ResourceBlueprint
 from dispatcher.catalog import artifacts
 from dispatcher.catalog.artifact_storage import ArtifactStorage, storage_from_settings
 from schemas.artifacts import ArtifactList, ArtifactSchema, ArtifactUploadQuery
-from schemas.common import PaginationQuery
 
 blp = ResourceBlueprint("artifacts", __name__, description="Files delivered to devices")
 
@@ -42,10 +41,8 @@ def artifact_storage() -> ArtifactStorage:
 
 @blp.route("/artifacts")
 class Artifacts(MethodView):
-    @blp.view(read_access, ArtifactList, query=PaginationQuery)
-    def get(self, query: dict):
-        """Artifacts, newest first, each with the live executions that use it."""
-        return artifacts.list_artifacts(query["limit"], query["offset"])
+    get = blp.page(read_access, ArtifactList, artifacts.list_artifacts,
+                   "Artifacts, newest first, each with the live executions that use it.")
 
     @blp.view(write_access, ArtifactSchema, 201, query=ArtifactUploadQuery)
     @blp.alt_response(200, schema=ArtifactSchema, description="Already stored")

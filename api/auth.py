@@ -24,7 +24,7 @@ from flask import current_app, g, request
 
 from api.errors import abort
 from api.proxies import was_forwarded
-from dispatcher.commands.secret_checks import is_loopback
+from dispatcher.config import is_loopback
 from dispatcher.fleet.tokens import (
     Principal,
     TokenVerdict,

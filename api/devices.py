@@ -9,7 +9,7 @@ from flask.views import MethodView
 from api.auth import actor, read_access, write_access
 from api.effects import carried
 from api.headers import NO_STORE
-from api.json_body import ResourceBlueprint
+from api.json_body import ResourceBlueprint, with_changed
 from dispatcher.fleet import devices
 from schemas.devices import (
     DeviceCreate,
@@ -45,15 +45,12 @@ class Devices(MethodView):
 
 @blp.route("/devices/<uuid:uuid>")
 class Device(MethodView):
-    @blp.view(read_access, DeviceSchema)
-    def get(self, uuid: uuid_mod.UUID):
-        return devices.get_device(uuid)
+    get = blp.one(read_access, DeviceSchema, devices.get_device)
 
     @blp.view(write_access, DeviceUpdated, body=DevicePatch)
     def patch(self, body: dict, uuid: uuid_mod.UUID):
         """Change name, type or attributes (merged; null removes one); answers what changed."""
-        device, changed = carried(devices.update_device(uuid, body, actor()))
-        return {**device, "changed": changed}
+        return with_changed(carried(devices.update_device(uuid, body, actor())))
 
     @blp.view(write_access, DeviceDeleted)
     def delete(self, uuid: uuid_mod.UUID):

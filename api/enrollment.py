@@ -11,7 +11,6 @@ from api.effects import carried
 from api.headers import NO_STORE
 from api.json_body import ResourceBlueprint
 from dispatcher.fleet import enrollment
-from schemas.common import PaginationQuery
 from schemas.devices import DeviceSchema
 from schemas.enrollment import (
     EnrollmentTokenCreate,
@@ -28,10 +27,8 @@ blp = ResourceBlueprint("enrollment", __name__,
 
 @blp.route("/enrollment-tokens")
 class EnrollmentTokens(MethodView):
-    @blp.view(read_access, EnrollmentTokenList, query=PaginationQuery)
-    def get(self, query: dict):
-        """Enrollment tokens, newest first (never the tokens themselves)."""
-        return enrollment.list_enrollment_tokens(query["limit"], query["offset"])
+    get = blp.page(read_access, EnrollmentTokenList, enrollment.list_enrollment_tokens,
+                   "Enrollment tokens, newest first (never the tokens themselves).")
 
     @blp.view(write_access, EnrollmentTokenCreated, 201, body=EnrollmentTokenCreate)
     def post(self, body: dict):
@@ -50,10 +47,8 @@ class EnrollmentTokenRevocation(MethodView):
 
 @blp.route("/devices/pending")
 class PendingEnrollments(MethodView):
-    @blp.view(read_access, PendingEnrollmentList, query=PaginationQuery)
-    def get(self, query: dict):
-        """Devices that enrolled with a token requiring acceptance, oldest first."""
-        return enrollment.list_pending_enrollments(query["limit"], query["offset"])
+    get = blp.page(read_access, PendingEnrollmentList, enrollment.list_pending_enrollments,
+                   "Devices that enrolled with a token requiring acceptance, oldest first.")
 
 
 @blp.route("/devices/pending/<uuid:uuid>/accept")

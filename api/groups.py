@@ -8,7 +8,6 @@ from api.auth import actor, read_access, write_access
 from api.effects import carried
 from api.json_body import ResourceBlueprint
 from dispatcher.fleet import devices, groups
-from schemas.common import PaginationQuery
 from schemas.devices import DeviceList
 from schemas.groups import DeviceSearch, GroupCreate, GroupDetail, GroupList, GroupPatch
 
@@ -17,10 +16,7 @@ blp = ResourceBlueprint("groups", __name__, description="Named groups of devices
 
 @blp.route("/groups")
 class Groups(MethodView):
-    @blp.view(read_access, GroupList, query=PaginationQuery)
-    def get(self, query: dict):
-        """Groups by name."""
-        return groups.list_groups(query["limit"], query["offset"])
+    get = blp.page(read_access, GroupList, groups.list_groups, "Groups by name.")
 
     @blp.view(write_access, GroupDetail, 201, body=GroupCreate)
     def post(self, body: dict):
@@ -30,10 +26,8 @@ class Groups(MethodView):
 
 @blp.route("/groups/<string:name>")
 class Group(MethodView):
-    @blp.view(read_access, GroupDetail)
-    def get(self, name: str):
-        """A group with its member count now (and a static group's devices)."""
-        return groups.get_group(name)
+    get = blp.one(read_access, GroupDetail, groups.get_group,
+                  "A group with its member count now (and a static group's devices).")
 
     @blp.view(write_access, GroupDetail, body=GroupPatch)
     def patch(self, body: dict, name: str):

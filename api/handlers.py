@@ -7,9 +7,8 @@ import uuid as uuid_mod
 from flask.views import MethodView
 
 from api.auth import actor, device_access, read_access, write_access
-from api.json_body import ResourceBlueprint
+from api.json_body import ResourceBlueprint, with_changed
 from dispatcher.catalog import handlers
-from schemas.common import PaginationQuery
 from schemas.handlers import (
     DeviceHandler,
     HandlerCreate,
@@ -24,10 +23,8 @@ blp = ResourceBlueprint("handlers", __name__, description="Scripts that runHandl
 
 @blp.route("/jobs/handlers")
 class Handlers(MethodView):
-    @blp.view(read_access, HandlerList, query=PaginationQuery)
-    def get(self, query: dict):
-        """Handlers by name, without their scripts (GET one handler for its script)."""
-        return handlers.list_handlers(query["limit"], query["offset"])
+    get = blp.page(read_access, HandlerList, handlers.list_handlers,
+                   "Handlers by name, without their scripts (GET one handler for its script).")
 
     @blp.view(write_access, HandlerSchema, 201, body=HandlerCreate)
     def post(self, body: dict):
@@ -37,15 +34,12 @@ class Handlers(MethodView):
 
 @blp.route("/jobs/handlers/<name>")
 class Handler(MethodView):
-    @blp.view(read_access, HandlerSchema)
-    def get(self, name: str):
-        return handlers.get_handler(name)
+    get = blp.one(read_access, HandlerSchema, handlers.get_handler)
 
     @blp.view(write_access, HandlerUpdated, body=HandlerUpdate)
     def put(self, body: dict, name: str):
         """Change any subset of the fields; answers the handler and what changed."""
-        handler, changed = handlers.update_handler(name, body, actor())
-        return {**handler, "changed": changed}
+        return with_changed(handlers.update_handler(name, body, actor()))
 
     @blp.view(write_access, HandlerSchema)
     def delete(self, name: str):

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import Any
 
 import flask
 from flask_smorest import Blueprint, abort
 from marshmallow import Schema
 from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
+
+from schemas.common import PaginationQuery
 
 # Far deeper than any job document, filter or report needs.
 MAX_JSON_DEPTH = 64
@@ -97,3 +100,31 @@ class ResourceBlueprint(Blueprint):
             return guard(documented)
 
         return decorate
+
+    def page(self, guard: Callable[[Callable], Callable], answer: type[Schema],
+             lister: Callable[[int, int], dict], doc: str) -> Callable:
+        """A collection's GET: the page of ``lister(limit, offset)`` that the query string asks
+        for, documented by ``doc``."""
+
+        def get(view: object, query: dict) -> dict:
+            return lister(query["limit"], query["offset"])
+
+        get.__doc__ = doc
+        return self.view(guard, answer, query=PaginationQuery)(get)
+
+    def one(self, guard: Callable[[Callable], Callable], answer: type[Schema],
+            getter: Callable[[Any], dict], doc: str | None = None) -> Callable:
+        """An item's GET: ``getter`` called with the one key its URL names."""
+
+        def get(view: object, **key: Any) -> dict:
+            return getter(*key.values())
+
+        get.__doc__ = doc
+        return self.view(guard, answer)(get)
+
+
+def with_changed(found: tuple[dict, dict]) -> dict:
+    """An edited resource as an update answers it: the resource and, under ``changed``, each
+    changed field as ``{"from": ..., "to": ...}``."""
+    resource, changed = found
+    return {**resource, "changed": changed}

@@ -6,7 +6,7 @@ from flask import current_app
 from flask.views import MethodView
 
 from api.auth import actor, read_access, write_access
-from api.json_body import ResourceBlueprint
+from api.json_body import ResourceBlueprint, with_changed
 from dispatcher.catalog import templates
 from schemas.templates import (
     TemplateCreate,
@@ -41,17 +41,13 @@ class Templates(MethodView):
 
 @blp.route("/jobs/templates/<int:template_id>")
 class Template(MethodView):
-    @blp.view(read_access, TemplateSchema)
-    def get(self, template_id: int):
-        return templates.get_template(template_id)
+    get = blp.one(read_access, TemplateSchema, templates.get_template)
 
     @blp.view(write_access, TemplateUpdated, body=TemplateUpdate)
     def put(self, body: dict, template_id: int):
         """Change any subset of the fields; answers the template and what changed."""
-        template, changed = templates.update_template(
-            template_id, body, actor(), _max_document_bytes()
-        )
-        return {**template, "changed": changed}
+        return with_changed(templates.update_template(
+            template_id, body, actor(), _max_document_bytes()))
 
     @blp.view(write_access, TemplateSchema)
     def delete(self, template_id: int):

@@ -18,7 +18,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -207,11 +207,8 @@ class DeviceJobsClient:
         """Create the template, or update the one of the same name to match: ("created" |
         "updated" | "unchanged", the template). Applying the same file twice changes nothing."""
         existing = self.find_template(template["name"])
-        if existing is None:
-            return "created", self.create_template(template)
-        changes = {k: v for k, v in template.items() if k not in ("name", "created_by")}
-        updated = self.update_template(existing["id"], changes)
-        return ("updated" if updated["changed"] else "unchanged"), updated
+        return _applied(template, None if existing is None else existing["id"],
+                        self.create_template, self.update_template)
 
     # -- handlers -------------------------------------------------------------------------
 
@@ -235,15 +232,14 @@ class DeviceJobsClient:
 
     def apply_handler(self, handler: Mapping[str, Any]) -> tuple[str, JSON]:
         """Create the handler or update the one of the same name, as ``apply_template``."""
+        existing: str | None = handler["name"]
         try:
             self.get_handler(handler["name"])
         except ApiError as exc:
             if exc.status != 404:
                 raise
-            return "created", self.create_handler(handler)
-        changes = {k: v for k, v in handler.items() if k not in ("name", "created_by")}
-        updated = self.update_handler(handler["name"], changes)
-        return ("updated" if updated["changed"] else "unchanged"), updated
+            existing = None
+        return _applied(handler, existing, self.create_handler, self.update_handler)
 
     # -- devices --------------------------------------------------------------------------
 
@@ -353,6 +349,18 @@ def _cancel_body(force: bool, reason: str | None) -> JSON:
     if reason is not None:
         body["reason"] = reason
     return body
+
+
+def _applied(document: Mapping[str, Any], existing: Any,
+             create: Callable[[Mapping[str, Any]], JSON],
+             update: Callable[[Any, Mapping[str, Any]], JSON]) -> tuple[str, JSON]:
+    """What applying ``document`` did: "created" it (no ``existing`` key), or "updated" the
+    existing one to match, or left it "unchanged"; and the stored thing."""
+    if existing is None:
+        return "created", create(document)
+    changes = {k: v for k, v in document.items() if k not in ("name", "created_by")}
+    updated = update(existing, changes)
+    return ("updated" if updated["changed"] else "unchanged"), updated
 
 
 def _segment(text: str) -> str:

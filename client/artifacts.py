@@ -14,8 +14,8 @@ import os
 from pathlib import Path
 
 from client.api import DeviceJobsClient
-from client.command import UsageError, with_client
-from client.output import column, print_json, print_record, print_rows
+from client.command import UsageError, command_group, rows_command, show_command, with_client
+from client.output import column, print_answer
 
 ARTIFACT_COLUMNS = [
     column("ID", "id"), column("NAME", "name"), column("SIZE", "size"),
@@ -80,24 +80,15 @@ def cmd_artifacts_upload(args: argparse.Namespace, client: DeviceJobsClient) -> 
     if not path.is_file():
         raise UsageError(f"{args.file}: no such file")
     artifact = upload_artifact(client, path, args.name)
-    if args.output == "json":
-        print_json(artifact)
-    else:
-        print(f"artifact {artifact['name']} ({artifact['size']} bytes, sha256 "
-              f"{artifact['sha256']}) stored as {artifact['id']}")
+    print_answer(artifact, args.output, f"artifact {artifact['name']} ({artifact['size']} "
+                 f"bytes, sha256 {artifact['sha256']}) stored as {artifact['id']}")
     return 0
 
 
-@with_client
-def cmd_artifacts_list(args: argparse.Namespace, client: DeviceJobsClient) -> int:
-    print_rows(_all(client), ARTIFACT_COLUMNS, args.output)
-    return 0
+cmd_artifacts_list = rows_command(ARTIFACT_COLUMNS, lambda client, args: _all(client))
 
 
-@with_client
-def cmd_artifacts_show(args: argparse.Namespace, client: DeviceJobsClient) -> int:
-    print_record(find_artifact(client, args.artifact), args.output)
-    return 0
+cmd_artifacts_show = show_command(lambda client, args: find_artifact(client, args.artifact))
 
 
 @with_client
@@ -110,18 +101,14 @@ def cmd_artifacts_delete(args: argparse.Namespace, client: DeviceJobsClient) -> 
 
 def add_commands(sub: argparse._SubParsersAction, connection: argparse.ArgumentParser,
                  read: argparse.ArgumentParser) -> None:
-    artifacts = sub.add_parser("artifacts", help="files delivered to devices (via the API)")
-    a_sub = artifacts.add_subparsers(dest="artifacts_command", required=True, metavar="ACTION")
-    p = a_sub.add_parser("upload", parents=[read], help="upload a file (checked by sha256)")
+    a_sub = command_group(sub, "artifacts", "artifacts_command",
+                          help="files delivered to devices (via the API)")
+    p = a_sub.add("upload", read, cmd_artifacts_upload, help="upload a file (checked by sha256)")
     p.add_argument("file")
     p.add_argument("--name", help="the artifact's name (default: the file's name)")
-    p.set_defaults(func=cmd_artifacts_upload)
-    p = a_sub.add_parser("list", parents=[read], help="artifacts, newest first")
-    p.set_defaults(func=cmd_artifacts_list)
-    p = a_sub.add_parser("show", parents=[read], help="an artifact and where it is used")
+    a_sub.add("list", read, cmd_artifacts_list, help="artifacts, newest first")
+    p = a_sub.add("show", read, cmd_artifacts_show, help="an artifact and where it is used")
     p.add_argument("artifact", metavar="NAME|ID")
-    p.set_defaults(func=cmd_artifacts_show)
-    p = a_sub.add_parser("delete", parents=[connection], help="delete an artifact (refused "
-                         "while a live execution uses it)")
+    p = a_sub.add("delete", connection, cmd_artifacts_delete,
+                  help="delete an artifact (refused while a live execution uses it)")
     p.add_argument("artifact", metavar="NAME|ID")
-    p.set_defaults(func=cmd_artifacts_delete)

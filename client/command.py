@@ -13,13 +13,13 @@ import json
 import os
 import sys
 import uuid
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, cast
 
 from client.api import INSECURE_HTTP_ENV, JSON, DeviceJobsClient
 from client.config import TOKEN_ENV, resolve
 from client.errors import ApiError, ClientError, NotConfigured, ServerUnreachable
-from client.output import Column, print_json, print_rows
+from client.output import Column, print_answer, print_record, print_rows
 
 # The codes of a watched job's outcome (3, 4, 5) are in client.watch.
 EXIT_API_ERROR = 1
@@ -100,15 +100,54 @@ def list_command(key: str, columns: list[Column],
     return command
 
 
+def rows_command(columns: list[Column],
+                 read: Callable[[DeviceJobsClient, argparse.Namespace], Iterable[dict]]
+                 ) -> Command:
+    """The command printing every row ``read`` finds, as a table of ``columns`` or as JSON."""
+
+    @with_client
+    def command(args: argparse.Namespace, client: DeviceJobsClient) -> int:
+        print_rows(list(read(client, args)), columns, args.output)
+        return 0
+
+    return command
+
+
+def show_command(find: Callable[[DeviceJobsClient, argparse.Namespace], JSON]) -> Command:
+    """The command printing the one record that ``find`` asks the API for."""
+
+    @with_client
+    def command(args: argparse.Namespace, client: DeviceJobsClient) -> int:
+        print_record(find(client, args), args.output)
+        return 0
+
+    return command
+
+
 def print_applied(args: argparse.Namespace, kind: str, outcome: str, stored: JSON,
                   line: str) -> int:
     """What ``apply`` did to a ``kind`` of thing: ``line``, or the outcome and the stored
     thing as JSON."""
-    if args.output == "json":
-        print_json({"outcome": outcome, kind: stored})
-    else:
-        print(line)
+    print_answer({"outcome": outcome, kind: stored}, args.output, line)
     return 0
+
+
+class Actions(argparse._SubParsersAction):
+    """The actions of one kind of thing (``templates list``, ``templates show`` …)."""
+
+    def add(self, name: str, parent: argparse.ArgumentParser, run: Command, help: str
+            ) -> argparse.ArgumentParser:
+        """The ``name`` action: it runs ``run``, with ``parent``'s options."""
+        parser = self.add_parser(name, parents=[parent], help=help)
+        parser.set_defaults(func=run)
+        return parser
+
+
+def command_group(sub: argparse._SubParsersAction, name: str, dest: str, help: str) -> Actions:
+    """The ``name ACTION`` commands of one kind of thing, the action chosen kept in ``dest``."""
+    group = sub.add_parser(name, help=help)
+    return cast(Actions, group.add_subparsers(dest=dest, required=True, metavar="ACTION",
+                                              action=Actions))
 
 
 def connection_options() -> argparse.ArgumentParser:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 
 from client.api import DeviceJobsClient
-from client.command import uuid_text, with_client
-from client.output import column, print_record, print_rows
+from client.command import Actions, command_group, list_command, uuid_text, with_client
+from client.output import column, print_record
 from schemas.command_line import key_value
 
 # The API's largest page: an operator deciding enrollments one by one never has more waiting.
@@ -23,11 +23,8 @@ PENDING_COLUMNS = [
 ]
 
 
-@with_client
-def cmd_tokens_list(args: argparse.Namespace, client: DeviceJobsClient) -> int:
-    page = client.request("GET", "/enrollment-tokens", query={"limit": LIST_LIMIT})
-    print_rows(page["enrollment_tokens"], TOKEN_COLUMNS, args.output, page)
-    return 0
+cmd_tokens_list = list_command("enrollment_tokens", TOKEN_COLUMNS, lambda client, args: (
+    client.request("GET", "/enrollment-tokens", query={"limit": LIST_LIMIT})))
 
 
 @with_client
@@ -49,11 +46,8 @@ def cmd_tokens_revoke(args: argparse.Namespace, client: DeviceJobsClient) -> int
     return 0
 
 
-@with_client
-def cmd_pending(args: argparse.Namespace, client: DeviceJobsClient) -> int:
-    page = client.request("GET", "/devices/pending", query={"limit": LIST_LIMIT})
-    print_rows(page["pending_enrollments"], PENDING_COLUMNS, args.output, page)
-    return 0
+cmd_pending = list_command("pending_enrollments", PENDING_COLUMNS, lambda client, args: (
+    client.request("GET", "/devices/pending", query={"limit": LIST_LIMIT})))
 
 
 @with_client
@@ -70,12 +64,10 @@ def cmd_reject(args: argparse.Namespace, client: DeviceJobsClient) -> int:
     return 0
 
 
-def add_device_commands(d_sub: argparse._SubParsersAction, connection: argparse.ArgumentParser,
+def add_device_commands(d_sub: Actions, connection: argparse.ArgumentParser,
                         read: argparse.ArgumentParser) -> None:
     """``devices pending|accept|reject``."""
-    p = d_sub.add_parser("pending", parents=[read],
-                         help="devices that enrolled and wait for acceptance")
-    p.set_defaults(func=cmd_pending)
+    d_sub.add("pending", read, cmd_pending, help="devices that enrolled and wait for acceptance")
     for name, run, what in (("accept", cmd_accept, "let a pending device in: it gets jobs"),
                             ("reject", cmd_reject, "refuse a pending device: its token never "
                              "works")):
@@ -87,12 +79,10 @@ def add_device_commands(d_sub: argparse._SubParsersAction, connection: argparse.
 def add_commands(sub: argparse._SubParsersAction, connection: argparse.ArgumentParser,
                  read: argparse.ArgumentParser) -> None:
     """``enrollment-tokens list|create|revoke``."""
-    tokens = sub.add_parser("enrollment-tokens",
-                            help="tokens devices enroll with (jobs-agent enroll)")
-    t_sub = tokens.add_subparsers(dest="tokens_command", required=True, metavar="ACTION")
-    p = t_sub.add_parser("list", parents=[read], help="enrollment tokens, newest first")
-    p.set_defaults(func=cmd_tokens_list)
-    p = t_sub.add_parser("create", parents=[read], help="make one; it is shown only once")
+    t_sub = command_group(sub, "enrollment-tokens", "tokens_command",
+                          help="tokens devices enroll with (jobs-agent enroll)")
+    t_sub.add("list", read, cmd_tokens_list, help="enrollment tokens, newest first")
+    p = t_sub.add("create", read, cmd_tokens_create, help="make one; it is shown only once")
     p.add_argument("--name", required=True)
     p.add_argument("--expires-at", help="ISO 8601 with a UTC offset (default: never)")
     p.add_argument("--max-uses", type=int, help="enrollments it buys (default: any number)")
@@ -101,7 +91,5 @@ def add_commands(sub: argparse._SubParsersAction, connection: argparse.ArgumentP
                    help="an attribute of its devices (repeatable)")
     p.add_argument("--requires-acceptance", action="store_true",
                    help="its devices wait for `dispatcher devices accept`")
-    p.set_defaults(func=cmd_tokens_create)
-    p = t_sub.add_parser("revoke", parents=[read], help="no device enrolls with it any more")
+    p = t_sub.add("revoke", read, cmd_tokens_revoke, help="no device enrolls with it any more")
     p.add_argument("id", type=int)
-    p.set_defaults(func=cmd_tokens_revoke)

@@ -12,14 +12,23 @@ from typing import Any
 
 from client import groups_api
 from client.api import DeviceJobsClient
-from client.command import UsageError, read_json_file, uuid_text, with_client
-from client.output import column, print_json, print_record, print_rows
+from client.command import (
+    Actions,
+    UsageError,
+    command_group,
+    list_command,
+    read_json_file,
+    show_command,
+    uuid_text,
+    with_client,
+)
+from client.output import column, print_answer, print_rows
 
-SEARCH_COLUMNS = [
+DEVICE_COLUMNS = [
     column("UUID", "uuid"), column("NAME", "device_name"), column("TYPE", "device_type"),
     column("LAST_SEEN", "last_seen_at"), column("ATTRIBUTES", "attributes"),
-    column("INVENTORY", "inventory"),
 ]
+SEARCH_COLUMNS = [*DEVICE_COLUMNS, column("INVENTORY", "inventory")]
 GROUP_COLUMNS = [
     column("NAME", "name"), column("KIND", "kind"), column("MEMBERS", "member_count"),
     column("FILTER", "filter"),
@@ -55,17 +64,11 @@ def cmd_devices_search(args: argparse.Namespace, client: DeviceJobsClient) -> in
     return 0
 
 
-@with_client
-def cmd_groups_list(args: argparse.Namespace, client: DeviceJobsClient) -> int:
-    page = groups_api.list_groups(client, args.limit, args.offset)
-    print_rows(page["groups"], GROUP_COLUMNS, args.output, whole=page)
-    return 0
+cmd_groups_list = list_command("groups", GROUP_COLUMNS, lambda client, args: groups_api.list_groups(
+    client, args.limit, args.offset))
 
 
-@with_client
-def cmd_groups_show(args: argparse.Namespace, client: DeviceJobsClient) -> int:
-    print_record(groups_api.get_group(client, args.name), args.output)
-    return 0
+cmd_groups_show = show_command(lambda client, args: groups_api.get_group(client, args.name))
 
 
 @with_client
@@ -76,11 +79,8 @@ def cmd_groups_create(args: argparse.Namespace, client: DeviceJobsClient) -> int
     else:
         group["devices"] = args.device
     created = groups_api.create_group(client, group)
-    if args.output == "json":
-        print_json(created)
-    else:
-        print(f"group {created['name']} created ({created['kind']}, "
-              f"{created['member_count']} devices now)")
+    print_answer(created, args.output, f"group {created['name']} created ({created['kind']}, "
+                                       f"{created['member_count']} devices now)")
     return 0
 
 
@@ -91,25 +91,22 @@ def cmd_groups_delete(args: argparse.Namespace, client: DeviceJobsClient) -> int
     return 0
 
 
-def add_device_search(d_sub: argparse._SubParsersAction, read: argparse.ArgumentParser) -> None:
-    p = d_sub.add_parser("search", parents=[read], help="devices matching a filter")
+def add_device_search(d_sub: Actions, read: argparse.ArgumentParser) -> None:
+    p = d_sub.add("search", read, cmd_devices_search, help="devices matching a filter")
     p.add_argument("--filter", type=filter_argument, required=True, metavar="JSON|FILE",
                    help='e.g. \'{"inventory.os.id": "debian", "site": {"$prefix": "muc-"}}\'')
     p.add_argument("--count", action="store_true", help="print only how many match")
-    p.set_defaults(func=cmd_devices_search)
 
 
 def add_commands(sub: argparse._SubParsersAction, connection: argparse.ArgumentParser,
                  read: argparse.ArgumentParser) -> None:
-    groups = sub.add_parser("groups", help="named groups of devices (via the API)")
-    g_sub = groups.add_subparsers(dest="groups_command", required=True, metavar="ACTION")
-    p = g_sub.add_parser("list", parents=[read], help="groups by name")
+    g_sub = command_group(sub, "groups", "groups_command",
+                          help="named groups of devices (via the API)")
+    p = g_sub.add("list", read, cmd_groups_list, help="groups by name")
     p.add_argument("--limit", type=int, default=50)
     p.add_argument("--offset", type=int, default=0)
-    p.set_defaults(func=cmd_groups_list)
-    p = g_sub.add_parser("show", parents=[read], help="a group with its member count")
+    p = g_sub.add("show", read, cmd_groups_show, help="a group with its member count")
     p.add_argument("name")
-    p.set_defaults(func=cmd_groups_show)
     p = g_sub.add_parser("create", parents=[read],
                          help="a dynamic group (--filter) or a static one (--device)")
     p.add_argument("name")
@@ -120,7 +117,6 @@ def add_commands(sub: argparse._SubParsersAction, connection: argparse.ArgumentP
     members.add_argument("--device", nargs="+", type=uuid_text, metavar="UUID",
                          help="exactly these devices")
     p.set_defaults(func=cmd_groups_create)
-    p = g_sub.add_parser("delete", parents=[connection],
-                         help="delete a group (refused while a job targets it)")
+    p = g_sub.add("delete", connection, cmd_groups_delete,
+                  help="delete a group (refused while a job targets it)")
     p.add_argument("name")
-    p.set_defaults(func=cmd_groups_delete)

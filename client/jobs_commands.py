@@ -13,12 +13,13 @@ from client.artifacts import delivery_document
 from client.command import (
     Command,
     UsageError,
+    command_group,
     list_command,
     read_json_file,
     uuid_text,
     with_client,
 )
-from client.output import column, print_json, print_record, print_rows
+from client.output import column, print_answer, print_json, print_record, print_rows
 from client.watch import watch_jobs
 from schemas.command_line import key_value
 from schemas.vocabulary import (
@@ -126,10 +127,8 @@ def cmd_execute(args: argparse.Namespace, client: DeviceJobsClient) -> int:
         return 0
     answer = client.execute(body)
     job = answer["job"]
-    if args.output == "json":
-        print_json(answer)
-    else:
-        print(f"{answer['message']}: job {job['job_id']} ({job['job_name']})")
+    print_answer(answer, args.output,
+                 f"{answer['message']}: job {job['job_id']} ({job['job_name']})")
     if not args.watch:
         return 0
     if body.get("stages") or body.get("requires_approval"):
@@ -279,8 +278,8 @@ def _job_action(actions: argparse._SubParsersAction, name: str,
 
 def add_commands(sub: argparse._SubParsersAction, connection: argparse.ArgumentParser,
                  read: argparse.ArgumentParser) -> None:
-    jobs = sub.add_parser("jobs", help="execute, follow, cancel and retry jobs (via the API)")
-    jobs_sub = jobs.add_subparsers(dest="jobs_command", required=True, metavar="ACTION")
+    jobs_sub = command_group(sub, "jobs", "jobs_command",
+                             help="execute, follow, cancel and retry jobs (via the API)")
     _add_execute(jobs_sub, read)
     rollout_commands.add_commands(jobs_sub, read, uuid_text)
 

@@ -62,6 +62,14 @@ def print_rows(rows: list[dict], columns: Sequence[Column], output: str,
         print("(none)")
 
 
+def print_answer(answer: Any, output: str, line: str) -> None:
+    """What an action did: the API's ``answer`` as JSON, or ``line`` for a person."""
+    if output == "json":
+        print_json(answer)
+    else:
+        print(line)
+
+
 def print_record(record: dict, output: str, fields: Sequence[str] | None = None) -> None:
     """One object: JSON, or ``field  value`` lines (every field unless ``fields``), documents
     (objects, lists) in full as indented JSON after them rather than cut to the width."""

@@ -13,9 +13,12 @@ from client import enrollment_commands, fleet_commands
 from client.api import DeviceJobsClient
 from client.command import (
     UsageError,
+    command_group,
     print_applied,
     read_file,
     read_json_file,
+    rows_command,
+    show_command,
     uuid_text,
     with_client,
 )
@@ -31,10 +34,6 @@ HANDLER_COLUMNS = [
     column("NAME", "name"), column("TYPE", "script_type"), column("MODE", "permissions"),
     column("SHA256", "script_sha256"), column("UPDATED", "updated_at"),
     column("DESCRIPTION", "description"),
-]
-DEVICE_COLUMNS = [
-    column("UUID", "uuid"), column("NAME", "device_name"), column("TYPE", "device_type"),
-    column("LAST_SEEN", "last_seen_at"), column("ATTRIBUTES", "attributes"),
 ]
 DEVICE_JOB_COLUMNS = [
     column("JOB_ID", "job_id"), column("NAME", "job_name"), column("STATUS", "status"),
@@ -52,18 +51,11 @@ def find_template(client: DeviceJobsClient, name_or_id: str) -> dict:
     return template
 
 
-@with_client
-def cmd_templates_list(args: argparse.Namespace, client: DeviceJobsClient) -> int:
-    active = {"yes": True, "no": False}.get(args.active or "")
-    rows = list(client.iter_templates(args.category, active))
-    print_rows(rows, TEMPLATE_COLUMNS, args.output)
-    return 0
+cmd_templates_list = rows_command(TEMPLATE_COLUMNS, lambda client, args: client.iter_templates(
+    args.category, {"yes": True, "no": False}.get(args.active or "")))
 
 
-@with_client
-def cmd_templates_show(args: argparse.Namespace, client: DeviceJobsClient) -> int:
-    print_record(find_template(client, args.template), args.output)
-    return 0
+cmd_templates_show = show_command(lambda client, args: find_template(client, args.template))
 
 
 @with_client
@@ -84,16 +76,10 @@ def cmd_templates_delete(args: argparse.Namespace, client: DeviceJobsClient) -> 
     return 0
 
 
-@with_client
-def cmd_handlers_list(args: argparse.Namespace, client: DeviceJobsClient) -> int:
-    print_rows(list(client.iter_handlers()), HANDLER_COLUMNS, args.output)
-    return 0
+cmd_handlers_list = rows_command(HANDLER_COLUMNS, lambda client, args: client.iter_handlers())
 
 
-@with_client
-def cmd_handlers_show(args: argparse.Namespace, client: DeviceJobsClient) -> int:
-    print_record(client.get_handler(args.name), args.output)
-    return 0
+cmd_handlers_show = show_command(lambda client, args: client.get_handler(args.name))
 
 
 @with_client
@@ -118,11 +104,8 @@ def cmd_handlers_delete(args: argparse.Namespace, client: DeviceJobsClient) -> i
     return 0
 
 
-@with_client
-def cmd_devices_list(args: argparse.Namespace, client: DeviceJobsClient) -> int:
-    rows = list(client.iter_devices(args.type, dict(args.attr) or None))
-    print_rows(rows, DEVICE_COLUMNS, args.output)
-    return 0
+cmd_devices_list = rows_command(fleet_commands.DEVICE_COLUMNS, lambda client, args: (
+    client.iter_devices(args.type, dict(args.attr) or None)))
 
 
 @with_client
@@ -140,61 +123,50 @@ def cmd_devices_show(args: argparse.Namespace, client: DeviceJobsClient) -> int:
 
 def _add_templates(sub: argparse._SubParsersAction, connection: argparse.ArgumentParser,
                    read: argparse.ArgumentParser) -> None:
-    templates = sub.add_parser("templates", help="job templates (via the API)")
-    t_sub = templates.add_subparsers(dest="templates_command", required=True, metavar="ACTION")
-    p = t_sub.add_parser("list", parents=[read], help="every template")
+    t_sub = command_group(sub, "templates", "templates_command", help="job templates (via the API)")
+    p = t_sub.add("list", read, cmd_templates_list, help="every template")
     p.add_argument("--category")
     p.add_argument("--active", choices=("yes", "no"))
-    p.set_defaults(func=cmd_templates_list)
-    p = t_sub.add_parser("show", parents=[read], help="one template, by name or id")
+    p = t_sub.add("show", read, cmd_templates_show, help="one template, by name or id")
     p.add_argument("template", metavar="NAME|ID")
-    p.set_defaults(func=cmd_templates_show)
-    p = t_sub.add_parser("apply", parents=[read],
-                         help="create or update a template by name from a JSON file")
+    p = t_sub.add("apply", read, cmd_templates_apply,
+                  help="create or update a template by name from a JSON file")
     p.add_argument("-f", "--file", required=True, help="the template as JSON (- for stdin)")
-    p.set_defaults(func=cmd_templates_apply)
-    p = t_sub.add_parser("delete", parents=[connection], help="delete a template")
+    p = t_sub.add("delete", connection, cmd_templates_delete, help="delete a template")
     p.add_argument("template", metavar="NAME|ID")
-    p.set_defaults(func=cmd_templates_delete)
 
 
 def _add_handlers(sub: argparse._SubParsersAction, connection: argparse.ArgumentParser,
                   read: argparse.ArgumentParser) -> None:
-    handlers = sub.add_parser("handlers", help="job handler scripts (via the API)")
-    h_sub = handlers.add_subparsers(dest="handlers_command", required=True, metavar="ACTION")
-    p = h_sub.add_parser("list", parents=[read], help="every handler (without scripts)")
-    p.set_defaults(func=cmd_handlers_list)
-    p = h_sub.add_parser("show", parents=[read], help="one handler with its script")
+    h_sub = command_group(sub, "handlers", "handlers_command",
+                          help="job handler scripts (via the API)")
+    h_sub.add("list", read, cmd_handlers_list, help="every handler (without scripts)")
+    p = h_sub.add("show", read, cmd_handlers_show, help="one handler with its script")
     p.add_argument("name")
-    p.set_defaults(func=cmd_handlers_show)
-    p = h_sub.add_parser("apply", parents=[read],
-                         help="create or update a handler by name from a script file")
+    p = h_sub.add("apply", read, cmd_handlers_apply,
+                  help="create or update a handler by name from a script file")
     p.add_argument("-f", "--file", required=True, help="the script")
     p.add_argument("--name", help="handler name (default: the file's name)")
     p.add_argument("--type", required=True, choices=("bash", "python", "node"))
     p.add_argument("--description")
     p.add_argument("--permissions", help='octal file mode on the device, e.g. "700"')
     p.add_argument("--arg", action="append", help="a default argument (repeatable)")
-    p.set_defaults(func=cmd_handlers_apply)
-    p = h_sub.add_parser("delete", parents=[connection], help="delete a handler")
+    p = h_sub.add("delete", connection, cmd_handlers_delete, help="delete a handler")
     p.add_argument("name")
-    p.set_defaults(func=cmd_handlers_delete)
 
 
 def add_commands(sub: argparse._SubParsersAction, connection: argparse.ArgumentParser,
                  read: argparse.ArgumentParser) -> None:
     _add_templates(sub, connection, read)
     _add_handlers(sub, connection, read)
-    devices = sub.add_parser("devices", help="registered devices (via the API)")
-    d_sub = devices.add_subparsers(dest="devices_command", required=True, metavar="ACTION")
-    p = d_sub.add_parser("list", parents=[read], help="devices, optionally of a group")
+    d_sub = command_group(sub, "devices", "devices_command",
+                          help="registered devices (via the API)")
+    p = d_sub.add("list", read, cmd_devices_list, help="devices, optionally of a group")
     p.add_argument("--type", help="only this device type")
     p.add_argument("--attr", type=key_value, action="append", default=[], metavar="KEY=VALUE",
                    help="only devices with this attribute (repeatable)")
-    p.set_defaults(func=cmd_devices_list)
-    p = d_sub.add_parser("show", parents=[read], help="a device and its latest jobs")
+    p = d_sub.add("show", read, cmd_devices_show, help="a device and its latest jobs")
     p.add_argument("uuid", type=uuid_text)
     p.add_argument("--jobs", type=int, default=10, help="latest jobs shown (default 10)")
-    p.set_defaults(func=cmd_devices_show)
     enrollment_commands.add_device_commands(d_sub, connection, read)
     fleet_commands.add_device_search(d_sub, read)

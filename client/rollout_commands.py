@@ -16,7 +16,7 @@ from typing import Any, TextIO
 
 from client.api import DeviceJobsClient
 from client.command import UsageError, read_json_file, with_client
-from client.output import print_json
+from client.output import print_answer
 from client.watch import EXIT_WATCH_TIMEOUT, exit_code
 from schemas.command_line import key_value
 from schemas.vocabulary import ENDED_JOB, PAUSED
@@ -135,10 +135,7 @@ def _action_command(action: str):
     @with_client
     def run(args: argparse.Namespace, client: DeviceJobsClient) -> int:
         rollout = client.rollout_action(args.job_id, action)
-        if args.output == "json":
-            print_json(rollout)
-        else:
-            print(rollout_line(rollout))
+        print_answer(rollout, args.output, rollout_line(rollout))
         return 0
 
     run.__name__ = f"cmd_{action}"

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Any
 
 
 def _env_bool(name: str, default: bool = False) -> bool:
@@ -11,6 +14,10 @@ def _env_bool(name: str, default: bool = False) -> bool:
     if value is None or value == "":
         return default
     return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _env_str(name: str, default: str) -> str:
+    return os.environ.get(name) or default
 
 
 def _env_int(name: str, default: int) -> int:
@@ -21,6 +28,25 @@ def _env_int(name: str, default: int) -> int:
         return int(value)
     except ValueError as exc:
         raise ValueError(f"environment variable {name} must be an integer, got {value!r}") from exc
+
+
+LOOPBACK_NAMES = frozenset({"localhost"})
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address, IPv6 in brackets or not) is this machine only."""
+    host = host.strip("[]")
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+# A setting's type (as annotated) -> how its environment variable is read.
+_ENV_READERS: dict[object, Callable[[str, Any], Any]] = {
+    "str": _env_str, "int": _env_int, "bool": _env_bool}
 
 
 @dataclass(frozen=True)
@@ -138,89 +164,8 @@ class Settings:
 
     @classmethod
     def from_env(cls) -> Settings:
-        return cls(
-            database_url=os.environ.get("DATABASE_URL") or cls.database_url,
-            celery_broker_url=os.environ.get("CELERY_BROKER_URL") or cls.celery_broker_url,
-            celery_key_prefix=os.environ.get("CELERY_KEY_PREFIX", ""),
-            celery_quorum_queues=_env_bool("CELERY_QUORUM_QUEUES"),
-            direct_database_url=os.environ.get("DIRECT_DATABASE_URL", ""),
-            db_prepared_statements=_env_bool("DB_PREPARED_STATEMENTS",
-                                             cls.db_prepared_statements),
-            redis_url=os.environ.get("REDIS_URL") or cls.redis_url,
-            mqtt_url=os.environ.get("MQTT_URL", ""),
-            mqtt_admin_url=os.environ.get("MQTT_ADMIN_URL", ""),
-            mqtt_device_url=os.environ.get("MQTT_DEVICE_URL", ""),
-            agent_package=os.environ.get("AGENT_PACKAGE", ""),
-            admin_token=os.environ.get("ADMIN_TOKEN", ""),
-            metrics_token=os.environ.get("METRICS_TOKEN", ""),
-            api_docs_public=_env_bool("API_DOCS_PUBLIC"),
-            auth_disabled=_env_bool("AUTH_DISABLED"),
-            max_body_bytes=_env_int("MAX_BODY_BYTES", cls.max_body_bytes),
-            max_document_bytes=_env_int("MAX_DOCUMENT_BYTES", cls.max_document_bytes),
-            output_cap_bytes=_env_int("OUTPUT_CAP_BYTES", cls.output_cap_bytes),
-            list_limit_max=_env_int("LIST_LIMIT_MAX", cls.list_limit_max),
-            poll_after_s=_env_int("POLL_AFTER_S", cls.poll_after_s),
-            report_batch_window_ms=_env_int("REPORT_BATCH_WINDOW_MS", cls.report_batch_window_ms),
-            fanout_chunk_size=_env_int("FANOUT_CHUNK_SIZE", cls.fanout_chunk_size),
-            fanout_stalled_after_s=_env_int(
-                "FANOUT_STALLED_AFTER_S", cls.fanout_stalled_after_s
-            ),
-            fanout_sweep_interval_s=_env_int(
-                "FANOUT_SWEEP_INTERVAL_S", cls.fanout_sweep_interval_s
-            ),
-            policy_sweep_interval_s=_env_int(
-                "POLICY_SWEEP_INTERVAL_S", cls.policy_sweep_interval_s
-            ),
-            continuous_reconcile_interval_s=_env_int(
-                "CONTINUOUS_RECONCILE_INTERVAL_S", cls.continuous_reconcile_interval_s
-            ),
-            fleet_count_interval_s=_env_int("FLEET_COUNT_INTERVAL_S", cls.fleet_count_interval_s),
-            device_online_within_s=_env_int(
-                "DEVICE_ONLINE_WITHIN_S", cls.device_online_within_s
-            ),
-            stage_gate_sweep_interval_s=_env_int(
-                "STAGE_GATE_SWEEP_INTERVAL_S", cls.stage_gate_sweep_interval_s
-            ),
-            approval_by_other_admin=_env_bool("APPROVAL_BY_OTHER_ADMIN"),
-            retention_days=_env_int("RETENTION_DAYS", cls.retention_days),
-            retention_recurring_runs=_env_int(
-                "RETENTION_RECURRING_RUNS", cls.retention_recurring_runs
-            ),
-            audit_retention_days=_env_int("AUDIT_RETENTION_DAYS", cls.audit_retention_days),
-            retention_sweep_interval_s=_env_int(
-                "RETENTION_SWEEP_INTERVAL_S", cls.retention_sweep_interval_s
-            ),
-            retention_pause_ms=_env_int("RETENTION_PAUSE_MS", cls.retention_pause_ms),
-            event_partitions_sweep_interval_s=_env_int(
-                "EVENT_PARTITIONS_SWEEP_INTERVAL_S", cls.event_partitions_sweep_interval_s
-            ),
-            targeting_inventory_allowed=_env_bool("TARGETING_INVENTORY_ALLOWED",
-                                                  cls.targeting_inventory_allowed),
-            db_pool_min_size=_env_int("DB_POOL_MIN_SIZE", cls.db_pool_min_size),
-            db_pool_max_size=_env_int("DB_POOL_MAX_SIZE", cls.db_pool_max_size),
-            portal_enabled=_env_bool("PORTAL_ENABLED", cls.portal_enabled),
-            secret_key=os.environ.get("SECRET_KEY", ""),
-            cors_allowed_origins=os.environ.get("CORS_ALLOWED_ORIGINS", ""),
-
-            db_pool_timeout_s=_env_int("DB_POOL_TIMEOUT_S", cls.db_pool_timeout_s),
-            db_connect_timeout_s=_env_int("DB_CONNECT_TIMEOUT_S", cls.db_connect_timeout_s),
-            db_query_timeout_s=_env_int("DB_QUERY_TIMEOUT_S", cls.db_query_timeout_s),
-            signing_key_file=os.environ.get("SIGNING_KEY_FILE", ""),
-            signature_valid_s=_env_int("SIGNATURE_VALID_S", cls.signature_valid_s),
-            rate_limit_device_per_min=_env_int(
-                "RATE_LIMIT_DEVICE_PER_MIN", cls.rate_limit_device_per_min
-            ),
-            rate_limit_address_per_min=_env_int(
-                "RATE_LIMIT_ADDRESS_PER_MIN", cls.rate_limit_address_per_min
-            ),
-            rate_limit_auth_failures_per_min=_env_int(
-                "RATE_LIMIT_AUTH_FAILURES_PER_MIN", cls.rate_limit_auth_failures_per_min
-            ),
-            forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS")
-            or cls.forwarded_allow_ips,
-            artifact_storage=os.environ.get("ARTIFACT_STORAGE") or cls.artifact_storage,
-            artifact_dir=os.environ.get("ARTIFACT_DIR") or cls.artifact_dir,
-            artifact_max_bytes=_env_int("ARTIFACT_MAX_BYTES", cls.artifact_max_bytes),
-            artifact_s3_bucket=os.environ.get("ARTIFACT_S3_BUCKET", ""),
-            artifact_s3_endpoint_url=os.environ.get("ARTIFACT_S3_ENDPOINT_URL", ""),
-        )
+        """Each setting from the environment variable named as it is in capitals
+        (``db_pool_max_size`` from ``DB_POOL_MAX_SIZE``); unset or empty, its default."""
+        return cls(**{setting.name: _ENV_READERS[setting.type](setting.name.upper(),
+                                                               setting.default)
+                      for setting in fields(cls)})

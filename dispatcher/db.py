@@ -2,7 +2,8 @@
 
 Every SQL statement lives in the ``.sql`` file beside the module that runs it
 (``dispatcher/jobs/create.sql`` beside ``create.py``) under a ``-- name: <query_name>`` header,
-and all of them are loaded once at import. Python code calls ``db.one("query_name", **params)``;
+and all of them are loaded once at import; SQL that several queries share is a ``-- part:``
+they each name. Python code calls ``db.one("query_name", **params)``;
 no SQL is assembled from strings anywhere else.
 """
 
@@ -31,7 +32,9 @@ from dispatcher.errors import Conflict, InvalidInput, RolledBack, Unavailable
 log = logging.getLogger(__name__)
 
 PACKAGE_DIR = Path(__file__).parent
-_HEADER = re.compile(r"^--\s*name:\s*([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
+_HEADER = re.compile(r"^--\s*(name|part):\s*([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
+# Where a query takes a part: ``{{part:name}}``, replaced by the part's text when loading.
+_PART = re.compile(r"\{\{part:([a-z_][a-z0-9_]*)\}\}")
 
 
 def query_files(directory: Path = PACKAGE_DIR) -> list[Path]:
@@ -41,19 +44,25 @@ def query_files(directory: Path = PACKAGE_DIR) -> list[Path]:
 
 
 def load_queries(directory: Path = PACKAGE_DIR) -> dict[str, str]:
-    """Read every ``-- name: x`` section of every query file under ``directory``."""
-    queries: dict[str, str] = {}
+    """Read every ``-- name: x`` section of every query file under ``directory``. A ``-- part:
+    x`` section is no query: it is the SQL that several queries share, which each takes where
+    it says ``{{part:x}}``."""
+    sections: dict[str, dict[str, str]] = {"name": {}, "part": {}}
     for path in query_files(directory):
         text = path.read_text()
         marks = list(_HEADER.finditer(text))
         for i, mark in enumerate(marks):
             end = marks[i + 1].start() if i + 1 < len(marks) else len(text)
-            name = mark.group(1)
-            if name in queries:
-                raise RuntimeError(f"query {name!r} is defined twice (second time in {path.name})")
-            body = text[mark.end() : end].strip()
-            queries[name] = body
-    return queries
+            kind, name = mark.groups()
+            if name in sections[kind]:
+                raise RuntimeError(f"{'query' if kind == 'name' else 'part'} {name!r} is "
+                                   f"defined twice (second time in {path.name})")
+            sections[kind][name] = text[mark.end() : end].strip()
+    # A part's opening comment speaks of the part; what it stands for in a query is its SQL.
+    parts = {name: re.sub(r"\A(?:--[^\n]*\n)*", "", body)
+             for name, body in sections["part"].items()}
+    return {name: _PART.sub(lambda use: parts[use.group(1)], body)
+            for name, body in sections["name"].items()}
 
 
 QUERIES = load_queries()

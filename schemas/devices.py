@@ -83,11 +83,16 @@ class DeviceListQuery(PaginationQuery):
         return data
 
 
-class DeviceSchema(Stored):
+class DeviceIdentity(Schema):
+    """Which device, as every answer about one names it."""
+
     uuid = fields.UUID(required=True)
     device_name = fields.String(required=True)
     device_type = fields.String(required=True)
     attributes = fields.Dict(required=True)
+
+
+class DeviceSchema(DeviceIdentity, Stored):
     last_seen_at = fields.DateTime(allow_none=True)
     inventory = fields.Dict(metadata={"description": "What the device reports about itself "
                                       "(its word, not the operator's attributes)."})

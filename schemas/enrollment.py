@@ -5,7 +5,7 @@ from __future__ import annotations
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
 from schemas.common import ListMeta
-from schemas.devices import DEVICE_NAME, DEVICE_TYPE, DeviceCreate
+from schemas.devices import DEVICE_NAME, DEVICE_TYPE, DeviceCreate, DeviceIdentity
 from schemas.fields import JsonObject, Text
 
 HARDWARE_ID = validate.Regexp(
@@ -81,13 +81,9 @@ class MqttCredentials(Schema):
     problem = fields.String(metadata={"description": "Why they do not work yet."})
 
 
-class EnrollAnswer(Schema):
+class EnrollAnswer(DeviceIdentity):
     status = fields.String(required=True, validate=validate.OneOf(("accepted", "pending")),
                            metadata={"description": "pending: an operator must accept it."})
-    uuid = fields.UUID(required=True)
-    device_name = fields.String(required=True)
-    device_type = fields.String(required=True)
-    attributes = fields.Dict(required=True)
     device_token = fields.String(required=True, metadata={
         "description": "The device's bearer token, shown only this once (valid once accepted)."})
     mqtt = fields.Nested(MqttCredentials, metadata={
@@ -95,11 +91,7 @@ class EnrollAnswer(Schema):
                        "only), when the server issues them (MQTT_ADMIN_URL)."})
 
 
-class PendingEnrollmentSchema(Schema):
-    uuid = fields.UUID(required=True)
-    device_name = fields.String(required=True)
-    device_type = fields.String(required=True)
-    attributes = fields.Dict(required=True)
+class PendingEnrollmentSchema(DeviceIdentity):
     requested_at = fields.DateTime()
     enrollment_token_name = fields.String(allow_none=True)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from schemas.executions import HandlerStep
+from schemas.executions import JobExecution
 from schemas.fields import JsonObject, Text
 from schemas.policies import ExecutionPolicies, StoredPolicies
 from schemas.vocabulary import TARGET_TYPES
@@ -52,30 +52,16 @@ class ExecuteJobRequest(ExecutionPolicies):
             raise ValidationError("A custom job_document needs a job_name.", "job_name")
 
 
-class ExecutedJob(Schema):
-    """The execution just created; its live counters are at GET /jobs/executions/:jobId."""
+class ExecutedJob(JobExecution):
+    """The execution just created, as GET /jobs/executions/:jobId shows it (there with its live
+    counters), with the state of its rollout when it is staged."""
 
-    job_id = fields.UUID(required=True)
-    job_name = fields.String(required=True)
-    template_id = fields.Integer(allow_none=True)
-    status = fields.String(required=True)
-    target_type = fields.String(required=True)
-    target_filter = fields.Dict(allow_none=True)
-    target_group = fields.String(allow_none=True)
-    execution_type = fields.String(required=True)
-    total_devices = fields.Integer(
-        required=True, metadata={"description": "Devices targeted when the job was created."}
-    )
-    fanout_status = fields.String(
-        metadata={"description": "PENDING until every targeted device has its row (DONE)."}
-    )
-    queued_at = fields.DateTime(required=True)
-    created_by = fields.String(allow_none=True)
-    handler_steps = fields.List(
-        fields.Nested(HandlerStep), required=True,
-        metadata={"description": "Each runHandler step: pinned at execute, or local to the "
-                                 "devices (never fetched from the server by a signing agent)."})
-    requires_approval = fields.Boolean()
+    class Meta:
+        fields = ("job_id", "job_name", "template_id", "status", "target_type", "target_filter",
+                  "target_group", "execution_type", "total_devices", "fanout_status",
+                  "queued_at", "created_by", "handler_steps", "requires_approval",
+                  "rollout_state")
+
     rollout_state = fields.String(allow_none=True, metadata={
         "description": "A staged job's rollout: RUNNING, or WAITING_FOR_APPROVAL."})
 

@@ -78,7 +78,10 @@ class JobExecution(StoredPolicies):
     released_devices = fields.Integer(
         metadata={"description": "Devices a rollout has released (notified) so far."}
     )
-    handler_steps = fields.List(fields.Nested(HandlerStep))
+    handler_steps = fields.List(
+        fields.Nested(HandlerStep),
+        metadata={"description": "Each runHandler step: pinned at execute, or local to the "
+                                 "devices (never fetched from the server by a signing agent)."})
     signature_not_before = fields.DateTime(
         allow_none=True, metadata={"description": "Devices accept the signed job from then "
                                    "(null: unsigned)."})

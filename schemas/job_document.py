@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 from marshmallow import INCLUDE, Schema, ValidationError, fields, validate
 
@@ -188,26 +189,29 @@ class _StepFields(_Lenient):
 _STEP_FIELDS = _StepFields()
 
 
+def _load_collecting(schema: Schema, raw: Any, errors: dict) -> dict:
+    """``schema.load(raw)``; when it fails, {} with its messages added to ``errors``, so that
+    the caller can report every problem together."""
+    try:
+        return schema.load(raw)
+    except ValidationError as exc:
+        errors.update(exc.normalized_messages())
+        return {}
+
+
 def _load_action(raw: object, outer_extras: dict | None = None) -> dict:
     """One flat step, normalized; every problem of the step is reported together."""
     if not isinstance(raw, dict):
         raise ValidationError(["Must be a step object."])
     errors: dict = {}
-    step: dict = {}
-    try:
-        step = _STEP_FIELDS.load(raw)
-    except ValidationError as exc:
-        errors.update(exc.normalized_messages())
+    step = _load_collecting(_STEP_FIELDS, raw, errors)
     extras = {**(outer_extras or {}), **_extras(_STEP_FIELDS, raw, errors)}
     step_type = raw.get("type")
     input_schema = _INPUT_SCHEMAS.get(step_type) if isinstance(step_type, str) else None
     step_input: dict = {}
     if input_schema is not None and isinstance(raw.get("input"), dict):
         input_errors: dict = {}
-        try:
-            step_input = input_schema.load(raw["input"])
-        except ValidationError as exc:
-            input_errors.update(exc.normalized_messages())
+        step_input = _load_collecting(input_schema, raw["input"], input_errors)
         input_extras = _extras(input_schema, raw["input"], input_errors)
         step_input = {**input_extras, **{k: v for k, v in step_input.items()
                                          if k in input_schema.fields}}
@@ -307,11 +311,7 @@ def validate_job_document(document: object, max_bytes: int | None = MAX_DOCUMENT
     if is_old_schema(document):
         document = _from_old_schema(document)
     errors: dict = {}
-    loaded: dict = {}
-    try:
-        loaded = _JOB_DOCUMENT.load(document)
-    except ValidationError as exc:
-        errors.update(exc.normalized_messages())
+    loaded = _load_collecting(_JOB_DOCUMENT, document, errors)
     extras = _extras(_JOB_DOCUMENT, document, errors)
     if errors:
         raise ValidationError(_string_keys(errors)) from None  # type: ignore[arg-type]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields
 
 from schemas.common import ListMeta
+from schemas.executions import JobExecution
 
 
 class JobEvent(Schema):
@@ -23,15 +24,12 @@ class JobEventList(ListMeta):
     events = fields.List(fields.Nested(JobEvent), required=True)
 
 
-class RecurringRun(Schema):
-    job_id = fields.UUID()
-    job_name = fields.String()
-    status = fields.String()
-    scheduled_for = fields.DateTime(metadata={"description": "The cron slot this run fills."})
-    total_devices = fields.Integer()
-    queued_at = fields.DateTime()
-    started_at = fields.DateTime(allow_none=True)
-    completed_at = fields.DateTime(allow_none=True)
+class RecurringRun(JobExecution):
+    """A run of a recurring job: an execution of its own, as the list of runs shows it."""
+
+    class Meta:
+        fields = ("job_id", "job_name", "status", "scheduled_for", "total_devices", "queued_at",
+                  "started_at", "completed_at")
 
 
 class RecurringRunList(ListMeta):

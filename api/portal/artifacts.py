@@ -8,7 +8,7 @@ from flask import current_app, flash, redirect, render_template, request, url_fo
 from api.artifacts import artifact_storage
 from api.auth import actor
 from api.portal import bp
-from api.portal.forms import FormInvalid, load
+from api.portal.forms import FormInvalid, done, load
 from api.portal.sessions import admin_only, session_principal
 from dispatcher.catalog import artifacts
 from dispatcher.catalog.artifact_storage import TooLarge
@@ -72,5 +72,4 @@ def upload_artifact():
 @admin_only
 def delete_artifact(artifact_id: str):
     artifact = artifacts.delete_artifact(artifact_storage(), artifact_id, actor())
-    flash(f"Artifact {artifact['name']} deleted.", "ok")
-    return redirect(url_for("portal.artifact_list"))
+    return done(f"Artifact {artifact['name']} deleted.", "portal.artifact_list")

@@ -12,7 +12,7 @@ from flask import current_app, flash, redirect, render_template, request, url_fo
 from api.auth import actor
 from api.effects import carried, settings
 from api.portal import bp
-from api.portal.forms import FieldErrors, FormInvalid, invalid_input_errors, json_value, load
+from api.portal.forms import FieldErrors, FormInvalid, done, invalid_input_errors, json_value, load
 from api.portal.sessions import admin_only
 from dispatcher.catalog import handlers, templates
 from dispatcher.errors import Conflict, InvalidInput
@@ -141,16 +141,15 @@ def set_template_active(template_id: int):
     active = request.form.get("is_active") == "1"
     template, _ = templates.update_template(template_id, {"is_active": active}, actor(),
                                             _max_document_bytes())
-    flash(f"Template {template['name']} {'activated' if active else 'deactivated'}.", "ok")
-    return redirect(url_for("portal.template_page", template_id=template_id))
+    return done(f"Template {template['name']} {'activated' if active else 'deactivated'}.",
+                "portal.template_page", template_id=template_id)
 
 
 @bp.route("/templates/<int:template_id>/delete", methods=["POST"])
 @admin_only
 def delete_template(template_id: int):
     template = templates.delete_template(template_id, actor())
-    flash(f"Template {template['name']} deleted.", "ok")
-    return redirect(url_for("portal.template_list"))
+    return done(f"Template {template['name']} deleted.", "portal.template_list")
 
 
 @bp.route("/templates/<int:template_id>/test", methods=["POST"])
@@ -171,8 +170,7 @@ def test_template(template_id: int):
     except (InvalidInput, Conflict) as exc:
         flash(f"Not started: {exc.message}", "bad")
         return redirect(url_for("portal.template_page", template_id=template_id))
-    flash("Test execution created on 1 device.", "ok")
-    return redirect(url_for("portal.execution", job_id=job["job_id"]))
+    return done("Test execution created on 1 device.", "portal.execution", job_id=job["job_id"])
 
 
 @bp.route("/handlers")

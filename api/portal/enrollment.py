@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import uuid
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import render_template, request
+from werkzeug.wrappers import Response
 
 from api.auth import actor
 from api.effects import carried
 from api.portal import bp
-from api.portal.forms import FieldErrors, FormInvalid, json_value, load
+from api.portal.forms import FieldErrors, FormInvalid, done, json_value, load
 from api.portal.sessions import admin_only
 from dispatcher.fleet import enrollment
+from dispatcher.outcome import Decided
 from schemas.enrollment import EnrollmentTokenCreate
 
 # Both lists are short in practice (a batch of devices, a handful of tokens); one page each.
@@ -27,6 +29,13 @@ def _page(errors: FieldErrors | None = None, form: dict | None = None, status: i
         form=form or {"device_type": "generic"}), status
 
 
+def _decided(decision: Decided[dict], said: str) -> Response:
+    """An operator's decision on a pending device, carried out: back to the pending devices,
+    saying what became of it (``said``, with the device's ``{name}``)."""
+    device = carried(decision)
+    return done(said.format(name=device["device_name"]), "portal.pending_devices")
+
+
 @bp.route("/devices/pending")
 def pending_devices():
     return _page()
@@ -35,17 +44,15 @@ def pending_devices():
 @bp.route("/devices/pending/<uuid:device_uuid>/accept", methods=["POST"])
 @admin_only
 def accept_device(device_uuid: uuid.UUID):
-    device = carried(enrollment.accept_enrollment(device_uuid, actor()))
-    flash(f"Accepted {device['device_name']}: it gets jobs from its next poll.", "ok")
-    return redirect(url_for("portal.pending_devices"))
+    return _decided(enrollment.accept_enrollment(device_uuid, actor()),
+                    "Accepted {name}: it gets jobs from its next poll.")
 
 
 @bp.route("/devices/pending/<uuid:device_uuid>/reject", methods=["POST"])
 @admin_only
 def reject_device(device_uuid: uuid.UUID):
-    pending = carried(enrollment.reject_enrollment(device_uuid, actor()))
-    flash(f"Rejected {pending['device_name']}: its token never works.", "ok")
-    return redirect(url_for("portal.pending_devices"))
+    return _decided(enrollment.reject_enrollment(device_uuid, actor()),
+                    "Rejected {name}: its token never works.")
 
 
 @bp.route("/enrollment-tokens", methods=["POST"])
@@ -77,5 +84,5 @@ def create_enrollment_token():
 @admin_only
 def revoke_enrollment_token(token_id: int):
     record = enrollment.revoke_enrollment_token(token_id, actor())
-    flash(f"Revoked {record['name']}: no device enrolls with it any more.", "ok")
-    return redirect(url_for("portal.pending_devices"))
+    return done(f"Revoked {record['name']}: no device enrolls with it any more.",
+                "portal.pending_devices")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 
-from flask import flash, jsonify, redirect, render_template, request, url_for
+from flask import jsonify, render_template, request
 
 from api.auth import actor
 from api.effects import carried, settings
@@ -18,6 +18,8 @@ from api.portal import bp, rollouts
 from api.portal.forms import (
     FieldErrors,
     FormInvalid,
+    done,
+    group_filter,
     invalid_input_errors,
     json_value,
     load,
@@ -81,8 +83,8 @@ def execute():
         except InvalidInput as exc:
             errors = invalid_input_errors(exc, FIELD_OF)
         else:
-            flash(f"Job created and queued for {job['total_devices']} device(s).", "ok")
-            return redirect(url_for("portal.execution", job_id=job["job_id"]))
+            return done(f"Job created and queued for {job['total_devices']} device(s).",
+                        "portal.execution", job_id=job["job_id"])
     return render_template("execute.html", **_form_context(form, errors)), 400
 
 
@@ -117,16 +119,6 @@ def execute_request(form: dict, errors: FieldErrors) -> dict:
     elif policies is not None:
         errors.setdefault("policies", []).append("Must be a JSON object.")
     return body
-
-
-def group_filter(form: dict, errors: FieldErrors) -> dict:
-    """A group target_filter from the device type field and the attributes JSON field."""
-    attributes = json_value(form, "attributes", errors, {})
-    if not isinstance(attributes, dict):
-        errors.setdefault("attributes", []).append("Must be a JSON object.")
-        attributes = {}
-    device_type = (form.get("device_type") or "").strip()
-    return {**attributes, "device_type": device_type} if device_type else attributes
 
 
 @bp.route("/targets/count")

@@ -17,7 +17,7 @@ from flask import (
 from api.auth import actor
 from api.effects import carried, settings
 from api.portal import bp, sessions
-from api.portal.forms import FieldErrors, FormInvalid, json_value, load
+from api.portal.forms import FieldErrors, FormInvalid, done, group_filter, json_value, load
 from api.portal.sessions import admin_only
 from dispatcher.errors import Conflict, InvalidInput
 from dispatcher.fleet import devices, enrollment
@@ -49,24 +49,14 @@ def login():
 @bp.route("/logout", methods=["POST"])
 def logout():
     sessions.sign_out()
-    flash("Signed out.", "ok")
-    return redirect(url_for("portal.login"))
-
-
-def _device_filter(args: dict, errors: FieldErrors) -> dict:
-    attributes = json_value(args, "attributes", errors, {})
-    if not isinstance(attributes, dict):
-        errors.setdefault("attributes", []).append("Must be a JSON object.")
-        attributes = {}
-    device_type = (args.get("device_type") or "").strip()
-    return {**attributes, "device_type": device_type} if device_type else attributes
+    return done("Signed out.", "portal.login")
 
 
 @bp.route("/devices")
 def device_list():
     args = request.args.to_dict()
     errors: FieldErrors = {}
-    target_filter = _device_filter(args, errors)
+    target_filter = group_filter(args, errors)
     # Inventory keys shown as columns, as typed: "os.version_id, disk_free_mb".
     columns = [c.strip() for c in args.get("columns", "").split(",") if c.strip()][:8]
     try:

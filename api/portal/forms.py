@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from typing import Any
 
+from flask import flash, redirect, url_for
 from marshmallow import Schema, ValidationError
+from werkzeug.wrappers import Response
 
 from api.json_body import parse_json_text
 from dispatcher.errors import InvalidInput
@@ -23,6 +26,12 @@ _UUID_SEPARATORS = re.compile(r"[\s,]+")
 def uuid_texts(text: str) -> list[str]:
     """The uuids typed in a field, separated by commas, spaces or lines (checked later)."""
     return [u for u in _UUID_SEPARATORS.split(text) if u]
+
+
+def done(message: str, endpoint: str, **values: Any) -> Response:
+    """A form's action went well: say so on the next page, the one ``endpoint`` shows."""
+    flash(message, "ok")
+    return redirect(url_for(endpoint, **values))
 
 
 class FormInvalid(Exception):
@@ -42,6 +51,16 @@ def json_value(form: Mapping[str, str], name: str, errors: FieldErrors,
     except ValueError as exc:
         errors.setdefault(name, []).append(f"Not valid JSON: {exc}")
         return default
+
+
+def group_filter(form: Mapping[str, str], errors: FieldErrors) -> dict:
+    """A group target_filter from the device type field and the attributes JSON field."""
+    attributes = json_value(form, "attributes", errors, {})
+    if not isinstance(attributes, dict):
+        errors.setdefault("attributes", []).append("Must be a JSON object.")
+        attributes = {}
+    device_type = (form.get("device_type") or "").strip()
+    return {**attributes, "device_type": device_type} if device_type else attributes
 
 
 def flatten(messages: object, prefix: str = "") -> list[str]:

@@ -10,7 +10,7 @@ from flask import flash, redirect, render_template, request, url_for
 from api.auth import actor
 from api.effects import carried
 from api.portal import bp, forms
-from api.portal.forms import FieldErrors, json_value
+from api.portal.forms import FieldErrors, done, json_value
 from api.portal.sessions import admin_only
 from dispatcher.errors import Conflict, InvalidInput
 from dispatcher.fleet import devices, groups
@@ -50,8 +50,8 @@ def save_group():
         except (InvalidInput, Conflict) as exc:
             errors = {"name": [exc.message]}
         else:
-            flash(f"Group {group['name']} saved: {group['member_count']} device(s) now.", "ok")
-            return redirect(url_for("portal.group_page", name=group["name"]))
+            return done(f"Group {group['name']} saved: {group['member_count']} device(s) now.",
+                        "portal.group_page", name=group["name"])
     flash("Not saved: " + " ".join(m for ms in errors.values() for m in ms), "error")
     return redirect(request.referrer or url_for("portal.device_list"))
 
@@ -105,5 +105,4 @@ def group_delete(name: str):
     except Conflict as exc:
         flash(exc.message, "error")
         return redirect(url_for("portal.group_page", name=name))
-    flash(f"Group {name} deleted.", "ok")
-    return redirect(url_for("portal.group_list"))
+    return done(f"Group {name} deleted.", "portal.group_list")

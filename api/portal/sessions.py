@@ -1,5 +1,5 @@
 """Portal sign-in: an admin or viewer token starts a server-side session
-(``dispatcher.portal_sessions``) whose random secret the signed session cookie carries.
+(``dispatcher.fleet.portal_sessions``) whose random secret the signed session cookie carries.
 
 The cookie (Flask's signed session) is HttpOnly, SameSite=Lax, Secure when the request came
 over https, and expires after ``SESSION_LIFETIME``. It holds the session's secret and its CSRF
@@ -30,8 +30,8 @@ from flask.sessions import SecureCookieSessionInterface
 from flask.typing import ResponseReturnValue
 
 from api.auth import ANONYMOUS_ADMIN
-from dispatcher import portal_sessions
 from dispatcher.config import Settings
+from dispatcher.fleet import portal_sessions
 from dispatcher.fleet.tokens import Principal
 
 log = logging.getLogger(__name__)

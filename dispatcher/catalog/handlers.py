@@ -10,6 +10,7 @@ import hashlib
 import uuid
 
 from dispatcher import audit, db
+from dispatcher.catalog import entry_identity
 from dispatcher.changes import field_changes
 from dispatcher.errors import NotFound
 from schemas.handlers import HANDLER_NAME_PATTERN, handler_names
@@ -34,14 +35,12 @@ def create_handler(fields: dict, actor: str) -> dict:
     with db.transaction() as c:
         handler = c.row(
             "insert_job_handler",
-            name=fields["name"],
-            description=fields.get("description"),
+            **entry_identity(fields, actor),
             script_type=fields["script_type"],
             script_content=fields["script_content"],
             script_sha256=script_sha256(fields["script_content"]),
             permissions=fields["permissions"],
             default_args=db.jsonb(fields["default_args"]),
-            created_by=fields.get("created_by") or actor,
         )
         audit.record_event(
             c, actor, "handler.created", "job_handler", handler["name"],

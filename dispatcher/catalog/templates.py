@@ -9,6 +9,7 @@ does not exist yet.
 from __future__ import annotations
 
 from dispatcher import audit, db
+from dispatcher.catalog import entry_identity
 from dispatcher.changes import field_changes
 from dispatcher.errors import InvalidInput, NotFound
 from dispatcher.jobs.documents import checked_job_document, find_placeholders
@@ -39,12 +40,10 @@ def create_template(fields: dict, actor: str, max_document_bytes: int) -> dict:
     with db.transaction() as c:
         template = c.row(
             "insert_job_template",
-            name=fields["name"],
-            description=fields.get("description"),
+            **entry_identity(fields, actor),
             category=fields["category"],
             job_document=db.jsonb(job_document),
             parameters=db.jsonb(fields["parameters"]),
-            created_by=fields.get("created_by") or actor,
             is_active=fields["is_active"],
             **columns.policy_document_columns(fields),
         )

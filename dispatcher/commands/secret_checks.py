@@ -8,16 +8,14 @@ database or the broker, owns the fleet. ``deploy/.env.example`` ships placeholde
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Mapping
 from urllib.parse import unquote, urlsplit
 
-from dispatcher.config import Settings
+from dispatcher.config import Settings, is_loopback
 from dispatcher.errors import Misconfigured
 
 MIN_SECRET_CHARS = 32
 PLACEHOLDER = "change-me"
-LOOPBACK_NAMES = frozenset({"localhost"})
 
 
 def weakness(secret: str) -> str | None:
@@ -47,16 +45,6 @@ def secrets_in_use(settings: Settings, environ: Mapping[str, str],
         for i, login in enumerate(filter(None, environ.get("FLOWER_BASIC_AUTH", "").split(","))):
             found[f"the FLOWER_BASIC_AUTH password #{i + 1}"] = login.partition(":")[2]
     return {where: secret for where, secret in found.items() if secret}
-
-
-def is_loopback(host: str) -> bool:
-    host = host.strip("[]")
-    if host in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def bind_host(bind: str) -> str:

@@ -8,13 +8,11 @@ SELECT job_id, status, target_type, target_devices, target_filter, target_group,
  WHERE job_id = %(job_id)s
    FOR NO KEY UPDATE;
 
--- name: fanout_insert_chunk
--- The next keyset page of target devices after the cursor becomes QUEUED rows of the job.
--- A NULL device list means any device, and the target's compiled filter fills its slot (run
--- unprepared, so each page is planned for the filter it has and uses the index that fits); devices that already have a row are
--- skipped, so a chunk that runs twice adds nothing. A job with a rollout_config gets its rows
--- held back (released_at NULL, released in waves by beat); ``inserted`` lists the new rows
--- released now, the devices to nudge.
+-- part: target_page
+-- The next keyset page of target devices after the cursor, for fanout_insert_chunk and
+-- fanout_insert_staged_chunk. A NULL device list means any device, and the target's compiled
+-- filter fills its slot (run unprepared, so each page is planned for the filter it has and
+-- uses the index that fits).
 WITH page AS (
     SELECT d.uuid
       FROM devices d
@@ -23,7 +21,14 @@ WITH page AS (
        AND {{target_filter}}
      ORDER BY d.uuid
      LIMIT %(chunk_size)s
-), inserted AS (
+)
+
+-- name: fanout_insert_chunk
+-- The next keyset page of target devices after the cursor becomes QUEUED rows of the job;
+-- devices that already have a row are skipped, so a chunk that runs twice adds nothing. A job
+-- with a rollout_config gets its rows held back (released_at NULL, released in waves by beat);
+-- ``inserted`` lists the new rows released now, the devices to nudge.
+{{part:target_page}}, inserted AS (
     INSERT INTO device_job_status (job_id, device_uuid, released_at)
     SELECT %(job_id)s, page.uuid, CASE WHEN e.rollout_config IS NULL THEN now() END
       FROM page, job_executions e

@@ -121,11 +121,7 @@ SELECT i.n,
            SELECT 1 FROM device_job_status d
             WHERE d.job_id = i.job_id AND d.device_uuid = i.device_uuid AND d.is_latest
        ) AS row_changed,
-       t.job_status,
-       r.job_id, t.job_name, r.device_uuid, c.device_name, r.status, r.execution_number,
-       r.version_number, r.is_latest, r.queued_at, r.started_at, r.completed_at,
-       r.last_updated_at, r.exit_code, r.stdout, r.stderr, r.stdout_truncated,
-       r.stderr_truncated, r.reason, r.executed_steps, r.failed_step, r.status_details, r.stage
+       {{part:reported_row}}
   FROM input i
   LEFT JOIN caller c ON c.n = i.n
   LEFT JOIN target t ON t.n = i.n

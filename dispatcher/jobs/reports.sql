@@ -1,3 +1,13 @@
+-- part: reported_row
+-- What a status report answers besides its verdict: the job's status and the device's row as it
+-- is after the report (the row it moved, or the current one when it moved none); from the
+-- target (t), the caller (c) and the row (r) of report_device_job and report_device_jobs.
+t.job_status,
+       r.job_id, t.job_name, r.device_uuid, c.device_name, r.status, r.execution_number,
+       r.version_number, r.is_latest, r.queued_at, r.started_at, r.completed_at,
+       r.last_updated_at, r.exit_code, r.stdout, r.stderr, r.stdout_truncated,
+       r.stderr_truncated, r.reason, r.executed_steps, r.failed_step, r.status_details, r.stage
+
 -- name: list_device_jobs
 -- A device's history, every execution number, newest first, with job names; paged.
 SELECT d.job_id, e.job_name, d.device_uuid, d.status, d.execution_number, d.version_number,
@@ -131,11 +141,7 @@ SELECT c.uuid IS NOT NULL AS token_ok,
            SELECT 1 FROM device_job_status d
             WHERE d.job_id = %(job_id)s AND d.device_uuid = %(device_uuid)s AND d.is_latest
        ) AS row_changed,
-       t.job_status,
-       r.job_id, t.job_name, r.device_uuid, c.device_name, r.status, r.execution_number,
-       r.version_number, r.is_latest, r.queued_at, r.started_at, r.completed_at,
-       r.last_updated_at, r.exit_code, r.stdout, r.stderr, r.stdout_truncated,
-       r.stderr_truncated, r.reason, r.executed_steps, r.failed_step, r.status_details, r.stage
+       {{part:reported_row}}
   FROM (SELECT) a
   LEFT JOIN caller c ON true
   LEFT JOIN target t ON true

@@ -46,15 +46,7 @@ SELECT ARRAY(SELECT device_uuid FROM inserted WHERE released_at IS NOT NULL) AS 
 -- its stage: the page's devices without a row (the filtered stages took theirs first) are
 -- numbered in uuid order and fill the unfiltered stages in order, stage_ends[i] being the last
 -- position stage_numbers[i] takes. Rows of a released stage are released at once.
-WITH page AS (
-    SELECT d.uuid
-      FROM devices d
-     WHERE (%(cursor)s::uuid IS NULL OR d.uuid > %(cursor)s::uuid)
-       AND (%(device_uuids)s::uuid[] IS NULL OR d.uuid = ANY (%(device_uuids)s::uuid[]))
-       AND {{target_filter}}
-     ORDER BY d.uuid
-     LIMIT %(chunk_size)s
-), fresh AS (
+{{part:target_page}}, fresh AS (
     SELECT page.uuid, row_number() OVER (ORDER BY page.uuid) AS position
       FROM page
      WHERE NOT %(has_filtered_stages)s

@@ -8,6 +8,7 @@ in the tests.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 from dispatcher import db
@@ -63,3 +64,20 @@ def test_every_defined_query_is_run_by_the_code():
 def test_each_query_file_sits_beside_a_module_of_its_name():
     for path in db.query_files():
         assert path.with_suffix(".py").exists(), f"{path} has no module beside it"
+
+
+def test_a_part_is_shared_sql_each_query_takes_where_it_names_it(tmp_path):
+    (tmp_path / "rooms.sql").write_text(
+        "-- part: live_rooms\n-- Rooms in use.\nSELECT id FROM rooms WHERE live\n\n"
+        "-- name: count_live_rooms\nSELECT count(*) FROM ({{part:live_rooms}}) r;\n\n"
+        "-- name: first_live_room\n{{part:live_rooms}} ORDER BY id LIMIT 1;\n")
+    assert db.load_queries(tmp_path) == {
+        "count_live_rooms": "SELECT count(*) FROM (SELECT id FROM rooms WHERE live) r;",
+        "first_live_room": "SELECT id FROM rooms WHERE live ORDER BY id LIMIT 1;",
+    }
+
+
+def test_every_part_is_taken_by_a_query():
+    texts = "".join(path.read_text() for path in db.query_files())
+    parts = re.findall(r"^--\s*part:\s*([a-z_][a-z0-9_]*)\s*$", texts, re.MULTILINE)
+    assert [part for part in parts if f"{{{{part:{part}}}}}" not in texts] == []
