@@ -94,14 +94,24 @@ class Api:
 
     def execute(self, body: dict) -> tuple[dict, float]:
         started = time.perf_counter()
-        self.connection.request("POST", "/api/v1/jobs/execute", body=json.dumps(body), headers={
-            "Authorization": f"Bearer {ADMIN_TOKEN}", "Content-Type": "application/json"})
-        response = self.connection.getresponse()
+        try:
+            response = self._post(body)
+        except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+            # The server closed the idle keep-alive connection (after its keepalive seconds,
+            # while the database was being settled between phases): it never saw the request.
+            self.connection.close()
+            started = time.perf_counter()
+            response = self._post(body)
         answer = json.loads(response.read())
         elapsed_ms = (time.perf_counter() - started) * 1000
         if response.status != 201:
             raise RuntimeError(f"execute answered {response.status}: {answer}")
         return answer, elapsed_ms
+
+    def _post(self, body: dict) -> http.client.HTTPResponse:
+        self.connection.request("POST", "/api/v1/jobs/execute", body=json.dumps(body), headers={
+            "Authorization": f"Bearer {ADMIN_TOKEN}", "Content-Type": "application/json"})
+        return self.connection.getresponse()
 
 
 def execute_body(target: dict) -> dict:

@@ -25,6 +25,7 @@ from bench_support import (
     require_wrk,
     temp_path,
     vacuum_analyze,
+    worker_memory_kib,
     write_device_list,
     wrk,
 )
@@ -104,6 +105,10 @@ def main() -> None:
                     results[kind].append(
                         wrk(base_url, kind, devices_file, args.duration, args.connections)
                     )
+            memory_kib = worker_memory_kib(base_url)
+    # Compare two fleet sizes for the bytes each idle device costs: (b - a) / (devices b - a).
+    print(f"API workers' anonymous memory: {memory_kib} KiB "
+          f"(mean {statistics.mean(memory_kib) / 1024:.0f} MiB, {args.devices} devices)")
     print(f"{'endpoint':<28}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>9}")
     for kind, label in (("healthz", "GET /healthz (floor)"), ("next", "GET /jobs/next")):
         for run in results[kind]:

@@ -28,6 +28,8 @@ PG_ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0
 ADMIN_TOKEN = "bench-admin-token"
 WRK_SCRIPT = Path(__file__).with_name("wrk_devices.lua")
 SERVER_START_TIMEOUT_S = 60
+# The gunicorn master of each server ``gunicorn()`` runs, by base URL.
+_MASTERS: dict[str, int] = {}
 
 
 def device_uuid(i: int) -> uuid.UUID:
@@ -129,8 +131,10 @@ def gunicorn(database_url: str, port: int, **env: str) -> Iterator[str]:
     base_url = f"http://127.0.0.1:{port}"
     try:
         _wait_until_up(base_url, process)
+        _MASTERS[base_url] = process.pid
         yield base_url
     finally:
+        _MASTERS.pop(base_url, None)
         process.terminate()
         process.wait(timeout=30)
 
@@ -147,6 +151,19 @@ def _wait_until_up(base_url: str, process: subprocess.Popen) -> None:
         except OSError:
             time.sleep(0.2)
     raise RuntimeError("gunicorn did not come up")
+
+
+def worker_memory_kib(base_url: str) -> list[int]:
+    """The anonymous resident memory (KiB) of each worker of the server at ``base_url``: what
+    the process allocated itself (the idle devices it knows among it), not shared code."""
+    master = _MASTERS[base_url]
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    sizes = []
+    for pid in children:
+        status = Path(f"/proc/{pid}/status").read_text()
+        sizes.append(int(next(line.split()[1] for line in status.splitlines()
+                              if line.startswith("RssAnon:"))))
+    return sizes
 
 
 def write_device_list(devices: int, path: Path) -> None:
