@@ -38,10 +38,10 @@ MAX_ROLLOUT_RATE_PER_MINUTE = 10_000
 MAX_IN_PROGRESS_TIMEOUT_MINUTES = 7 * 24 * 60
 MAX_WINDOW_DURATION_MINUTES = 24 * 60
 MAX_RETRIES_TOTAL = 10
-POLICY_FIELDS = (
-    "execution_type", "schedule", "scheduling_config", "rollout_config", "abort_config",
-    "timeout_config", "retry_config", "stages",
-)
+# The policies given as one object each (or null), and every policy field of an execution.
+POLICY_OBJECTS = ("schedule", "scheduling_config", "rollout_config", "abort_config",
+                  "timeout_config", "retry_config")
+POLICY_FIELDS = ("execution_type", *POLICY_OBJECTS, "stages")
 
 
 def validate_step_timeout(minutes: int) -> None:
@@ -242,10 +242,7 @@ class StoredPolicies(Schema):
     """The policy fields as an execution or a template shows them."""
 
     execution_type = fields.String(allow_none=True)
-    schedule = fields.Dict(allow_none=True)
-    scheduling_config = fields.Dict(allow_none=True)
-    rollout_config = fields.Dict(allow_none=True)
-    abort_config = fields.Dict(allow_none=True)
-    timeout_config = fields.Dict(allow_none=True)
-    retry_config = fields.Dict(allow_none=True)
     stages = fields.List(fields.Dict(), allow_none=True)
+
+    class Meta:
+        include = {name: fields.Dict(allow_none=True) for name in POLICY_OBJECTS}

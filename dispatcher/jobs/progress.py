@@ -14,30 +14,16 @@ from dispatcher import db
 from dispatcher.errors import NotFound
 from dispatcher.jobs.pins import handler_steps
 from dispatcher.signing import signature_window
-from schemas.vocabulary import (
-    CANCELED,
-    FAILURES,
-    IN_PROGRESS,
-    QUEUED,
-    REJECTED,
-    REMOVED,
-    SUCCEEDED,
-    TIMED_OUT,
-)
+from schemas.vocabulary import DEVICE_STATUSES, FAILURES
 
 # The execution detail shows this many devices; the rest are on the paged devices endpoint.
 DETAIL_DEVICE_LIMIT = 100
-# Each API counter and the device statuses it counts. failed_devices counts every failure
-# (what makes a job FAILED); timed_out_devices and rejected_devices break it down.
+# Each API counter and the device statuses it counts: one counter a status
+# (``timed_out_devices`` for TIMED_OUT), except that failed_devices counts every failure (what
+# makes a job FAILED), which timed_out_devices and rejected_devices break down.
 COUNTERS: dict[str, frozenset[str]] = {
-    "succeeded_devices": frozenset({SUCCEEDED}),
+    **{f"{status.lower()}_devices": frozenset({status}) for status in DEVICE_STATUSES},
     "failed_devices": FAILURES,
-    "in_progress_devices": frozenset({IN_PROGRESS}),
-    "queued_devices": frozenset({QUEUED}),
-    "canceled_devices": frozenset({CANCELED}),
-    "timed_out_devices": frozenset({TIMED_OUT}),
-    "rejected_devices": frozenset({REJECTED}),
-    "removed_devices": frozenset({REMOVED}),
 }
 
 
