@@ -11,7 +11,7 @@ storage.
 from __future__ import annotations
 
 import uuid as uuid_mod
-from typing import IO
+from typing import IO, cast
 
 from flask import Response, current_app, jsonify, request
 from flask import abort as abort_with
@@ -24,6 +24,7 @@ from api.errors import abort, error_body
 from api.json_body import ResourceBlueprint
 from dispatcher.catalog import artifacts
 from dispatcher.catalog.artifact_storage import ArtifactStorage, storage_from_settings
+from dispatcher.errors import InvalidInput
 from schemas.artifacts import ArtifactList, ArtifactSchema, ArtifactUploadQuery
 
 blp = ResourceBlueprint("artifacts", __name__, description="Files delivered to devices")
@@ -77,8 +78,26 @@ def raw_body(max_bytes: int) -> IO[bytes]:
     if (request.content_length or 0) > max_bytes:
         abort(413, message=f"Artifact larger than ARTIFACT_MAX_BYTES ({max_bytes} bytes)")
     if request.environ.get("wsgi.input_terminated"):
-        return request.environ["wsgi.input"]
+        body, length = request.environ["wsgi.input"], request.content_length
+        return body if length is None else cast(IO[bytes], DeclaredBody(body, length))
     return request.stream
+
+
+class DeclaredBody:
+    """A body of declared length that refuses to end early: the server's own input answers
+    end of file when the client closes the connection half-way, which must not store the
+    part that came as if it were the whole (werkzeug's stream says so itself)."""
+
+    def __init__(self, stream: IO[bytes], length: int) -> None:
+        self._stream, self._left = stream, length
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self._stream.read(size)
+        self._left -= len(chunk)
+        if not chunk and size != 0 and self._left > 0:
+            raise InvalidInput(f"The request body ended {self._left} bytes before its "
+                               "Content-Length")
+        return chunk
 
 
 @blp.route("/artifacts/<artifact_id>")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import socket
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from job_rows import (
     status_url,
     target_events,
 )
+from json_http import JsonHttp
+from suite_constants import TEST_ADMIN_TOKEN
 
 from dispatcher.signing import create_key_file
 from schemas.document_signing import read_signed_job
@@ -245,3 +248,28 @@ def test_device_download_only_while_its_own_job_is_unfinished(delivering, admin_
     assert client.get(url, headers=admin_headers).status_code == 403
     set_row_status(job["job_id"], device, "FAILED")
     assert client.get(url, headers=device.headers).status_code == 404
+
+
+def test_a_body_cut_short_under_gunicorn_is_refused_and_nothing_is_stored(api_server,
+                                                                        settings):
+    """The client declares 1,000 bytes, sends 100 and closes its side: 400 naming what is
+    missing, no artifact and no stored file (gunicorn's input just ends, so the length is the
+    only way to tell)."""
+    host, port = api_server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as conn:
+        conn.sendall(f"POST /api/v1/artifacts?name=cut.bin HTTP/1.1\r\nHost: {host}\r\n"
+                     f"Authorization: Bearer {TEST_ADMIN_TOKEN}\r\n"
+                     "Content-Type: application/octet-stream\r\nContent-Length: 1000\r\n"
+                     "Connection: close\r\n\r\n".encode() + b"x" * 100)
+        conn.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    status_line, _, rest = answer.partition(b"\r\n")
+    assert status_line.split()[1] == b"400", answer
+    assert b"900 bytes before its Content-Length" in rest
+    status, listing = JsonHttp(api_server.url).request(
+        "GET", "/api/v1/artifacts", None, {"Authorization": f"Bearer {TEST_ADMIN_TOKEN}"})
+    assert (status, listing["artifacts"]) == (200, [])
+    stored = Path(settings.artifact_dir)
+    assert [p for p in stored.rglob("*") if p.is_file()] == []
