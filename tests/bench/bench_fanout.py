@@ -23,11 +23,13 @@ For each fleet size, in a fresh database, with the API under gunicorn and one Ce
 from __future__ import annotations
 
 import argparse
+import collections
 import http.client
 import json
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -184,7 +186,8 @@ def bench_size(devices: int, samples: int, racks: int, work_dir: Path) -> None:
             answer, _ = api.execute(execute_body(TARGETS["all"]))
             job_id = answer["job"]["job_id"]
             during, next_small = [], started + 0.5
-            with psycopg.connect(url, autocommit=True) as watcher:
+            waits = WaitSampler(url)
+            with waits, psycopg.connect(url, autocommit=True) as watcher:
                 while not fanout_done(watcher, job_id):
                     if time.perf_counter() >= next_small:
                         during.append(api.execute(small)[1])
@@ -193,6 +196,7 @@ def bench_size(devices: int, samples: int, racks: int, work_dir: Path) -> None:
             fanout_s = time.perf_counter() - started
         assert rows_of(url, job_id) == devices
         print(f"POST /jobs/execute during the fan-out {latency_summary(during)}")
+        waits.report()
         floor_s = floor_seconds(url, "fanout_floor")
         bare_s = floor_seconds(url, "fanout_bare_floor")
         ratio = fanout_s / floor_s
@@ -204,6 +208,47 @@ def bench_size(devices: int, samples: int, racks: int, work_dir: Path) -> None:
         print(f"fan-out / floor = {ratio:.2f}x  (target <= {TARGET_RATIO}x: "
               f"{'met' if ratio <= TARGET_RATIO else 'NOT met'})", flush=True)
     db.close()
+
+
+class WaitSampler:
+    """What the database's backends wait on while the fan-out runs, sampled from
+    ``pg_stat_activity`` every 10 ms: the fan-out's chunk statements apart from everything
+    else (the executes), each sample its wait event or CPU, and how many backends stood in
+    the WAL's way at once, which tells a commit queued behind a chunk's WAL from lock or CPU."""
+
+    SAMPLE_SQL = """
+        SELECT CASE WHEN query ILIKE '%%INSERT INTO device_job_status%%' THEN 'fan-out chunk'
+                    ELSE 'other (executes)' END,
+               coalesce(wait_event_type || ':' || wait_event, 'CPU')
+          FROM pg_stat_activity
+         WHERE datname = current_database() AND state = 'active' AND pid <> pg_backend_pid()
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.counts: collections.Counter = collections.Counter()
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> WaitSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            while not self._stop.wait(0.01):
+                self.samples += 1
+                self.counts.update(tuple(row) for row in conn.execute(self.SAMPLE_SQL))
+
+    def report(self) -> None:
+        print(f"what active backends waited on during the fan-out ({self.samples} samples):")
+        for (who, wait), n in sorted(self.counts.items(), key=lambda item: -item[1])[:12]:
+            print(f"  {who:<17} {wait:<28} {n:6d}  ({n / max(1, self.samples):.2f}/sample)")
 
 
 def _first_device(url: str) -> str:
