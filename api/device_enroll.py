@@ -25,9 +25,6 @@ from schemas.enrollment import EnrollAnswer, EnrollRequest, MqttCredentials
 blp = ResourceBlueprint("device-enroll", __name__,
                         description="A device enrolls with an enrollment token")
 
-PENDING_MQTT_PROBLEM = "valid once an operator accepts this device"
-
-
 @blp.route("/devices/enroll")
 class DeviceEnrollment(MethodView):
     @blp.arguments(EnrollRequest)
@@ -45,14 +42,9 @@ class DeviceEnrollment(MethodView):
             body["enrollment_token"], body["hardware_id"], body["device_name"]))
         answer = {**device, "status": status, "device_token": token}
         if broker_identities.issues_credentials(settings()):
-            if status == enrollment.ACCEPTED:
-                credentials = broker_identities.grant_or_explain(
-                    settings(), device["uuid"], hash_token(token))
-            else:
-                credentials = broker_identities.credentials_for(
-                    settings(), device["uuid"], hash_token(token),
-                )._replace(ready=False, problem=PENDING_MQTT_PROBLEM)
-            answer["mqtt"] = credentials._asdict()
+            answer["mqtt"] = broker_identities.for_enrollment(
+                settings(), device["uuid"], hash_token(token),
+                accepted=status == enrollment.ACCEPTED)._asdict()
         code = 201 if status == enrollment.ACCEPTED else 202
         return answer, code, NO_STORE
 

@@ -34,6 +34,10 @@ from schemas.nudges import agent_client_id, notify_topic
 log = logging.getLogger(__name__)
 
 
+# What a pending device's credentials say until an operator accepts it.
+PENDING_PROBLEM = "valid once an operator accepts this device"
+
+
 class MqttCredentials(NamedTuple):
     """A device's MQTT login, as enrollment and the device's own endpoint answer it."""
 
@@ -94,6 +98,16 @@ def grant_or_explain(settings: Settings, device_uuid: uuid_mod.UUID | str,
         log.warning("mqtt identity not granted device_uuid=%s error=%s", device_uuid, exc)
         return credentials_for(settings, device_uuid, token_hash)._replace(
             ready=False, problem=str(exc))
+
+
+def for_enrollment(settings: Settings, device_uuid: uuid_mod.UUID | str, token_hash: bytes,
+                   accepted: bool) -> MqttCredentials:
+    """The credentials an enrolling device is told: granted now when it was accepted; a pending
+    device's are told already, and granted when an operator accepts it."""
+    if accepted:
+        return grant_or_explain(settings, device_uuid, token_hash)
+    return credentials_for(settings, device_uuid, token_hash)._replace(
+        ready=False, problem=PENDING_PROBLEM)
 
 
 def revoke(settings: Settings, device_uuid: uuid_mod.UUID | str) -> bool:
