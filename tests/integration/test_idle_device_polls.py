@@ -214,7 +214,18 @@ def test_the_devices_load_in_pages_and_a_change_between_pages_is_not_answered_fr
             jobs.update((device, insert_job([device])) for device in (before, after))
         return page
 
+    # The listener's waits for notifications once loaded are held until the first answers are
+    # checked: what the knowledge answers first is what it knew when it was turned on.
+    looked = threading.Event()
+    notifies = psycopg.Connection.notifies
+
+    def held(conn, *, timeout=None, stop_after=None):
+        if timeout:
+            looked.wait(10)
+        return notifies(conn, timeout=timeout, stop_after=stop_after)
+
     monkeypatch.setattr(psycopg.ServerCursor, "fetchmany", fetching)
+    monkeypatch.setattr(psycopg.Connection, "notifies", held)
     listener = idle.start(database_url)
     try:
         wait_until(lambda: listener.enabled, 10, "the idle devices loaded")
@@ -226,4 +237,5 @@ def test_the_devices_load_in_pages_and_a_change_between_pages_is_not_answered_fr
         assert all(is_known_idle(listener, device) for device in quiet)
         assert poll(client, quiet[0]).get_json()["message"] == NO_JOB
     finally:
+        looked.set()
         idle.stop()
