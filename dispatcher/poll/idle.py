@@ -18,14 +18,16 @@ its notification is handled after the position was taken: it forgets the device,
 "idle" cannot be learned over it. Losing the listener connection forgets everything and turns
 the knowledge off until a new connection has listened and loaded it again.
 
-The load reads the snapshot in pages (``SNAPSHOT_PAGE_ROWS``), through one server-side cursor
-in one transaction begun after LISTEN: a cursor reads the snapshot its DECLARE took (PostgreSQL
-cursors are insensitive) however many FETCHes it takes, so the pages are one consistent
-snapshot, and every change it did not see committed after the LISTEN, so its notification comes
-to this connection: it is delivered when the load's transaction ends (before that COMMIT's
-answer) and forgotten before the knowledge answers anything. A page is a short stretch of work
-between two waits on the socket, so the process's other threads (requests, gunicorn's
-heartbeat) run while a million devices load, and only one page of rows is held besides the map.
+The load reads the devices in pages (``SNAPSHOT_PAGE_ROWS``) through one server-side cursor,
+in one transaction begun after LISTEN. A cursor reads the snapshot its DECLARE took however
+many FETCHes it takes (PostgreSQL's cursors are insensitive), so the pages are one snapshot as
+the one query before them was, and a change it did not see committed after the DECLARE, so
+after the LISTEN: its notification is held for this connection while the transaction lasts,
+delivered as it ends (before its COMMIT is answered) and handled before the knowledge answers
+anything. A page is a few milliseconds of this thread's work between two waits on the socket,
+so the process's other threads (requests, gunicorn's heartbeat) run while a million devices
+load, where one fetch of them all held them for seconds; and only a page of rows is ever held
+besides the maps, so what stays after the load is what the maps need.
 
 The gap left is the time from a commit to its notification being handled here (well under a
 millisecond when idle). The MQTT nudge is published after the commit and can beat it, so the
