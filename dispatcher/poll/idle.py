@@ -18,6 +18,17 @@ its notification is handled after the position was taken: it forgets the device,
 "idle" cannot be learned over it. Losing the listener connection forgets everything and turns
 the knowledge off until a new connection has listened and loaded it again.
 
+The load reads the devices in pages (``SNAPSHOT_PAGE_ROWS``) through one server-side cursor,
+in one transaction begun after LISTEN. A cursor reads the snapshot its DECLARE took however
+many FETCHes it takes (PostgreSQL's cursors are insensitive), so the pages are one snapshot as
+the one query before them was, and a change it did not see committed after the DECLARE, so
+after the LISTEN: its notification is held for this connection while the transaction lasts,
+delivered as it ends (before its COMMIT is answered) and handled before the knowledge answers
+anything. A page is a few milliseconds of this thread's work between two waits on the socket,
+so the process's other threads (requests, gunicorn's heartbeat) run while a million devices
+load, where one fetch of them all held them for seconds; and only a page of rows is ever held
+besides the maps, so what stays after the load is what the maps need.
+
 The gap left is the time from a commit to its notification being handled here (well under a
 millisecond when idle). The MQTT nudge is published after the commit and can beat it, so the
 agent asks for a fresh answer (``Cache-Control: no-cache``) on a nudged poll; a poll that is
@@ -48,11 +59,15 @@ LISTENER_NAME = "device-jobs idle devices"
 # Devices forgotten since the last reset; past this many, the record starts over (and polls
 # still querying do not learn, which is always safe).
 FORGOTTEN_MAX = 100_000
+# Rows a FETCH of the load reads: a few milliseconds of this thread's work each.
+SNAPSHOT_PAGE_ROWS = 5_000
 
 
 class IdleDevices:
     """The one place that knows which device tokens this process has verified, and which of
-    those devices are idle: device (uuid bytes) -> (token hash, idle).
+    those devices are idle: device (uuid bytes) -> token hash, in ``_idle`` or in ``_busy``
+    (never both). Bytes only, no tuple per device: about 200 bytes a device (at a million),
+    and maps that the garbage collector never has to walk.
 
     A token is learnt from a statement that checked it (the poll's, the status report's, the
     report's check before its body is read) or from the listener's load. With a listener
@@ -65,7 +80,8 @@ class IdleDevices:
     def __init__(self, database_url: str | None) -> None:
         self.database_url = database_url
         self._lock = threading.Lock()
-        self._known: dict[bytes, tuple[bytes, bool]] = {}
+        self._idle: dict[bytes, bytes] = {}
+        self._busy: dict[bytes, bytes] = {}
         self._enabled = False
         self._position = 0
         self._valid_since = 1
@@ -77,12 +93,13 @@ class IdleDevices:
 
     def is_idle(self, device_uuid: uuid.UUID, token_hash: bytes) -> bool:
         """Whether this device is known to have nothing pending and ``token_hash`` is its token."""
-        return self._enabled and self._known.get(device_uuid.bytes) == (token_hash, True)
+        return self._enabled and self._idle.get(device_uuid.bytes) == token_hash
 
     def knows_token(self, device_uuid: uuid.UUID, token_hash: bytes) -> bool:
         """Whether ``token_hash`` is this device's token as last verified."""
-        known = self._known.get(device_uuid.bytes)
-        return known is not None and known[0] == token_hash
+        key = device_uuid.bytes
+        # A device moving between the maps is put in the other before it leaves the one.
+        return self._idle.get(key) == token_hash or self._busy.get(key) == token_hash
 
     @property
     def position(self) -> int:
@@ -92,21 +109,22 @@ class IdleDevices:
     def learn_idle(self, device_uuid: uuid.UUID, token_hash: bytes, position: int) -> None:
         """A query that started after ``position`` was taken found the device idle, with this
         token."""
-        self._learn(device_uuid.bytes, (token_hash, True), position)
+        self._learn(device_uuid.bytes, token_hash, True, position)
 
     def learn_token(self, device_uuid: uuid.UUID, token_hash: bytes, position: int) -> None:
         """A statement that started after ``position`` was taken found ``token_hash`` to be
         the device's token (whether it is idle is not known: an idle device stays so)."""
-        key = device_uuid.bytes
         if not self.knows_token(device_uuid, token_hash):
-            self._learn(key, (token_hash, False), position)
+            self._learn(device_uuid.bytes, token_hash, False, position)
 
-    def _learn(self, key: bytes, entry: tuple[bytes, bool], position: int) -> None:
+    def _learn(self, key: bytes, token_hash: bytes, idle: bool, position: int) -> None:
         with self._lock:
             if self.database_url is None or (
                     self._enabled and position >= self._valid_since
                     and self._forgotten_at.get(key, 0) <= position):
-                self._known[key] = entry
+                into, out_of = (self._idle, self._busy) if idle else (self._busy, self._idle)
+                into[key] = token_hash
+                out_of.pop(key, None)
 
     # The listener's side.
 
@@ -130,23 +148,22 @@ class IdleDevices:
                 self._forgotten_at = {}
                 self._valid_since = self._position
             for key in keys:
-                self._known.pop(key, None)
+                self._idle.pop(key, None)
+                self._busy.pop(key, None)
                 self._forgotten_at[key] = self._position
 
     def drop(self) -> None:
         """Forget everything and answer no poll until loaded again."""
         with self._lock:
             self._enabled = False
-            self._known = {}
+            self._idle, self._busy = {}, {}
             self._forgotten_at = {}
             self._position += 1
 
-    def _load(self, idle: list[tuple[uuid.UUID, bytes]],
-              busy: Iterable[tuple[uuid.UUID, bytes]] = ()) -> None:
-        """Devices with their tokens: the ``idle`` ones and the others."""
+    def _load(self, idle: dict[bytes, bytes], busy: dict[bytes, bytes]) -> None:
+        """Devices (uuid bytes) with their token hashes: the ``idle`` ones and the others."""
         with self._lock:
-            self._known = {device.bytes: (token_hash, False) for device, token_hash in busy}
-            self._known.update((device.bytes, (token_hash, True)) for device, token_hash in idle)
+            self._idle, self._busy = idle, busy
             self._forgotten_at = {}
             self._position += 1
             self._valid_since = self._position
@@ -173,18 +190,31 @@ class IdleDevices:
 
     def _follow(self, conn: psycopg.Connection) -> None:
         conn.execute(QUERIES["listen_idle_devices"])
-        rows = conn.execute(QUERIES["known_devices_snapshot"]).fetchall()
-        idle = [(device, token_hash) for device, token_hash, is_idle in rows if is_idle]
-        self._load(idle, ((device, token_hash) for device, token_hash, is_idle in rows
-                          if not is_idle))
+        idle, busy = self._read_snapshot(conn)
+        self._load(idle, busy)
         # Changes committed while loading are forgotten before the first answer.
         self._handle(conn.notifies(timeout=0))
         with self._lock:
             self._enabled = not self._stopped.is_set()
-        log.info("idle devices known devices=%d idle=%d", len(rows), len(idle))
+        log.info("idle devices known devices=%d idle=%d", len(idle) + len(busy), len(idle))
         while not self._stopped.is_set():
             self._handle(conn.notifies(timeout=LIVENESS_CHECK_S))
             conn.execute(QUERIES["idle_devices_listener_alive"])
+
+    def _read_snapshot(self, conn: psycopg.Connection) -> tuple[dict[bytes, bytes],
+                                                              dict[bytes, bytes]]:
+        """Every device's token hash, the idle devices' and the others', read page by page
+        from one snapshot (see the module's docstring)."""
+        idle: dict[bytes, bytes] = {}
+        busy: dict[bytes, bytes] = {}
+        with conn.transaction(), conn.cursor("known_devices", binary=True) as cursor:
+            cursor.execute(QUERIES["known_devices_snapshot"])
+            while page := cursor.fetchmany(SNAPSHOT_PAGE_ROWS):
+                for key, token_hash, is_idle in page:
+                    (idle if is_idle else busy)[key] = token_hash
+                if self._stopped.is_set():
+                    break
+        return idle, busy
 
     def _handle(self, notifications: Iterable[psycopg.Notify]) -> None:
         for note in notifications:

@@ -189,3 +189,53 @@ def test_a_busy_device_loaded_by_the_listener_reports_with_one_statement(
         assert sent == [QUERIES["report_device_job"]]
     finally:
         idle.stop()
+
+
+def test_the_devices_load_in_pages_and_a_change_between_pages_is_not_answered_from_them(
+    client, database_url, monkeypatch
+):
+    """The listener reads the devices a page at a time (a million read at once held a worker
+    for longer than its heartbeat allows), and a job committed while the pages are being read
+    reaches the first poll answered from memory, for a device on a page read before the commit
+    and for one on a page read after it."""
+    devices = register_fleet(7)
+    monkeypatch.setattr(idle, "SNAPSHOT_PAGE_ROWS", 2)
+    pages: list[list[tuple]] = []
+    jobs = {}
+    fetchmany = psycopg.ServerCursor.fetchmany
+
+    def fetching(cursor, size=0):
+        page = fetchmany(cursor, size)
+        pages.append(page)
+        if len(pages) == 1:  # between the first page and the second
+            read = {row[0] for row in page}
+            before = next(d for d in devices if d.uuid.bytes in read)
+            after = next(d for d in devices if d.uuid.bytes not in read)
+            jobs.update((device, insert_job([device])) for device in (before, after))
+        return page
+
+    # The listener's waits for notifications once loaded are held until the first answers are
+    # checked: what the knowledge answers first is what it knew when it was turned on.
+    looked = threading.Event()
+    notifies = psycopg.Connection.notifies
+
+    def held(conn, *, timeout=None, stop_after=None):
+        if timeout:
+            looked.wait(10)
+        return notifies(conn, timeout=timeout, stop_after=stop_after)
+
+    monkeypatch.setattr(psycopg.ServerCursor, "fetchmany", fetching)
+    monkeypatch.setattr(psycopg.Connection, "notifies", held)
+    listener = idle.start(database_url)
+    try:
+        wait_until(lambda: listener.enabled, 10, "the idle devices loaded")
+        assert len([page for page in pages if page]) == 4
+        for device, job_id in jobs.items():
+            assert not is_known_idle(listener, device)
+            assert poll(client, device).get_json()["jobId"] == str(job_id)
+        quiet = [device for device in devices if device not in jobs]
+        assert all(is_known_idle(listener, device) for device in quiet)
+        assert poll(client, quiet[0]).get_json()["message"] == NO_JOB
+    finally:
+        looked.set()
+        idle.stop()

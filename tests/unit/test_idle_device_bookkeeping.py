@@ -12,7 +12,7 @@ TOKEN = b"t" * 32
 
 def loaded(*devices: uuid.UUID) -> IdleDevices:
     known = IdleDevices("postgresql://unused")
-    known._load([(device, TOKEN) for device in devices])
+    known._load({device.bytes: TOKEN for device in devices}, {})
     known._enabled = True
     return known
 
@@ -51,7 +51,7 @@ def test_a_drop_forgets_everything_and_refuses_what_queries_before_it_learn():
     position = known.position
     known.drop()
     assert not known.enabled and not known.is_idle(pi, TOKEN)
-    known._load([])
+    known._load({}, {})
     known._enabled = True
     known.learn_idle(other, TOKEN, position)  # its query started before the drop
     assert not known.is_idle(other, TOKEN)
