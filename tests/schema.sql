@@ -151,6 +151,77 @@ BEGIN
 END;
 $$;
 
+CREATE FUNCTION public.fact_signature(device_type text, attributes jsonb, summary jsonb) RETURNS uuid
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+    SELECT md5(jsonb_build_array(device_type, attributes, summary)::text)::uuid
+$$;
+
+CREATE FUNCTION public.fact_signature_keys(parent text) RETURNS text[]
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+    SELECT coalesce(array_agg(DISTINCT CASE WHEN parent = '' THEN split_part(p, '.', 1)
+                                            ELSE substr(p, length(parent) + 2) END), '{}')
+      FROM unnest(fact_signature_paths()) AS p
+     WHERE parent = '' OR starts_with(p, parent || '.')
+$$;
+
+CREATE FUNCTION public.fact_signature_move() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    summary jsonb := fact_summary(NEW.inventory);
+    moved_to uuid := fact_signature(NEW.device_type, NEW.attributes, summary);
+BEGIN
+    INSERT INTO fact_signatures (signature, device_type, attributes, inventory)
+    VALUES (moved_to, NEW.device_type, NEW.attributes, summary)
+    ON CONFLICT (signature) DO NOTHING;
+    INSERT INTO device_fact_signatures (device_uuid, signature) VALUES (NEW.uuid, moved_to)
+    ON CONFLICT (device_uuid) DO UPDATE SET signature = excluded.signature;
+    RETURN NULL;
+END $$;
+
+CREATE FUNCTION public.fact_signature_paths() RETURNS text[]
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+    SELECT ARRAY['os.id', 'os.version_id', 'os.pretty_name', 'kernel', 'arch',
+                 'agent_version', 'python_version', 'model', 'memory_mb']
+$$;
+
+CREATE FUNCTION public.fact_signatures_insert() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    WITH placed AS (
+        SELECT r.uuid, r.device_type, r.attributes, s.summary,
+               fact_signature(r.device_type, r.attributes, s.summary) AS signature
+          FROM new_rows r
+         CROSS JOIN LATERAL (SELECT fact_summary(r.inventory) AS summary) s
+    ), added AS (
+        INSERT INTO fact_signatures (signature, device_type, attributes, inventory)
+        SELECT DISTINCT ON (p.signature) p.signature, p.device_type, p.attributes, p.summary
+          FROM placed p
+         ORDER BY p.signature
+        ON CONFLICT (signature) DO NOTHING
+    )
+    INSERT INTO device_fact_signatures (device_uuid, signature)
+    SELECT p.uuid, p.signature FROM placed p;
+    RETURN NULL;
+END $$;
+
+CREATE FUNCTION public.fact_summary(inventory jsonb) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+    SELECT inventory - ARRAY(SELECT k FROM jsonb_object_keys(inventory) AS k
+                              WHERE k <> ALL (fact_signature_keys('')) OR k = 'os')
+           || CASE WHEN jsonb_typeof(inventory -> 'os') = 'object'
+                        AND (inventory -> 'os') ?| fact_signature_keys('os')
+                   THEN jsonb_build_object('os', (inventory -> 'os') - ARRAY(
+                            SELECT k FROM jsonb_object_keys(inventory -> 'os') AS k
+                             WHERE k <> ALL (fact_signature_keys('os'))))
+                   ELSE '{}'::jsonb END
+$$;
+
 CREATE FUNCTION public.job_held_open(p_job_id uuid) RETURNS boolean
     LANGUAGE sql STABLE
     AS $$
@@ -362,6 +433,11 @@ CREATE TABLE public.artifacts (
     CONSTRAINT artifacts_size_check CHECK ((size >= 0))
 );
 
+CREATE TABLE public.device_fact_signatures (
+    device_uuid uuid NOT NULL,
+    signature uuid NOT NULL
+);
+
 CREATE TABLE public.device_group_members (
     group_name text NOT NULL,
     device_uuid uuid NOT NULL
@@ -463,6 +539,13 @@ CREATE SEQUENCE public.enrollment_tokens_id_seq
     CACHE 1;
 
 ALTER SEQUENCE public.enrollment_tokens_id_seq OWNED BY public.enrollment_tokens.id;
+
+CREATE TABLE public.fact_signatures (
+    signature uuid NOT NULL,
+    device_type text NOT NULL,
+    attributes jsonb NOT NULL,
+    inventory jsonb NOT NULL
+);
 
 CREATE TABLE public.fleet_counts (
     singleton boolean DEFAULT true NOT NULL,
@@ -778,6 +861,9 @@ ALTER TABLE ONLY public.artifacts
 ALTER TABLE ONLY public.artifacts
     ADD CONSTRAINT artifacts_pkey PRIMARY KEY (id);
 
+ALTER TABLE ONLY public.device_fact_signatures
+    ADD CONSTRAINT device_fact_signatures_pkey PRIMARY KEY (device_uuid);
+
 ALTER TABLE ONLY public.device_group_members
     ADD CONSTRAINT device_group_members_pkey PRIMARY KEY (group_name, device_uuid);
 
@@ -804,6 +890,9 @@ ALTER TABLE ONLY public.enrollment_tokens
 
 ALTER TABLE ONLY public.enrollment_tokens
     ADD CONSTRAINT enrollment_tokens_token_hash_key UNIQUE (token_hash);
+
+ALTER TABLE ONLY public.fact_signatures
+    ADD CONSTRAINT fact_signatures_pkey PRIMARY KEY (signature);
 
 ALTER TABLE ONLY public.fleet_counts
     ADD CONSTRAINT fleet_counts_pkey PRIMARY KEY (singleton);
@@ -869,6 +958,8 @@ CREATE INDEX artifacts_name_created_at ON public.artifacts USING btree (name, cr
 
 CREATE INDEX artifacts_sha256 ON public.artifacts USING btree (sha256);
 
+CREATE INDEX device_fact_signatures_signature_idx ON public.device_fact_signatures USING btree (signature, device_uuid);
+
 CREATE INDEX device_group_members_device_idx ON public.device_group_members USING btree (device_uuid);
 
 CREATE INDEX device_job_status_device_idx ON public.device_job_status USING btree (device_uuid, id DESC);
@@ -902,6 +993,12 @@ CREATE INDEX devices_inventory_gin ON public.devices USING gin (inventory jsonb_
 CREATE INDEX devices_name_trgm_idx ON public.devices USING gin (device_name public.gin_trgm_ops);
 
 CREATE INDEX devices_type_idx ON public.devices USING btree (device_type, uuid);
+
+CREATE INDEX fact_signatures_attributes_gin ON public.fact_signatures USING gin (attributes jsonb_path_ops);
+
+CREATE INDEX fact_signatures_inventory_gin ON public.fact_signatures USING gin (inventory jsonb_path_ops);
+
+CREATE INDEX fact_signatures_type_idx ON public.fact_signatures USING btree (device_type);
 
 CREATE INDEX job_artifacts_artifact_id ON public.job_artifacts USING btree (artifact_id);
 
@@ -973,6 +1070,10 @@ CREATE TRIGGER device_job_status_stage_count_insert AFTER INSERT ON public.devic
 
 CREATE TRIGGER device_job_status_stage_count_update AFTER UPDATE ON public.device_job_status REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.job_stage_counts_apply();
 
+CREATE TRIGGER devices_fact_signature_insert AFTER INSERT ON public.devices REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.fact_signatures_insert();
+
+CREATE TRIGGER devices_fact_signature_update AFTER UPDATE OF device_type, attributes, inventory ON public.devices FOR EACH ROW WHEN ((public.fact_signature(old.device_type, old.attributes, public.fact_summary(old.inventory)) <> public.fact_signature(new.device_type, new.attributes, public.fact_summary(new.inventory)))) EXECUTE FUNCTION public.fact_signature_move();
+
 CREATE TRIGGER devices_notify_deleted AFTER DELETE ON public.devices REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION public.notify_idle_devices_deleted();
 
 CREATE TRIGGER devices_notify_token AFTER UPDATE OF token_hash ON public.devices FOR EACH ROW WHEN ((old.token_hash IS DISTINCT FROM new.token_hash)) EXECUTE FUNCTION public.notify_idle_device();
@@ -984,6 +1085,9 @@ CREATE TRIGGER devices_signature_insert AFTER INSERT ON public.devices REFERENCI
 CREATE TRIGGER devices_signature_truncate AFTER TRUNCATE ON public.devices FOR EACH STATEMENT EXECUTE FUNCTION public.device_signatures_clear();
 
 CREATE TRIGGER devices_signature_update AFTER UPDATE ON public.devices REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.device_signatures_apply();
+
+ALTER TABLE ONLY public.device_fact_signatures
+    ADD CONSTRAINT device_fact_signatures_device_uuid_fkey FOREIGN KEY (device_uuid) REFERENCES public.devices(uuid) ON UPDATE CASCADE ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.device_group_members
     ADD CONSTRAINT device_group_members_device_uuid_fkey FOREIGN KEY (device_uuid) REFERENCES public.devices(uuid) ON DELETE CASCADE;
