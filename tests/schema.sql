@@ -173,6 +173,10 @@ DECLARE
     summary jsonb := fact_summary(NEW.inventory);
     moved_to uuid := fact_signature(NEW.device_type, NEW.attributes, summary);
 BEGIN
+    IF EXISTS (SELECT 1 FROM device_fact_signatures
+                WHERE device_uuid = NEW.uuid AND signature = moved_to) THEN
+        RETURN NULL;
+    END IF;
     INSERT INTO fact_signatures (signature, device_type, attributes, inventory)
     VALUES (moved_to, NEW.device_type, NEW.attributes, summary)
     ON CONFLICT (signature) DO NOTHING;
@@ -210,17 +214,31 @@ BEGIN
 END $$;
 
 CREATE FUNCTION public.fact_summary(inventory jsonb) RETURNS jsonb
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
     AS $$
-    SELECT inventory - ARRAY(SELECT k FROM jsonb_object_keys(inventory) AS k
-                              WHERE k <> ALL (fact_signature_keys('')) OR k = 'os')
-           || CASE WHEN jsonb_typeof(inventory -> 'os') = 'object'
-                        AND (inventory -> 'os') ?| fact_signature_keys('os')
-                   THEN jsonb_build_object('os', (inventory -> 'os') - ARRAY(
-                            SELECT k FROM jsonb_object_keys(inventory -> 'os') AS k
-                             WHERE k <> ALL (fact_signature_keys('os'))))
-                   ELSE '{}'::jsonb END
-$$;
+DECLARE
+    summary jsonb := '{}'::jsonb;
+    os jsonb := inventory -> 'os';
+    os_summary jsonb := '{}'::jsonb;
+    fact text;
+BEGIN
+    FOREACH fact IN ARRAY fact_signature_keys('') LOOP
+        IF inventory ? fact AND fact <> 'os' THEN
+            summary := summary || jsonb_build_object(fact, inventory -> fact);
+        END IF;
+    END LOOP;
+    IF jsonb_typeof(os) = 'object' THEN
+        FOREACH fact IN ARRAY fact_signature_keys('os') LOOP
+            IF os ? fact THEN
+                os_summary := os_summary || jsonb_build_object(fact, os -> fact);
+            END IF;
+        END LOOP;
+        IF os_summary <> '{}'::jsonb THEN
+            summary := summary || jsonb_build_object('os', os_summary);
+        END IF;
+    END IF;
+    RETURN summary;
+END $$;
 
 CREATE FUNCTION public.job_held_open(p_job_id uuid) RETURNS boolean
     LANGUAGE sql STABLE
@@ -1072,7 +1090,7 @@ CREATE TRIGGER device_job_status_stage_count_update AFTER UPDATE ON public.devic
 
 CREATE TRIGGER devices_fact_signature_insert AFTER INSERT ON public.devices REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.fact_signatures_insert();
 
-CREATE TRIGGER devices_fact_signature_update AFTER UPDATE OF device_type, attributes, inventory ON public.devices FOR EACH ROW WHEN ((public.fact_signature(old.device_type, old.attributes, public.fact_summary(old.inventory)) <> public.fact_signature(new.device_type, new.attributes, public.fact_summary(new.inventory)))) EXECUTE FUNCTION public.fact_signature_move();
+CREATE TRIGGER devices_fact_signature_update AFTER UPDATE OF device_type, attributes, inventory ON public.devices FOR EACH ROW WHEN (((old.device_type IS DISTINCT FROM new.device_type) OR ((old.attributes)::text IS DISTINCT FROM (new.attributes)::text) OR ((old.inventory)::text IS DISTINCT FROM (new.inventory)::text))) EXECUTE FUNCTION public.fact_signature_move();
 
 CREATE TRIGGER devices_notify_deleted AFTER DELETE ON public.devices REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION public.notify_idle_devices_deleted();
 
