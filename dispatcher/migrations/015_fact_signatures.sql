@@ -123,22 +123,22 @@ BEGIN
 END $$;
 
 -- A device whose type, attributes or inventory changed moves to its new signature, unless its
--- signature is the one it has (most reports change an unsummarised fact: a free disk).
+-- signature is the one it has (most reports change an unsummarised fact: a free disk), then
+-- the signature is added if it is new. Every device has its row (the insert trigger, the
+-- backfill), so one UPDATE both tests and moves.
 CREATE FUNCTION fact_signature_move() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
     summary jsonb := fact_summary(NEW.inventory);
     moved_to uuid := fact_signature(NEW.device_type, NEW.attributes, summary);
 BEGIN
-    IF EXISTS (SELECT 1 FROM device_fact_signatures
-                WHERE device_uuid = NEW.uuid AND signature = moved_to) THEN
-        RETURN NULL;
+    UPDATE device_fact_signatures SET signature = moved_to
+     WHERE device_uuid = NEW.uuid AND signature <> moved_to;
+    IF FOUND THEN
+        INSERT INTO fact_signatures (signature, device_type, attributes, inventory)
+        VALUES (moved_to, NEW.device_type, NEW.attributes, summary)
+        ON CONFLICT (signature) DO NOTHING;
     END IF;
-    INSERT INTO fact_signatures (signature, device_type, attributes, inventory)
-    VALUES (moved_to, NEW.device_type, NEW.attributes, summary)
-    ON CONFLICT (signature) DO NOTHING;
-    INSERT INTO device_fact_signatures (device_uuid, signature) VALUES (NEW.uuid, moved_to)
-    ON CONFLICT (device_uuid) DO UPDATE SET signature = excluded.signature;
     RETURN NULL;
 END $$;
 
