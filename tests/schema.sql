@@ -198,6 +198,93 @@ BEGIN
 END;
 $$;
 
+CREATE FUNCTION public.fact_signature(device_type text, attributes jsonb, summary jsonb) RETURNS uuid
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+    SELECT md5(jsonb_build_array(device_type, attributes, summary)::text)::uuid
+$$;
+
+CREATE FUNCTION public.fact_signature_keys(parent text) RETURNS text[]
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+    SELECT coalesce(array_agg(DISTINCT CASE WHEN parent = '' THEN split_part(p, '.', 1)
+                                            ELSE substr(p, length(parent) + 2) END), '{}')
+      FROM unnest(fact_signature_paths()) AS p
+     WHERE parent = '' OR starts_with(p, parent || '.')
+$$;
+
+CREATE FUNCTION public.fact_signature_move() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    summary jsonb := fact_summary(NEW.inventory);
+    moved_to uuid := fact_signature(NEW.device_type, NEW.attributes, summary);
+BEGIN
+    UPDATE device_fact_signatures SET signature = moved_to
+     WHERE device_uuid = NEW.uuid AND signature <> moved_to;
+    IF FOUND THEN
+        INSERT INTO fact_signatures (signature, device_type, attributes, inventory)
+        VALUES (moved_to, NEW.device_type, NEW.attributes, summary)
+        ON CONFLICT (signature) DO NOTHING;
+    END IF;
+    RETURN NULL;
+END $$;
+
+CREATE FUNCTION public.fact_signature_paths() RETURNS text[]
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+    SELECT ARRAY['os.id', 'os.version_id', 'os.pretty_name', 'kernel', 'arch',
+                 'agent_version', 'python_version', 'model', 'memory_mb']
+$$;
+
+CREATE FUNCTION public.fact_signatures_insert() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    WITH placed AS (
+        SELECT r.uuid, r.device_type, r.attributes, s.summary,
+               fact_signature(r.device_type, r.attributes, s.summary) AS signature
+          FROM new_rows r
+         CROSS JOIN LATERAL (SELECT fact_summary(r.inventory) AS summary) s
+    ), added AS (
+        INSERT INTO fact_signatures (signature, device_type, attributes, inventory)
+        SELECT DISTINCT ON (p.signature) p.signature, p.device_type, p.attributes, p.summary
+          FROM placed p
+         ORDER BY p.signature
+        ON CONFLICT (signature) DO NOTHING
+    )
+    INSERT INTO device_fact_signatures (device_uuid, signature)
+    SELECT p.uuid, p.signature FROM placed p;
+    RETURN NULL;
+END $$;
+
+CREATE FUNCTION public.fact_summary(inventory jsonb) RETURNS jsonb
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+    AS $$
+DECLARE
+    summary jsonb := '{}'::jsonb;
+    os jsonb := inventory -> 'os';
+    os_summary jsonb := '{}'::jsonb;
+    fact text;
+BEGIN
+    FOREACH fact IN ARRAY fact_signature_keys('') LOOP
+        IF inventory ? fact AND fact <> 'os' THEN
+            summary := summary || jsonb_build_object(fact, inventory -> fact);
+        END IF;
+    END LOOP;
+    IF jsonb_typeof(os) = 'object' THEN
+        FOREACH fact IN ARRAY fact_signature_keys('os') LOOP
+            IF os ? fact THEN
+                os_summary := os_summary || jsonb_build_object(fact, os -> fact);
+            END IF;
+        END LOOP;
+        IF os_summary <> '{}'::jsonb THEN
+            summary := summary || jsonb_build_object('os', os_summary);
+        END IF;
+    END IF;
+    RETURN summary;
+END $$;
+
 CREATE FUNCTION public.job_executions_delete_job_rows() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
@@ -419,6 +506,11 @@ CREATE TABLE public.artifacts (
     CONSTRAINT artifacts_size_check CHECK ((size >= 0))
 );
 
+CREATE TABLE public.device_fact_signatures (
+    device_uuid uuid NOT NULL,
+    signature uuid NOT NULL
+);
+
 CREATE TABLE public.device_group_members (
     group_name text NOT NULL,
     device_uuid uuid NOT NULL
@@ -520,6 +612,13 @@ CREATE SEQUENCE public.enrollment_tokens_id_seq
     CACHE 1;
 
 ALTER SEQUENCE public.enrollment_tokens_id_seq OWNED BY public.enrollment_tokens.id;
+
+CREATE TABLE public.fact_signatures (
+    signature uuid NOT NULL,
+    device_type text NOT NULL,
+    attributes jsonb NOT NULL,
+    inventory jsonb NOT NULL
+);
 
 CREATE TABLE public.fleet_counts (
     singleton boolean DEFAULT true NOT NULL,
@@ -835,6 +934,9 @@ ALTER TABLE ONLY public.artifacts
 ALTER TABLE ONLY public.artifacts
     ADD CONSTRAINT artifacts_pkey PRIMARY KEY (id);
 
+ALTER TABLE ONLY public.device_fact_signatures
+    ADD CONSTRAINT device_fact_signatures_pkey PRIMARY KEY (device_uuid);
+
 ALTER TABLE ONLY public.device_group_members
     ADD CONSTRAINT device_group_members_pkey PRIMARY KEY (group_name, device_uuid);
 
@@ -861,6 +963,9 @@ ALTER TABLE ONLY public.enrollment_tokens
 
 ALTER TABLE ONLY public.enrollment_tokens
     ADD CONSTRAINT enrollment_tokens_token_hash_key UNIQUE (token_hash);
+
+ALTER TABLE ONLY public.fact_signatures
+    ADD CONSTRAINT fact_signatures_pkey PRIMARY KEY (signature);
 
 ALTER TABLE ONLY public.fleet_counts
     ADD CONSTRAINT fleet_counts_pkey PRIMARY KEY (singleton);
@@ -926,6 +1031,8 @@ CREATE INDEX artifacts_name_created_at ON public.artifacts USING btree (name, cr
 
 CREATE INDEX artifacts_sha256 ON public.artifacts USING btree (sha256);
 
+CREATE INDEX device_fact_signatures_signature_idx ON public.device_fact_signatures USING btree (signature, device_uuid);
+
 CREATE INDEX device_group_members_device_idx ON public.device_group_members USING btree (device_uuid);
 
 CREATE INDEX device_job_status_device_idx ON public.device_job_status USING btree (device_uuid, id DESC);
@@ -959,6 +1066,12 @@ CREATE INDEX devices_inventory_gin ON public.devices USING gin (inventory jsonb_
 CREATE INDEX devices_name_trgm_idx ON public.devices USING gin (device_name public.gin_trgm_ops);
 
 CREATE INDEX devices_type_idx ON public.devices USING btree (device_type, uuid);
+
+CREATE INDEX fact_signatures_attributes_gin ON public.fact_signatures USING gin (attributes jsonb_path_ops);
+
+CREATE INDEX fact_signatures_inventory_gin ON public.fact_signatures USING gin (inventory jsonb_path_ops);
+
+CREATE INDEX fact_signatures_type_idx ON public.fact_signatures USING btree (device_type);
 
 CREATE INDEX job_artifacts_artifact_id ON public.job_artifacts USING btree (artifact_id);
 
@@ -1034,6 +1147,10 @@ CREATE TRIGGER device_job_status_stage_count_update AFTER UPDATE ON public.devic
 
 CREATE TRIGGER devices_delete_job_rows BEFORE DELETE ON public.devices FOR EACH ROW EXECUTE FUNCTION public.devices_delete_job_rows();
 
+CREATE TRIGGER devices_fact_signature_insert AFTER INSERT ON public.devices REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.fact_signatures_insert();
+
+CREATE TRIGGER devices_fact_signature_update AFTER UPDATE OF device_type, attributes, inventory ON public.devices FOR EACH ROW WHEN (((old.device_type IS DISTINCT FROM new.device_type) OR ((old.attributes)::text IS DISTINCT FROM (new.attributes)::text) OR ((old.inventory)::text IS DISTINCT FROM (new.inventory)::text))) EXECUTE FUNCTION public.fact_signature_move();
+
 CREATE TRIGGER devices_notify_deleted AFTER DELETE ON public.devices REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION public.notify_idle_devices_deleted();
 
 CREATE TRIGGER devices_notify_token AFTER UPDATE OF token_hash ON public.devices FOR EACH ROW WHEN ((old.token_hash IS DISTINCT FROM new.token_hash)) EXECUTE FUNCTION public.notify_idle_device();
@@ -1047,6 +1164,9 @@ CREATE TRIGGER devices_signature_truncate AFTER TRUNCATE ON public.devices FOR E
 CREATE TRIGGER devices_signature_update AFTER UPDATE ON public.devices REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.device_signatures_apply();
 
 CREATE TRIGGER job_executions_delete_job_rows BEFORE DELETE ON public.job_executions FOR EACH ROW EXECUTE FUNCTION public.job_executions_delete_job_rows();
+
+ALTER TABLE ONLY public.device_fact_signatures
+    ADD CONSTRAINT device_fact_signatures_device_uuid_fkey FOREIGN KEY (device_uuid) REFERENCES public.devices(uuid) ON UPDATE CASCADE ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.device_group_members
     ADD CONSTRAINT device_group_members_device_uuid_fkey FOREIGN KEY (device_uuid) REFERENCES public.devices(uuid) ON DELETE CASCADE;

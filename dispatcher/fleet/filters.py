@@ -42,8 +42,8 @@ from schemas.filters import (
 )
 
 __all__ = ["DEVICE_TYPE_KEY", "EVERY_DEVICE", "Predicate", "bounded_search", "compile_filter",
-           "counts_from_signatures", "parse_target_filter", "static_group_members",
-           "uses_inventory"]
+           "counts_from_fact_signatures", "counts_from_signatures", "parse_target_filter",
+           "static_group_members", "uses_inventory"]
 
 # How long a search or a count for a person waiting may read before it is refused.
 SEARCH_TIMEOUT_MS = 5000
@@ -85,6 +85,24 @@ def counts_from_signatures(tree: Node) -> bool:
     return all(f.source == ATTRIBUTES or f.path == ("type",) for f in fields_of(tree))
 
 
+def counts_from_fact_signatures(tree: Node, summarised: Iterable[tuple[str, ...]]) -> bool:
+    """Whether the filter names only the device type, attributes and the ``summarised``
+    inventory facts (paths, ``fact_signature_paths()`` in the database) or keys under them,
+    so that it evaluates on a fact signature, which holds each summarised fact's whole value,
+    exactly as on each of its devices. ``inventory.os`` itself is not summarised (a device's
+    os holds more than its summarised keys); ``inventory.os.id`` is."""
+    facts = tuple(summarised)
+
+    def summarised_fact(path: tuple[str, ...]) -> bool:
+        return any(path[:len(fact)] == fact for fact in facts)
+
+    # system.agent_version reads the inventory's agent_version.
+    return all(f.source == ATTRIBUTES or f.path == ("type",)
+               or ((f.source == INVENTORY or f.path == ("agent_version",))
+                   and summarised_fact(f.path))
+               for f in fields_of(tree))
+
+
 @contextmanager
 def bounded_search(c: db.Connector, timeout_ms: int | None = None) -> Iterator[None]:
     """Run the block's statements (in ``c``'s transaction) under a time limit; a filter that
@@ -111,7 +129,8 @@ def static_group_members(group_name: str, name: str) -> Predicate:
 
 def compile_filter(tree: Node, name: str, alias: str = "d",
                    now: datetime | None = None) -> Predicate:
-    """The predicate of ``tree`` over the devices (or device_signatures) row ``alias``.
+    """The predicate of ``tree`` over the devices (or device_signatures, fact_signatures) row
+    ``alias``.
 
     ``name`` prefixes the parameters, so two predicates can share a statement; relative times
     count from ``now``.

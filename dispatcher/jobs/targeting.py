@@ -8,9 +8,13 @@ meaning: the device type column and JSON containment on the attributes.
 Counting is cheap whatever the fleet size for a filter on the device type and attributes
 alone: triggers keep ``device_signatures``, the number of devices per distinct (device_type,
 attributes), exact, and such a target is counted by summing the signatures that match it. The
-cost grows with the number of matching signatures, not devices. A filter that names inventory
-or server columns is counted on the devices themselves (the GIN indexes serve its exact
-matches). A device list is checked against the primary key.
+cost grows with the number of matching signatures, not devices. A filter that also names
+summarised inventory facts (os, kernel, model, …: ``fact_signature_paths()`` in the database)
+is counted from the fact signatures: the filter is evaluated on the distinct (type,
+attributes, summarised facts), and the devices of the matching ones are counted by an
+index-only scan of a narrow table that sightings never write. A filter that names other
+inventory or server columns is counted on the devices themselves (the GIN indexes serve its
+exact matches). A device list is checked against the primary key.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from dispatcher.fleet.filters import (
     Predicate,
     bounded_search,
     compile_filter,
+    counts_from_fact_signatures,
     counts_from_signatures,
     parse_target_filter,
     static_group_members,
@@ -151,6 +156,19 @@ def target_of_execution(execution: dict) -> Target:
     return Target(TARGET_ALL)
 
 
+_summarised_facts: tuple[tuple[str, ...], ...] | None = None
+
+
+def summarised_facts(conn: db.Connector) -> tuple[tuple[str, ...], ...]:
+    """The inventory paths fact signatures summarise, read once per process (a migration
+    changes them, and a server starts on its migrated database)."""
+    global _summarised_facts
+    if _summarised_facts is None:
+        paths = conn.row("summarised_fact_paths")["paths"]
+        _summarised_facts = tuple(tuple(path.split(".")) for path in paths)
+    return _summarised_facts
+
+
 def count_target_devices(target: Target, conn: db.Connector | None = None) -> int:
     """How many registered devices ``target`` reaches now (on ``conn``, else a connection of its
     own: a live "N devices match").
@@ -175,5 +193,8 @@ def count_target_devices(target: Target, conn: db.Connector | None = None) -> in
         return conn.row("count_static_group_members", name=target.group)["n"]
     if target.tree is None or counts_from_signatures(target.tree):
         return conn.row_filtered("count_matching_signatures",
+                                 {"target_filter": target.predicate()})["n"]
+    if counts_from_fact_signatures(target.tree, summarised_facts(conn)):
+        return conn.row_filtered("count_matching_fact_signatures",
                                  {"target_filter": target.predicate()})["n"]
     return conn.row_filtered("count_matching_devices", {"target_filter": target.predicate()})["n"]

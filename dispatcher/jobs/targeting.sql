@@ -5,6 +5,20 @@ SELECT coalesce(sum(d.n), 0)::bigint AS n
   FROM device_signatures d
  WHERE {{target_filter}};
 
+-- name: count_matching_fact_signatures
+-- Devices a filter on the device type, attributes and summarised inventory facts matches: the
+-- filter is evaluated on the fact signatures, the devices of those that match counted by an
+-- index-only scan of the narrow device_fact_signatures (a signature matches exactly when its
+-- devices do).
+SELECT count(*) AS n
+  FROM device_fact_signatures f
+ WHERE f.signature IN (SELECT d.signature FROM fact_signatures d WHERE {{target_filter}});
+
+-- name: summarised_fact_paths
+-- The inventory facts fact signatures summarise (dotted paths; the list is in the database,
+-- where the triggers that keep the signatures use it).
+SELECT fact_signature_paths() AS paths;
+
 -- name: count_matching_devices
 -- Devices a filter that names inventory or server columns matches.
 SELECT count(*) AS n
