@@ -35,49 +35,11 @@ BEGIN
 END;
 $_$;
 
-CREATE FUNCTION public.device_job_status_check_references() RETURNS trigger
-    LANGUAGE plpgsql
-    SET enable_hashjoin TO 'off'
-    SET enable_mergejoin TO 'off'
-    AS $$
-DECLARE
-    jobs bigint;
-    locked bigint;
-    missing uuid;
-BEGIN
-    PERFORM pg_advisory_xact_lock_shared(device_references_lock_key());
-    SELECT count(DISTINCT job_id) INTO jobs FROM new_rows;
-    SELECT count(*) INTO locked
-      FROM (SELECT 1 FROM job_executions e
-             WHERE e.job_id IN (SELECT job_id FROM new_rows)
-               FOR KEY SHARE OF e) l;
-    IF locked <> jobs THEN
-        RAISE foreign_key_violation USING
-            MESSAGE = 'insert into device_job_status refers to a job that does not exist',
-            TABLE = 'device_job_status', COLUMN = 'job_id';
-    END IF;
-    SELECT n.device_uuid INTO missing
-      FROM new_rows n
-     WHERE NOT EXISTS (SELECT 1 FROM devices d WHERE d.uuid = n.device_uuid)
-     LIMIT 1;
-    IF FOUND THEN
-        RAISE foreign_key_violation USING
-            MESSAGE = format('insert into device_job_status refers to device %s, which does '
-                             'not exist', missing),
-            TABLE = 'device_job_status', COLUMN = 'device_uuid';
-    END IF;
-    RETURN NULL;
-END $$;
-
 CREATE FUNCTION public.device_job_target_id(p_job_id uuid, p_device_uuid uuid) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$
     SELECT p_job_id::text || '/' || p_device_uuid::text
 $$;
-
-CREATE FUNCTION public.device_references_lock_key() RETURNS bigint
-    LANGUAGE sql IMMUTABLE
-    AS $$ SELECT 7668010112093828965::bigint $$;
 
 CREATE FUNCTION public.device_signature(device_type text, attributes jsonb) RETURNS uuid
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -152,15 +114,6 @@ CREATE FUNCTION public.device_signatures_clear() RETURNS trigger
 BEGIN
     DELETE FROM device_signatures;
     RETURN NULL;
-END $$;
-
-CREATE FUNCTION public.devices_delete_job_rows() RETURNS trigger
-    LANGUAGE plpgsql
-    AS $$
-BEGIN
-    PERFORM pg_advisory_xact_lock(device_references_lock_key());
-    DELETE FROM device_job_status WHERE device_uuid = OLD.uuid;
-    RETURN OLD;
 END $$;
 
 CREATE FUNCTION public.drop_job_events_month(month_start timestamp with time zone, lock_timeout_ms integer, OUT outcome text, OUT rows_removed bigint) RETURNS record
@@ -283,16 +236,6 @@ BEGIN
         END IF;
     END IF;
     RETURN summary;
-END $$;
-
-CREATE FUNCTION public.job_executions_delete_job_rows() RETURNS trigger
-    LANGUAGE plpgsql
-    AS $$
-BEGIN
-    IF EXISTS (SELECT 1 FROM device_job_status WHERE job_id = OLD.job_id) THEN
-        DELETE FROM device_job_status WHERE job_id = OLD.job_id;
-    END IF;
-    RETURN OLD;
 END $$;
 
 CREATE FUNCTION public.job_held_open(p_job_id uuid) RETURNS boolean
@@ -1127,8 +1070,6 @@ ALTER INDEX public.job_events_pkey ATTACH PARTITION public.job_events_default_pk
 
 ALTER INDEX public.job_events_target_idx ATTACH PARTITION public.job_events_default_target_type_target_id_id_idx;
 
-CREATE TRIGGER device_job_status_check_references AFTER INSERT ON public.device_job_status REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.device_job_status_check_references();
-
 CREATE TRIGGER device_job_status_count_delete AFTER DELETE ON public.device_job_status REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION public.job_status_counts_apply();
 
 CREATE TRIGGER device_job_status_count_insert AFTER INSERT ON public.device_job_status REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.job_status_counts_apply();
@@ -1144,8 +1085,6 @@ CREATE TRIGGER device_job_status_stage_count_delete AFTER DELETE ON public.devic
 CREATE TRIGGER device_job_status_stage_count_insert AFTER INSERT ON public.device_job_status REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.job_stage_counts_apply();
 
 CREATE TRIGGER device_job_status_stage_count_update AFTER UPDATE ON public.device_job_status REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.job_stage_counts_apply();
-
-CREATE TRIGGER devices_delete_job_rows BEFORE DELETE ON public.devices FOR EACH ROW EXECUTE FUNCTION public.devices_delete_job_rows();
 
 CREATE TRIGGER devices_fact_signature_insert AFTER INSERT ON public.devices REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.fact_signatures_insert();
 
@@ -1163,8 +1102,6 @@ CREATE TRIGGER devices_signature_truncate AFTER TRUNCATE ON public.devices FOR E
 
 CREATE TRIGGER devices_signature_update AFTER UPDATE ON public.devices REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.device_signatures_apply();
 
-CREATE TRIGGER job_executions_delete_job_rows BEFORE DELETE ON public.job_executions FOR EACH ROW EXECUTE FUNCTION public.job_executions_delete_job_rows();
-
 ALTER TABLE ONLY public.device_fact_signatures
     ADD CONSTRAINT device_fact_signatures_device_uuid_fkey FOREIGN KEY (device_uuid) REFERENCES public.devices(uuid) ON UPDATE CASCADE ON DELETE CASCADE;
 
@@ -1173,6 +1110,12 @@ ALTER TABLE ONLY public.device_group_members
 
 ALTER TABLE ONLY public.device_group_members
     ADD CONSTRAINT device_group_members_group_name_fkey FOREIGN KEY (group_name) REFERENCES public.device_groups(name) ON UPDATE CASCADE ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.device_job_status
+    ADD CONSTRAINT device_job_status_device_uuid_fkey FOREIGN KEY (device_uuid) REFERENCES public.devices(uuid) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.device_job_status
+    ADD CONSTRAINT device_job_status_job_id_fkey FOREIGN KEY (job_id) REFERENCES public.job_executions(job_id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.job_artifacts
     ADD CONSTRAINT job_artifacts_artifact_id_fkey FOREIGN KEY (artifact_id) REFERENCES public.artifacts(id) ON DELETE CASCADE;
