@@ -11,7 +11,10 @@ WITH overdue AS (
     UPDATE device_job_status d
        SET status = 'TIMED_OUT', completed_at = %(now)s, last_updated_at = %(now)s,
            version_number = d.version_number + 1, reason = %(reason)s
-      FROM overdue WHERE d.id = overdue.id
+      FROM overdue
+     -- The array lets the planner fetch the chunk's rows by primary key: joined on the id
+     -- alone it hashed or merged the whole table for every chunk (30 ms of each 90).
+     WHERE d.id = ANY(ARRAY(SELECT id FROM overdue)) AND d.id = overdue.id
     RETURNING d.job_id, d.device_uuid, d.execution_number, d.timeout_at, overdue.status AS source
 ), events AS (
     INSERT INTO job_events (actor, action, target_type, target_id, job_id, device_uuid, details)
