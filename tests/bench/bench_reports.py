@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import sys
 import time
 import uuid
@@ -19,6 +20,7 @@ from pathlib import Path
 import psycopg
 from bench_support import (
     bench_database,
+    cpu_seconds_by_role,
     device_token,
     device_uuid,
     gunicorn,
@@ -124,6 +126,7 @@ def main() -> None:
     args = parser.parse_args()
 
     reported_job, raw_job = uuid.uuid4(), uuid.uuid4()
+    n = args.devices
     with bench_database("djbench_reports") as url:
         register_fleet(url, args.devices)
         for job_id in (reported_job, raw_job):
@@ -133,14 +136,18 @@ def main() -> None:
         vacuum_analyze(url)
         with gunicorn(url, args.port) as base_url:
             http_load(base_url, None, 500, args.concurrency, "healthz")  # warm-up
+            before = cpu_seconds_by_role(base_url)
             healthz_s, healthz_codes = http_load(base_url, None, args.devices,
                                                  args.concurrency, "healthz")
+            between = cpu_seconds_by_role(base_url)
             reports_s, report_codes = http_load(base_url, reported_job, args.devices,
                                                 args.concurrency, "report")
+            after = cpu_seconds_by_role(base_url)
         counts, job, completions = final_state(url, reported_job)
+        raw_before = cpu_seconds_by_role()
         raw_s = raw_updates(url, raw_job, args.devices, args.concurrency)
+        raw_ms = (cpu_seconds_by_role()["PostgreSQL"] - raw_before["PostgreSQL"]) * 1000 / n
 
-    n = args.devices
     print(f"{n} devices, {args.concurrency} concurrent connections from {LOAD_PROCESSES} "
           "load processes")
     print(f"{'run':<44}{'seconds':>9}{'per second':>12}")
@@ -148,6 +155,13 @@ def main() -> None:
           f"{n / reports_s:>12.0f}")
     print(f"{'floor: GET /healthz, same load':<44}{healthz_s:>9.2f}{n / healthz_s:>12.0f}")
     print(f"{'floor: raw one-row UPDATE transactions':<44}{raw_s:>9.2f}{n / raw_s:>12.0f}")
+    print(f"CPU per request, ms (the machine has {os.cpu_count()} cores; load processes "
+          "not counted):")
+    for role in before:
+        healthz_ms = (between[role] - before[role]) * 1000 / n
+        report_ms = (after[role] - between[role]) * 1000 / n
+        print(f"  {role:<12} healthz {healthz_ms:6.2f}   report {report_ms:6.2f}"
+              + (f"   raw UPDATE {raw_ms:6.2f}" if role == "PostgreSQL" else ""))
     print(f"answers: reports {report_codes}, healthz {healthz_codes}")
     print(f"counters: {counts}; job: {job}; job.completed events: {completions}")
     exact = (counts == {"SUCCEEDED": n} and job == {"status": "SUCCEEDED", "succeeded": n,

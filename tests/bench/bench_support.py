@@ -219,6 +219,38 @@ def worker_memory_by_pid(base_url: str) -> dict[int, int]:
     return {int(pid): anonymous_memory_kib(int(pid)) for pid in children}
 
 
+def cpu_seconds_by_role(base_url: str | None = None) -> dict[str, float]:
+    """CPU seconds used so far (user + system) by every PostgreSQL process of this machine and,
+    given its URL, by the API's workers: read before and after a run, the difference is what
+    the run cost each side. A backend that has exited is counted in its postmaster's reaped
+    children's time."""
+    postgres = [pid for pid in os.listdir("/proc") if pid.isdigit()
+                and _process_name(pid) in ("postgres", "postmaster")]
+    used = {"PostgreSQL": sum(_cpu_seconds(pid, reaped=True) for pid in postgres)}
+    if base_url is not None:
+        master = _MASTERS[base_url]
+        workers = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+        used["API"] = sum(_cpu_seconds(pid) for pid in workers)
+    return used
+
+
+def _process_name(pid: str) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:  # gone meanwhile
+        return ""
+
+
+def _cpu_seconds(pid: str, reaped: bool = False) -> float:
+    """utime + stime, and with ``reaped`` cutime + cstime (its children that have exited)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    ticks = sum(int(value) for value in fields[11:15 if reaped else 13])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def anonymous_memory_kib(pid: int) -> int:
     status = Path(f"/proc/{pid}/status").read_text()
     return int(next(line.split()[1] for line in status.splitlines()

@@ -32,7 +32,9 @@ from bench_support import (
 
 from dispatcher import db
 from dispatcher.config import Settings
+from dispatcher.db import QUERIES
 from dispatcher.maintenance import timeouts
+from dispatcher.maintenance.sweep import REST_RATIO
 
 JOB_ID = uuid.uuid5(uuid.NAMESPACE_URL, "bench-timeout-job")
 # Every device is IN_PROGRESS on the job, and every deadline passed a minute ago.
@@ -85,13 +87,38 @@ def bare_update_floor(url: str) -> tuple[float, int]:
     return elapsed, moved
 
 
-def quiet_sweep(url: str) -> float:
-    """The sweep with no poll load, then the rows are put back."""
-    started = time.monotonic()
-    timeouts.time_out_overdue(datetime.now(UTC), Settings())
-    elapsed = time.monotonic() - started
+def one_statement(url: str, rows: int) -> float:
+    """The sweep's own statement over every overdue row at once (the audit rows and every column
+    it records, no chunks, no rests), rolled back: what the sweep's work costs above the bare
+    UPDATE."""
+    with psycopg.connect(url) as conn, conn.transaction(force_rollback=True):
+        started = time.monotonic()
+        conn.execute(QUERIES["time_out_overdue"], {
+            "now": datetime.now(UTC), "chunk_size": rows, "reason": timeouts.TIMEOUT_REASON,
+            "actor": "bench"})
+        return time.monotonic() - started
+
+
+def quiet_sweep(url: str) -> tuple[float, float]:
+    """The sweep with no poll load, then the rows are put back: (wall time, of which its rests
+    between chunks)."""
+    rests: list[float] = []
+    resting = timeouts.rest_after_chunk
+
+    def counted(chunk_started: float) -> None:
+        before = time.monotonic()
+        resting(chunk_started)
+        rests.append(time.monotonic() - before)
+
+    timeouts.rest_after_chunk = counted
+    try:
+        started = time.monotonic()
+        timeouts.time_out_overdue(datetime.now(UTC), Settings())
+        elapsed = time.monotonic() - started
+    finally:
+        timeouts.rest_after_chunk = resting
     put_rows_back(url)
-    return elapsed
+    return elapsed, sum(rests)
 
 
 def main() -> None:
@@ -108,8 +135,9 @@ def main() -> None:
     with bench_database("djbench_timeout") as url:
         build(url, args.devices)
         floor_s, floor_rows = bare_update_floor(url)
+        one_statement_s = one_statement(url, args.devices)
         db.configure(Settings(database_url=url))
-        quiet_sweep_s = quiet_sweep(url)
+        quiet_sweep_s, rested_s = quiet_sweep(url)
         with gunicorn(url, args.port) as base_url:
             wrk(base_url, "next", devices_file, 5, args.connections)  # warm-up
             quiet = wrk(base_url, "next", devices_file, args.duration, args.connections)
@@ -136,6 +164,11 @@ def main() -> None:
     print(f"floor: one bare UPDATE of {floor_rows} rows in {floor_s:.2f} s, no poll load; "
           f"the sweep with no poll load: {quiet_sweep_s:.2f} s "
           f"({quiet_sweep_s / floor_s:.1f}x the floor)")
+    print(f"where the quiet sweep's time goes: the bare UPDATE {floor_s:.2f} s; its statement "
+          f"over every row at once, with the audit rows and every column it records, "
+          f"{one_statement_s:.2f} s ({one_statement_s / floor_s:.1f}x); in chunks of "
+          f"{timeouts.BATCH_SIZE} {quiet_sweep_s - rested_s:.2f} s of work and {rested_s:.2f} s "
+          f"of rests between them (REST_RATIO {REST_RATIO}, for the polls)")
     if sweep["seconds"] > args.duration - 1:
         print("note: the sweep outlasted the measured poll window; raise --duration")
     print(f"{'GET /jobs/next':<30}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>9}")
