@@ -11,9 +11,10 @@ bytes from a static file server on the same machine; and a large upload next to 
 2. Upload: a file of ``--upload-mb`` is uploaded through the API (hashed and fsynced while
    streamed) and compared with writing the same bytes to the same disk with an fsync (the
    goal: at least 0.7x the disk's speed), and with hashing them alone (a ceiling: the API
-   hashes every byte it stores). Upload and floor alternate for ``--upload-rounds``, each after
-   a ``sync`` (a disk mounted with online discard is slow for seconds after a large file is
-   deleted, whichever of the two comes next); the best of each is compared, every time printed.
+   hashes every byte it stores). Upload (new content each time) and floor alternate for
+   ``--upload-rounds``, each after a ``sync``, and nothing is deleted until the end (a disk
+   mounted with online discard is slow for seconds after a large file is deleted, whichever of
+   the two comes next); the best of each is compared, every time printed.
 
     .venv/bin/python tests/bench/bench_artifacts.py [--size-mb 100] [--devices 50]
         [--upload-mb 1024] [--upload-rounds 3]
@@ -153,6 +154,8 @@ def http_server(root: Path, port: int) -> subprocess.Popen:
 
 
 def disk_write_s(path: Path, size_mb: int) -> float:
+    """Kept until the end, like the uploads: a large delete on a disk mounted with online
+    discard slows whatever writes next."""
     block = os.urandom(CHUNK)
     started = time.perf_counter()
     with open(path, "wb") as file:
@@ -160,9 +163,7 @@ def disk_write_s(path: Path, size_mb: int) -> float:
             file.write(block)
         file.flush()
         os.fsync(file.fileno())
-    elapsed = time.perf_counter() - started
-    path.unlink()
-    return elapsed
+    return time.perf_counter() - started
 
 
 def sha256_s(size_mb: int) -> float:
@@ -211,11 +212,14 @@ def main() -> None:
                 big = work / "upload.bin"
                 write_random_file(big, args.upload_mb)
                 uploads, disks = [], []
-                for _ in range(args.upload_rounds):  # the same content: stored once, all written
+                for round_ in range(args.upload_rounds):
+                    with open(big, "r+b") as first_byte:  # new content: a new stored file
+                        first_byte.write(bytes([round_]))
                     os.sync()
-                    uploads.append(upload(base_url, big, "upload.bin")[1])
+                    uploads.append(upload(base_url, big, f"upload-{round_}.bin")[1])
                     os.sync()
-                    disks.append(disk_write_s(store / "disk-floor.bin", args.upload_mb))
+                    disks.append(disk_write_s(store / f"disk-floor-{round_}.bin",
+                                              args.upload_mb))
                 big.unlink()
             upload_s, disk_s = min(uploads), min(disks)
             hash_s = sha256_s(args.upload_mb)
