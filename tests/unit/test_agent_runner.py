@@ -118,6 +118,20 @@ def test_bad_answers_never_crash_the_loop(fake, tmp_path, answer):
     assert fake.statuses(job_id)[-1] == "SUCCEEDED"
 
 
+def once_started(fake: FakeDeviceServer, job_id: str, action, *args) -> None:
+    """Call ``action(*args)`` as soon as the agent has reported the job IN_PROGRESS (while its
+    first step runs), from a thread of its own: a timer set from the start raced the agent's
+    start-up on a loaded machine."""
+
+    def wait_then_act() -> None:
+        deadline = time.monotonic() + 30
+        while "IN_PROGRESS" not in fake.statuses(job_id) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        action(*args)
+
+    threading.Thread(target=wait_then_act, daemon=True).start()
+
+
 def test_a_job_canceled_during_a_long_step_is_killed_and_not_reported(fake, tmp_path):
     after = tmp_path / "after"
     job_id = fake.add_job(then_touch("sleep,60", after))
@@ -136,7 +150,7 @@ def test_a_cancel_learnt_from_a_progress_report_stops_before_the_next_step(fake,
     after = tmp_path / "after"
     job_id = fake.add_job(then_touch("sleep,0.5", after))
     agent = make_agent(fake, tmp_path, cancel_check_s=60.0)
-    threading.Timer(0.2, fake.set_status, (job_id, "CANCELED")).start()
+    once_started(fake, job_id, fake.set_status, job_id, "CANCELED")
     agent.poller.poll_once()
     assert not after.exists()
     assert fake.statuses(job_id) == ["IN_PROGRESS"]
@@ -148,7 +162,7 @@ def test_a_result_waits_in_the_outbox_while_the_server_is_down_and_survives_a_re
     marker = tmp_path / "ran"
     job_id = fake.add_job(then_touch("sleep,0.5", marker))
     agent = make_agent(fake, tmp_path)
-    threading.Timer(0.2, setattr, (fake, "down", True)).start()
+    once_started(fake, job_id, setattr, fake, "down", True)
     agent.poller.poll_once()
     assert marker.exists()
     outbox = list((tmp_path / "state" / "outbox").glob("*.json"))
