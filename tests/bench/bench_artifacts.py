@@ -17,7 +17,7 @@ bytes from a static file server on the same machine; and a large upload next to 
    the two comes next); the best of each is compared, every time printed.
 
     .venv/bin/python tests/bench/bench_artifacts.py [--size-mb 100] [--devices 50]
-        [--upload-mb 1024] [--upload-rounds 3]
+        [--upload-mb 1024] [--upload-rounds 5]
 """
 
 from __future__ import annotations
@@ -181,7 +181,7 @@ def main() -> None:
     parser.add_argument("--size-mb", type=int, default=100)
     parser.add_argument("--devices", type=int, default=50)
     parser.add_argument("--upload-mb", type=int, default=1024)
-    parser.add_argument("--upload-rounds", type=int, default=3)
+    parser.add_argument("--upload-rounds", type=int, default=5)
     args = parser.parse_args()
     if shutil.which("curl") is None or shutil.which("nginx") is None:
         raise SystemExit("this benchmark needs curl and nginx: apt-get install curl nginx")
