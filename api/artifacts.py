@@ -158,7 +158,6 @@ class GunicornSocketBody(DeclaredBody):
             os.close(pipe_out)
 
 
-
 def _write_all(descriptor: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
