@@ -7,6 +7,7 @@ every test runs the same path as production up to the sweep under test.
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -150,7 +151,15 @@ def test_the_timeout_sweep_rests_between_its_chunks_for_a_share_of_their_time(
         report(device, job["job_id"], "IN_PROGRESS")
     monkeypatch.setattr(timeouts, "BATCH_SIZE", 2)
     rests: list[float] = []
-    monkeypatch.setattr(sweep.time, "sleep", rests.append)
+    sweeping, sleep = threading.get_ident(), time.sleep
+
+    def sleep_or_count(seconds: float) -> None:  # other threads of the process sleep as ever
+        if threading.get_ident() == sweeping:
+            rests.append(seconds)
+        else:
+            sleep(seconds)
+
+    monkeypatch.setattr(sweep.time, "sleep", sleep_or_count)
     outcome = timeouts.time_out_overdue(now() + timedelta(minutes=11), SWEEP_SETTINGS)
     assert outcome.moved_rows == 5
     # Chunks of 2, 2 and 1: a rest after each full chunk, none after the last.
