@@ -238,6 +238,67 @@ BEGIN
     RETURN summary;
 END $$;
 
+CREATE FUNCTION public.inventory_number_leaves(inventory jsonb) RETURNS TABLE(path text[], value numeric)
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+    WITH RECURSIVE member (path, value) AS (
+        SELECT ARRAY[e.key], e.value
+          FROM jsonb_each(CASE WHEN jsonb_typeof(inventory) = 'object' THEN inventory
+                               ELSE '{}'::jsonb END) AS e
+        UNION ALL
+        SELECT m.path || e.key, e.value
+          FROM member m
+         CROSS JOIN LATERAL jsonb_each(CASE WHEN jsonb_typeof(m.value) = 'object' THEN m.value
+                                            ELSE '{}'::jsonb END) AS e
+    )
+    SELECT m.path, m.value::numeric FROM member m WHERE jsonb_typeof(m.value) = 'number'
+$$;
+
+CREATE FUNCTION public.inventory_numbers_insert() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    INSERT INTO inventory_number_paths (path)
+    SELECT DISTINCT l.path
+      FROM new_rows r
+     CROSS JOIN LATERAL inventory_number_leaves(r.inventory) l
+     WHERE NOT EXISTS (SELECT 1 FROM inventory_number_paths p WHERE p.path = l.path)
+    ON CONFLICT (path) DO NOTHING;
+    INSERT INTO device_inventory_numbers (device_uuid, path_id, value)
+    SELECT r.uuid, p.id, l.value
+      FROM new_rows r
+     CROSS JOIN LATERAL inventory_number_leaves(r.inventory) l
+      JOIN inventory_number_paths p ON p.path = l.path;
+    RETURN NULL;
+END $$;
+
+CREATE FUNCTION public.inventory_numbers_update() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    path_ids integer[];
+    leaf_values numeric[];
+BEGIN
+    INSERT INTO inventory_number_paths (path)
+    SELECT l.path
+      FROM inventory_number_leaves(NEW.inventory) l
+     WHERE NOT EXISTS (SELECT 1 FROM inventory_number_paths p WHERE p.path = l.path)
+    ON CONFLICT (path) DO NOTHING;
+    SELECT coalesce(array_agg(p.id), '{}'), coalesce(array_agg(l.value), '{}')
+      INTO path_ids, leaf_values
+      FROM inventory_number_leaves(NEW.inventory) l
+      JOIN inventory_number_paths p ON p.path = l.path;
+    DELETE FROM device_inventory_numbers n
+     WHERE n.device_uuid = NEW.uuid
+       AND NOT EXISTS (SELECT 1 FROM unnest(path_ids, leaf_values) AS u (path_id, value)
+                        WHERE u.path_id = n.path_id AND u.value = n.value);
+    INSERT INTO device_inventory_numbers (device_uuid, path_id, value)
+    SELECT NEW.uuid, u.path_id, u.value
+      FROM unnest(path_ids, leaf_values) AS u (path_id, value)
+    ON CONFLICT (device_uuid, path_id) DO NOTHING;
+    RETURN NULL;
+END $$;
+
 CREATE FUNCTION public.job_held_open(p_job_id uuid) RETURNS boolean
     LANGUAGE sql STABLE
     AS $$
@@ -470,6 +531,12 @@ CREATE TABLE public.device_groups (
     CONSTRAINT device_groups_name_check CHECK ((name ~ '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$'::text))
 );
 
+CREATE TABLE public.device_inventory_numbers (
+    device_uuid uuid NOT NULL,
+    path_id integer NOT NULL,
+    value numeric NOT NULL
+);
+
 CREATE TABLE public.device_job_status (
     id bigint NOT NULL,
     job_id uuid NOT NULL,
@@ -578,6 +645,20 @@ CREATE TABLE public.history_prunes (
     pruned_at timestamp with time zone NOT NULL,
     rows_removed bigint DEFAULT 0 NOT NULL,
     CONSTRAINT history_prunes_kind_check CHECK ((kind = ANY (ARRAY['executions'::text, 'recurring_runs'::text, 'audit_events'::text])))
+);
+
+CREATE TABLE public.inventory_number_paths (
+    id integer NOT NULL,
+    path text[] NOT NULL
+);
+
+ALTER TABLE public.inventory_number_paths ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.inventory_number_paths_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
 );
 
 CREATE TABLE public.job_artifacts (
@@ -886,6 +967,9 @@ ALTER TABLE ONLY public.device_group_members
 ALTER TABLE ONLY public.device_groups
     ADD CONSTRAINT device_groups_pkey PRIMARY KEY (name);
 
+ALTER TABLE ONLY public.device_inventory_numbers
+    ADD CONSTRAINT device_inventory_numbers_pkey PRIMARY KEY (device_uuid, path_id);
+
 ALTER TABLE ONLY public.device_job_status
     ADD CONSTRAINT device_job_status_job_id_device_uuid_execution_number_key UNIQUE (job_id, device_uuid, execution_number);
 
@@ -915,6 +999,12 @@ ALTER TABLE ONLY public.fleet_counts
 
 ALTER TABLE ONLY public.history_prunes
     ADD CONSTRAINT history_prunes_pkey PRIMARY KEY (kind);
+
+ALTER TABLE ONLY public.inventory_number_paths
+    ADD CONSTRAINT inventory_number_paths_path_key UNIQUE (path);
+
+ALTER TABLE ONLY public.inventory_number_paths
+    ADD CONSTRAINT inventory_number_paths_pkey PRIMARY KEY (id);
 
 ALTER TABLE ONLY public.job_artifacts
     ADD CONSTRAINT job_artifacts_pkey PRIMARY KEY (job_id, artifact_id);
@@ -977,6 +1067,8 @@ CREATE INDEX artifacts_sha256 ON public.artifacts USING btree (sha256);
 CREATE INDEX device_fact_signatures_signature_idx ON public.device_fact_signatures USING btree (signature, device_uuid);
 
 CREATE INDEX device_group_members_device_idx ON public.device_group_members USING btree (device_uuid);
+
+CREATE INDEX device_inventory_numbers_range_idx ON public.device_inventory_numbers USING btree (path_id, value);
 
 CREATE INDEX device_job_status_device_idx ON public.device_job_status USING btree (device_uuid, id DESC);
 
@@ -1090,6 +1182,10 @@ CREATE TRIGGER devices_fact_signature_insert AFTER INSERT ON public.devices REFE
 
 CREATE TRIGGER devices_fact_signature_update AFTER UPDATE OF device_type, attributes, inventory ON public.devices FOR EACH ROW WHEN (((old.device_type IS DISTINCT FROM new.device_type) OR ((old.attributes)::text IS DISTINCT FROM (new.attributes)::text) OR ((old.inventory)::text IS DISTINCT FROM (new.inventory)::text))) EXECUTE FUNCTION public.fact_signature_move();
 
+CREATE TRIGGER devices_inventory_numbers_insert AFTER INSERT ON public.devices REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.inventory_numbers_insert();
+
+CREATE TRIGGER devices_inventory_numbers_update AFTER UPDATE OF inventory ON public.devices FOR EACH ROW WHEN (((old.inventory)::text IS DISTINCT FROM (new.inventory)::text)) EXECUTE FUNCTION public.inventory_numbers_update();
+
 CREATE TRIGGER devices_notify_deleted AFTER DELETE ON public.devices REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION public.notify_idle_devices_deleted();
 
 CREATE TRIGGER devices_notify_token AFTER UPDATE OF token_hash ON public.devices FOR EACH ROW WHEN ((old.token_hash IS DISTINCT FROM new.token_hash)) EXECUTE FUNCTION public.notify_idle_device();
@@ -1110,6 +1206,9 @@ ALTER TABLE ONLY public.device_group_members
 
 ALTER TABLE ONLY public.device_group_members
     ADD CONSTRAINT device_group_members_group_name_fkey FOREIGN KEY (group_name) REFERENCES public.device_groups(name) ON UPDATE CASCADE ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.device_inventory_numbers
+    ADD CONSTRAINT device_inventory_numbers_device_uuid_fkey FOREIGN KEY (device_uuid) REFERENCES public.devices(uuid) ON UPDATE CASCADE ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.device_job_status
     ADD CONSTRAINT device_job_status_device_uuid_fkey FOREIGN KEY (device_uuid) REFERENCES public.devices(uuid) ON DELETE CASCADE;

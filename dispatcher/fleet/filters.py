@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeGuard
 
 from psycopg import errors as pg_errors
 from psycopg import sql
@@ -42,8 +42,8 @@ from schemas.filters import (
 )
 
 __all__ = ["DEVICE_TYPE_KEY", "EVERY_DEVICE", "Predicate", "bounded_search", "compile_filter",
-           "counts_from_fact_signatures", "counts_from_signatures", "parse_target_filter",
-           "static_group_members", "uses_inventory"]
+           "counts_from_fact_signatures", "counts_from_signatures", "number_range",
+           "parse_target_filter", "static_group_members", "uses_inventory"]
 
 # How long a search or a count for a person waiting may read before it is refused.
 SEARCH_TIMEOUT_MS = 5000
@@ -101,6 +101,57 @@ def counts_from_fact_signatures(tree: Node, summarised: Iterable[tuple[str, ...]
                or ((f.source == INVENTORY or f.path == ("agent_version",))
                    and summarised_fact(f.path))
                for f in fields_of(tree))
+
+
+RANGES = ("$gt", "$gte", "$lt", "$lte")
+
+
+def number_range(tree: Node) -> Predicate | None:
+    """The filter as a condition on a ``device_inventory_numbers`` row ``n`` when it is one
+    range of one numeric inventory fact (comparisons with numbers, all on one path, all of
+    which must hold), so that it is counted by an index-only scan of (path id, value);
+    else None.
+
+    A number in a list is no leaf there, so a path that could step into a list (a key after
+    the first that reads as a list index, as ``#>`` takes it) is not counted this way."""
+    conditions = [c for c in _conjuncts(tree) if _number_comparison(c)]
+    if not conditions or len(conditions) != len(list(_conjuncts(tree))):
+        return None
+    paths = {c.field.path for c in conditions}
+    if len(paths) != 1:
+        return None
+    path = paths.pop()
+    if any(_list_index(key) for key in path[1:]):
+        return None
+    compiler = _Compiler("numbers", "n", datetime.now(UTC))
+    tests = [sql.SQL("{} = (SELECT p.id FROM inventory_number_paths p WHERE p.path = {})").format(
+        compiler.column("path_id"), compiler.bind(list(path), "text[]"))]
+    tests += [sql.SQL("{} {} ({})::numeric").format(
+        compiler.column("value"), sql.SQL(_SQL_COMPARISON[c.operator]),
+        compiler.bind(_json(c.value), "jsonb")) for c in conditions]
+    return Predicate(sql.SQL(" AND ").join(tests), compiler.params)
+
+
+def _conjuncts(node: Node) -> Iterator[Node]:
+    if isinstance(node, AllOf):
+        for child in node.children:
+            yield from _conjuncts(child)
+    else:
+        yield node
+
+
+def _number_comparison(node: Node) -> TypeGuard[Condition]:
+    return (isinstance(node, Condition) and node.field.source == INVENTORY
+            and node.operator in RANGES and not isinstance(node.value, bool)
+            and isinstance(node.value, (int, float)))
+
+
+def _list_index(key: str) -> bool:
+    try:
+        int(key)
+    except ValueError:
+        return False
+    return True
 
 
 @contextmanager

@@ -12,9 +12,11 @@ cost grows with the number of matching signatures, not devices. A filter that al
 summarised inventory facts (os, kernel, model, …: ``fact_signature_paths()`` in the database)
 is counted from the fact signatures: the filter is evaluated on the distinct (type,
 attributes, summarised facts), and the devices of the matching ones are counted by an
-index-only scan of a narrow table that sightings never write. A filter that names other
-inventory or server columns is counted on the devices themselves (the GIN indexes serve its
-exact matches). A device list is checked against the primary key.
+index-only scan of a narrow table that sightings never write. A range of one numeric
+inventory fact (``"inventory.disk_free_mb": {"$gte": 500}``) is counted by an index-only scan
+of ``device_inventory_numbers``, where triggers keep every number of every inventory. A filter
+that names other inventory or server columns is counted on the devices themselves (the GIN
+indexes serve its exact matches). A device list is checked against the primary key.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from dispatcher.fleet.filters import (
     compile_filter,
     counts_from_fact_signatures,
     counts_from_signatures,
+    number_range,
     parse_target_filter,
     static_group_members,
     uses_inventory,
@@ -197,4 +200,13 @@ def count_target_devices(target: Target, conn: db.Connector | None = None) -> in
     if counts_from_fact_signatures(target.tree, summarised_facts(conn)):
         return conn.row_filtered("count_matching_fact_signatures",
                                  {"target_filter": target.predicate()})["n"]
+    numbers = number_range(target.tree)
+    if numbers is not None:
+        # The planner prices the index-only scan above a sequential scan of the narrow table,
+        # though it reads a third of the pages (1M devices, all visible: 90-140 ms against
+        # 200). Turned off for this statement alone; a failed one rolls the setting back.
+        was = conn.row("prefer_index_scans")["was"]
+        n = conn.row_filtered("count_matching_numbers", {"target_filter": numbers})["n"]
+        conn.execute("restore_sequential_scans", setting=was)
+        return n
     return conn.row_filtered("count_matching_devices", {"target_filter": target.predicate()})["n"]

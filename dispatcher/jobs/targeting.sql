@@ -19,6 +19,21 @@ SELECT count(*) AS n
 -- where the triggers that keep the signatures use it).
 SELECT fact_signature_paths() AS paths;
 
+-- name: count_matching_numbers
+-- Devices a range of one numeric inventory fact matches, by an index-only scan of the maintained
+-- numbers (a device has one row per path, so a row is a device).
+SELECT count(*) AS n
+  FROM device_inventory_numbers n
+ WHERE {{target_filter}};
+
+-- name: prefer_index_scans
+-- Sequential scans off for the rest of the transaction; answers the setting as it was.
+SELECT s.was, set_config('enable_seqscan', 'off', true) AS now
+  FROM (SELECT current_setting('enable_seqscan') AS was) s;
+
+-- name: restore_sequential_scans
+SELECT set_config('enable_seqscan', %(setting)s, true);
+
 -- name: count_matching_devices
 -- Devices a filter that names inventory or server columns matches.
 SELECT count(*) AS n
