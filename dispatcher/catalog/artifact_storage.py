@@ -27,7 +27,7 @@ import os
 import tempfile
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol, runtime_checkable
@@ -120,11 +120,13 @@ class _Writeback:
     for (without it, a 1 GB upload waited half a second for its fsync). Best effort: the fsync is
     what makes the file durable."""
 
-    def __init__(self, descriptor: int) -> None:
-        self.descriptor, self.started = descriptor, 0
+    def __init__(self, descriptor: int, flush: Callable[[], object] = lambda: None) -> None:
+        """``flush`` hands what a buffered writer holds to the file first."""
+        self.descriptor, self.flush, self.started = descriptor, flush, 0
 
     def written(self, size: int) -> None:
         if _START_WRITEBACK is not None and size - self.started >= WRITEBACK_STEP_BYTES:
+            self.flush()
             _START_WRITEBACK(self.descriptor, self.started, size - self.started,
                              SYNC_FILE_RANGE_WRITE)
             self.started = size
@@ -215,14 +217,12 @@ class LocalStorage:
                 if isinstance(stream, SocketBody):
                     size = _splice_hashing(stream, file.fileno(), Path(temporary), digest)
                 else:
-                    writeback = _Writeback(file.fileno())
+                    writeback = _Writeback(file.fileno(), file.flush)
                     for chunk in _chunks(stream, max_bytes):
                         digest.update(chunk)
                         size += len(chunk)
                         file.write(chunk)
-                        if size - writeback.started >= WRITEBACK_STEP_BYTES:
-                            file.flush()
-                            writeback.written(size)
+                        writeback.written(size)
                     file.flush()
                 os.fsync(file.fileno())
             key = digest.hexdigest()
