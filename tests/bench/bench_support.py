@@ -265,9 +265,23 @@ def write_device_list(devices: int, path: Path) -> None:
 
 
 def require_wrk() -> None:
-    """Stop before any data is built when the load generator is missing."""
+    """Install the load generator from the distribution's packages when it is missing (as
+    ``deploy/services.sh`` installs the services); stop before any data is built when it
+    cannot be."""
+    if shutil.which("wrk") is not None:
+        return
+    root = [] if os.geteuid() == 0 else ["sudo", "-n"]
+    if shutil.which("apt-get") is None or (root and shutil.which("sudo") is None):
+        raise SystemExit("this benchmark loads the API with wrk: install it (apt-get install "
+                         "wrk on Debian and Ubuntu)")
+    print("installing wrk (apt-get install wrk)")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "wrk"]):
+        if subprocess.run(root + command, env=env, stdout=subprocess.DEVNULL).returncode:
+            raise SystemExit(f"could not install wrk ({' '.join(root + command)} failed): "
+                             "install it by hand")
     if shutil.which("wrk") is None:
-        raise SystemExit("this benchmark loads the API with wrk: apt-get install wrk")
+        raise SystemExit("wrk was installed but is not on PATH")
 
 
 def wrk(base_url: str, path_kind: str, devices_file: Path | None, duration_s: int,
