@@ -13,9 +13,17 @@ from dispatcher import audit, db
 from dispatcher.changes import field_changes
 from dispatcher.errors import NotFound
 from dispatcher.fleet import tokens
-from dispatcher.fleet.filters import bounded_search, compile_filter, parse_target_filter
+from dispatcher.fleet.filters import (
+    bounded_search,
+    compile_filter,
+    devices_in_range,
+    number_range,
+    parse_target_filter,
+)
+from dispatcher.jobs.targeting import Target, count_target_devices
 from dispatcher.outcome import Decided, Outcome
 from dispatcher.policies import continuous
+from schemas.vocabulary import TARGET_GROUP
 
 EDITABLE_FIELDS = ("device_name", "device_type", "attributes")
 
@@ -61,14 +69,17 @@ def list_devices(target_filter: dict, limit: int, offset: int,
 
     The search is bounded (``bounded_search``): a filter that no index serves and that would
     read past the time limit is refused, saying so, instead of holding a connection."""
-    slots = {"device_filter": compile_filter(
-        parse_target_filter(target_filter, "filter"), "device")}
+    tree = parse_target_filter(target_filter, "filter")
+    numbers = number_range(tree)
+    slots = {"device_filter": compile_filter(tree, "device") if numbers is None
+             else devices_in_range(numbers)}
     with db.transaction() as c, bounded_search(c, timeout_ms):
         rows = c.all_filtered("list_devices", slots, limit=limit, offset=offset)
         if 0 < len(rows) < limit or (not rows and not offset):
             total = offset + len(rows)
         else:
-            total = c.row_filtered("count_devices", slots)["n"]
+            total = count_target_devices(
+                Target(TARGET_GROUP, target_filter=target_filter, tree=tree), c)
     return {"devices": rows, "total": total, "limit": limit, "offset": offset}
 
 

@@ -55,9 +55,3 @@ DELETE FROM devices WHERE uuid = %(uuid)s;
 UPDATE devices SET token_hash = %(token_hash)s, updated_at = now()
  WHERE uuid = %(uuid)s
 RETURNING uuid;
-
--- name: count_devices
--- How many devices list_devices pages through.
-SELECT count(*) AS n
-  FROM devices d
- WHERE {{device_filter}};

@@ -16,8 +16,8 @@ from suite_constants import PG_ADMIN_URL
 from test_fact_signatures import counted, insert_devices
 
 from dispatcher import db
-from dispatcher.fleet.devices import delete_device, register_device
-from dispatcher.fleet.filters import number_range, parse_target_filter
+from dispatcher.fleet.devices import delete_device, list_devices, register_device
+from dispatcher.fleet.filters import compile_filter, number_range, parse_target_filter
 from dispatcher.fleet.inventory import report_inventory
 from dispatcher.jobs.targeting import count_target_devices, parse_target
 from dispatcher.migrate import available_migrations, migrate
@@ -111,6 +111,43 @@ def test_a_numeric_range_is_counted_from_the_numbers_as_the_devices_count_it(num
     assert counted(on_devices, {"inventory.disk_free_mb": {"$gte": 500}}) == 3
     assert counted(on_devices, {"inventory.disk_free_mb.value": {"$gte": 900}}) == 1
     assert expected_matches > 20
+
+
+def test_a_search_for_a_range_pages_and_counts_what_the_devices_hold(numbers_fleet):
+    for target_filter in RANGES:
+        tree = parse_target_filter(target_filter)
+        with db.connect() as c:
+            expected = [row["uuid"] for row in c.all_filtered(
+                "list_devices", {"device_filter": compile_filter(tree, "device")},
+                limit=100, offset=0)]
+        pages = [list_devices(target_filter, limit=2, offset=offset) for offset in (0, 2, 4)]
+        assert [d["uuid"] for page in pages for d in page["devices"]] == expected[:6], \
+            target_filter
+        assert {page["total"] for page in pages} == {len(expected)}, target_filter
+
+
+def test_a_search_for_a_range_finds_its_devices_by_the_index(app, monkeypatch):
+    bulk_register_devices(3000, "raspberry-pi", {"site": "berlin"})
+    with db.pool().connection() as conn:
+        conn.execute("UPDATE devices SET inventory = jsonb_build_object("
+                     "'disk_free_mb', (random() * 10000)::int)")
+        conn.execute("VACUUM ANALYZE devices")
+        conn.execute("VACUUM ANALYZE device_inventory_numbers")
+    pages = []
+    all_filtered = db.Connector.all_filtered
+
+    def recorded(self, query, /, slots, **params):
+        pages.append((query, slots, params))
+        return all_filtered(self, query, slots, **params)
+
+    monkeypatch.setattr(db.Connector, "all_filtered", recorded)
+    list_devices({"inventory.disk_free_mb": {"$lt": 5}}, limit=50, offset=0)
+    [(query, slots, params)] = [page for page in pages if page[0] == "list_devices"]
+    with db.pool().connection() as conn:
+        statement = db._fill_slots(query, slots, params)
+        plan = "\n".join(row["QUERY PLAN"] for row in conn.execute(
+            b"EXPLAIN " + statement[0].as_bytes(conn), statement[1]).fetchall())
+    assert "device_inventory_numbers_range_idx" in plan, plan
 
 
 def test_other_filters_are_counted_on_the_devices(numbers_fleet):
