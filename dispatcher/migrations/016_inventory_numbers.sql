@@ -4,7 +4,7 @@
 --
 -- Reading a key out of each device's inventory costs about three times a bare sequential scan
 -- of the devices table, whatever the jsonb operator; an index-only scan of (path id, value) reads
--- some 28 bytes a device. The rows follow the inventory by triggers, as the fact signatures do:
+-- some 34 bytes a device. The rows follow the inventory by triggers, as the fact signatures do:
 -- a report that changes no number rewrites none of them.
 --
 -- A leaf is a number reached through objects only (a path of keys), which is exactly what a
@@ -28,7 +28,7 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
 $$;
 
 -- Each path a number was ever reported at, by a small id: the (path_id, value) index of a
--- fleet's free disk is then some 28 bytes a device, where the path itself (an array) took 70.
+-- fleet's free disk is then some 34 bytes a device, where the path itself (an array) took 73.
 -- Paths are never deleted (a device that reported one may report it again); a device reporting
 -- ever new keys adds at most 100 a report.
 CREATE TABLE inventory_number_paths (
