@@ -114,8 +114,9 @@ def number_range(tree: Node) -> Predicate | None:
 
     A number in a list is no leaf there, so a path that could step into a list (a key after
     the first that reads as a list index, as ``#>`` takes it) is not counted this way."""
-    conditions = [c for c in _conjuncts(tree) if _number_comparison(c)]
-    if not conditions or len(conditions) != len(list(_conjuncts(tree))):
+    parts = list(_conjuncts(tree))
+    conditions = [c for c in parts if _number_comparison(c)]
+    if not parts or len(conditions) != len(parts):
         return None
     paths = {c.field.path for c in conditions}
     if len(paths) != 1:
